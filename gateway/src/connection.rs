@@ -1,0 +1,485 @@
+//! One socket, from upgrade to close.
+//!
+//! Set-up: ask a worker to open or restore the session (`chat.rpc`), take
+//! the session's ownership lock, close whatever socket held it before (the
+//! kill switch), join the session's fan-out and say `connection_status`.
+//!
+//! Then one task per socket runs a loop that
+//! * writes everything queued for the socket in one flush,
+//! * reads client frames — one at a time: while a message is being
+//!   accepted (rate limit, `chat.in`), reading pauses but writing goes on,
+//! * pings the client and closes it after `pong_wait` of silence,
+//! * closes on order (kill switch, lost lock, slow consumer, shutdown).
+//!
+//! On the way out it leaves the fan-out and releases the lock — only if it
+//! still holds it — and lets the user's active session linger for the
+//! reconnect timeout.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
+use chatbox_shared::auth::Identity;
+use chatbox_shared::bus::Headers;
+use chatbox_shared::coordinator::OwnerToken;
+use chatbox_shared::envelope::{Control, KillReason, OpenSession, OpenedSession, RpcReply, headers, rpc};
+use chatbox_shared::ids::is_valid_session_id;
+use chatbox_shared::protocol::outbound::{self, StatusReason};
+use chatbox_shared::protocol::{ErrorCode, ErrorInfo};
+use futures_util::SinkExt;
+use futures_util::future::OptionFuture;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::inbound::{self, ConnContext, Pending};
+use crate::metrics;
+use crate::registry::ConnHandle;
+use crate::send_queue::{CloseOrder, SendQueue};
+use crate::session_hub::ListenerRole;
+use crate::state::{ConnectionSlot, GatewayState};
+
+/// How a socket ended, for logs and the disconnect metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    ClientClosed,
+    ReadError,
+    WriteError,
+    TooLarge,
+    Ordered(StatusReason),
+}
+
+impl Exit {
+    fn label(self) -> &'static str {
+        match self {
+            Exit::ClientClosed => "client_closed",
+            Exit::ReadError => "read_error",
+            Exit::WriteError => "write_error",
+            Exit::TooLarge => "message_too_large",
+            Exit::Ordered(reason) => reason.as_str(),
+        }
+    }
+}
+
+/// Runs a socket to its end.
+pub async fn run(
+    state: Arc<GatewayState>,
+    socket: WebSocket,
+    identity: Identity,
+    requested_session: Option<String>,
+    remote: SocketAddr,
+    slot: ConnectionSlot,
+) {
+    let conn_id = state.next_conn_id.fetch_add(1, Ordering::Relaxed);
+    let span = info_span!(
+        "connection",
+        pod_id = %state.pod_id,
+        conn_id,
+        user_id = %identity.user_id,
+        session_id = tracing::field::Empty,
+        %remote,
+    );
+    serve(state, socket, identity, requested_session, conn_id, slot)
+        .instrument(span)
+        .await;
+}
+
+async fn serve(
+    state: Arc<GatewayState>,
+    mut socket: WebSocket,
+    identity: Identity,
+    requested_session: Option<String>,
+    conn_id: u64,
+    _slot: ConnectionSlot,
+) {
+    let opened = match open_session(&state, &identity, requested_session).await {
+        Ok(opened) => opened,
+        Err(info) => {
+            warn!(code = %info.code, "cannot open a session: {}", info.message);
+            refuse_socket(&mut socket, &state, info).await;
+            metrics::disconnect("open_failed");
+            return;
+        }
+    };
+    let session_id = opened.session_id.clone();
+    tracing::Span::current().record("session_id", session_id.as_str());
+
+    let ttl = state.config.chatbox.gateway.owner_ttl;
+    let claim = match state
+        .coordinator
+        .claim_owner(&session_id, &state.pod_id, conn_id, ttl)
+        .await
+    {
+        Ok(claim) => claim,
+        Err(e) => {
+            metrics::coordinator_error("claim_owner");
+            warn!("cannot take the session's ownership lock: {e}");
+            let info = ErrorInfo::new(
+                ErrorCode::ServiceUnavailable,
+                "the chat service is not available right now; reconnect shortly",
+            )
+            .retry_after(Duration::from_secs(2));
+            refuse_socket(&mut socket, &state, info).await;
+            metrics::disconnect("open_failed");
+            return;
+        }
+    };
+    if let Some(previous) = &claim.previous {
+        kill(&state, &session_id, previous).await;
+    }
+    if let Some(previous_session) = &opened.previous_session_id {
+        match state.coordinator.owner(previous_session).await {
+            Ok(Some(owner)) => kill(&state, previous_session, &owner).await,
+            Ok(None) => {}
+            Err(e) => {
+                metrics::coordinator_error("owner");
+                warn!(
+                    previous_session,
+                    "cannot find the owner of the user's previous session: {e}"
+                );
+            }
+        }
+    }
+
+    let queue = Arc::new(SendQueue::new(state.config.chatbox.websocket.send_queue_limit));
+    let handle = Arc::new(ConnHandle {
+        conn_id,
+        user_id: identity.user_id.clone(),
+        session_id: session_id.clone(),
+        queue: Arc::clone(&queue),
+        owner: claim.token.clone(),
+        active_confirmed: AtomicBool::new(false),
+    });
+    state.registry.insert(Arc::clone(&handle));
+    state
+        .hub
+        .join(&session_id, conn_id, ListenerRole::User, Arc::clone(&queue));
+    if opened.restored {
+        // An answer may be streaming for this session right now.
+        if let Err(e) = state.hub.attach(&session_id).await {
+            metrics::bus_error("subscribe");
+            warn!("cannot listen to the restored session: {e}");
+        }
+    }
+    let reconnect_timeout = state.config.chatbox.reconnect_timeout;
+    let status = if opened.restored {
+        StatusReason::Restored
+    } else {
+        StatusReason::NewSession
+    };
+    let _ = queue.push(outbound::connection_status(&session_id, status, reconnect_timeout).to_json());
+    state.metrics.connects.increment(1);
+    info!(restored = opened.restored, "connected");
+
+    let ctx = ConnContext {
+        state: Arc::clone(&state),
+        conn_id,
+        session_id: session_id.clone(),
+        identity,
+        queue: Arc::clone(&queue),
+        last_typing: None,
+    };
+    let exit = socket_loop(&state, &mut socket, ctx).await;
+
+    state.hub.leave(&session_id, conn_id);
+    state.registry.remove(conn_id);
+    release(&state, &handle.user_id, &session_id, &claim.token).await;
+    metrics::disconnect(exit.label());
+    info!(reason = exit.label(), "disconnected");
+}
+
+async fn socket_loop(state: &GatewayState, socket: &mut WebSocket, mut ctx: ConnContext) -> Exit {
+    let ws = &state.config.chatbox.websocket;
+    let (ping_period, pong_wait, write_wait) = (ws.ping_period, ws.pong_wait, ws.write_wait);
+    let queue = Arc::clone(&ctx.queue);
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut pending: Option<Pending> = None;
+    let mut last_heard = Instant::now();
+    let mut next_ping = last_heard + ping_period;
+    let mut shutdown_seen = false;
+    let timer = tokio::time::sleep_until(next_ping.min(last_heard + pong_wait));
+    tokio::pin!(timer);
+
+    loop {
+        let close = queue.drain_into(&mut batch);
+        if !batch.is_empty()
+            && let Err(e) = write_frames(socket, &mut batch, write_wait).await
+        {
+            debug!("write failed: {e}");
+            return Exit::WriteError;
+        }
+        if let Some(order) = close {
+            send_close(socket, &order, write_wait).await;
+            return Exit::Ordered(order.reason);
+        }
+        let deadline = next_ping.min(last_heard + pong_wait);
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+
+        tokio::select! {
+            biased;
+            _ = state.shutdown.cancelled(), if !shutdown_seen => {
+                shutdown_seen = true;
+                queue.close(CloseOrder {
+                    reason: StatusReason::ServerShutdown,
+                    last_frame: Some(outbound::connection_status(
+                        &ctx.session_id,
+                        StatusReason::ServerShutdown,
+                        state.config.chatbox.reconnect_timeout,
+                    ).to_json()),
+                });
+            }
+            _ = queue.ready() => {}
+            Some(()) = OptionFuture::from(pending.as_mut()), if pending.is_some() => {
+                pending = None;
+            }
+            frame = socket.recv(), if pending.is_none() => {
+                let Some(frame) = frame else { return Exit::ClientClosed };
+                last_heard = Instant::now();
+                match frame {
+                    Ok(Message::Text(text)) => {
+                        pending = inbound::handle_text(&mut ctx, text.as_str());
+                    }
+                    Ok(Message::Binary(_)) => inbound::refuse_binary(&ctx),
+                    Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                    Ok(Message::Close(_)) => return Exit::ClientClosed,
+                    Err(e) => {
+                        if is_too_large(e) {
+                            metrics::protocol_error(ErrorCode::MessageTooLarge.as_str());
+                            let info = ErrorInfo::new(
+                                ErrorCode::MessageTooLarge,
+                                format!("frames are limited to {} bytes", ws.max_message_size),
+                            )
+                            .fatal();
+                            let order = CloseOrder {
+                                reason: StatusReason::SlowConsumer,
+                                last_frame: Some(outbound::error(Some(&ctx.session_id), info).to_json()),
+                            };
+                            send_close_with(socket, &order, 1009, "message too large", write_wait).await;
+                            return Exit::TooLarge;
+                        }
+                        return Exit::ReadError;
+                    }
+                }
+            }
+            _ = &mut timer => {
+                let now = Instant::now();
+                if now >= last_heard + pong_wait {
+                    queue.close(CloseOrder {
+                        reason: StatusReason::IdleTimeout,
+                        last_frame: Some(outbound::connection_status(
+                            &ctx.session_id,
+                            StatusReason::IdleTimeout,
+                            state.config.chatbox.reconnect_timeout,
+                        ).to_json()),
+                    });
+                } else if now >= next_ping {
+                    next_ping = now + ping_period;
+                    let ping = tokio::time::timeout(write_wait, socket.send(Message::Ping(Bytes::new()))).await;
+                    if !matches!(ping, Ok(Ok(()))) {
+                        return Exit::WriteError;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn write_frames(
+    socket: &mut WebSocket,
+    batch: &mut Vec<Bytes>,
+    write_wait: Duration,
+) -> Result<(), String> {
+    let write = async {
+        for frame in batch.drain(..) {
+            match Utf8Bytes::try_from(frame) {
+                Ok(text) => socket
+                    .feed(Message::Text(text))
+                    .await
+                    .map_err(|e| e.to_string())?,
+                Err(_) => warn!("dropped an outbound frame that is not UTF-8"),
+            }
+        }
+        socket.flush().await.map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(write_wait, write).await {
+        Ok(result) => result,
+        Err(_) => {
+            batch.clear();
+            Err(format!("write took longer than {write_wait:?}"))
+        }
+    }
+}
+
+async fn send_close(socket: &mut WebSocket, order: &CloseOrder, write_wait: Duration) {
+    let reason = match order.reason {
+        StatusReason::ServerShutdown => "server shutting down; reconnect",
+        StatusReason::ConnectedElsewhere => "connected elsewhere",
+        StatusReason::OwnershipLost => "session moved; reconnect",
+        StatusReason::IdleTimeout => "idle timeout",
+        StatusReason::SlowConsumer => "too slow to keep up",
+        StatusReason::NewSession | StatusReason::Restored => "",
+    };
+    send_close_with(socket, order, order.reason.close_code(), reason, write_wait).await;
+}
+
+async fn send_close_with(
+    socket: &mut WebSocket,
+    order: &CloseOrder,
+    code: u16,
+    reason: &str,
+    write_wait: Duration,
+) {
+    let close = async {
+        if let Some(frame) = &order.last_frame
+            && let Ok(text) = Utf8Bytes::try_from(frame.clone())
+        {
+            socket.feed(Message::Text(text)).await?;
+        }
+        socket
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            })))
+            .await
+    };
+    let _ = tokio::time::timeout(write_wait, close).await;
+}
+
+fn is_too_large(error: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match error.into_inner().downcast::<WsError>() {
+        Ok(e) => matches!(*e, WsError::Capacity(_)),
+        Err(_) => false,
+    }
+}
+
+/// Sends an error and closes a socket that never got a session.
+async fn refuse_socket(socket: &mut WebSocket, state: &GatewayState, info: ErrorInfo) {
+    let order = CloseOrder {
+        reason: StatusReason::OwnershipLost,
+        last_frame: Some(outbound::error(None, info).to_json()),
+    };
+    send_close_with(
+        socket,
+        &order,
+        1013,
+        "try again later",
+        state.config.chatbox.websocket.write_wait,
+    )
+    .await;
+}
+
+/// Asks a worker for the session this socket belongs to.
+async fn open_session(
+    state: &GatewayState,
+    identity: &Identity,
+    requested: Option<String>,
+) -> Result<OpenedSession, ErrorInfo> {
+    let unavailable = || {
+        ErrorInfo::new(
+            ErrorCode::ServiceUnavailable,
+            "no chat worker is available right now; reconnect shortly",
+        )
+        .retry_after(Duration::from_secs(2))
+    };
+    let request = OpenSession {
+        user_id: identity.user_id.clone(),
+        requested_session_id: requested,
+    };
+    let payload = Bytes::from(serde_json::to_vec(&request).map_err(|_| unavailable())?);
+    let reply = state
+        .bus
+        .request(
+            state.subjects.rpc(rpc::OPEN_SESSION),
+            Headers::new().with(headers::USER, identity.user_id.as_str()),
+            payload,
+            state.config.chatbox.gateway.rpc_timeout,
+        )
+        .await
+        .map_err(|e| {
+            metrics::bus_error("rpc");
+            warn!("session.open failed: {e}");
+            unavailable()
+        })?;
+    match serde_json::from_slice::<RpcReply<OpenedSession>>(&reply.payload) {
+        Ok(RpcReply::Ok(opened)) if is_valid_session_id(&opened.session_id) => Ok(opened),
+        Ok(RpcReply::Error(e)) => Err(ErrorInfo::new(e.code, e.message)),
+        _ => {
+            warn!("session.open answered something unreadable");
+            Err(unavailable())
+        }
+    }
+}
+
+/// Closes the socket that held a session before this one (kill switch).
+async fn kill(state: &GatewayState, session_id: &str, owner: &OwnerToken) {
+    if owner.pod_id == state.pod_id {
+        if let Some(conn) = state.registry.get(owner.conn_id) {
+            state.metrics.kills.increment(1);
+            conn.close(kill_order(state, session_id));
+        }
+        return;
+    }
+    let kill = Control::Kill {
+        conn_id: owner.conn_id,
+        session_id: session_id.to_owned(),
+        reason: KillReason::ConnectedElsewhere,
+    };
+    let Ok(payload) = serde_json::to_vec(&kill) else {
+        return;
+    };
+    if let Err(e) = state
+        .bus
+        .publish(
+            state.subjects.control(&owner.pod_id),
+            Headers::new(),
+            Bytes::from(payload),
+        )
+        .await
+    {
+        metrics::bus_error("publish_control");
+        warn!(pod = %owner.pod_id, "cannot send the kill switch: {e}");
+    }
+}
+
+/// The close order of a socket whose session was opened elsewhere.
+pub fn kill_order(state: &GatewayState, session_id: &str) -> CloseOrder {
+    CloseOrder {
+        reason: StatusReason::ConnectedElsewhere,
+        last_frame: Some(
+            outbound::connection_status(
+                session_id,
+                StatusReason::ConnectedElsewhere,
+                state.config.chatbox.reconnect_timeout,
+            )
+            .to_json(),
+        ),
+    }
+}
+
+/// Releases the lock if this socket still holds it, and lets the user's
+/// active session linger for the reconnect timeout.
+async fn release(state: &GatewayState, user_id: &str, session_id: &str, token: &OwnerToken) {
+    match state.coordinator.release_owner(session_id, token).await {
+        Ok(true) => {
+            let linger = Some(state.config.chatbox.reconnect_timeout);
+            if let Err(e) = state
+                .coordinator
+                .linger_active_session(user_id, session_id, linger)
+                .await
+            {
+                metrics::coordinator_error("linger_active_session");
+                warn!("cannot start the reconnect window: {e}");
+            }
+        }
+        Ok(false) => debug!("ownership already moved on; nothing to release"),
+        Err(e) => {
+            metrics::coordinator_error("release_owner");
+            warn!("cannot release the ownership lock (it expires by itself): {e}");
+        }
+    }
+}

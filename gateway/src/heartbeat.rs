@@ -1,0 +1,42 @@
+//! The pod heartbeat (`chat:pod:<pod>`): proof of life with a connection
+//! count, for operators and for anything that wants to know which gateways
+//! exist.
+
+use std::sync::Arc;
+
+use chatbox_shared::protocol::Timestamp;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::metrics;
+use crate::state::GatewayState;
+
+/// Writes the heartbeat until cancelled.
+pub async fn beat_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
+    let interval = state.config.chatbox.gateway.heartbeat_interval;
+    let started = Timestamp::now();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let info = serde_json::json!({
+            "role": "gateway",
+            "connections": state.registry.len(),
+            "sessions_listening": state.hub.len(),
+            "started_at": started,
+            "version": env!("CARGO_PKG_VERSION"),
+        })
+        .to_string();
+        if let Err(e) = state
+            .coordinator
+            .heartbeat(&state.pod_id, &info, interval * 3)
+            .await
+        {
+            metrics::coordinator_error("heartbeat");
+            debug!("heartbeat not written: {e}");
+        }
+    }
+}

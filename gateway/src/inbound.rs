@@ -1,0 +1,282 @@
+//! Client frames, once read: validated, answered or handed to the workers.
+//!
+//! A `ping` is answered at once. A `user_message` is rate-limited (a token
+//! bucket shared by every pod), the session's `chat.out` subscription is
+//! made sure of, and the message goes to `chat.in.<sid>` — accepted only
+//! once JetStream has stored it, de-duplicated by the client's message id,
+//! so a client that resends after an error never gets two answers. Every
+//! refusal is an `error` frame with a code and a sentence; the socket stays
+//! open.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chatbox_shared::auth::Identity;
+use chatbox_shared::bus::Headers;
+use chatbox_shared::coordinator::{Admission, RateLimit};
+use chatbox_shared::envelope::{Audience, InboundBody, InboundEnvelope, headers};
+use chatbox_shared::ids::new_message_id;
+use chatbox_shared::protocol::{
+    ClientCommand, ErrorCode, ErrorInfo, MessageType, Metadata, ProtocolError, Sender, Timestamp, outbound,
+    parse_client_frame,
+};
+use chatbox_shared::telemetry::propagation;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::metrics;
+use crate::send_queue::SendQueue;
+use crate::state::GatewayState;
+
+/// What a connection knows about itself while it handles frames.
+pub struct ConnContext {
+    pub state: Arc<GatewayState>,
+    pub conn_id: u64,
+    pub session_id: String,
+    pub identity: Identity,
+    pub queue: Arc<SendQueue>,
+    pub last_typing: Option<Instant>,
+}
+
+impl ConnContext {
+    fn send_error(&self, info: ErrorInfo) {
+        metrics::protocol_error(info.code.as_str());
+        let _ = self
+            .queue
+            .push(outbound::error(Some(&self.session_id), info).to_json());
+    }
+}
+
+/// Work that outlives the read of a frame; the connection keeps writing
+/// while it runs but reads no further frame.
+pub type Pending = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Handles a text frame; returns the work still to do, if any.
+pub fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
+    let frame = match parse_client_frame(text, &ctx.state.limits) {
+        Ok(frame) => frame,
+        Err(ProtocolError { code, message }) => {
+            debug!(%code, "refused a frame: {message}");
+            ctx.send_error(ErrorInfo::new(code, message));
+            return None;
+        }
+    };
+    ctx.state.metrics.message_in(frame.command.kind());
+    if let Some(sid) = &frame.session_id
+        && *sid != ctx.session_id
+    {
+        ctx.send_error(ErrorInfo::new(
+            ErrorCode::InvalidField,
+            "session_id does not match this connection's session; reconnect with ?session_id= to switch",
+        ));
+        return None;
+    }
+    match frame.command {
+        ClientCommand::Ping => {
+            let _ = ctx.queue.push(outbound::pong().to_json());
+            None
+        }
+        ClientCommand::UserMessage {
+            id,
+            content,
+            model_id,
+            metadata,
+        } => Some(Box::pin(accept_user_message(
+            AcceptArgs::new(ctx),
+            id,
+            content,
+            model_id,
+            metadata,
+        ))),
+        ClientCommand::TypingIndicator { active } => {
+            typing(ctx, active);
+            None
+        }
+        ClientCommand::FileUpload { .. } | ClientCommand::VoiceMessage { .. } => {
+            ctx.send_error(ErrorInfo::new(
+                ErrorCode::Unsupported,
+                "file and voice messages are not available on this server yet",
+            ));
+            None
+        }
+        ClientCommand::HelpRequest { .. } => {
+            ctx.send_error(ErrorInfo::new(
+                ErrorCode::Unsupported,
+                "asking for a person is not available on this server yet",
+            ));
+            None
+        }
+        ClientCommand::ModelSelect { .. } => {
+            ctx.send_error(ErrorInfo::new(
+                ErrorCode::Unsupported,
+                "choosing a model is not available on this server yet",
+            ));
+            None
+        }
+    }
+}
+
+/// Answers a binary frame: the protocol is JSON text.
+pub fn refuse_binary(ctx: &ConnContext) {
+    ctx.send_error(ErrorInfo::new(
+        ErrorCode::InvalidMessage,
+        "binary frames are not part of the protocol; send JSON text frames",
+    ));
+}
+
+/// What accepting a message needs, owned, so the work can outlive the read.
+struct AcceptArgs {
+    state: Arc<GatewayState>,
+    session_id: String,
+    user_id: String,
+    user_name: Option<String>,
+    queue: Arc<SendQueue>,
+}
+
+impl AcceptArgs {
+    fn new(ctx: &ConnContext) -> Self {
+        AcceptArgs {
+            state: Arc::clone(&ctx.state),
+            session_id: ctx.session_id.clone(),
+            user_id: ctx.identity.user_id.clone(),
+            user_name: ctx.identity.name.clone(),
+            queue: Arc::clone(&ctx.queue),
+        }
+    }
+
+    fn send_error(&self, info: ErrorInfo) {
+        metrics::protocol_error(info.code.as_str());
+        let _ = self
+            .queue
+            .push(outbound::error(Some(&self.session_id), info).to_json());
+    }
+}
+
+async fn accept_user_message(
+    args: AcceptArgs,
+    client_id: Option<String>,
+    content: String,
+    model_id: Option<String>,
+    metadata: Option<Metadata>,
+) {
+    let message_id = client_id.clone().unwrap_or_else(new_message_id);
+    let span = info_span!("accept_message", message_id = %message_id);
+    async move {
+        let state = &args.state;
+        let limit = RateLimit {
+            capacity: state.config.chatbox.rate_limit,
+            window: state.config.chatbox.rate_limit_window,
+        };
+        match state.coordinator.admit_message(&args.user_id, limit).await {
+            Ok(Admission::Allowed) => {}
+            Ok(Admission::Limited { retry_after }) => {
+                state.metrics.rate_limited.increment(1);
+                args.send_error(
+                    ErrorInfo::new(
+                        ErrorCode::RateLimited,
+                        format!(
+                            "you are sending messages too fast (at most {} per {}); wait a moment",
+                            limit.capacity,
+                            humantime::format_duration(limit.window)
+                        ),
+                    )
+                    .retry_after(retry_after),
+                );
+                return;
+            }
+            Err(e) => {
+                // Fail open: a coordinator hiccup should not silence chat.
+                metrics::coordinator_error("admit_message");
+                warn!("rate limit unavailable, message allowed: {e}");
+            }
+        }
+        if let Err(e) = state.hub.attach(&args.session_id).await {
+            metrics::bus_error("subscribe");
+            warn!("cannot listen for the answer: {e}");
+        }
+        let envelope = InboundEnvelope {
+            session_id: args.session_id.clone(),
+            user_id: args.user_id.clone(),
+            user_name: args.user_name.clone(),
+            sender: Sender::User,
+            message_id: message_id.clone(),
+            client_id,
+            body: InboundBody::UserMessage {
+                content,
+                model_id,
+                metadata,
+            },
+            received_at: Timestamp::now(),
+            gateway: state.pod_id.clone(),
+        };
+        let Ok(payload) = serde_json::to_vec(&envelope) else {
+            return;
+        };
+        let mut headers = Headers::new()
+            .with(headers::SESSION, args.session_id.as_str())
+            .with(headers::USER, args.user_id.as_str());
+        propagation::inject_current(&mut headers);
+        let started = tokio::time::Instant::now();
+        match state
+            .bus
+            .enqueue(
+                state.subjects.inbound(&args.session_id),
+                format!("{}:{message_id}", args.session_id),
+                headers,
+                Bytes::from(payload),
+            )
+            .await
+        {
+            Ok(enqueued) => {
+                state
+                    .metrics
+                    .enqueue_seconds
+                    .record(started.elapsed().as_secs_f64());
+                if enqueued.duplicate {
+                    debug!("duplicate message id; already accepted");
+                }
+            }
+            Err(e) => {
+                metrics::bus_error("enqueue");
+                warn!("message not accepted: {e}");
+                args.send_error(
+                    ErrorInfo::new(
+                        ErrorCode::ServiceUnavailable,
+                        "your message could not be accepted right now; send it again (with the same id)",
+                    )
+                    .retry_after(Duration::from_secs(1)),
+                );
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Forwards the user's typing state to admins watching; at most one per
+/// second per socket.
+fn typing(ctx: &mut ConnContext, active: bool) {
+    let now = Instant::now();
+    if ctx
+        .last_typing
+        .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        && active
+    {
+        return;
+    }
+    ctx.last_typing = Some(now);
+    let frame = outbound::typing(&ctx.session_id, Sender::User, active).to_json();
+    let headers = Headers::new()
+        .with(headers::TYPE, MessageType::TypingIndicator.as_str())
+        .with(headers::AUDIENCE, Audience::Admins.as_str());
+    let state = Arc::clone(&ctx.state);
+    let subject = state.subjects.outbound(&ctx.session_id);
+    tokio::spawn(async move {
+        if let Err(e) = state.bus.publish(subject, headers, frame).await {
+            metrics::bus_error("publish");
+            debug!("typing indicator not forwarded: {e}");
+        }
+    });
+}

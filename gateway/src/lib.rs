@@ -1,0 +1,175 @@
+//! The chatbox gateway: WebSockets in, NATS out, Redis for who owns what.
+//!
+//! A gateway keeps nothing that matters in memory beyond its open sockets:
+//! sessions live in the workers' store, ownership and routes in the
+//! coordinator. Any gateway can serve any user, so gateways scale and
+//! restart freely behind a plain load balancer.
+//!
+//! Rooms: [`upgrade`] (checks before a socket opens), [`connection`] (one
+//! socket's life), [`inbound`] (client frames), [`send_queue`] (outbound
+//! frames of one socket), [`session_hub`] (`chat.out` fan-out),
+//! [`registry`] (sockets of this pod), [`control`] (`chat.ctl`: kill
+//! switch, attach), [`ownership`] (lock renewal), [`heartbeat`].
+
+pub mod connection;
+pub mod control;
+pub mod credentials;
+pub mod heartbeat;
+pub mod inbound;
+pub mod metrics;
+pub mod origin;
+pub mod ownership;
+pub mod registry;
+pub mod send_queue;
+pub mod session_hub;
+pub mod state;
+pub mod upgrade;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use chatbox_shared::auth::TokenValidator;
+use chatbox_shared::bus::{Bus, BusError};
+use chatbox_shared::config::Config;
+use chatbox_shared::coordinator::Coordinator;
+use chatbox_shared::namespace::Namespace;
+use chatbox_shared::protocol::InboundLimits;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::metrics::GatewayMetrics;
+use crate::origin::OriginPolicy;
+use crate::registry::ConnectionRegistry;
+use crate::session_hub::SessionHub;
+use crate::state::GatewayState;
+
+/// What a gateway is built from.
+pub struct GatewayDeps {
+    /// The whole configuration.
+    pub config: Arc<Config>,
+    /// This pod's id.
+    pub pod_id: String,
+    /// The bus port.
+    pub bus: Arc<dyn Bus>,
+    /// The coordinator port.
+    pub coordinator: Arc<dyn Coordinator>,
+    /// Token checks.
+    pub validator: Arc<TokenValidator>,
+    /// The deployment's namespace.
+    pub namespace: Namespace,
+}
+
+/// A running gateway.
+pub struct Gateway {
+    state: Arc<GatewayState>,
+    background: TaskTracker,
+    background_cancel: CancellationToken,
+}
+
+impl Gateway {
+    /// Starts the gateway's background work: control messages, lock
+    /// renewal, heartbeat. Serve [`Gateway::router`] to accept sockets.
+    pub async fn start(deps: GatewayDeps) -> Result<Gateway, BusError> {
+        let ws = &deps.config.chatbox.websocket;
+        let origins = OriginPolicy::new(&ws.allowed_origins);
+        if origins.allows_any() {
+            warn!("WS_ALLOWED_ORIGINS is empty: any web page may open chat sockets (set it in production)");
+        }
+        let shutdown = CancellationToken::new();
+        let metrics = Arc::new(GatewayMetrics::new());
+        let subjects = deps.namespace.subjects();
+        let state = Arc::new(GatewayState {
+            limits: InboundLimits {
+                max_content_bytes: ws.max_content_bytes,
+                ..InboundLimits::default()
+            },
+            origins,
+            registry: ConnectionRegistry::default(),
+            hub: SessionHub::new(
+                Arc::clone(&deps.bus),
+                subjects.clone(),
+                deps.config.chatbox.gateway.out_idle_timeout,
+                Arc::clone(&metrics),
+                shutdown.child_token(),
+            ),
+            metrics,
+            open: AtomicU64::new(0),
+            next_conn_id: AtomicU64::new(1),
+            shutdown,
+            connections: TaskTracker::new(),
+            subjects,
+            config: deps.config,
+            pod_id: deps.pod_id,
+            bus: deps.bus,
+            coordinator: deps.coordinator,
+            validator: deps.validator,
+        });
+
+        let orders = state.bus.subscribe(state.subjects.control(&state.pod_id)).await?;
+        state.bus.flush().await?;
+        let background = TaskTracker::new();
+        let background_cancel = CancellationToken::new();
+        background.spawn(control::serve(
+            Arc::clone(&state),
+            orders,
+            background_cancel.clone(),
+        ));
+        background.spawn(ownership::renew_loop(
+            Arc::clone(&state),
+            background_cancel.clone(),
+        ));
+        background.spawn(heartbeat::beat_loop(
+            Arc::clone(&state),
+            background_cancel.clone(),
+        ));
+        background.close();
+        info!(pod_id = %state.pod_id, bus = state.bus.adapter(), coordinator = state.coordinator.adapter(), "gateway started");
+        Ok(Gateway {
+            state,
+            background,
+            background_cancel,
+        })
+    }
+
+    /// The gateway's HTTP routes (`/chat/ws`). Serve them with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/chat/ws", get(upgrade::handle))
+            .with_state(Arc::clone(&self.state))
+    }
+
+    /// Open sockets.
+    pub fn connections(&self) -> usize {
+        self.state.registry.len()
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.state.shutdown.is_cancelled()
+    }
+
+    /// Graceful shutdown: refuse new sockets, close every socket with 1001
+    /// and a reconnect hint, release their locks, and wait up to `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        let open = self.state.registry.len();
+        info!(open, "closing sockets for shutdown");
+        self.state.shutdown.cancel();
+        self.state.connections.close();
+        if tokio::time::timeout(grace, self.state.connections.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                left = self.state.registry.len(),
+                "sockets still open after the grace period"
+            );
+        }
+        self.background_cancel.cancel();
+        self.background.wait().await;
+    }
+}

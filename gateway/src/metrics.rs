@@ -1,0 +1,113 @@
+//! Gateway metrics, resolved once so the per-frame path only bumps atomics.
+//!
+//! | metric | type | labels | meaning |
+//! |---|---|---|---|
+//! | `chatbox_gateway_connections` | gauge | | open sockets on this pod |
+//! | `chatbox_gateway_connects_total` | counter | | sockets accepted |
+//! | `chatbox_gateway_refused_total` | counter | `reason` | upgrades refused before the socket opened |
+//! | `chatbox_gateway_auth_failures_total` | counter | `reason` | tokens refused |
+//! | `chatbox_gateway_disconnects_total` | counter | `reason` | sockets closed |
+//! | `chatbox_gateway_messages_in_total` | counter | `type` | frames received from clients |
+//! | `chatbox_gateway_messages_out_total` | counter | `type` | frames sent to clients |
+//! | `chatbox_gateway_protocol_errors_total` | counter | `code` | client frames refused |
+//! | `chatbox_gateway_rate_limited_total` | counter | | messages refused by the rate limit |
+//! | `chatbox_gateway_kills_total` | counter | | sockets closed by the kill switch |
+//! | `chatbox_gateway_owner_renew_failures_total` | counter | | ownership locks found lost on renewal |
+//! | `chatbox_gateway_session_subscriptions` | gauge | | sessions this pod listens to on `chat.out` |
+//! | `chatbox_gateway_enqueue_seconds` | histogram | | time to get a message stored in `chat.in` |
+//! | `chatbox_bus_errors_total` | counter | `op` | failed bus operations |
+//! | `chatbox_coordinator_errors_total` | counter | `op` | failed coordinator operations |
+
+use chatbox_shared::protocol::MessageType;
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+
+/// Pre-registered gateway metrics.
+pub struct GatewayMetrics {
+    pub connections: Gauge,
+    pub connects: Counter,
+    pub rate_limited: Counter,
+    pub kills: Counter,
+    pub owner_renew_failures: Counter,
+    pub session_subscriptions: Gauge,
+    pub enqueue_seconds: Histogram,
+    messages_in: Vec<Counter>,
+    messages_out: Vec<Counter>,
+    messages_out_other: Counter,
+}
+
+fn index(kind: MessageType) -> usize {
+    MessageType::ALL.iter().position(|t| *t == kind).unwrap_or(0)
+}
+
+impl GatewayMetrics {
+    /// Registers the metrics with the global recorder.
+    pub fn new() -> Self {
+        GatewayMetrics {
+            connections: gauge!("chatbox_gateway_connections"),
+            connects: counter!("chatbox_gateway_connects_total"),
+            rate_limited: counter!("chatbox_gateway_rate_limited_total"),
+            kills: counter!("chatbox_gateway_kills_total"),
+            owner_renew_failures: counter!("chatbox_gateway_owner_renew_failures_total"),
+            session_subscriptions: gauge!("chatbox_gateway_session_subscriptions"),
+            enqueue_seconds: histogram!("chatbox_gateway_enqueue_seconds"),
+            messages_in: MessageType::ALL
+                .iter()
+                .map(|t| counter!("chatbox_gateway_messages_in_total", "type" => t.as_str()))
+                .collect(),
+            messages_out: MessageType::ALL
+                .iter()
+                .map(|t| counter!("chatbox_gateway_messages_out_total", "type" => t.as_str()))
+                .collect(),
+            messages_out_other: counter!("chatbox_gateway_messages_out_total", "type" => "other"),
+        }
+    }
+
+    /// Counts a frame received.
+    pub fn message_in(&self, kind: MessageType) {
+        self.messages_in[index(kind)].increment(1);
+    }
+
+    /// Counts a frame sent, by the type named in its bus header.
+    pub fn message_out(&self, kind: Option<MessageType>) {
+        match kind {
+            Some(kind) => self.messages_out[index(kind)].increment(1),
+            None => self.messages_out_other.increment(1),
+        }
+    }
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counts an upgrade refused before the socket opened.
+pub fn refused(reason: &'static str) {
+    counter!("chatbox_gateway_refused_total", "reason" => reason).increment(1);
+}
+
+/// Counts a token refused.
+pub fn auth_failure(reason: &'static str) {
+    counter!("chatbox_gateway_auth_failures_total", "reason" => reason).increment(1);
+}
+
+/// Counts a socket closed.
+pub fn disconnect(reason: &'static str) {
+    counter!("chatbox_gateway_disconnects_total", "reason" => reason).increment(1);
+}
+
+/// Counts a refused client frame.
+pub fn protocol_error(code: &'static str) {
+    counter!("chatbox_gateway_protocol_errors_total", "code" => code).increment(1);
+}
+
+/// Counts a failed bus operation.
+pub fn bus_error(op: &'static str) {
+    counter!("chatbox_bus_errors_total", "op" => op).increment(1);
+}
+
+/// Counts a failed coordinator operation.
+pub fn coordinator_error(op: &'static str) {
+    counter!("chatbox_coordinator_errors_total", "op" => op).increment(1);
+}

@@ -1,0 +1,82 @@
+//! The sockets open on this pod, by connection id: what the kill switch,
+//! the ownership renewal and the shutdown drain act on.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chatbox_shared::coordinator::OwnerToken;
+
+use crate::send_queue::{CloseOrder, SendQueue};
+
+/// One open socket, as the rest of the pod sees it.
+pub struct ConnHandle {
+    /// Unique on this pod.
+    pub conn_id: u64,
+    /// The authenticated user.
+    pub user_id: String,
+    /// The session the socket belongs to.
+    pub session_id: String,
+    /// Its outbound queue.
+    pub queue: Arc<SendQueue>,
+    /// The ownership lock it holds.
+    pub owner: OwnerToken,
+    /// Whether the renewal task has confirmed the user's active-session key
+    /// has no expiry left from an earlier socket's disconnect.
+    pub active_confirmed: AtomicBool,
+}
+
+impl ConnHandle {
+    /// Orders the socket closed.
+    pub fn close(&self, order: CloseOrder) {
+        self.queue.close(order);
+    }
+
+    /// Marks the active-session key as confirmed; returns whether it was
+    /// already.
+    pub fn confirm_active(&self) -> bool {
+        self.active_confirmed.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// The sockets of this pod.
+#[derive(Default)]
+pub struct ConnectionRegistry {
+    conns: Mutex<HashMap<u64, Arc<ConnHandle>>>,
+}
+
+impl ConnectionRegistry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<ConnHandle>>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a socket.
+    pub fn insert(&self, handle: Arc<ConnHandle>) {
+        self.lock().insert(handle.conn_id, handle);
+    }
+
+    /// Removes a socket.
+    pub fn remove(&self, conn_id: u64) {
+        self.lock().remove(&conn_id);
+    }
+
+    /// A socket by id.
+    pub fn get(&self, conn_id: u64) -> Option<Arc<ConnHandle>> {
+        self.lock().get(&conn_id).cloned()
+    }
+
+    /// Every socket (a snapshot).
+    pub fn all(&self) -> Vec<Arc<ConnHandle>> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// How many sockets are open.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}

@@ -1,0 +1,161 @@
+//! The outbound queue of one socket.
+//!
+//! Anything that wants to send to a socket — the session fan-out, the
+//! kill switch, the connection's own replies — pushes ready-made frame
+//! bytes here; the connection task drains the whole queue at once and
+//! writes it with a single flush, so bursts of chunks coalesce into few
+//! syscalls. Frames are `Bytes`, shared with every other socket that gets
+//! the same frame. A socket that falls more than `limit` frames behind is
+//! closed as a slow consumer instead of buffering without bound.
+//!
+//! Idle cost is a mutex, an empty `VecDeque` (no allocation) and a
+//! `Notify`.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+use chatbox_shared::protocol::outbound::StatusReason;
+use tokio::sync::Notify;
+
+/// Why and how a socket is to be closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseOrder {
+    /// Why.
+    pub reason: StatusReason,
+    /// A last frame (a `connection_status` or an `error`) sent before the
+    /// close frame.
+    pub last_frame: Option<Bytes>,
+}
+
+/// The frame queue of one socket.
+pub struct SendQueue {
+    inner: Mutex<Inner>,
+    ready: Notify,
+    limit: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    frames: VecDeque<Bytes>,
+    close: Option<CloseOrder>,
+}
+
+/// The queue was full: the socket is being closed as a slow consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
+
+impl SendQueue {
+    /// A queue that holds up to `limit` frames.
+    pub fn new(limit: usize) -> Self {
+        SendQueue {
+            inner: Mutex::default(),
+            ready: Notify::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a frame. Frames pushed after a close order are dropped.
+    pub fn push(&self, frame: Bytes) -> Result<(), Overflow> {
+        let mut inner = self.lock();
+        if inner.close.is_some() {
+            return Ok(());
+        }
+        if inner.frames.len() >= self.limit {
+            inner.frames.clear();
+            inner.close = Some(CloseOrder {
+                reason: StatusReason::SlowConsumer,
+                last_frame: None,
+            });
+            drop(inner);
+            self.ready.notify_one();
+            return Err(Overflow);
+        }
+        inner.frames.push_back(frame);
+        drop(inner);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Orders the socket closed after the frames already queued; the first
+    /// order wins.
+    pub fn close(&self, order: CloseOrder) {
+        let mut inner = self.lock();
+        if inner.close.is_none() {
+            inner.close = Some(order);
+        }
+        drop(inner);
+        self.ready.notify_one();
+    }
+
+    /// Moves every queued frame into `out`; returns the close order once
+    /// the frames before it are out.
+    pub fn drain_into(&self, out: &mut Vec<Bytes>) -> Option<CloseOrder> {
+        let mut inner = self.lock();
+        out.extend(inner.frames.drain(..));
+        if inner.frames.capacity() > 64 {
+            // Give back the memory of a burst once it has been written.
+            inner.frames.shrink_to(8);
+        }
+        inner.close.clone()
+    }
+
+    /// Resolves when something was pushed or a close was ordered.
+    pub async fn ready(&self) {
+        self.ready.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drains_in_order_and_reports_the_close_after_the_frames() {
+        let q = SendQueue::new(8);
+        q.push(Bytes::from_static(b"1")).unwrap();
+        q.push(Bytes::from_static(b"2")).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(q.drain_into(&mut out), None);
+        assert_eq!(out, vec![Bytes::from_static(b"1"), Bytes::from_static(b"2")]);
+        q.close(CloseOrder {
+            reason: StatusReason::ConnectedElsewhere,
+            last_frame: None,
+        });
+        q.push(Bytes::from_static(b"late")).unwrap();
+        out.clear();
+        let order = q.drain_into(&mut out).unwrap();
+        assert_eq!(order.reason, StatusReason::ConnectedElsewhere);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn overflow_turns_into_a_slow_consumer_close() {
+        let q = SendQueue::new(2);
+        q.push(Bytes::from_static(b"1")).unwrap();
+        q.push(Bytes::from_static(b"2")).unwrap();
+        assert_eq!(q.push(Bytes::from_static(b"3")), Err(Overflow));
+        let mut out = Vec::new();
+        assert_eq!(q.drain_into(&mut out).unwrap().reason, StatusReason::SlowConsumer);
+        assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn ready_wakes_on_push() {
+        let q = std::sync::Arc::new(SendQueue::new(4));
+        let waiter = {
+            let q = q.clone();
+            tokio::spawn(async move { q.ready().await })
+        };
+        tokio::task::yield_now().await;
+        q.push(Bytes::from_static(b"x")).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+    }
+}

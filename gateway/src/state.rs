@@ -1,0 +1,80 @@
+//! Everything a gateway's handlers and tasks share, in one place.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chatbox_shared::auth::TokenValidator;
+use chatbox_shared::bus::Bus;
+use chatbox_shared::config::Config;
+use chatbox_shared::coordinator::Coordinator;
+use chatbox_shared::namespace::Subjects;
+use chatbox_shared::protocol::InboundLimits;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::metrics::GatewayMetrics;
+use crate::origin::OriginPolicy;
+use crate::registry::ConnectionRegistry;
+use crate::session_hub::SessionHub;
+
+/// The shared state of one gateway.
+pub struct GatewayState {
+    /// The whole configuration.
+    pub config: Arc<Config>,
+    /// This pod's id.
+    pub pod_id: String,
+    /// The bus port.
+    pub bus: Arc<dyn Bus>,
+    /// The coordinator port.
+    pub coordinator: Arc<dyn Coordinator>,
+    /// Token checks.
+    pub validator: Arc<TokenValidator>,
+    /// Subject names.
+    pub subjects: Subjects,
+    /// Limits on client frames.
+    pub limits: InboundLimits,
+    /// The origin check.
+    pub origins: OriginPolicy,
+    /// Open sockets.
+    pub registry: ConnectionRegistry,
+    /// Session fan-out.
+    pub hub: SessionHub,
+    /// Metrics.
+    pub metrics: Arc<GatewayMetrics>,
+    /// Sockets counted against `max_connections`, upgrades in progress included.
+    pub open: AtomicU64,
+    /// The next connection id.
+    pub next_conn_id: AtomicU64,
+    /// Cancelled when the pod shuts down: sockets close with 1001.
+    pub shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for them.
+    pub connections: TaskTracker,
+}
+
+/// A place counted against `max_connections`, given back when dropped.
+pub struct ConnectionSlot {
+    state: Arc<GatewayState>,
+}
+
+impl ConnectionSlot {
+    /// Takes a place, if one is free.
+    pub fn acquire(state: &Arc<GatewayState>) -> Option<Self> {
+        let max = state.config.chatbox.max_connections;
+        let taken = state.open.fetch_add(1, Ordering::AcqRel) + 1;
+        if taken > max {
+            state.open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        state.metrics.connections.increment(1.0);
+        Some(ConnectionSlot {
+            state: Arc::clone(state),
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.state.open.fetch_sub(1, Ordering::AcqRel);
+        self.state.metrics.connections.decrement(1.0);
+    }
+}

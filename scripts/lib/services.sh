@@ -1,0 +1,98 @@
+# Helpers for scripts/run.sh and scripts/test.sh: make sure the toolchain
+# and the real services the tests talk to exist on this machine, installing
+# and starting what is missing. Only processes started here are stopped
+# (by PID) when the calling script exits.
+
+CHATBOX_STARTED_PIDS=()
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else say "need root to run: $*"; return 1
+  fi
+}
+
+apt_install() {
+  say "installing $* (apt-get)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# cargo (via rustup) and a C compiler (ring builds C).
+ensure_toolchain() {
+  if ! command -v cc >/dev/null 2>&1; then
+    apt_install build-essential ca-certificates curl
+  fi
+  if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    command -v curl >/dev/null 2>&1 || apt_install ca-certificates curl
+    say "installing the Rust toolchain (rustup)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+}
+
+# Whether something accepts TCP connections on host:port.
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+wait_port() {
+  local host=$1 port=$2 name=$3
+  for _ in $(seq 1 100); do
+    port_open "$host" "$port" && return 0
+    sleep 0.1
+  done
+  say "$name did not start on $host:$port"
+  return 1
+}
+
+stop_started_services() {
+  local pid
+  for pid in "${CHATBOX_STARTED_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+}
+
+# Redis at CHATBOX_TEST_REDIS_URL (default redis://127.0.0.1:6379); if none
+# answers there, one is started on a spare port for this run.
+ensure_redis() {
+  local url=${CHATBOX_TEST_REDIS_URL:-redis://127.0.0.1:6379}
+  local hostport=${url#redis://}; hostport=${hostport%%/*}; hostport=${hostport##*@}
+  if port_open "${hostport%:*}" "${hostport##*:}"; then
+    export CHATBOX_TEST_REDIS_URL=$url
+    return 0
+  fi
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  local port=16379 dir
+  dir=$(mktemp -d)
+  say "starting redis-server on 127.0.0.1:$port"
+  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --dir "$dir" \
+    --logfile "$dir/redis.log" --daemonize no >/dev/null 2>&1 &
+  CHATBOX_STARTED_PIDS+=($!)
+  wait_port 127.0.0.1 "$port" redis-server
+  export CHATBOX_TEST_REDIS_URL=redis://127.0.0.1:$port
+}
+
+# NATS with JetStream at CHATBOX_TEST_NATS_URL (default
+# nats://127.0.0.1:4222); if none answers there, one is started on a spare
+# port for this run.
+ensure_nats() {
+  local url=${CHATBOX_TEST_NATS_URL:-nats://127.0.0.1:4222}
+  local hostport=${url#nats://}; hostport=${hostport##*@}
+  if port_open "${hostport%:*}" "${hostport##*:}"; then
+    export CHATBOX_TEST_NATS_URL=$url
+    return 0
+  fi
+  command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || apt_install nats-server
+  local bin port=14222 dir
+  bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+  dir=$(mktemp -d)
+  say "starting nats-server (JetStream) on 127.0.0.1:$port"
+  "$bin" -a 127.0.0.1 -p "$port" -js -sd "$dir" -l "$dir/nats.log" &
+  CHATBOX_STARTED_PIDS+=($!)
+  wait_port 127.0.0.1 "$port" nats-server
+  export CHATBOX_TEST_NATS_URL=nats://127.0.0.1:$port
+}

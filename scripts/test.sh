@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: unit and property tests, the port conformance
+# suites (in-process, Redis, NATS), and the system tests that run the real
+# binaries. Installs and starts what is missing on a fresh Debian machine:
+# the Rust toolchain, a C compiler, redis-server and nats-server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/services.sh
+trap stop_started_services EXIT
+
+ensure_toolchain
+ensure_redis
+ensure_nats
+say "Redis: $CHATBOX_TEST_REDIS_URL  NATS: $CHATBOX_TEST_NATS_URL"
+
+# One target directory per machine, shared by every checkout (CI clones
+# afresh each run): dependencies are built once. Cargo locks it, so runs
+# never build into it at the same time.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/chatbox/target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+cargo test --workspace --locked "$@"

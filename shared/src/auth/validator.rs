@@ -1,0 +1,108 @@
+//! Token validation.
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use super::{AuthError, Claims, Identity};
+use crate::config::AuthConfig;
+use crate::ids::is_valid_user_id;
+
+/// Validates tokens against the configured keys.
+pub struct TokenValidator {
+    hs256: Option<(DecodingKey, Validation)>,
+    rs256: Option<(DecodingKey, Validation)>,
+}
+
+impl std::fmt::Debug for TokenValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenValidator")
+            .field("hs256", &self.hs256.is_some())
+            .field("rs256", &self.rs256.is_some())
+            .finish()
+    }
+}
+
+fn validation(alg: Algorithm, auth: &AuthConfig) -> Validation {
+    let mut v = Validation::new(alg);
+    v.leeway = auth.leeway.as_secs();
+    v.validate_exp = true;
+    v.validate_nbf = true;
+    v.set_required_spec_claims(&["exp", "sub"]);
+    if auth.issuer.is_empty() {
+        v.iss = None;
+    } else {
+        v.set_issuer(&[auth.issuer.as_str()]);
+    }
+    if auth.audience.is_empty() {
+        v.validate_aud = false;
+    } else {
+        v.set_audience(&[auth.audience.as_str()]);
+    }
+    v
+}
+
+impl TokenValidator {
+    /// A validator for the HS256 `secret` and/or the RS256 PEM public key
+    /// in `auth`. Each algorithm is checked only with its own key, so an
+    /// HS256 token signed with the RSA public key is refused.
+    pub fn new(secret: &str, auth: &AuthConfig) -> Result<Self, String> {
+        let hs256 = (!secret.is_empty()).then(|| {
+            (
+                DecodingKey::from_secret(secret.as_bytes()),
+                validation(Algorithm::HS256, auth),
+            )
+        });
+        let rs256 = if auth.jwt_public_key.trim().is_empty() {
+            None
+        } else {
+            let key = DecodingKey::from_rsa_pem(auth.jwt_public_key.as_bytes())
+                .map_err(|e| format!("chatbox.auth.jwt_public_key is not an RSA public key in PEM: {e}"))?;
+            Some((key, validation(Algorithm::RS256, auth)))
+        };
+        if hs256.is_none() && rs256.is_none() {
+            return Err(
+                "no JWT key configured: set chatbox.jwt_secret (JWT_SECRET) or chatbox.auth.jwt_public_key"
+                    .into(),
+            );
+        }
+        Ok(TokenValidator { hs256, rs256 })
+    }
+
+    /// Checks a token and returns who it identifies.
+    pub fn validate(&self, token: &str) -> Result<Identity, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        let (key, validation) = match header.alg {
+            Algorithm::HS256 => self.hs256.as_ref(),
+            Algorithm::RS256 => self.rs256.as_ref(),
+            _ => None,
+        }
+        .ok_or(AuthError::WrongAlgorithm)?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            ErrorKind::InvalidAlgorithm
+            | ErrorKind::InvalidAlgorithmName
+            | ErrorKind::UnsupportedAlgorithm => AuthError::WrongAlgorithm,
+            ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+            ErrorKind::InvalidAudience => AuthError::WrongAudience,
+            ErrorKind::MissingRequiredClaim(claim) if claim == "sub" => AuthError::MissingSubject,
+            ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim.clone()),
+            _ => AuthError::Malformed,
+        })?;
+        let claims = data.claims;
+        let user_id = claims.sub.ok_or(AuthError::MissingSubject)?;
+        if !is_valid_user_id(&user_id) {
+            return Err(AuthError::InvalidSubject);
+        }
+        Ok(Identity {
+            user_id,
+            name: claims
+                .name
+                .map(|n| crate::protocol::inbound::sanitize_text(&n))
+                .filter(|n| !n.is_empty()),
+            roles: claims.roles,
+            expires_at: claims.exp.unwrap_or(0),
+        })
+    }
+}

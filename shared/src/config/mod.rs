@@ -1,0 +1,646 @@
+//! Configuration: one TOML file, every key overridable from the environment.
+//!
+//! The file's layout follows the seed (`[app]`, `[chatbox]`,
+//! `[chatbox.websocket]`, `[[chatbox.llm.providers]]`). Every key has a
+//! default, so an empty file — or none — is a valid all-in-one
+//! configuration. Environment variables override the file: each key as
+//! `CHATBOX_<PATH>` (`chatbox.websocket.read_buffer_size` →
+//! `CHATBOX_WEBSOCKET_READ_BUFFER_SIZE`, `app.listen` → `CHATBOX_APP_LISTEN`),
+//! and the seed's own names (`JWT_SECRET`, `REDIS_URL`, …; see
+//! [`env::SEED_ALIASES`]). Invalid configuration fails at start with a
+//! message that names the key and the problem ([`ConfigError`]).
+
+pub(crate) mod duration;
+pub mod env;
+mod secret;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use secret::Secret;
+pub use validate::Role;
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid TOML.
+    #[error("configuration file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    /// One or more keys have unacceptable values.
+    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Process-level settings (`[app]`).
+    pub app: AppConfig,
+    /// Everything chatbox (`[chatbox]`).
+    pub chatbox: ChatboxConfig,
+}
+
+/// `[app]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// Address of the HTTP server (WebSocket, health, metrics).
+    pub listen: String,
+    /// Graceful-shutdown budget: how long in-flight work may take to finish.
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            listen: "127.0.0.1:8080".into(),
+            shutdown_timeout: Duration::from_secs(25),
+        }
+    }
+}
+
+/// `[chatbox]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatboxConfig {
+    /// HS256 secret for JWTs (`JWT_SECRET`).
+    pub jwt_secret: Secret,
+    /// How long a disconnected session may be resumed (`RECONNECT_TIMEOUT`).
+    #[serde(with = "duration")]
+    pub reconnect_timeout: Duration,
+    /// Connections one gateway pod accepts (`MAX_CONNECTIONS`).
+    pub max_connections: u64,
+    /// Messages a user may send per `rate_limit_window` (`RATE_LIMIT`).
+    pub rate_limit: u32,
+    /// The window of `rate_limit`.
+    #[serde(with = "duration")]
+    pub rate_limit_window: Duration,
+    /// This pod's id (`POD_ID`); defaults to the host name.
+    pub pod_id: String,
+    /// Prefix of every Redis key, NATS subject and stream name, so several
+    /// deployments can share one Redis and one NATS.
+    pub namespace: String,
+    /// `[chatbox.auth]`
+    pub auth: AuthConfig,
+    /// `[chatbox.websocket]`
+    pub websocket: WebSocketConfig,
+    /// `[chatbox.gateway]`
+    pub gateway: GatewayConfig,
+    /// `[chatbox.worker]`
+    pub worker: WorkerConfig,
+    /// `[chatbox.redis]`
+    pub redis: RedisConfig,
+    /// `[chatbox.nats]`
+    pub nats: NatsConfig,
+    /// `[chatbox.llm]`
+    pub llm: LlmConfig,
+    /// `[chatbox.log]`
+    pub log: LogConfig,
+    /// `[chatbox.telemetry]`
+    pub telemetry: TelemetryConfig,
+}
+
+impl Default for ChatboxConfig {
+    fn default() -> Self {
+        ChatboxConfig {
+            jwt_secret: Secret::default(),
+            reconnect_timeout: Duration::from_secs(15 * 60),
+            max_connections: 10_000,
+            rate_limit: 100,
+            rate_limit_window: Duration::from_secs(60),
+            pod_id: String::new(),
+            namespace: String::new(),
+            auth: AuthConfig::default(),
+            websocket: WebSocketConfig::default(),
+            gateway: GatewayConfig::default(),
+            worker: WorkerConfig::default(),
+            redis: RedisConfig::default(),
+            nats: NatsConfig::default(),
+            llm: LlmConfig::default(),
+            log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+
+/// `[chatbox.auth]`: JWT validation beyond the HS256 secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// PEM public key for RS256 tokens.
+    pub jwt_public_key: String,
+    /// A file holding the PEM public key, instead of `jwt_public_key`.
+    pub jwt_public_key_file: String,
+    /// Required `iss`, if set.
+    pub issuer: String,
+    /// Required `aud`, if set.
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[serde(with = "duration")]
+    pub leeway: Duration,
+    /// The role that makes a user an admin.
+    pub admin_role: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_public_key: String::new(),
+            jwt_public_key_file: String::new(),
+            issuer: String::new(),
+            audience: String::new(),
+            leeway: Duration::from_secs(30),
+            admin_role: "admin".into(),
+        }
+    }
+}
+
+/// `[chatbox.websocket]`: socket limits and heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// Read buffer per socket, in bytes; grows only for larger frames.
+    pub read_buffer_size: usize,
+    /// Bytes buffered before a write is flushed to the socket.
+    pub write_buffer_size: usize,
+    /// Largest message a client may send, in bytes.
+    pub max_message_size: usize,
+    /// Largest frame a client may send, in bytes.
+    pub max_frame_size: usize,
+    /// Largest `content` of a client message, in bytes.
+    pub max_content_bytes: usize,
+    /// How often the server sends WebSocket pings.
+    #[serde(with = "duration")]
+    pub ping_period: Duration,
+    /// A socket silent this long is closed.
+    #[serde(with = "duration")]
+    pub pong_wait: Duration,
+    /// A write that takes longer fails and closes the socket.
+    #[serde(with = "duration")]
+    pub write_wait: Duration,
+    /// Frames queued for a socket before it is dropped as too slow.
+    pub send_queue_limit: usize,
+    /// Browser origins allowed to open sockets (`WS_ALLOWED_ORIGINS`);
+    /// empty allows every origin.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            read_buffer_size: 1024,
+            write_buffer_size: 4096,
+            max_message_size: 64 * 1024,
+            max_frame_size: 64 * 1024,
+            max_content_bytes: 16 * 1024,
+            ping_period: Duration::from_secs(30),
+            pong_wait: Duration::from_secs(90),
+            write_wait: Duration::from_secs(10),
+            send_queue_limit: 1024,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// `[chatbox.gateway]`: ownership and routing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Lifetime of a session's ownership lock.
+    #[serde(with = "duration")]
+    pub owner_ttl: Duration,
+    /// How often a gateway renews the locks it holds.
+    #[serde(with = "duration")]
+    pub owner_renew_interval: Duration,
+    /// How often a gateway writes its heartbeat.
+    #[serde(with = "duration")]
+    pub heartbeat_interval: Duration,
+    /// A session quiet this long stops listening on `chat.out.<sid>`
+    /// until its user speaks again or a worker asks it to attach.
+    #[serde(with = "duration")]
+    pub out_idle_timeout: Duration,
+    /// How long a gateway waits for a worker's RPC answer.
+    #[serde(with = "duration")]
+    pub rpc_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            owner_ttl: Duration::from_secs(30),
+            owner_renew_interval: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(10),
+            out_idle_timeout: Duration::from_secs(120),
+            rpc_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[chatbox.worker]`: turn processing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Address of the worker's HTTP server (health, metrics).
+    pub listen: String,
+    /// Turns one worker runs at once.
+    pub max_concurrent_turns: usize,
+    /// How long a turn may go without a sign of life before its message is
+    /// handed to another worker.
+    #[serde(with = "duration")]
+    pub ack_wait: Duration,
+    /// Messages handed out to all workers and not yet acked.
+    pub max_ack_pending: i64,
+    /// Messages a worker fetches per pull.
+    pub pull_batch: usize,
+    /// The longest a turn may run before it is abandoned with an error.
+    #[serde(with = "duration")]
+    pub turn_timeout: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            listen: "127.0.0.1:9091".into(),
+            max_concurrent_turns: 256,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 10_000,
+            pull_batch: 64,
+            turn_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `[chatbox.redis]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]` (`REDIS_URL`).
+    pub url: String,
+    /// Connections per process.
+    pub pool_size: usize,
+    /// How long to wait for the first connection.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// How long one command may take.
+    #[serde(with = "duration")]
+    pub command_timeout: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// `[chatbox.nats]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// `nats://host:port` (`NATS_URL`); several separated by commas.
+    pub url: String,
+    /// How long to wait for the first connection.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// How long the inbound stream keeps a message no worker took.
+    #[serde(with = "duration")]
+    pub stream_max_age: Duration,
+    /// Window in which a repeated client message id is dropped.
+    #[serde(with = "duration")]
+    pub duplicate_window: Duration,
+    /// Replicas of the inbound stream (3 on a NATS cluster).
+    pub stream_replicas: usize,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: "nats://127.0.0.1:4222".into(),
+            connect_timeout: Duration::from_secs(10),
+            stream_max_age: Duration::from_secs(24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            stream_replicas: 1,
+        }
+    }
+}
+
+/// `[chatbox.llm]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// `[[chatbox.llm.providers]]`; the first is the default model. With
+    /// none, the built-in demo model answers.
+    pub providers: Vec<ProviderConfig>,
+    /// `[chatbox.llm.demo]`
+    pub demo: DemoConfig,
+}
+
+/// The kind of API a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI Chat Completions, or any compatible endpoint.
+    Openai,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Dify chat-messages.
+    Dify,
+}
+
+/// One `[[chatbox.llm.providers]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The model id users select (`model_id`).
+    pub id: String,
+    /// The name users see.
+    #[serde(default)]
+    pub name: String,
+    /// The API it speaks.
+    #[serde(rename = "type")]
+    pub kind: ProviderKind,
+    /// Base URL, like `https://api.openai.com/v1`.
+    pub endpoint: String,
+    /// API key (`LLM_PROVIDER_<ID>_API_KEY` overrides it). Never logged.
+    #[serde(default, rename = "apiKey", alias = "api_key")]
+    pub api_key: Secret,
+    /// The provider's model name.
+    #[serde(default)]
+    pub model: String,
+    /// Stream the answer (`false` waits for the whole answer).
+    #[serde(default = "default_true")]
+    pub stream: bool,
+    /// Upper bound on answer tokens.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature.
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// A system prompt put before the conversation.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// Extra HTTP headers sent with every request (gateways and proxies
+    /// that want their own headers).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Connect timeout.
+    #[serde(default = "default_connect_timeout", with = "duration")]
+    pub connect_timeout: Duration,
+    /// Longest wait for the first token.
+    #[serde(default = "default_first_token_timeout", with = "duration")]
+    pub first_token_timeout: Duration,
+    /// Longest silence between two chunks.
+    #[serde(default = "default_idle_timeout", with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_first_token_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// `[chatbox.llm.demo]`: the built-in model of the all-in-one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Pause between streamed words, so streaming is visible.
+    #[serde(with = "duration")]
+    pub chunk_delay: Duration,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            chunk_delay: Duration::from_millis(25),
+        }
+    }
+}
+
+/// `[chatbox.log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a full filter like
+    /// `info,chatbox_gateway=debug` (`RUST_LOG` overrides it).
+    pub level: String,
+    /// `json`, `text`, or `auto` (text on a terminal, JSON otherwise).
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: "auto".into(),
+        }
+    }
+}
+
+/// `[chatbox.telemetry]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP endpoint for traces (`OTEL_EXPORTER_OTLP_ENDPOINT`); empty
+    /// disables tracing export.
+    pub otlp_endpoint: String,
+    /// `service.name` of exported traces.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: String::new(),
+            service_name: "chatbox".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the file (if any), applies the environment, and checks the
+    /// result for `role`.
+    pub fn load(path: Option<&Path>, role: Role) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, role, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with an explicit environment (for tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        role: Role,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        let merged = env::apply(file, lookup).map_err(ConfigError::Invalid)?;
+        let mut config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
+                let key = e.path().to_string();
+                let names = env::names_for(&key);
+                ConfigError::Invalid(vec![format!("{key}{names}: {}", e.inner())])
+            })?;
+        config
+            .resolve_files()
+            .map_err(|e| ConfigError::Invalid(vec![e]))?;
+        config.validate(role).map_err(ConfigError::Invalid)?;
+        Ok(config)
+    }
+
+    fn resolve_files(&mut self) -> Result<(), String> {
+        let auth = &mut self.chatbox.auth;
+        if auth.jwt_public_key.is_empty() && !auth.jwt_public_key_file.is_empty() {
+            auth.jwt_public_key = std::fs::read_to_string(&auth.jwt_public_key_file).map_err(|e| {
+                format!(
+                    "chatbox.auth.jwt_public_key_file: cannot read {}: {e}",
+                    auth.jwt_public_key_file
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(file: Option<&str>, env: &[(&str, &str)], role: Role) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let path = file.map(|text| {
+            let path = std::env::temp_dir().join(format!("chatbox-config-{}.toml", rand::random::<u64>()));
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        Config::load_with_env(path.as_deref(), role, &|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_a_valid_all_in_one() {
+        let c = load(None, &[], Role::AllInOne).unwrap();
+        assert_eq!(c.app.listen, "127.0.0.1:8080");
+        assert_eq!(c.chatbox.reconnect_timeout, Duration::from_secs(900));
+        assert!(c.chatbox.llm.providers.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_chatbox_names_win_over_seed_names() {
+        let file =
+            "[chatbox]\nmax_connections = 5\nrate_limit = 7\n[chatbox.websocket]\nread_buffer_size = 2048\n";
+        let c = load(
+            Some(file),
+            &[
+                ("MAX_CONNECTIONS", "50"),
+                ("RATE_LIMIT", "8"),
+                ("CHATBOX_RATE_LIMIT", "9"),
+                ("WS_ALLOWED_ORIGINS", "https://a.example, https://b.example"),
+                ("RECONNECT_TIMEOUT", "2m"),
+            ],
+            Role::AllInOne,
+        )
+        .unwrap();
+        assert_eq!(c.chatbox.max_connections, 50);
+        assert_eq!(c.chatbox.rate_limit, 9);
+        assert_eq!(c.chatbox.websocket.read_buffer_size, 2048);
+        assert_eq!(
+            c.chatbox.websocket.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(c.chatbox.reconnect_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn provider_keys_come_from_the_environment_and_never_show_in_debug() {
+        let file = "[[chatbox.llm.providers]]\nid = \"openai-gpt4\"\ntype = \"openai\"\nendpoint = \"https://api.openai.com/v1\"\napiKey = \"from-file\"\nmodel = \"gpt-4\"\n";
+        let c = load(
+            Some(file),
+            &[("LLM_PROVIDER_OPENAI_GPT4_API_KEY", "sk-env")],
+            Role::AllInOne,
+        )
+        .unwrap();
+        let provider = &c.chatbox.llm.providers[0];
+        assert_eq!(provider.api_key.expose(), "sk-env");
+        assert!(!format!("{c:?}").contains("sk-env"));
+    }
+
+    #[test]
+    fn problems_name_the_key_and_its_variables() {
+        let Err(ConfigError::Invalid(problems)) = load(
+            None,
+            &[("MAX_CONNECTIONS", "0"), ("RATE_LIMIT", "x")],
+            Role::Gateway,
+        ) else {
+            panic!("invalid configuration accepted")
+        };
+        assert_eq!(
+            problems,
+            vec!["chatbox.rate_limit (RATE_LIMIT): \"x\" is not a whole number".to_owned()]
+        );
+
+        let Err(ConfigError::Invalid(problems)) = load(None, &[("MAX_CONNECTIONS", "0")], Role::Gateway)
+        else {
+            panic!("invalid configuration accepted")
+        };
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("chatbox.jwt_secret (CHATBOX_JWT_SECRET or JWT_SECRET)"))
+        );
+        assert!(
+            problems.iter().any(
+                |p| p.starts_with("chatbox.max_connections (CHATBOX_MAX_CONNECTIONS or MAX_CONNECTIONS)")
+            )
+        );
+
+        let err = load(
+            Some("[chatbox]\nreconnect_timeout = \"soon\"\n"),
+            &[],
+            Role::AllInOne,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("chatbox.reconnect_timeout"), "{err}");
+        let err = load(Some("[chatbox\n"), &[], Role::AllInOne).unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn unsupported_provider_types_are_refused_with_a_reason() {
+        let file = "[[chatbox.llm.providers]]\nid = \"claude\"\ntype = \"anthropic\"\nendpoint = \"https://api.anthropic.com/v1\"\n";
+        let err = load(Some(file), &[], Role::AllInOne).unwrap_err().to_string();
+        assert!(
+            err.contains("chatbox.llm.providers[0]") && err.contains("not supported"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! Start-up checks: every problem found is reported at once, each naming
+//! the key (and its environment variables) and what is wrong with it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::env::names_for;
+use super::{Config, ProviderKind};
+use crate::ids::is_valid_pod_id;
+
+/// Which role the process runs; some checks apply to some roles only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Gateway and worker in one process on embedded adapters.
+    AllInOne,
+    /// A scaled gateway.
+    Gateway,
+    /// A scaled worker.
+    Worker,
+    /// The mock LLM server.
+    MockLlm,
+    /// Minting a token.
+    Token,
+}
+
+impl Role {
+    /// Whether the role runs against Redis and NATS.
+    pub fn is_scaled(self) -> bool {
+        matches!(self, Role::Gateway | Role::Worker)
+    }
+}
+
+/// Shortest HS256 secret the scaled roles accept.
+pub const MIN_SECRET_LEN: usize = 32;
+
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn check(&mut self, ok: bool, key: &str, problem: impl FnOnce() -> String) {
+        if !ok {
+            let names = if key.contains('[') {
+                String::new()
+            } else {
+                names_for(key)
+            };
+            self.0.push(format!("{key}{names}: {}", problem()));
+        }
+    }
+
+    fn positive(&mut self, d: Duration, key: &str) {
+        self.check(!d.is_zero(), key, || "must be longer than zero".into());
+    }
+}
+
+impl Config {
+    /// Checks the configuration for `role`.
+    pub fn validate(&self, role: Role) -> Result<(), Vec<String>> {
+        let c = &self.chatbox;
+        let mut p = Problems(Vec::new());
+
+        if role != Role::Worker {
+            p.check(
+                self.app.listen.parse::<SocketAddr>().is_ok(),
+                "app.listen",
+                || format!("{:?} is not an address like 127.0.0.1:8080", self.app.listen),
+            );
+        }
+        p.positive(self.app.shutdown_timeout, "app.shutdown_timeout");
+        p.check(
+            c.namespace.is_empty() || is_valid_pod_id(&c.namespace),
+            "chatbox.namespace",
+            || "must be 1 to 63 letters, digits, '-' or '_'".into(),
+        );
+        p.check(
+            c.pod_id.is_empty() || is_valid_pod_id(&c.pod_id),
+            "chatbox.pod_id",
+            || "must be 1 to 63 letters, digits, '-' or '_'".into(),
+        );
+
+        if role.is_scaled() {
+            let has_key = !c.jwt_secret.is_empty() || !c.auth.jwt_public_key.is_empty();
+            p.check(has_key, "chatbox.jwt_secret", || {
+                "is required for the gateway and worker roles (or set chatbox.auth.jwt_public_key for RS256)"
+                    .into()
+            });
+            p.check(
+                c.jwt_secret.is_empty() || c.jwt_secret.expose().len() >= MIN_SECRET_LEN,
+                "chatbox.jwt_secret",
+                || format!("must be at least {MIN_SECRET_LEN} characters (try: openssl rand -base64 32)"),
+            );
+            p.check(
+                c.redis.url.starts_with("redis://") || c.redis.url.starts_with("rediss://"),
+                "chatbox.redis.url",
+                || format!("{:?} must start with redis:// or rediss://", c.redis.url),
+            );
+            p.check(!c.nats.url.trim().is_empty(), "chatbox.nats.url", || {
+                "is required".into()
+            });
+            p.check(c.redis.pool_size > 0, "chatbox.redis.pool_size", || {
+                "must be at least 1".into()
+            });
+            p.positive(c.redis.connect_timeout, "chatbox.redis.connect_timeout");
+            p.positive(c.redis.command_timeout, "chatbox.redis.command_timeout");
+            p.positive(c.nats.connect_timeout, "chatbox.nats.connect_timeout");
+            p.positive(c.nats.stream_max_age, "chatbox.nats.stream_max_age");
+            p.check(
+                c.nats.stream_replicas >= 1,
+                "chatbox.nats.stream_replicas",
+                || "must be at least 1".into(),
+            );
+        }
+
+        if matches!(role, Role::AllInOne | Role::Gateway) {
+            p.check(c.max_connections > 0, "chatbox.max_connections", || {
+                "must be at least 1".into()
+            });
+            p.check(c.rate_limit > 0, "chatbox.rate_limit", || {
+                "must be at least 1".into()
+            });
+            p.positive(c.rate_limit_window, "chatbox.rate_limit_window");
+            p.positive(c.reconnect_timeout, "chatbox.reconnect_timeout");
+            let ws = &c.websocket;
+            p.check(
+                ws.read_buffer_size >= 256,
+                "chatbox.websocket.read_buffer_size",
+                || "must be at least 256 bytes".into(),
+            );
+            p.check(
+                ws.max_message_size >= 1024,
+                "chatbox.websocket.max_message_size",
+                || "must be at least 1024 bytes".into(),
+            );
+            p.check(
+                ws.max_frame_size >= 1024 && ws.max_frame_size <= ws.max_message_size,
+                "chatbox.websocket.max_frame_size",
+                || "must be at least 1024 bytes and at most max_message_size".into(),
+            );
+            p.check(
+                ws.max_content_bytes > 0 && ws.max_content_bytes < ws.max_message_size,
+                "chatbox.websocket.max_content_bytes",
+                || "must be above zero and below max_message_size".into(),
+            );
+            p.check(
+                ws.send_queue_limit > 0,
+                "chatbox.websocket.send_queue_limit",
+                || "must be at least 1".into(),
+            );
+            p.positive(ws.ping_period, "chatbox.websocket.ping_period");
+            p.check(
+                ws.pong_wait > ws.ping_period,
+                "chatbox.websocket.pong_wait",
+                || "must be longer than ping_period".into(),
+            );
+            p.positive(ws.write_wait, "chatbox.websocket.write_wait");
+            for origin in &ws.allowed_origins {
+                p.check(
+                    origin == "*" || origin.starts_with("http://") || origin.starts_with("https://"),
+                    "chatbox.websocket.allowed_origins",
+                    || format!("{origin:?} is not an origin like https://chat.example.com"),
+                );
+            }
+            let g = &c.gateway;
+            p.positive(g.owner_ttl, "chatbox.gateway.owner_ttl");
+            p.check(
+                !g.owner_renew_interval.is_zero() && g.owner_renew_interval * 2 <= g.owner_ttl,
+                "chatbox.gateway.owner_renew_interval",
+                || "must be above zero and at most half of owner_ttl".into(),
+            );
+            p.positive(g.heartbeat_interval, "chatbox.gateway.heartbeat_interval");
+            p.positive(g.out_idle_timeout, "chatbox.gateway.out_idle_timeout");
+            p.positive(g.rpc_timeout, "chatbox.gateway.rpc_timeout");
+        }
+
+        if matches!(role, Role::AllInOne | Role::Worker) {
+            let w = &c.worker;
+            if role == Role::Worker {
+                p.check(
+                    w.listen.parse::<SocketAddr>().is_ok(),
+                    "chatbox.worker.listen",
+                    || format!("{:?} is not an address like 127.0.0.1:9091", w.listen),
+                );
+            }
+            p.check(
+                w.max_concurrent_turns > 0,
+                "chatbox.worker.max_concurrent_turns",
+                || "must be at least 1".into(),
+            );
+            p.check(
+                w.ack_wait >= Duration::from_secs(1),
+                "chatbox.worker.ack_wait",
+                || "must be at least 1s".into(),
+            );
+            p.check(w.max_ack_pending > 0, "chatbox.worker.max_ack_pending", || {
+                "must be at least 1".into()
+            });
+            p.check(w.pull_batch > 0, "chatbox.worker.pull_batch", || {
+                "must be at least 1".into()
+            });
+            p.positive(w.turn_timeout, "chatbox.worker.turn_timeout");
+            let mut seen = std::collections::HashSet::new();
+            for (i, provider) in c.llm.providers.iter().enumerate() {
+                let key = format!("chatbox.llm.providers[{i}]");
+                p.check(
+                    crate::ids::is_valid_id(&provider.id) && seen.insert(provider.id.as_str()),
+                    &key,
+                    || {
+                        format!(
+                            "id {:?} must be unique and 1 to 64 letters, digits, '-', '_', '.' or ':'",
+                            provider.id
+                        )
+                    },
+                );
+                p.check(
+                    provider.endpoint.starts_with("http://") || provider.endpoint.starts_with("https://"),
+                    &key,
+                    || format!("endpoint {:?} must be an http(s) URL", provider.endpoint),
+                );
+                p.check(provider.kind == ProviderKind::Openai, &key, || {
+                    format!(
+                        "type {:?} is not supported by this version; use \"openai\" (any OpenAI-compatible endpoint)",
+                        provider.kind
+                    )
+                });
+            }
+        }
+
+        p.check(
+            matches!(c.log.format.as_str(), "auto" | "json" | "text"),
+            "chatbox.log.format",
+            || format!("{:?} must be auto, json or text", c.log.format),
+        );
+
+        if p.0.is_empty() { Ok(()) } else { Err(p.0) }
+    }
+}

@@ -1,0 +1,200 @@
+//! The `Coordinator` port: shared state that must hold across pods
+//! (DESIGN §3, §5).
+//!
+//! * the **ownership lock** of a session, which is also its route: the pod
+//!   and connection that own it, with a fencing token so a stale owner can
+//!   never renew or release a newer owner's lock;
+//! * the user's **active session** (one per user, property 48);
+//! * the per-session **sequence**;
+//! * **rate limits** (token buckets);
+//! * the **pod heartbeat**.
+//!
+//! Adapters: [`redis::RedisCoordinator`] (Lua for every compare-and-set) for
+//! the scaled roles and [`memory::MemoryCoordinator`] for the all-in-one.
+//! One conformance suite (`shared/tests/coordinator_conformance.rs`) runs
+//! against both.
+
+pub mod memory;
+pub mod redis;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// The holder of a session's ownership lock: `<pod>/<conn>/<fence>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OwnerToken {
+    /// The gateway pod.
+    pub pod_id: String,
+    /// The connection on that pod.
+    pub conn_id: u64,
+    /// Increases with every claim of the session.
+    pub fence: u64,
+}
+
+impl OwnerToken {
+    /// The value stored in the lock.
+    pub fn encode(&self) -> String {
+        format!("{}/{}/{}", self.pod_id, self.conn_id, self.fence)
+    }
+
+    /// Parses a stored value.
+    pub fn decode(value: &str) -> Option<Self> {
+        let mut parts = value.rsplitn(3, '/');
+        let fence = parts.next()?.parse().ok()?;
+        let conn_id = parts.next()?.parse().ok()?;
+        let pod_id = parts.next()?.to_owned();
+        Some(OwnerToken {
+            pod_id,
+            conn_id,
+            fence,
+        })
+    }
+}
+
+/// The result of claiming a session's ownership lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerClaim {
+    /// The caller's token, needed to renew and release.
+    pub token: OwnerToken,
+    /// Who held the lock before, if anyone: that connection must close.
+    pub previous: Option<OwnerToken>,
+}
+
+/// The user's active session after [`Coordinator::activate_session`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveSession {
+    /// The session.
+    pub session_id: String,
+    /// `true` if the candidate became the active session (it is new).
+    pub created: bool,
+}
+
+/// A token bucket: `capacity` messages at once, refilled at `capacity`
+/// per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Burst size and tokens per window.
+    pub capacity: u32,
+    /// The refill window.
+    pub window: Duration,
+}
+
+/// Whether a rate-limited action may go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Go ahead.
+    Allowed,
+    /// Not now; a token is back after `retry_after`.
+    Limited { retry_after: Duration },
+}
+
+/// One lock to renew in [`Coordinator::renew_owners`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renewal {
+    /// The session.
+    pub session_id: String,
+    /// The token the caller holds.
+    pub token: OwnerToken,
+}
+
+/// Why a coordinator operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CoordinatorError {
+    /// The backing store cannot be reached.
+    #[error("coordinator is unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered something unexpected.
+    #[error("coordinator: {0}")]
+    Other(String),
+}
+
+/// The coordinator port.
+#[async_trait]
+pub trait Coordinator: Send + Sync + 'static {
+    /// Which adapter this is, for logs (`"redis"`, `"memory"`).
+    fn adapter(&self) -> &'static str;
+
+    /// Returns the user's active session (made persistent again if it was
+    /// lingering after a disconnect), or makes `candidate` the active one.
+    async fn activate_session(
+        &self,
+        user_id: &str,
+        candidate: &str,
+    ) -> Result<ActiveSession, CoordinatorError>;
+
+    /// The user's active session, if any.
+    async fn active_session(&self, user_id: &str) -> Result<Option<String>, CoordinatorError>;
+
+    /// Makes `session_id` the user's active session; returns the previous one.
+    async fn switch_active_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<Option<String>, CoordinatorError>;
+
+    /// If `session_id` is still the user's active session, lets it expire
+    /// after `ttl` (`None`: keep it without expiry). Returns whether it was.
+    async fn linger_active_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        ttl: Option<Duration>,
+    ) -> Result<bool, CoordinatorError>;
+
+    /// Takes a session's ownership lock for `(pod_id, conn_id)` for `ttl`,
+    /// whoever held it, with a new fencing token.
+    async fn claim_owner(
+        &self,
+        session_id: &str,
+        pod_id: &str,
+        conn_id: u64,
+        ttl: Duration,
+    ) -> Result<OwnerClaim, CoordinatorError>;
+
+    /// Extends each lock whose holder still matches; returns, per renewal,
+    /// whether it was extended.
+    async fn renew_owners(&self, renewals: &[Renewal], ttl: Duration) -> Result<Vec<bool>, CoordinatorError>;
+
+    /// Releases a lock if `token` still holds it; returns whether it did.
+    async fn release_owner(&self, session_id: &str, token: &OwnerToken) -> Result<bool, CoordinatorError>;
+
+    /// The current owner of a session: where its user is connected.
+    async fn owner(&self, session_id: &str) -> Result<Option<OwnerToken>, CoordinatorError>;
+
+    /// Reserves `count` sequence numbers of a session; returns the last.
+    async fn next_seq(&self, session_id: &str, count: u64) -> Result<u64, CoordinatorError>;
+
+    /// Takes one token from the user's message bucket.
+    async fn admit_message(&self, user_id: &str, limit: RateLimit) -> Result<Admission, CoordinatorError>;
+
+    /// Records that a pod is alive, with a short JSON description.
+    async fn heartbeat(&self, pod_id: &str, info: &str, ttl: Duration) -> Result<(), CoordinatorError>;
+
+    /// Checks that the coordinator answers, for readiness probes.
+    async fn check(&self) -> Result<(), CoordinatorError>;
+}
+
+/// How long a session's fence counter and sequence outlive their last use.
+pub const SESSION_COUNTER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_tokens_round_trip_even_with_slashes_in_pod_ids() {
+        let t = OwnerToken {
+            pod_id: "gw/a".into(),
+            conn_id: 42,
+            fence: 7,
+        };
+        assert_eq!(t.encode(), "gw/a/42/7");
+        assert_eq!(OwnerToken::decode(&t.encode()), Some(t));
+        assert_eq!(OwnerToken::decode("nonsense"), None);
+    }
+}

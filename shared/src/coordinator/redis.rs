@@ -1,0 +1,371 @@
+//! The Redis adapter of the coordinator (`fred`).
+//!
+//! Every compare-and-set is a Lua script (in `lua/`) run with EVALSHA, so
+//! a stale owner can never renew or release a newer owner's lock. Scripts
+//! touch keys of one hash tag only, so they run on Redis Cluster too.
+//! Commands are multiplexed over a small pool of connections; renewals of
+//! many locks go out as one pipeline.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::prelude::*;
+use fred::types::Value;
+
+use super::{
+    ActiveSession, Admission, Coordinator, CoordinatorError, OwnerClaim, OwnerToken, RateLimit, Renewal,
+    SESSION_COUNTER_TTL, millis,
+};
+use crate::namespace::Keys;
+
+/// Settings of the Redis adapter.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://[user:pass@]host:port[/db]` (or `rediss://` for TLS).
+    pub url: String,
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// How long to wait for the first connection.
+    pub connect_timeout: Duration,
+    /// How long a command may take before it fails.
+    pub command_timeout: Duration,
+    /// Key names.
+    pub keys: Keys,
+}
+
+/// A Lua script and its SHA1, loaded on first use (and again after the
+/// server forgot it).
+struct Script {
+    source: &'static str,
+    sha: String,
+}
+
+impl Script {
+    fn new(source: &'static str) -> Self {
+        Script {
+            source,
+            sha: fred::util::sha1_hash(source),
+        }
+    }
+}
+
+struct Scripts {
+    claim_owner: Script,
+    renew_owner: Script,
+    release_owner: Script,
+    activate_session: Script,
+    linger_session: Script,
+    next_seq: Script,
+    rate_limit: Script,
+}
+
+/// The Redis [`Coordinator`].
+pub struct RedisCoordinator {
+    pool: Pool,
+    keys: Keys,
+    scripts: Scripts,
+}
+
+fn unavailable(e: Error) -> CoordinatorError {
+    match e.kind() {
+        ErrorKind::IO | ErrorKind::Timeout | ErrorKind::Canceled | ErrorKind::Backpressure => {
+            CoordinatorError::Unavailable(e.to_string())
+        }
+        _ => CoordinatorError::Other(e.to_string()),
+    }
+}
+
+fn ms_arg(d: Duration) -> i64 {
+    i64::try_from(millis(d)).unwrap_or(i64::MAX)
+}
+
+impl RedisCoordinator {
+    /// Connects, waiting up to `connect_timeout` for the first connection;
+    /// later disconnections are retried in the background.
+    pub async fn connect(options: RedisOptions) -> Result<Self, CoordinatorError> {
+        let config = Config::from_url(&options.url)
+            .map_err(|e| CoordinatorError::Other(format!("invalid Redis URL: {e}")))?;
+        let command_timeout = options.command_timeout;
+        let connect_timeout = options.connect_timeout;
+        let pool = Builder::from_config(config)
+            .with_connection_config(|c| {
+                c.connection_timeout = connect_timeout;
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = command_timeout;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+            .build_pool(options.pool_size.max(1))
+            .map_err(|e| CoordinatorError::Other(e.to_string()))?;
+        pool.connect();
+        tokio::time::timeout(options.connect_timeout, pool.wait_for_connect())
+            .await
+            .map_err(|_| {
+                CoordinatorError::Unavailable(format!(
+                    "could not reach Redis at {} within {:?}",
+                    redact_url(&options.url),
+                    options.connect_timeout
+                ))
+            })?
+            .map_err(unavailable)?;
+        Ok(RedisCoordinator {
+            pool,
+            keys: options.keys,
+            scripts: Scripts {
+                claim_owner: Script::new(include_str!("lua/claim_owner.lua")),
+                renew_owner: Script::new(include_str!("lua/renew_owner.lua")),
+                release_owner: Script::new(include_str!("lua/release_owner.lua")),
+                activate_session: Script::new(include_str!("lua/activate_session.lua")),
+                linger_session: Script::new(include_str!("lua/linger_session.lua")),
+                next_seq: Script::new(include_str!("lua/next_seq.lua")),
+                rate_limit: Script::new(include_str!("lua/rate_limit.lua")),
+            },
+        })
+    }
+
+    /// Runs a script by SHA, loading it first if the server does not know it.
+    async fn eval<R: FromValue>(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<Value>,
+    ) -> Result<R, CoordinatorError> {
+        let client = self.pool.next();
+        match client
+            .evalsha(script.sha.as_str(), keys.clone(), args.clone())
+            .await
+        {
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                let _: String = client.script_load(script.source).await.map_err(unavailable)?;
+                client
+                    .evalsha(script.sha.as_str(), keys, args)
+                    .await
+                    .map_err(unavailable)
+            }
+            result => result.map_err(unavailable),
+        }
+    }
+
+    /// Deletes every key of this namespace (tests clean up with it).
+    pub async fn delete_namespace(&self) -> Result<u64, CoordinatorError> {
+        let prefix = self.keys.prefix();
+        if prefix.is_empty() {
+            return Err(CoordinatorError::Other(
+                "refusing to delete the default namespace".into(),
+            ));
+        }
+        let script = "local n = 0 local cursor = '0' repeat local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000) cursor = r[1] for _, k in ipairs(r[2]) do n = n + redis.call('DEL', k) end until cursor == '0' return n";
+        let n: u64 = self
+            .pool
+            .next()
+            .eval(script, Vec::<String>::new(), vec![format!("{prefix}*")])
+            .await
+            .map_err(unavailable)?;
+        Ok(n)
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[async_trait]
+impl Coordinator for RedisCoordinator {
+    fn adapter(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn activate_session(
+        &self,
+        user_id: &str,
+        candidate: &str,
+    ) -> Result<ActiveSession, CoordinatorError> {
+        let (session_id, created): (String, i64) = self
+            .eval(
+                &self.scripts.activate_session,
+                vec![self.keys.active(user_id)],
+                vec![candidate.into()],
+            )
+            .await?;
+        Ok(ActiveSession {
+            session_id,
+            created: created == 1,
+        })
+    }
+
+    async fn active_session(&self, user_id: &str) -> Result<Option<String>, CoordinatorError> {
+        self.pool
+            .get(self.keys.active(user_id))
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn switch_active_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<Option<String>, CoordinatorError> {
+        self.pool
+            .set(self.keys.active(user_id), session_id, None, None, true)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn linger_active_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        ttl: Option<Duration>,
+    ) -> Result<bool, CoordinatorError> {
+        let ttl = ttl.map(ms_arg).unwrap_or(0);
+        let done: i64 = self
+            .eval(
+                &self.scripts.linger_session,
+                vec![self.keys.active(user_id)],
+                vec![session_id.into(), ttl.into()],
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn claim_owner(
+        &self,
+        session_id: &str,
+        pod_id: &str,
+        conn_id: u64,
+        ttl: Duration,
+    ) -> Result<OwnerClaim, CoordinatorError> {
+        let (fence, previous): (u64, String) = self
+            .eval(
+                &self.scripts.claim_owner,
+                vec![self.keys.owner(session_id), self.keys.fence(session_id)],
+                vec![
+                    pod_id.into(),
+                    conn_id.to_string().into(),
+                    ms_arg(ttl).into(),
+                    ms_arg(SESSION_COUNTER_TTL).into(),
+                ],
+            )
+            .await?;
+        Ok(OwnerClaim {
+            token: OwnerToken {
+                pod_id: pod_id.to_owned(),
+                conn_id,
+                fence,
+            },
+            previous: OwnerToken::decode(&previous),
+        })
+    }
+
+    async fn renew_owners(&self, renewals: &[Renewal], ttl: Duration) -> Result<Vec<bool>, CoordinatorError> {
+        if renewals.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Concurrent commands on a fred client go out pipelined, so this is
+        // a round trip per batch rather than one per lock.
+        let ttl = ms_arg(ttl);
+        let mut renewed = Vec::with_capacity(renewals.len());
+        for batch in renewals.chunks(1024) {
+            let results = futures_util::future::join_all(batch.iter().map(|r| {
+                self.eval::<i64>(
+                    &self.scripts.renew_owner,
+                    vec![self.keys.owner(&r.session_id)],
+                    vec![Value::from(r.token.encode()), ttl.into()],
+                )
+            }))
+            .await;
+            for result in results {
+                renewed.push(result? == 1);
+            }
+        }
+        Ok(renewed)
+    }
+
+    async fn release_owner(&self, session_id: &str, token: &OwnerToken) -> Result<bool, CoordinatorError> {
+        let done: i64 = self
+            .eval(
+                &self.scripts.release_owner,
+                vec![self.keys.owner(session_id)],
+                vec![token.encode().into()],
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn owner(&self, session_id: &str) -> Result<Option<OwnerToken>, CoordinatorError> {
+        let value: Option<String> = self
+            .pool
+            .get(self.keys.owner(session_id))
+            .await
+            .map_err(unavailable)?;
+        Ok(value.as_deref().and_then(OwnerToken::decode))
+    }
+
+    async fn next_seq(&self, session_id: &str, count: u64) -> Result<u64, CoordinatorError> {
+        self.eval(
+            &self.scripts.next_seq,
+            vec![self.keys.seq(session_id)],
+            vec![
+                count.max(1).to_string().into(),
+                ms_arg(SESSION_COUNTER_TTL).into(),
+            ],
+        )
+        .await
+    }
+
+    async fn admit_message(&self, user_id: &str, limit: RateLimit) -> Result<Admission, CoordinatorError> {
+        let (allowed, retry_ms): (i64, i64) = self
+            .eval(
+                &self.scripts.rate_limit,
+                vec![self.keys.user_rate(user_id)],
+                vec![
+                    i64::from(limit.capacity.max(1)).into(),
+                    ms_arg(limit.window).into(),
+                ],
+            )
+            .await?;
+        Ok(if allowed == 1 {
+            Admission::Allowed
+        } else {
+            Admission::Limited {
+                retry_after: Duration::from_millis(u64::try_from(retry_ms).unwrap_or(1).max(1)),
+            }
+        })
+    }
+
+    async fn heartbeat(&self, pod_id: &str, info: &str, ttl: Duration) -> Result<(), CoordinatorError> {
+        self.pool
+            .set::<(), _, _>(
+                self.keys.pod(pod_id),
+                info,
+                Some(Expiration::PX(ms_arg(ttl))),
+                None,
+                false,
+            )
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn check(&self) -> Result<(), CoordinatorError> {
+        let _: String = self.pool.next().ping(None).await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("redis://u:secret@host:6379/0"),
+            "redis://***@host:6379/0"
+        );
+        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+    }
+}

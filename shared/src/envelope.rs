@@ -1,0 +1,230 @@
+//! What crosses the backplane between gateways and workers.
+//!
+//! Payloads are JSON. Routing facts a receiver needs before it parses the
+//! payload (session, user, frame type, audience) and the W3C trace context
+//! travel in NATS headers, named in [`headers`]. Frames on `chat.out` are
+//! the exact bytes a client receives, so a gateway forwards them without
+//! parsing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{ErrorCode, Metadata, Sender, Timestamp};
+
+/// Header names used on the bus.
+pub mod headers {
+    /// The session a message belongs to.
+    pub const SESSION: &str = "Chatbox-Session";
+    /// The user a message is from or for.
+    pub const USER: &str = "Chatbox-User";
+    /// The protocol `type` of a frame on `chat.out`.
+    pub const TYPE: &str = "Chatbox-Type";
+    /// Who on the session should receive a frame on `chat.out`; see [`super::Audience`].
+    pub const AUDIENCE: &str = "Chatbox-Audience";
+    /// JetStream de-duplication id.
+    pub const MSG_ID: &str = "Nats-Msg-Id";
+    /// W3C trace context.
+    pub const TRACEPARENT: &str = "traceparent";
+    /// W3C trace state.
+    pub const TRACESTATE: &str = "tracestate";
+}
+
+/// RPC method names (`chat.rpc.<method>`).
+pub mod rpc {
+    /// Open a new session or restore the user's active one.
+    pub const OPEN_SESSION: &str = "session.open";
+}
+
+/// An accepted client message, as a gateway hands it to the workers on
+/// `chat.in.<sid>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundEnvelope {
+    /// The session.
+    pub session_id: String,
+    /// Who sent it (the JWT `sub`).
+    pub user_id: String,
+    /// The sender's display name, from the JWT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// The sender's role in the conversation.
+    pub sender: Sender,
+    /// Unique within the session: the client's id when it gave one.
+    pub message_id: String,
+    /// The client's own id, echoed back so it can match its message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// What the message is.
+    pub body: InboundBody,
+    /// When the gateway accepted it.
+    pub received_at: Timestamp,
+    /// The gateway that accepted it.
+    pub gateway: String,
+}
+
+/// The content of an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum InboundBody {
+    /// Text for the assistant.
+    UserMessage {
+        content: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<Metadata>,
+    },
+}
+
+/// Which sockets of a session a frame on `chat.out` is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// The user and every admin watching.
+    All,
+    /// Only the user.
+    User,
+    /// Only admins watching the session.
+    Admins,
+}
+
+impl Audience {
+    /// The header value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Audience::All => "all",
+            Audience::User => "user",
+            Audience::Admins => "admins",
+        }
+    }
+
+    /// Parses a header value; anything unknown means everyone.
+    pub fn from_header(value: Option<&str>) -> Self {
+        match value {
+            Some("user") => Audience::User,
+            Some("admins") => Audience::Admins,
+            _ => Audience::All,
+        }
+    }
+}
+
+/// A control message for one gateway, on `chat.ctl.<pod>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Control {
+    /// Close connection `conn_id` (kill switch): the session is now owned
+    /// by a newer connection.
+    Kill {
+        conn_id: u64,
+        session_id: String,
+        reason: KillReason,
+    },
+    /// Subscribe to `chat.out.<session_id>` if a socket here belongs to the
+    /// session, then reply: a worker is about to publish frames the gateway
+    /// may not be listening for.
+    Attach { session_id: String },
+}
+
+/// Why a connection is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillReason {
+    /// The user opened the session on another connection.
+    ConnectedElsewhere,
+}
+
+/// Reply to [`Control::Attach`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachReply {
+    /// Whether a local socket belongs to the session (and is now listening).
+    pub attached: bool,
+}
+
+/// Request of [`rpc::OPEN_SESSION`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenSession {
+    /// The user.
+    pub user_id: String,
+    /// The session the client asks to resume, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_session_id: Option<String>,
+}
+
+/// Reply of [`rpc::OPEN_SESSION`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenedSession {
+    /// The session the connection belongs to from now on.
+    pub session_id: String,
+    /// Whether it is an earlier session resumed (`false`: a new one).
+    pub restored: bool,
+    /// The user's previously active session when it is a different one:
+    /// its sockets must be closed (one active session per user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_session_id: Option<String>,
+}
+
+/// The reply of any RPC: `{"ok": …}` or `{"error": {…}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RpcReply<T> {
+    /// It worked.
+    Ok(T),
+    /// It did not.
+    Error(RpcError),
+}
+
+/// Why an RPC failed, in the client protocol's terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct RpcError {
+    /// The client-facing code.
+    pub code: ErrorCode,
+    /// A sentence for people.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbound_envelope_round_trips() {
+        let env = InboundEnvelope {
+            session_id: "s".into(),
+            user_id: "u".into(),
+            user_name: Some("Ann".into()),
+            sender: Sender::User,
+            message_id: "m".into(),
+            client_id: None,
+            body: InboundBody::UserMessage {
+                content: "hi".into(),
+                model_id: None,
+                metadata: None,
+            },
+            received_at: Timestamp::from_millis(1),
+            gateway: "gw".into(),
+        };
+        let json = serde_json::to_string(&env).unwrap();
+        assert!(
+            json.contains(r#""body":{"type":"user_message","content":"hi"}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<InboundEnvelope>(&json).unwrap(), env);
+    }
+
+    #[test]
+    fn control_and_rpc_reply_shapes() {
+        let kill = Control::Kill {
+            conn_id: 7,
+            session_id: "s".into(),
+            reason: KillReason::ConnectedElsewhere,
+        };
+        assert_eq!(
+            serde_json::to_string(&kill).unwrap(),
+            r#"{"op":"kill","conn_id":7,"session_id":"s","reason":"connected_elsewhere"}"#
+        );
+        let reply: RpcReply<AttachReply> = RpcReply::Ok(AttachReply { attached: true });
+        assert_eq!(
+            serde_json::to_string(&reply).unwrap(),
+            r#"{"ok":{"attached":true}}"#
+        );
+    }
+}

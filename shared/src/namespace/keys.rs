@@ -1,0 +1,87 @@
+//! Redis keys (DESIGN §5). Keys of one session share the hash tag
+//! `{s:<sid>}` and keys of one user share `{u:<uid>}`, so every Lua script
+//! touches a single slot and the schema works on Redis Cluster.
+//!
+//! | key | value | lifetime |
+//! |---|---|---|
+//! | `chat:{s:<sid>}:owner` | `<pod>/<conn>/<fence>`: ownership lock and route | PX ~30 s, renewed ~10 s |
+//! | `chat:{s:<sid>}:fence` | last fencing token issued for the session | session lifetime |
+//! | `chat:{s:<sid>}:seq` | per-session sequence (INCR) | session lifetime |
+//! | `chat:{u:<uid>}:active` | the user's one active session id | while connected; then the reconnect timeout |
+//! | `chat:pod:<pod>` | pod heartbeat | PX ~30 s |
+//! | `chat:rl:u:<uid>` | the user's message token bucket | until full again |
+
+/// Builds Redis keys for one namespace.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    /// `""` or `"<ns>:"`.
+    prefix: String,
+}
+
+impl Keys {
+    pub(super) fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}:")
+            },
+        }
+    }
+
+    /// Every key of this namespace starts with this.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The session's ownership lock, which is also its route.
+    pub fn owner(&self, session_id: &str) -> String {
+        format!("{}chat:{{s:{session_id}}}:owner", self.prefix)
+    }
+
+    /// The session's fencing-token counter.
+    pub fn fence(&self, session_id: &str) -> String {
+        format!("{}chat:{{s:{session_id}}}:fence", self.prefix)
+    }
+
+    /// The session's message sequence.
+    pub fn seq(&self, session_id: &str) -> String {
+        format!("{}chat:{{s:{session_id}}}:seq", self.prefix)
+    }
+
+    /// The session's takeover lock (one admin at a time).
+    pub fn admin(&self, session_id: &str) -> String {
+        format!("{}chat:{{s:{session_id}}}:admin", self.prefix)
+    }
+
+    /// The user's active session.
+    pub fn active(&self, user_id: &str) -> String {
+        format!("{}chat:{{u:{user_id}}}:active", self.prefix)
+    }
+
+    /// A pod's heartbeat.
+    pub fn pod(&self, pod_id: &str) -> String {
+        format!("{}chat:pod:{pod_id}", self.prefix)
+    }
+
+    /// The user's message rate-limit bucket.
+    pub fn user_rate(&self, user_id: &str) -> String {
+        format!("{}chat:rl:u:{user_id}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::namespace::Namespace;
+
+    #[test]
+    fn keys_share_hash_tags_per_session_and_user() {
+        let k = Namespace::default().keys();
+        assert_eq!(k.owner("s1"), "chat:{s:s1}:owner");
+        assert_eq!(k.fence("s1"), "chat:{s:s1}:fence");
+        assert_eq!(k.active("u1"), "chat:{u:u1}:active");
+        let k = Namespace::new("t1").unwrap().keys();
+        assert_eq!(k.owner("s1"), "t1:chat:{s:s1}:owner");
+        assert_eq!(k.user_rate("u1"), "t1:chat:rl:u:u1");
+    }
+}

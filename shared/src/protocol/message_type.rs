@@ -1,0 +1,103 @@
+//! The message types of the protocol: the seed's twelve plus `ping`/`pong`.
+
+use serde::{Deserialize, Serialize};
+
+/// The `type` field of every frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageType {
+    UserMessage,
+    AiResponse,
+    FileUpload,
+    VoiceMessage,
+    Error,
+    ConnectionStatus,
+    TypingIndicator,
+    HelpRequest,
+    AdminJoin,
+    AdminLeave,
+    ModelSelect,
+    Loading,
+    Ping,
+    Pong,
+}
+
+impl MessageType {
+    /// Every type, in the seed's order followed by the heartbeat pair.
+    pub const ALL: [MessageType; 14] = [
+        MessageType::UserMessage,
+        MessageType::AiResponse,
+        MessageType::FileUpload,
+        MessageType::VoiceMessage,
+        MessageType::Error,
+        MessageType::ConnectionStatus,
+        MessageType::TypingIndicator,
+        MessageType::HelpRequest,
+        MessageType::AdminJoin,
+        MessageType::AdminLeave,
+        MessageType::ModelSelect,
+        MessageType::Loading,
+        MessageType::Ping,
+        MessageType::Pong,
+    ];
+
+    /// The wire name, as it appears in the `type` field.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MessageType::UserMessage => "user_message",
+            MessageType::AiResponse => "ai_response",
+            MessageType::FileUpload => "file_upload",
+            MessageType::VoiceMessage => "voice_message",
+            MessageType::Error => "error",
+            MessageType::ConnectionStatus => "connection_status",
+            MessageType::TypingIndicator => "typing_indicator",
+            MessageType::HelpRequest => "help_request",
+            MessageType::AdminJoin => "admin_join",
+            MessageType::AdminLeave => "admin_leave",
+            MessageType::ModelSelect => "model_select",
+            MessageType::Loading => "loading",
+            MessageType::Ping => "ping",
+            MessageType::Pong => "pong",
+        }
+    }
+
+    /// Parses a wire name; `None` for anything that is not a protocol type.
+    pub fn from_wire(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Whether a client may send this type (the rest are server to client).
+    pub const fn is_client_sendable(self) -> bool {
+        matches!(
+            self,
+            MessageType::UserMessage
+                | MessageType::FileUpload
+                | MessageType::VoiceMessage
+                | MessageType::TypingIndicator
+                | MessageType::HelpRequest
+                | MessageType::ModelSelect
+                | MessageType::Ping
+        )
+    }
+}
+
+impl std::fmt::Display for MessageType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_round_trip_through_serde_and_from_wire() {
+        for t in MessageType::ALL {
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!("\"{}\"", t.as_str()));
+            assert_eq!(MessageType::from_wire(t.as_str()), Some(t));
+        }
+        assert_eq!(MessageType::from_wire("USER_MESSAGE"), None);
+    }
+}

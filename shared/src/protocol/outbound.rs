@@ -1,0 +1,206 @@
+//! Server frames out: one constructor per kind of frame the server sends,
+//! so every frame of a kind has the same shape wherever it is built.
+
+use super::{ErrorInfo, Message, MessageType, Metadata, Sender, Timestamp};
+
+/// Why a connection's status changed; the `metadata.status` and
+/// `metadata.reason` of a `connection_status` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusReason {
+    /// A fresh session was started for this connection.
+    NewSession,
+    /// The connection resumed the user's earlier session.
+    Restored,
+    /// The user connected somewhere else; this connection is closed.
+    ConnectedElsewhere,
+    /// The server lost ownership of the session; reconnect.
+    OwnershipLost,
+    /// The server is shutting down; reconnect (another server will answer).
+    ServerShutdown,
+    /// The client was silent for too long.
+    IdleTimeout,
+    /// The client could not keep up with the frames sent to it.
+    SlowConsumer,
+}
+
+impl StatusReason {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StatusReason::NewSession => "new_session",
+            StatusReason::Restored => "restored",
+            StatusReason::ConnectedElsewhere => "connected_elsewhere",
+            StatusReason::OwnershipLost => "ownership_lost",
+            StatusReason::ServerShutdown => "server_shutdown",
+            StatusReason::IdleTimeout => "idle_timeout",
+            StatusReason::SlowConsumer => "slow_consumer",
+        }
+    }
+
+    /// Whether this status ends the connection.
+    pub const fn closes(self) -> bool {
+        !matches!(self, StatusReason::NewSession | StatusReason::Restored)
+    }
+
+    /// What the user should read.
+    pub const fn description(self) -> &'static str {
+        match self {
+            StatusReason::NewSession => "Connected. A new conversation has started.",
+            StatusReason::Restored => "Reconnected. Your conversation continues.",
+            StatusReason::ConnectedElsewhere => {
+                "This conversation was opened in another window or device, so this one was closed."
+            }
+            StatusReason::OwnershipLost => {
+                "The connection to this conversation was lost. Reconnecting will restore it."
+            }
+            StatusReason::ServerShutdown => {
+                "The server is restarting. Reconnect to continue where you left off."
+            }
+            StatusReason::IdleTimeout => "The connection was idle for too long and was closed.",
+            StatusReason::SlowConsumer => {
+                "The connection could not keep up and was closed. Reconnect to continue."
+            }
+        }
+    }
+
+    /// The WebSocket close code that goes with it.
+    pub const fn close_code(self) -> u16 {
+        match self {
+            StatusReason::NewSession | StatusReason::Restored => 1000,
+            StatusReason::ServerShutdown => 1001,
+            StatusReason::IdleTimeout => 1000,
+            StatusReason::SlowConsumer => 1008,
+            StatusReason::ConnectedElsewhere => 4001,
+            StatusReason::OwnershipLost => 4002,
+        }
+    }
+}
+
+fn framed(kind: MessageType, session_id: Option<&str>) -> Message {
+    let mut m = Message::new(kind);
+    m.session_id = session_id.map(str::to_owned);
+    m.timestamp = Some(Timestamp::now());
+    m
+}
+
+fn meta<const N: usize>(pairs: [(&str, String); N]) -> Option<Metadata> {
+    Some(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+/// An `error` frame.
+pub fn error(session_id: Option<&str>, info: ErrorInfo) -> Message {
+    let mut m = framed(MessageType::Error, session_id);
+    m.error = Some(info);
+    m
+}
+
+/// The answer to a client's `ping`.
+pub fn pong() -> Message {
+    framed(MessageType::Pong, None)
+}
+
+/// A `connection_status` frame.
+pub fn connection_status(
+    session_id: &str,
+    reason: StatusReason,
+    reconnect_timeout: std::time::Duration,
+) -> Message {
+    let mut m = framed(MessageType::ConnectionStatus, Some(session_id));
+    m.content = Some(reason.description().to_owned());
+    let status = if reason.closes() { "closed" } else { "connected" };
+    m.metadata = meta([
+        ("status", status.to_owned()),
+        ("reason", reason.as_str().to_owned()),
+        ("restored", (reason == StatusReason::Restored).to_string()),
+        ("reconnect_timeout_s", reconnect_timeout.as_secs().to_string()),
+    ]);
+    m
+}
+
+/// The loading indicator for the answer `message_id`: on when a turn
+/// starts (a client resets any partial text it holds for that id), off
+/// when it ends.
+pub fn loading(session_id: &str, message_id: &str, active: bool) -> Message {
+    let mut m = framed(MessageType::Loading, Some(session_id));
+    m.message_id = Some(message_id.to_owned());
+    m.metadata = meta([("active", active.to_string())]);
+    m
+}
+
+/// The typing indicator of `sender`.
+pub fn typing(session_id: &str, sender: Sender, active: bool) -> Message {
+    let mut m = framed(MessageType::TypingIndicator, Some(session_id));
+    m.sender = Some(sender);
+    m.metadata = meta([("active", active.to_string())]);
+    m
+}
+
+/// One streamed piece of an answer: `content` is the new text only.
+pub fn ai_chunk(session_id: &str, message_id: &str, delta: String) -> Message {
+    let mut m = framed(MessageType::AiResponse, Some(session_id));
+    m.message_id = Some(message_id.to_owned());
+    m.sender = Some(Sender::Ai);
+    m.content = Some(delta);
+    m.done = Some(false);
+    m
+}
+
+/// Token and timing figures of a finished answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerStats {
+    /// Tokens of the prompt.
+    pub prompt_tokens: u64,
+    /// Tokens of the answer.
+    pub completion_tokens: u64,
+    /// From the start of the turn to the first token.
+    pub first_token_ms: u64,
+    /// From the start of the turn to the last token.
+    pub response_time_ms: u64,
+}
+
+/// The last frame of an answer: `done: true` and the *whole* text in
+/// `content`, so a client that missed a chunk still ends with the full
+/// answer.
+pub fn ai_final(
+    session_id: &str,
+    message_id: &str,
+    seq: Option<u64>,
+    full_text: String,
+    model_id: &str,
+    stats: &AnswerStats,
+) -> Message {
+    let mut m = framed(MessageType::AiResponse, Some(session_id));
+    m.message_id = Some(message_id.to_owned());
+    m.seq = seq;
+    m.sender = Some(Sender::Ai);
+    m.content = Some(full_text);
+    m.model_id = Some(model_id.to_owned());
+    m.done = Some(true);
+    m.metadata = meta([
+        ("prompt_tokens", stats.prompt_tokens.to_string()),
+        ("completion_tokens", stats.completion_tokens.to_string()),
+        ("first_token_ms", stats.first_token_ms.to_string()),
+        ("response_time_ms", stats.response_time_ms.to_string()),
+    ]);
+    m
+}
+
+/// A message as accepted into the session, echoed to everyone in it: the
+/// sender learns its `seq`, watchers see the message.
+pub fn accepted_message(
+    session_id: &str,
+    kind: MessageType,
+    sender: Sender,
+    client_id: Option<&str>,
+    message_id: &str,
+    seq: Option<u64>,
+    content: Option<&str>,
+) -> Message {
+    let mut m = framed(kind, Some(session_id));
+    m.sender = Some(sender);
+    m.id = client_id.map(str::to_owned);
+    m.message_id = Some(message_id.to_owned());
+    m.seq = seq;
+    m.content = content.map(str::to_owned);
+    m
+}

@@ -1,0 +1,241 @@
+//! One conformance suite for the `Coordinator` port, run against both
+//! adapters: in-process, and Redis at `CHATBOX_TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379`) in a namespace of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatbox_shared::coordinator::memory::MemoryCoordinator;
+use chatbox_shared::coordinator::redis::{RedisCoordinator, RedisOptions};
+use chatbox_shared::coordinator::{Admission, Coordinator, RateLimit, Renewal};
+use chatbox_shared::namespace::Namespace;
+
+struct Fixture {
+    c: Arc<dyn Coordinator>,
+    redis: Option<Arc<RedisCoordinator>>,
+}
+
+impl Fixture {
+    fn memory() -> Self {
+        Fixture {
+            c: Arc::new(MemoryCoordinator::new(Namespace::default().keys())),
+            redis: None,
+        }
+    }
+
+    async fn redis() -> Self {
+        let ns = Namespace::new(&format!("cc{:08x}", rand::random::<u32>())).unwrap();
+        let redis = RedisCoordinator::connect(RedisOptions {
+            url: std::env::var("CHATBOX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(2),
+            keys: ns.keys(),
+        })
+        .await
+        .expect("Redis at CHATBOX_TEST_REDIS_URL");
+        let redis = Arc::new(redis);
+        Fixture {
+            c: redis.clone(),
+            redis: Some(redis),
+        }
+    }
+
+    async fn cleanup(self) {
+        if let Some(redis) = self.redis {
+            redis.delete_namespace().await.expect("cleanup");
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let f = super::Fixture::memory();
+                    super::$name(f.c.as_ref()).await;
+                    f.cleanup().await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let f = super::Fixture::redis().await;
+                    super::$name(f.c.as_ref()).await;
+                    f.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    ownership_is_fenced,
+    ownership_lock_expires_without_renewal,
+    active_session_is_one_per_user_and_lingers,
+    sequence_numbers_are_reserved_in_blocks,
+    token_bucket_limits_then_refills,
+    heartbeat_and_check_answer,
+);
+
+async fn ownership_is_fenced(c: &dyn Coordinator) {
+    let ttl = Duration::from_secs(10);
+    assert_eq!(c.owner("s1").await.unwrap(), None);
+    let first = c.claim_owner("s1", "gw-a", 7, ttl).await.unwrap();
+    assert_eq!(first.previous, None);
+    assert_eq!(c.owner("s1").await.unwrap(), Some(first.token.clone()));
+
+    let second = c.claim_owner("s1", "gw-b", 9, ttl).await.unwrap();
+    assert_eq!(
+        second.previous,
+        Some(first.token.clone()),
+        "the new owner learns whom to kill"
+    );
+    assert!(second.token.fence > first.token.fence);
+    assert_eq!(second.token.pod_id, "gw-b");
+    assert_eq!(second.token.conn_id, 9);
+
+    let renewals = vec![
+        Renewal {
+            session_id: "s1".into(),
+            token: first.token.clone(),
+        },
+        Renewal {
+            session_id: "s1".into(),
+            token: second.token.clone(),
+        },
+    ];
+    assert_eq!(
+        c.renew_owners(&renewals, ttl).await.unwrap(),
+        vec![false, true],
+        "a stale owner cannot renew"
+    );
+    assert!(
+        !c.release_owner("s1", &first.token).await.unwrap(),
+        "a stale owner cannot release"
+    );
+    assert_eq!(c.owner("s1").await.unwrap(), Some(second.token.clone()));
+    assert!(c.release_owner("s1", &second.token).await.unwrap());
+    assert_eq!(c.owner("s1").await.unwrap(), None);
+    assert_eq!(c.renew_owners(&[], ttl).await.unwrap(), Vec::<bool>::new());
+}
+
+async fn ownership_lock_expires_without_renewal(c: &dyn Coordinator) {
+    let claim = c
+        .claim_owner("s2", "gw-a", 1, Duration::from_millis(300))
+        .await
+        .unwrap();
+    let renewal = [Renewal {
+        session_id: "s2".into(),
+        token: claim.token.clone(),
+    }];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        c.renew_owners(&renewal, Duration::from_millis(300))
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(c.owner("s2").await.unwrap().is_some(), "renewed, so still held");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(c.owner("s2").await.unwrap(), None, "expired");
+    assert_eq!(
+        c.renew_owners(&renewal, Duration::from_secs(1)).await.unwrap(),
+        vec![false]
+    );
+}
+
+async fn active_session_is_one_per_user_and_lingers(c: &dyn Coordinator) {
+    let made = c.activate_session("u1", "sess-1").await.unwrap();
+    assert!(made.created);
+    assert_eq!(made.session_id, "sess-1");
+    let again = c.activate_session("u1", "sess-2").await.unwrap();
+    assert!(!again.created);
+    assert_eq!(
+        again.session_id, "sess-1",
+        "the active session wins over a new candidate"
+    );
+
+    assert!(
+        !c.linger_active_session("u1", "sess-other", Some(Duration::from_millis(100)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        c.linger_active_session("u1", "sess-1", Some(Duration::from_millis(300)))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Reconnecting within the window makes it permanent again.
+    assert!(!c.activate_session("u1", "sess-3").await.unwrap().created);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(c.active_session("u1").await.unwrap().as_deref(), Some("sess-1"));
+
+    assert!(
+        c.linger_active_session("u1", "sess-1", Some(Duration::from_millis(200)))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        c.active_session("u1").await.unwrap(),
+        None,
+        "gone after the window"
+    );
+
+    assert_eq!(c.switch_active_session("u1", "sess-4").await.unwrap(), None);
+    assert_eq!(
+        c.switch_active_session("u1", "sess-5").await.unwrap().as_deref(),
+        Some("sess-4")
+    );
+    assert!(c.linger_active_session("u1", "sess-5", None).await.unwrap());
+    assert_eq!(c.active_session("u2").await.unwrap(), None, "users do not share");
+}
+
+async fn sequence_numbers_are_reserved_in_blocks(c: &dyn Coordinator) {
+    assert_eq!(c.next_seq("s3", 2).await.unwrap(), 2);
+    assert_eq!(c.next_seq("s3", 2).await.unwrap(), 4);
+    assert_eq!(c.next_seq("s3", 1).await.unwrap(), 5);
+    assert_eq!(c.next_seq("s4", 1).await.unwrap(), 1, "per session");
+}
+
+async fn token_bucket_limits_then_refills(c: &dyn Coordinator) {
+    let limit = RateLimit {
+        capacity: 3,
+        window: Duration::from_millis(600),
+    };
+    for _ in 0..3 {
+        assert_eq!(c.admit_message("u9", limit).await.unwrap(), Admission::Allowed);
+    }
+    let Admission::Limited { retry_after } = c.admit_message("u9", limit).await.unwrap() else {
+        panic!("the fourth message in a burst is limited")
+    };
+    assert!(
+        retry_after > Duration::ZERO && retry_after <= Duration::from_millis(250),
+        "{retry_after:?}"
+    );
+    assert_eq!(
+        c.admit_message("u10", limit).await.unwrap(),
+        Admission::Allowed,
+        "per user"
+    );
+    tokio::time::sleep(retry_after + Duration::from_millis(30)).await;
+    assert_eq!(
+        c.admit_message("u9", limit).await.unwrap(),
+        Admission::Allowed,
+        "refilled"
+    );
+}
+
+async fn heartbeat_and_check_answer(c: &dyn Coordinator) {
+    c.heartbeat("gw-a", r#"{"connections":0}"#, Duration::from_secs(1))
+        .await
+        .unwrap();
+    c.check().await.unwrap();
+}

@@ -1,0 +1,71 @@
+//! Connecting the scaled roles to their backplane: NATS and Redis, from
+//! configuration.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use chatbox_shared::bus::nats::{NatsBus, NatsOptions};
+use chatbox_shared::config::Config;
+use chatbox_shared::coordinator::redis::{RedisCoordinator, RedisOptions, redact_url};
+use chatbox_shared::ids::{is_valid_pod_id, sanitize_pod_id};
+use chatbox_shared::namespace::Namespace;
+use tracing::info;
+
+/// The pod id: configured, or the host name, or a random one.
+pub fn pod_id(config: &Config, fallback_prefix: &str) -> String {
+    if !config.chatbox.pod_id.is_empty() {
+        return config.chatbox.pod_id.clone();
+    }
+    match std::env::var("HOSTNAME") {
+        Ok(host) if !host.is_empty() => sanitize_pod_id(&host),
+        _ => {
+            let id = format!("{fallback_prefix}-{:08x}", rand::random::<u32>());
+            debug_assert!(is_valid_pod_id(&id));
+            id
+        }
+    }
+}
+
+/// The deployment's namespace (validated at start).
+pub fn namespace(config: &Config) -> anyhow::Result<Namespace> {
+    Namespace::new(&config.chatbox.namespace).map_err(anyhow::Error::msg)
+}
+
+/// Connects to NATS and makes sure the inbound stream exists.
+pub async fn nats(config: &Config, pod_id: &str, namespace: &Namespace) -> anyhow::Result<Arc<NatsBus>> {
+    let nats = &config.chatbox.nats;
+    let worker = &config.chatbox.worker;
+    let bus = NatsBus::connect(NatsOptions {
+        url: nats.url.clone(),
+        name: pod_id.to_owned(),
+        subjects: namespace.subjects(),
+        connect_timeout: nats.connect_timeout,
+        ack_wait: worker.ack_wait,
+        max_ack_pending: worker.max_ack_pending,
+        pull_batch: worker.pull_batch,
+        stream_max_age: nats.stream_max_age,
+        duplicate_window: nats.duplicate_window,
+        replicas: nats.stream_replicas,
+    })
+    .await
+    .context("chatbox.nats.url (NATS_URL)")?;
+    bus.ensure_inbound_stream().await.context("JetStream")?;
+    info!(url = %redact_url(&nats.url), stream = %namespace.subjects().inbound_stream(), "NATS ready");
+    Ok(Arc::new(bus))
+}
+
+/// Connects to Redis.
+pub async fn redis(config: &Config, namespace: &Namespace) -> anyhow::Result<Arc<RedisCoordinator>> {
+    let redis = &config.chatbox.redis;
+    let coordinator = RedisCoordinator::connect(RedisOptions {
+        url: redis.url.clone(),
+        pool_size: redis.pool_size,
+        connect_timeout: redis.connect_timeout,
+        command_timeout: redis.command_timeout,
+        keys: namespace.keys(),
+    })
+    .await
+    .context("chatbox.redis.url (REDIS_URL)")?;
+    info!(url = %redact_url(&redis.url), "Redis ready");
+    Ok(Arc::new(coordinator))
+}

@@ -1,0 +1,103 @@
+//! The command line: one binary, several roles.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// chatbox — an AI chat service. Without a subcommand it runs everything in
+/// one process on embedded defaults (no Redis, NATS or database needed).
+#[derive(Debug, Parser)]
+#[command(name = "chatbox", version)]
+pub struct Cli {
+    /// Configuration file (TOML); every key can also be set from the
+    /// environment (see README).
+    #[arg(long, global = true, env = "CHATBOX_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub role: Option<Role>,
+
+    #[command(flatten)]
+    pub all_in_one: AllInOneArgs,
+}
+
+/// Options of the all-in-one.
+#[derive(Debug, Args)]
+pub struct AllInOneArgs {
+    /// Address to listen on [default: 127.0.0.1:8080, or app.listen].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Role {
+    /// A stateless WebSocket gateway (scaled role; needs REDIS_URL and NATS_URL).
+    Gateway(GatewayArgs),
+    /// A worker: turns, language models, sessions (scaled role; needs REDIS_URL and NATS_URL).
+    Worker(WorkerArgs),
+    /// A mock LLM server speaking the OpenAI streaming wire format, for tests and development.
+    MockLlm(MockLlmArgs),
+    /// Print a signed JWT for the configured secret.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address to listen on [default: app.listen, 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// This pod's id (unique among gateways) [default: POD_ID, or the host name].
+    #[arg(long, value_name = "ID")]
+    pub pod_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Address of the health and metrics server [default: chatbox.worker.listen, 127.0.0.1:9091].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// This pod's id [default: POD_ID, or the host name].
+    #[arg(long, value_name = "ID")]
+    pub pod_id: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MockLlmArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090", value_name = "ADDR")]
+    pub listen: String,
+    /// Milliseconds before the first chunk (per request: `x-mock-latency-ms`).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency: u64,
+    /// Chunks per answer (per request: `x-mock-chunks`).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub chunks: usize,
+    /// Milliseconds between chunks (per request: `x-mock-chunk-delay-ms`).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub chunk_delay: u64,
+    /// Share of requests that fail, 0.0 to 1.0 (per request: `x-mock-fail-status`).
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub fail_rate: f64,
+    /// HTTP status of a failed request.
+    #[arg(long, default_value_t = 500, value_name = "STATUS")]
+    pub fail_status: u16,
+    /// Require this API key as `Authorization: Bearer`.
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The user id (`sub`).
+    #[arg(long, value_name = "ID")]
+    pub sub: String,
+    /// The display name (`name`).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// A role to grant (repeatable), e.g. `--role admin`.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// How long the token is valid, e.g. 1h, 30m, 7d.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub ttl: std::time::Duration,
+}

@@ -1,0 +1,126 @@
+//! `chatbox` with no subcommand: gateway and worker in one process on the
+//! embedded adapters (in-process bus and coordinator, demo model unless a
+//! provider is configured). Nothing to install; prints where to connect
+//! and ready-made development tokens.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use chatbox_gateway::{Gateway, GatewayDeps};
+use chatbox_shared::auth::{TokenMinter, TokenValidator};
+use chatbox_shared::bus::Bus;
+use chatbox_shared::bus::memory::{MemoryBus, MemoryBusOptions};
+use chatbox_shared::config::{Config, Secret};
+use chatbox_shared::coordinator::Coordinator;
+use chatbox_shared::coordinator::memory::MemoryCoordinator;
+use chatbox_worker::{Worker, WorkerDeps};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::ops::{self, Readiness};
+use crate::{backplane, shutdown};
+
+const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Runs the all-in-one until a shutdown signal.
+pub async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow::Result<()> {
+    let signal = shutdown::on_signal();
+    let generated_secret =
+        config.chatbox.jwt_secret.is_empty() && config.chatbox.auth.jwt_public_key.is_empty();
+    if generated_secret {
+        let bytes: [u8; 32] = rand::random();
+        config.chatbox.jwt_secret =
+            Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+        warn!("no JWT secret configured: generated one for this run (tokens stop working on restart)");
+    }
+    let pod_id = if config.chatbox.pod_id.is_empty() {
+        "local".to_owned()
+    } else {
+        config.chatbox.pod_id.clone()
+    };
+    let namespace = backplane::namespace(&config)?;
+    let validator = TokenValidator::new(config.chatbox.jwt_secret.expose(), &config.chatbox.auth)
+        .map_err(anyhow::Error::msg)?;
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(MemoryBusOptions {
+        dedupe_window: config.chatbox.nats.duplicate_window,
+        ..MemoryBusOptions::default()
+    }));
+    let coordinator: Arc<dyn Coordinator> = Arc::new(MemoryCoordinator::new(namespace.keys()));
+    let config = Arc::new(config);
+
+    let worker = Worker::start(WorkerDeps {
+        config: Arc::clone(&config),
+        pod_id: pod_id.clone(),
+        bus: Arc::clone(&bus),
+        coordinator: Arc::clone(&coordinator),
+        namespace: namespace.clone(),
+    })
+    .await
+    .context("cannot start the worker")?;
+    let gateway = Gateway::start(GatewayDeps {
+        config: Arc::clone(&config),
+        pod_id,
+        bus,
+        coordinator,
+        validator: Arc::new(validator),
+        namespace,
+    })
+    .await
+    .context("cannot start the gateway")?;
+
+    let draining = CancellationToken::new();
+    let app = gateway
+        .router()
+        .merge(ops::router(Readiness::new(Vec::new(), draining.clone()), metrics));
+    let stop_http = CancellationToken::new();
+    let (addr, server) = ops::serve(&config.app.listen, app, stop_http.clone()).await?;
+    print_banner(&config, addr, generated_secret, &worker);
+
+    signal.cancelled().await;
+    draining.cancel();
+    stop_http.cancel();
+    gateway.shutdown(config.app.shutdown_timeout).await;
+    worker.shutdown(config.app.shutdown_timeout).await;
+    let _ = server.await;
+    info!("stopped");
+    Ok(())
+}
+
+fn print_banner(config: &Config, addr: std::net::SocketAddr, generated_secret: bool, worker: &Worker) {
+    let secret = config.chatbox.jwt_secret.expose();
+    let minter = (!secret.is_empty()).then(|| TokenMinter::new(secret));
+    let mint = |sub: &str, name: &str, roles: &[String]| {
+        minter
+            .as_ref()
+            .and_then(|m| m.mint(sub, Some(name), roles, DEV_TOKEN_TTL).ok())
+            .unwrap_or_else(|| "(RS256 only: mint tokens with your own issuer)".into())
+    };
+    let user = mint("dev-user", "Dev User", &[]);
+    let admin = mint(
+        "dev-admin",
+        "Dev Admin",
+        std::slice::from_ref(&config.chatbox.auth.admin_role),
+    );
+    let models: Vec<String> = worker.models().into_iter().map(|(id, _)| id).collect();
+    let mut banner = format!(
+        "\nchatbox is running (all-in-one, embedded defaults)\n\n  \
+         WebSocket    ws://{addr}/chat/ws\n  \
+         Health       http://{addr}/chat/healthz\n  \
+         Metrics      http://{addr}/metrics\n  \
+         Models       {}\n\n  \
+         User token (24h):\n    {user}\n  \
+         Admin token (24h):\n    {admin}\n\n  \
+         Try it:  websocat 'ws://{addr}/chat/ws?token={user}'\n           \
+         then send {{\"type\":\"user_message\",\"content\":\"Hello\"}}\n",
+        models.join(", ")
+    );
+    if generated_secret {
+        banner.push_str(&format!(
+            "\n  JWT secret generated for this run (set JWT_SECRET to keep tokens across restarts):\n    {secret}\n"
+        ));
+    }
+    println!("{banner}");
+}

@@ -1,0 +1,64 @@
+//! `chatbox gateway`: a scaled gateway on Redis and NATS.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use chatbox_gateway::{Gateway, GatewayDeps};
+use chatbox_shared::auth::TokenValidator;
+use chatbox_shared::bus::Bus;
+use chatbox_shared::config::Config;
+use chatbox_shared::coordinator::Coordinator;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::ops::{self, Probe, Readiness};
+use crate::{backplane, shutdown};
+
+/// Runs a gateway until a shutdown signal, then drains it.
+pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()> {
+    let signal = shutdown::on_signal();
+    let pod_id = backplane::pod_id(&config, "gateway");
+    let namespace = backplane::namespace(&config)?;
+    let validator = TokenValidator::new(config.chatbox.jwt_secret.expose(), &config.chatbox.auth)
+        .map_err(anyhow::Error::msg)?;
+    let bus = backplane::nats(&config, &pod_id, &namespace).await?;
+    let coordinator = backplane::redis(&config, &namespace).await?;
+    let config = Arc::new(config);
+    let gateway = Gateway::start(GatewayDeps {
+        config: Arc::clone(&config),
+        pod_id,
+        bus: bus.clone() as Arc<dyn Bus>,
+        coordinator: coordinator.clone() as Arc<dyn Coordinator>,
+        validator: Arc::new(validator),
+        namespace,
+    })
+    .await
+    .context("cannot start the gateway")?;
+
+    let draining = CancellationToken::new();
+    let readiness = Readiness::new(
+        vec![
+            Probe::new("nats", move || {
+                let bus = bus.clone();
+                async move { bus.check().await.map_err(|e| e.to_string()) }
+            }),
+            Probe::new("redis", move || {
+                let coordinator = coordinator.clone();
+                async move { coordinator.check().await.map_err(|e| e.to_string()) }
+            }),
+        ],
+        draining.clone(),
+    );
+    let app = gateway.router().merge(ops::router(readiness, metrics));
+    let stop_http = CancellationToken::new();
+    let (_, server) = ops::serve(&config.app.listen, app, stop_http.clone()).await?;
+
+    signal.cancelled().await;
+    draining.cancel();
+    stop_http.cancel();
+    gateway.shutdown(config.app.shutdown_timeout).await;
+    let _ = server.await;
+    info!("gateway stopped");
+    Ok(())
+}

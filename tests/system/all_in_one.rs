@@ -1,0 +1,129 @@
+//! The all-in-one: one process, embedded adapters, the demo model.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn all_in_one_streams_the_demo_answer() {
+    let dir = log_dir(&unique("aio"));
+    let env = vec![
+        ("JWT_SECRET".to_owned(), SECRET.to_owned()),
+        ("CHATBOX_LLM_DEMO_CHUNK_DELAY".to_owned(), "1ms".to_owned()),
+    ];
+    let server = start_all_in_one(&dir, &env, "all-in-one").await;
+    let mut client = Client::connect(&server.addr, &token("ann", &[]), None).await;
+
+    let status = client.status().await;
+    assert_eq!(status["metadata"]["status"], "connected");
+    assert_eq!(status["metadata"]["reason"], "new_session");
+    assert_eq!(status["metadata"]["restored"], "false");
+    let session = status["session_id"].as_str().expect("session id").to_owned();
+
+    client.send(json!({ "type": "ping" })).await;
+    client
+        .until(Duration::from_secs(5), |f| f["type"] == "pong")
+        .await;
+
+    client.say("c-1", "What is chatbox?").await;
+    let echo = client
+        .until(Duration::from_secs(5), |f| f["type"] == "user_message")
+        .await;
+    assert_eq!(echo["id"], "c-1");
+    assert_eq!(echo["content"], "What is chatbox?");
+    assert_eq!(echo["sender"], "user");
+    assert_eq!(echo["session_id"], session.as_str());
+    assert_eq!(echo["seq"], 1);
+
+    let loading = client
+        .until(Duration::from_secs(5), |f| f["type"] == "loading")
+        .await;
+    assert_eq!(loading["metadata"]["active"], "true");
+    let answer_id = loading["message_id"].as_str().expect("answer id").to_owned();
+
+    let done = client.answer(Duration::from_secs(30)).await;
+    let chunks: Vec<_> = client
+        .frames
+        .iter()
+        .filter(|f| f["type"] == "ai_response" && f["done"] == false)
+        .collect();
+    assert!(
+        chunks.len() > 5,
+        "the answer streams in chunks, got {}",
+        chunks.len()
+    );
+    assert!(chunks.iter().all(|c| c["message_id"] == answer_id.as_str()));
+    let streamed: String = chunks.iter().map(|c| c["content"].as_str().unwrap()).collect();
+    assert_eq!(done["message_id"], answer_id.as_str());
+    assert_eq!(
+        done["content"].as_str().unwrap(),
+        streamed,
+        "the final frame carries the whole answer"
+    );
+    assert!(streamed.contains("What is chatbox?"), "{streamed}");
+    assert!(
+        streamed.contains("[[chatbox.llm.providers]]"),
+        "the demo explains configuration"
+    );
+    assert_eq!(done["seq"], 2);
+    assert_eq!(done["model_id"], "demo");
+    assert!(
+        done["metadata"]["completion_tokens"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+
+    let off = client
+        .until(Duration::from_secs(5), |f| {
+            f["type"] == "loading" && f["metadata"]["active"] == "false"
+        })
+        .await;
+    assert_eq!(off["message_id"], answer_id.as_str());
+
+    let metrics = get(&format!("http://{}/metrics", server.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("chatbox_gateway_connections 1"), "{metrics}");
+    assert!(
+        metrics.contains("chatbox_worker_turns_total{outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("chatbox_gateway_messages_in_total{type=\"user_message\"} 1"));
+}
+
+#[tokio::test]
+async fn all_in_one_restores_the_session_on_reconnect() {
+    let dir = log_dir(&unique("aio"));
+    let env = vec![
+        ("JWT_SECRET".to_owned(), SECRET.to_owned()),
+        ("CHATBOX_LLM_DEMO_CHUNK_DELAY".to_owned(), "0ms".to_owned()),
+    ];
+    let server = start_all_in_one(&dir, &env, "all-in-one").await;
+    let user = token("bob", &[]);
+    let mut first = Client::connect(&server.addr, &user, None).await;
+    let session = first.status().await["session_id"].as_str().unwrap().to_owned();
+    first.say("a", "hello").await;
+    first.answer(Duration::from_secs(10)).await;
+    drop(first);
+
+    let mut again = Client::connect(&server.addr, &user, Some(&session)).await;
+    let status = again.status().await;
+    assert_eq!(status["session_id"], session.as_str());
+    assert_eq!(status["metadata"]["reason"], "restored");
+    again.say("b", "again").await;
+    let echo = again
+        .until(Duration::from_secs(5), |f| f["type"] == "user_message")
+        .await;
+    assert_eq!(
+        echo["seq"], 3,
+        "sequence numbers continue in the restored session"
+    );
+}

@@ -1,0 +1,19 @@
+//! System tests: the real `chatbox` binary, started as separate processes
+//! against the real Redis and NATS (JetStream) on loopback, driven over
+//! real WebSockets.
+//!
+//! Each test runs in its own namespace (a random prefix for Redis keys,
+//! NATS subjects and the stream), so tests run in parallel and never see
+//! each other; the namespace is deleted when the test ends. Redis and NATS
+//! addresses come from `CHATBOX_TEST_REDIS_URL` and `CHATBOX_TEST_NATS_URL`
+//! (default: the standard local ports); `scripts/test.sh` starts them when
+//! they are missing.
+
+mod support;
+
+mod all_in_one;
+mod auth;
+mod cli;
+mod llm;
+mod scaled;
+mod shutdown;

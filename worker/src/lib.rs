@@ -1,0 +1,145 @@
+//! The chatbox worker: everything slow or stateful.
+//!
+//! Workers are a competing-consumer group: any worker can take any
+//! session's next message. They answer gateways' RPCs ([`rpc`], session
+//! [`lifecycle`]), run turns ([`consumer`], [`turn`]) against language
+//! models ([`llm`]) and publish frames back to sessions ([`outbox`]).
+
+pub mod consumer;
+pub mod lifecycle;
+pub mod llm;
+pub mod metrics;
+pub mod outbox;
+pub mod rpc;
+pub mod state;
+pub mod turn;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatbox_shared::bus::{Bus, BusError};
+use chatbox_shared::config::Config;
+use chatbox_shared::coordinator::Coordinator;
+use chatbox_shared::envelope::rpc as rpc_methods;
+use chatbox_shared::namespace::{Namespace, WORKER_QUEUE_GROUP};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::llm::Providers;
+use crate::outbox::Outbox;
+use crate::state::WorkerState;
+
+/// What a worker is built from.
+pub struct WorkerDeps {
+    /// The whole configuration.
+    pub config: Arc<Config>,
+    /// This pod's id.
+    pub pod_id: String,
+    /// The bus port.
+    pub bus: Arc<dyn Bus>,
+    /// The coordinator port.
+    pub coordinator: Arc<dyn Coordinator>,
+    /// The deployment's namespace.
+    pub namespace: Namespace,
+}
+
+/// Why a worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The bus refused a subscription.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The model configuration is unusable.
+    #[error("{0}")]
+    Providers(String),
+}
+
+/// A running worker.
+pub struct Worker {
+    state: Arc<WorkerState>,
+    stop_pulling: CancellationToken,
+    hard_stop: CancellationToken,
+    background: TaskTracker,
+    turns: TaskTracker,
+}
+
+impl Worker {
+    /// Starts answering RPCs and consuming the inbound queue.
+    pub async fn start(deps: WorkerDeps) -> Result<Worker, WorkerError> {
+        let providers = Providers::from_config(&deps.config.chatbox.llm).map_err(WorkerError::Providers)?;
+        let subjects = deps.namespace.subjects();
+        let state = Arc::new(WorkerState {
+            outbox: Outbox::new(
+                Arc::clone(&deps.bus),
+                Arc::clone(&deps.coordinator),
+                subjects.clone(),
+                deps.config.chatbox.gateway.rpc_timeout,
+            ),
+            providers,
+            subjects,
+            config: deps.config,
+            pod_id: deps.pod_id,
+            bus: deps.bus,
+            coordinator: deps.coordinator,
+        });
+        let stop_pulling = CancellationToken::new();
+        let hard_stop = CancellationToken::new();
+        let background = TaskTracker::new();
+        let turns = TaskTracker::new();
+
+        let open_requests = state
+            .bus
+            .queue_subscribe(
+                state.subjects.rpc(rpc_methods::OPEN_SESSION),
+                WORKER_QUEUE_GROUP.to_owned(),
+            )
+            .await?;
+        state.bus.flush().await?;
+        background.spawn(rpc::serve_open_session(
+            Arc::clone(&state),
+            open_requests,
+            stop_pulling.clone(),
+        ));
+        background.spawn(consumer::consume(
+            Arc::clone(&state),
+            stop_pulling.clone(),
+            hard_stop.clone(),
+            turns.clone(),
+        ));
+        background.close();
+        let models: Vec<&str> = state.providers.all().iter().map(|p| p.id()).collect();
+        info!(pod_id = %state.pod_id, bus = state.bus.adapter(), ?models, "worker started");
+        Ok(Worker {
+            state,
+            stop_pulling,
+            hard_stop,
+            background,
+            turns,
+        })
+    }
+
+    /// The models this worker serves, default first: `(id, name)`.
+    pub fn models(&self) -> Vec<(String, String)> {
+        self.state
+            .providers
+            .all()
+            .iter()
+            .map(|p| (p.id().to_owned(), p.name().to_owned()))
+            .collect()
+    }
+
+    /// Graceful shutdown: stop taking messages, let turns in flight finish
+    /// within `grace`, hand the rest back to the queue for other workers.
+    pub async fn shutdown(&self, grace: Duration) {
+        info!("worker stopping: no new turns");
+        self.stop_pulling.cancel();
+        self.background.wait().await;
+        self.turns.close();
+        if tokio::time::timeout(grace, self.turns.wait()).await.is_err() {
+            warn!("turns still running after the grace period; handing them back");
+            self.hard_stop.cancel();
+            self.turns.wait().await;
+        }
+    }
+}

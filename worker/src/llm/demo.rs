@@ -1,0 +1,115 @@
+//! The built-in demo model: with no provider configured, the all-in-one
+//! still streams a useful answer — one that says how to connect a real
+//! model.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+
+use super::{ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, estimate_tokens};
+
+/// The demo model.
+pub struct DemoProvider {
+    chunk_delay: Duration,
+}
+
+impl DemoProvider {
+    /// A demo model that pauses `chunk_delay` between words.
+    pub fn new(chunk_delay: Duration) -> Self {
+        DemoProvider { chunk_delay }
+    }
+}
+
+/// The demo model's answer to `question`.
+pub fn answer(question: &str) -> String {
+    let quoted: String = question.chars().take(200).collect();
+    format!(
+        "Hello! I am chatbox's built-in demo model, so this answer is canned — but it streamed to you \
+         through the real gateway, bus and worker. You said: \u{201c}{quoted}\u{201d}.\n\n\
+         To talk to a real model, add a provider to the configuration file:\n\n\
+         ```toml\n[[chatbox.llm.providers]]\nid = \"gpt-4o-mini\"\nname = \"GPT-4o mini\"\ntype = \"openai\"\n\
+         endpoint = \"https://api.openai.com/v1\"\nmodel = \"gpt-4o-mini\"\n```\n\n\
+         and set its key in the environment: `LLM_PROVIDER_GPT_4O_MINI_API_KEY=sk-...`. \
+         Any OpenAI-compatible endpoint works, such as vLLM, Ollama or LiteLLM."
+    )
+}
+
+#[async_trait]
+impl LlmProvider for DemoProvider {
+    fn id(&self) -> &str {
+        "demo"
+    }
+
+    fn name(&self) -> &str {
+        "Demo (built-in)"
+    }
+
+    fn first_token_timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
+        let question = request
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == ChatRole::User)
+            .map(|m| m.content.clone())
+            .unwrap_or_default();
+        let text = answer(&question);
+        let prompt_tokens: u64 = request.messages.iter().map(|m| estimate_tokens(&m.content)).sum();
+        let completion_tokens = estimate_tokens(&text);
+        let words: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
+        let delay = self.chunk_delay;
+        let deltas = futures_util::stream::iter(words).then(move |word| async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(LlmEvent::Delta(word))
+        });
+        let usage = futures_util::stream::once(async move {
+            Ok(LlmEvent::Usage {
+                prompt_tokens,
+                completion_tokens,
+            })
+        });
+        Ok(deltas.chain(usage).boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::ChatMessage;
+
+    #[tokio::test]
+    async fn demo_streams_an_answer_that_explains_configuration() {
+        let provider = DemoProvider::new(Duration::ZERO);
+        let request = LlmRequest {
+            messages: vec![ChatMessage {
+                role: ChatRole::User,
+                content: "hi there".into(),
+            }],
+            user: None,
+        };
+        let events: Vec<_> = provider.stream(request).await.unwrap().collect().await;
+        let text: String = events
+            .iter()
+            .filter_map(|e| match e {
+                Ok(LlmEvent::Delta(d)) => Some(d.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(text, answer("hi there"));
+        assert!(text.contains("[[chatbox.llm.providers]]"));
+        assert!(events.len() > 10, "the answer streams in pieces");
+        assert!(
+            matches!(events.last(), Some(Ok(LlmEvent::Usage { completion_tokens, .. })) if *completion_tokens > 0)
+        );
+    }
+}

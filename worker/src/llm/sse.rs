@@ -1,0 +1,126 @@
+//! Server-sent events, parsed incrementally from a byte stream, as model
+//! providers stream them (`event:` and `data:` lines, a blank line ends an
+//! event).
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` name, if any.
+    pub event: Option<String>,
+    /// The `data:` lines, joined with `\n`.
+    pub data: String,
+}
+
+/// Longest line the parser buffers before giving up on the stream.
+const MAX_LINE: usize = 4 * 1024 * 1024;
+
+/// An incremental parser: feed it bytes as they arrive, take out events.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    partial: Vec<u8>,
+    event: Option<String>,
+    data: Option<String>,
+}
+
+impl SseParser {
+    /// A parser with nothing buffered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Consumes `bytes`; appends every event they complete to `out`.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), String> {
+        let mut rest = bytes;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            let (line, tail) = rest.split_at(pos);
+            rest = &tail[1..];
+            if self.partial.is_empty() {
+                self.line(line, out)?;
+            } else {
+                let mut full = std::mem::take(&mut self.partial);
+                full.extend_from_slice(line);
+                self.line(&full, out)?;
+            }
+        }
+        self.partial.extend_from_slice(rest);
+        if self.partial.len() > MAX_LINE {
+            return Err(format!("an event line is longer than {MAX_LINE} bytes"));
+        }
+        Ok(())
+    }
+
+    fn line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) -> Result<(), String> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = std::str::from_utf8(line).map_err(|_| "an event line is not UTF-8".to_owned())?;
+        if line.is_empty() {
+            if let Some(data) = self.data.take() {
+                out.push(SseEvent {
+                    event: self.event.take(),
+                    data,
+                });
+            } else {
+                self.event = None;
+            }
+            return Ok(());
+        }
+        if line.starts_with(':') {
+            return Ok(());
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "data" => match &mut self.data {
+                Some(data) => {
+                    data.push('\n');
+                    data.push_str(value);
+                }
+                None => self.data = Some(value.to_owned()),
+            },
+            "event" => self.event = Some(value.to_owned()),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_in_pieces(input: &str, piece: usize) -> Vec<SseEvent> {
+        let mut parser = SseParser::new();
+        let mut out = Vec::new();
+        for chunk in input.as_bytes().chunks(piece) {
+            parser.feed(chunk, &mut out).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn events_survive_any_split_of_the_byte_stream() {
+        let input = "event: message_start\ndata: {\"a\":1}\n\n: keep-alive\n\ndata: one\r\ndata: twö\r\n\r\ndata: [DONE]\n\n";
+        let expected = vec![
+            SseEvent {
+                event: Some("message_start".into()),
+                data: "{\"a\":1}".into(),
+            },
+            SseEvent {
+                event: None,
+                data: "one\ntwö".into(),
+            },
+            SseEvent {
+                event: None,
+                data: "[DONE]".into(),
+            },
+        ];
+        for piece in 1..input.len() {
+            assert_eq!(
+                parse_in_pieces(input, piece),
+                expected,
+                "split every {piece} bytes"
+            );
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Frames out to a session's sockets, on `chat.out.<sid>`.
+//!
+//! A frame is serialized once here; gateways forward the bytes as they are.
+//! Its type and audience travel in headers so gateways need not parse it.
+//! Before publishing something a gateway may not be listening for (a turn
+//! redelivered after a worker died, say), [`Outbox::attach`] asks the
+//! session's owning gateway to subscribe first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chatbox_shared::bus::{Bus, BusError, Headers};
+use chatbox_shared::coordinator::Coordinator;
+use chatbox_shared::envelope::{AttachReply, Audience, Control, RpcReply, headers};
+use chatbox_shared::namespace::Subjects;
+use chatbox_shared::protocol::Message;
+use tracing::{debug, warn};
+
+use crate::metrics;
+
+/// Publishes frames to sessions.
+#[derive(Clone)]
+pub struct Outbox {
+    bus: Arc<dyn Bus>,
+    coordinator: Arc<dyn Coordinator>,
+    subjects: Subjects,
+    attach_timeout: Duration,
+}
+
+impl Outbox {
+    /// An outbox on `bus`.
+    pub fn new(
+        bus: Arc<dyn Bus>,
+        coordinator: Arc<dyn Coordinator>,
+        subjects: Subjects,
+        attach_timeout: Duration,
+    ) -> Self {
+        Outbox {
+            bus,
+            coordinator,
+            subjects,
+            attach_timeout,
+        }
+    }
+
+    /// Publishes a frame to everyone in the session (`audience`).
+    pub async fn send(&self, session_id: &str, frame: &Message, audience: Audience) -> Result<(), BusError> {
+        let mut headers = Headers::new().with(headers::TYPE, frame.kind.as_str());
+        if audience != Audience::All {
+            headers.insert(headers::AUDIENCE, audience.as_str());
+        }
+        let result = self
+            .bus
+            .publish(self.subjects.outbound(session_id), headers, frame.to_json())
+            .await;
+        if result.is_err() {
+            metrics::bus_error("publish");
+        }
+        result
+    }
+
+    /// Asks the gateway that owns the session to listen on its `chat.out`
+    /// and waits for it to confirm. Best effort: if nobody owns the session
+    /// (the user is away) there is no one to tell.
+    pub async fn attach(&self, session_id: &str) {
+        let owner = match self.coordinator.owner(session_id).await {
+            Ok(Some(owner)) => owner,
+            Ok(None) => return,
+            Err(e) => {
+                metrics::coordinator_error("owner");
+                warn!(session_id, "cannot find the session's gateway: {e}");
+                return;
+            }
+        };
+        let request = Control::Attach {
+            session_id: session_id.to_owned(),
+        };
+        let Ok(payload) = serde_json::to_vec(&request) else {
+            return;
+        };
+        match self
+            .bus
+            .request(
+                self.subjects.control(&owner.pod_id),
+                Headers::new(),
+                Bytes::from(payload),
+                self.attach_timeout,
+            )
+            .await
+        {
+            Ok(reply) => match serde_json::from_slice::<RpcReply<AttachReply>>(&reply.payload) {
+                Ok(RpcReply::Ok(AttachReply { attached })) => {
+                    debug!(session_id, pod = %owner.pod_id, attached, "gateway attached")
+                }
+                _ => warn!(session_id, pod = %owner.pod_id, "unreadable attach reply"),
+            },
+            Err(e) => {
+                metrics::bus_error("attach");
+                warn!(session_id, pod = %owner.pod_id, "gateway did not confirm attach: {e}");
+            }
+        }
+    }
+}

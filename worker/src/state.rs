@@ -1,0 +1,29 @@
+//! Everything a worker's tasks share.
+
+use std::sync::Arc;
+
+use chatbox_shared::bus::Bus;
+use chatbox_shared::config::Config;
+use chatbox_shared::coordinator::Coordinator;
+use chatbox_shared::namespace::Subjects;
+
+use crate::llm::Providers;
+use crate::outbox::Outbox;
+
+/// The shared state of one worker.
+pub struct WorkerState {
+    /// The whole configuration.
+    pub config: Arc<Config>,
+    /// This pod's id.
+    pub pod_id: String,
+    /// The bus port.
+    pub bus: Arc<dyn Bus>,
+    /// The coordinator port.
+    pub coordinator: Arc<dyn Coordinator>,
+    /// Subject names.
+    pub subjects: Subjects,
+    /// Frames out to sessions.
+    pub outbox: Outbox,
+    /// Language models.
+    pub providers: Providers,
+}

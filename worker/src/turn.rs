@@ -1,0 +1,344 @@
+//! A turn: one inbound message, from the queue to the acknowledgement.
+//!
+//! Wait until every earlier message of the session is done (session
+//! order); echo the accepted message with its sequence number; switch the
+//! loading indicator on; stream the model's answer as `ai_response` chunks
+//! under one `message_id`; send the final frame (`done: true`, the whole
+//! text, token and timing figures); switch loading off; then — last — ack
+//! the inbound message. A worker that dies before the ack leaves the
+//! message to be redelivered to another worker, which streams the answer
+//! again under the same `message_id` (the `loading` frame tells the
+//! client to drop the partial text it holds).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatbox_shared::bus::InboundDelivery;
+use chatbox_shared::envelope::{Audience, InboundBody, InboundEnvelope};
+use chatbox_shared::ids::answer_id;
+use chatbox_shared::protocol::outbound::{self, AnswerStats};
+use chatbox_shared::protocol::{ErrorCode, ErrorInfo, MessageType};
+use chatbox_shared::telemetry::propagation;
+use futures_util::StreamExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::llm::{ChatMessage, ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, estimate_tokens};
+use crate::metrics;
+use crate::state::WorkerState;
+
+/// How a turn ends for the inbound queue.
+enum Settle {
+    /// Done (answered, or refused with an error the user saw).
+    Ack,
+    /// Not done: deliver the message again after the delay.
+    Retry(Duration),
+}
+
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        metrics::in_flight(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::in_flight(-1.0);
+    }
+}
+
+/// Processes one delivery to its settlement.
+pub async fn process(state: Arc<WorkerState>, delivery: InboundDelivery, hard_stop: CancellationToken) {
+    let _in_flight = InFlight::start();
+    let envelope = match serde_json::from_slice::<InboundEnvelope>(&delivery.payload) {
+        Ok(envelope)
+            if state.subjects.session_of_inbound(&delivery.subject) == Some(envelope.session_id.as_str()) =>
+        {
+            envelope
+        }
+        Ok(_) => {
+            error!(subject = %delivery.subject, "inbound message names another session than its subject; dropped");
+            metrics::turn("rejected");
+            let _ = delivery.ack().await;
+            return;
+        }
+        Err(e) => {
+            error!(subject = %delivery.subject, "unreadable inbound message; dropped: {e}");
+            metrics::turn("rejected");
+            let _ = delivery.ack().await;
+            return;
+        }
+    };
+    let span = info_span!(
+        "turn",
+        pod_id = %state.pod_id,
+        session_id = %envelope.session_id,
+        user_id = %envelope.user_id,
+        message_id = %envelope.message_id,
+        delivery = delivery.delivery_count,
+    );
+    propagation::adopt_parent(&span, &delivery.headers);
+    settle_turn(state, delivery, envelope, hard_stop)
+        .instrument(span)
+        .await;
+}
+
+async fn settle_turn(
+    state: Arc<WorkerState>,
+    delivery: InboundDelivery,
+    envelope: InboundEnvelope,
+    hard_stop: CancellationToken,
+) {
+    let worker = &state.config.chatbox.worker;
+    if delivery.delivery_count > 1 {
+        metrics::redelivery();
+    }
+    let waiting = Instant::now();
+    match tokio::time::timeout(worker.ack_wait, delivery.wait_turn()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            metrics::bus_error("wait_turn");
+            warn!("cannot tell whether earlier messages are done: {e}");
+            let _ = delivery.nak(Some(Duration::from_millis(500))).await;
+            return;
+        }
+        Err(_) => {
+            debug!("an earlier message of the session is still running; later");
+            let _ = delivery.nak(Some(Duration::from_millis(200))).await;
+            return;
+        }
+    }
+    let waited = waiting.elapsed();
+    metrics::turn_wait(waited.as_secs_f64());
+    if delivery.delivery_count > 1 || waited > Duration::from_secs(5) {
+        // The session's gateway may have stopped listening meanwhile.
+        state.outbox.attach(&envelope.session_id).await;
+    }
+
+    let work = tokio::time::timeout(worker.turn_timeout, run(&state, &envelope));
+    tokio::pin!(work);
+    let mut progress = tokio::time::interval(worker.ack_wait / 3);
+    progress.tick().await;
+    let settle = loop {
+        tokio::select! {
+            outcome = &mut work => break match outcome {
+                Ok(settle) => settle,
+                Err(_) => {
+                    warn!(timeout = ?worker.turn_timeout, "turn took too long; abandoned");
+                    metrics::turn("timeout");
+                    let info = ErrorInfo::new(ErrorCode::LlmUnavailable, "the answer took too long and was abandoned; please try again");
+                    let _ = state.outbox.send(&envelope.session_id, &outbound::error(Some(&envelope.session_id), info), Audience::All).await;
+                    Settle::Ack
+                }
+            },
+            _ = progress.tick() => {
+                if let Err(e) = delivery.progress().await {
+                    warn!("cannot extend the turn's lease: {e}");
+                }
+            }
+            _ = hard_stop.cancelled() => {
+                info!("shutting down mid-turn; handing the message to another worker");
+                let _ = delivery.nak(None).await;
+                return;
+            }
+        }
+    };
+    match settle {
+        Settle::Ack => {
+            if let Err(e) = delivery.ack().await {
+                metrics::bus_error("ack");
+                warn!("turn done but not acknowledged (it may run again): {e}");
+            }
+        }
+        Settle::Retry(delay) => {
+            let _ = delivery.nak(Some(delay)).await;
+        }
+    }
+}
+
+async fn run(state: &WorkerState, envelope: &InboundEnvelope) -> Settle {
+    match &envelope.body {
+        InboundBody::UserMessage {
+            content, model_id, ..
+        } => user_turn(state, envelope, content, model_id.as_deref()).await,
+    }
+}
+
+async fn user_turn(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+    content: &str,
+    model_id: Option<&str>,
+) -> Settle {
+    let sid = envelope.session_id.as_str();
+    let outbox = &state.outbox;
+    let Some(provider) = state.providers.select(model_id) else {
+        let known: Vec<&str> = state.providers.all().iter().map(|p| p.id()).collect();
+        let info = ErrorInfo::new(
+            ErrorCode::InvalidField,
+            format!(
+                "unknown model {:?}; choose one of: {}",
+                model_id.unwrap_or_default(),
+                known.join(", ")
+            ),
+        );
+        let _ = outbox
+            .send(sid, &outbound::error(Some(sid), info), Audience::All)
+            .await;
+        metrics::turn("rejected");
+        return Settle::Ack;
+    };
+    let seq = match state.coordinator.next_seq(sid, 2).await {
+        Ok(last) => Some(last),
+        Err(e) => {
+            metrics::coordinator_error("next_seq");
+            warn!("no sequence numbers for this turn: {e}");
+            None
+        }
+    };
+    let echo = outbound::accepted_message(
+        sid,
+        MessageType::UserMessage,
+        envelope.sender,
+        envelope.client_id.as_deref(),
+        &envelope.message_id,
+        seq.map(|s| s - 1),
+        Some(content),
+    );
+    if outbox.send(sid, &echo, Audience::All).await.is_err() {
+        return Settle::Retry(Duration::from_secs(1));
+    }
+    let answer = answer_id(sid, &envelope.message_id);
+    let _ = outbox
+        .send(sid, &outbound::loading(sid, &answer, true), Audience::All)
+        .await;
+
+    let started = Instant::now();
+    let request = LlmRequest {
+        messages: vec![ChatMessage {
+            role: ChatRole::User,
+            content: content.to_owned(),
+        }],
+        user: None,
+    };
+    let prompt_estimate: u64 = request.messages.iter().map(|m| estimate_tokens(&m.content)).sum();
+    let mut streamed = Streamed::default();
+    let result = stream_answer(
+        state,
+        provider.as_ref(),
+        request,
+        sid,
+        &answer,
+        started,
+        &mut streamed,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    match result {
+        Ok(()) => {
+            let stats = AnswerStats {
+                prompt_tokens: streamed.prompt_tokens.unwrap_or(prompt_estimate),
+                completion_tokens: streamed
+                    .completion_tokens
+                    .unwrap_or_else(|| estimate_tokens(&streamed.text)),
+                first_token_ms: streamed.first_token.map(millis).unwrap_or_default(),
+                response_time_ms: millis(elapsed),
+            };
+            let done = outbound::ai_final(sid, &answer, seq, streamed.text, provider.id(), &stats);
+            let _ = outbox.send(sid, &done, Audience::All).await;
+            metrics::turn("ok");
+            metrics::tokens(provider.id(), stats.prompt_tokens, stats.completion_tokens);
+            info!(
+                provider = provider.id(),
+                response_ms = stats.response_time_ms,
+                first_token_ms = stats.first_token_ms,
+                completion_tokens = stats.completion_tokens,
+                "answered"
+            );
+        }
+        Err(e) => {
+            warn!(
+                provider = provider.id(),
+                partial_chars = streamed.text.len(),
+                "the model failed: {e}"
+            );
+            let message = match e {
+                LlmError::Timeout(_) => "the assistant did not answer in time; please try again",
+                _ => "the assistant could not answer right now; please try again",
+            };
+            let info = ErrorInfo::new(ErrorCode::LlmUnavailable, message);
+            let _ = outbox
+                .send(sid, &outbound::error(Some(sid), info), Audience::All)
+                .await;
+            metrics::turn("llm_error");
+        }
+    }
+    metrics::turn_timing(
+        provider.id(),
+        elapsed.as_secs_f64(),
+        streamed.first_token.map(|d| d.as_secs_f64()),
+    );
+    let _ = outbox
+        .send(sid, &outbound::loading(sid, &answer, false), Audience::All)
+        .await;
+    Settle::Ack
+}
+
+/// What has come out of the model so far.
+#[derive(Default)]
+struct Streamed {
+    text: String,
+    first_token: Option<Duration>,
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+async fn stream_answer(
+    state: &WorkerState,
+    provider: &dyn LlmProvider,
+    request: LlmRequest,
+    sid: &str,
+    answer: &str,
+    started: Instant,
+    streamed: &mut Streamed,
+) -> Result<(), LlmError> {
+    let first_deadline = started + provider.first_token_timeout();
+    let mut stream = tokio::time::timeout_at(first_deadline, provider.stream(request))
+        .await
+        .map_err(|_| LlmError::Timeout("first token"))??;
+    loop {
+        let deadline = match streamed.first_token {
+            None => first_deadline,
+            Some(_) => Instant::now() + provider.idle_timeout(),
+        };
+        let event = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) if streamed.first_token.is_none() => return Err(LlmError::Timeout("first token")),
+            Err(_) => return Err(LlmError::Timeout("between tokens")),
+            Ok(None) => return Ok(()),
+            Ok(Some(event)) => event?,
+        };
+        match event {
+            LlmEvent::Delta(delta) => {
+                streamed.first_token.get_or_insert_with(|| started.elapsed());
+                streamed.text.push_str(&delta);
+                let chunk = outbound::ai_chunk(sid, answer, delta);
+                let _ = state.outbox.send(sid, &chunk, Audience::All).await;
+            }
+            LlmEvent::Usage {
+                prompt_tokens,
+                completion_tokens,
+            } => {
+                streamed.prompt_tokens = Some(prompt_tokens);
+                streamed.completion_tokens = Some(completion_tokens);
+            }
+        }
+    }
+}
