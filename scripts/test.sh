@@ -19,4 +19,7 @@ say "Redis: $CHATBOX_TEST_REDIS_URL  NATS: $CHATBOX_TEST_NATS_URL"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/chatbox/target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
+# The load benchmark only prints numbers (docs/BENCHMARKS.md); build it so
+# it keeps compiling, run it by hand.
+cargo build --workspace --locked --benches --profile dev
 cargo test --workspace --locked "$@"

@@ -72,6 +72,9 @@ pub struct MockLlmArgs {
     /// Chunks per answer (per request: `x-mock-chunks`).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub chunks: usize,
+    /// Characters per chunk; 0 splits the answer at words (per request: `x-mock-chunk-bytes`).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub chunk_bytes: usize,
     /// Milliseconds between chunks (per request: `x-mock-chunk-delay-ms`).
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub chunk_delay: u64,

@@ -17,7 +17,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -31,7 +31,6 @@ use chatbox_shared::protocol::outbound::{self, StatusReason};
 use chatbox_shared::protocol::{ErrorCode, ErrorInfo};
 use futures_util::SinkExt;
 use futures_util::future::OptionFuture;
-use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::inbound::{self, ConnContext, Pending};
@@ -63,15 +62,16 @@ impl Exit {
     }
 }
 
-/// Runs a socket to its end.
-pub async fn run(
+/// Runs a socket to its end. The socket comes boxed so the connection's
+/// future — which lives as long as the socket — stays small.
+pub fn run(
     state: Arc<GatewayState>,
-    socket: WebSocket,
+    socket: Box<WebSocket>,
     identity: Identity,
     requested_session: Option<String>,
     remote: SocketAddr,
     slot: ConnectionSlot,
-) {
+) -> impl std::future::Future<Output = ()> + Send {
     let conn_id = state.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let span = info_span!(
         "connection",
@@ -81,57 +81,76 @@ pub async fn run(
         session_id = tracing::field::Empty,
         %remote,
     );
-    serve(state, socket, identity, requested_session, conn_id, slot)
-        .instrument(span)
-        .await;
+    serve(state, socket, identity, requested_session, conn_id, slot).instrument(span)
 }
 
 async fn serve(
     state: Arc<GatewayState>,
-    mut socket: WebSocket,
+    mut socket: Box<WebSocket>,
     identity: Identity,
     requested_session: Option<String>,
     conn_id: u64,
     _slot: ConnectionSlot,
 ) {
-    let opened = match open_session(&state, &identity, requested_session).await {
-        Ok(opened) => opened,
+    // Set-up and tear-down run once each; boxed, their state does not
+    // weigh on what an idle socket costs.
+    let conn = match Box::pin(join_session(&state, &identity, requested_session, conn_id)).await {
+        Ok(conn) => conn,
         Err(info) => {
-            warn!(code = %info.code, "cannot open a session: {}", info.message);
-            refuse_socket(&mut socket, &state, info).await;
+            Box::pin(refuse_socket(&mut socket, &state, info)).await;
             metrics::disconnect("open_failed");
             return;
         }
     };
+    let ctx = ConnContext {
+        state: Arc::clone(&state),
+        conn: Arc::clone(&conn),
+        user_name: identity.name,
+        last_typing: None,
+    };
+    let exit = socket_loop(&state, &mut socket, ctx).await;
+    drop(socket);
+    Box::pin(leave_session(&state, &conn)).await;
+    metrics::disconnect(exit.label());
+    info!(reason = exit.label(), "disconnected");
+}
+
+/// Opens or restores the session, takes its ownership lock, closes the
+/// socket that held it before, and joins the session's fan-out.
+async fn join_session(
+    state: &GatewayState,
+    identity: &Identity,
+    requested_session: Option<String>,
+    conn_id: u64,
+) -> Result<Arc<ConnHandle>, ErrorInfo> {
+    let opened = open_session(state, identity, requested_session)
+        .await
+        .inspect_err(|info| {
+            warn!(code = %info.code, "cannot open a session: {}", info.message);
+        })?;
     let session_id = opened.session_id.clone();
     tracing::Span::current().record("session_id", session_id.as_str());
 
     let ttl = state.config.chatbox.gateway.owner_ttl;
-    let claim = match state
+    let claim = state
         .coordinator
         .claim_owner(&session_id, &state.pod_id, conn_id, ttl)
         .await
-    {
-        Ok(claim) => claim,
-        Err(e) => {
+        .map_err(|e| {
             metrics::coordinator_error("claim_owner");
             warn!("cannot take the session's ownership lock: {e}");
-            let info = ErrorInfo::new(
+            ErrorInfo::new(
                 ErrorCode::ServiceUnavailable,
                 "the chat service is not available right now; reconnect shortly",
             )
-            .retry_after(Duration::from_secs(2));
-            refuse_socket(&mut socket, &state, info).await;
-            metrics::disconnect("open_failed");
-            return;
-        }
-    };
+            .retry_after(Duration::from_secs(2))
+        })?;
     if let Some(previous) = &claim.previous {
-        kill(&state, &session_id, previous).await;
+        kill(state, &session_id, previous).await;
     }
     if let Some(previous_session) = &opened.previous_session_id {
         match state.coordinator.owner(previous_session).await {
-            Ok(Some(owner)) => kill(&state, previous_session, &owner).await,
+            Ok(Some(owner)) => kill(state, previous_session, &owner).await,
             Ok(None) => {}
             Err(e) => {
                 metrics::coordinator_error("owner");
@@ -144,156 +163,123 @@ async fn serve(
     }
 
     let queue = Arc::new(SendQueue::new(state.config.chatbox.websocket.send_queue_limit));
-    let handle = Arc::new(ConnHandle {
+    let conn = Arc::new(ConnHandle {
         conn_id,
         user_id: identity.user_id.clone(),
-        session_id: session_id.clone(),
+        session_id,
         queue: Arc::clone(&queue),
-        owner: claim.token.clone(),
+        owner: claim.token,
         active_confirmed: AtomicBool::new(false),
+        last_heard: AtomicU64::new(millis(state.clock.elapsed())),
     });
-    state.registry.insert(Arc::clone(&handle));
+    state.registry.insert(Arc::clone(&conn));
+    if state.shutdown.is_cancelled() {
+        // Shutdown began while this socket was being set up, after the
+        // drain closed the registered ones.
+        conn.close(shutdown_order(state, &conn.session_id));
+    }
     state
         .hub
-        .join(&session_id, conn_id, ListenerRole::User, Arc::clone(&queue));
+        .join(&conn.session_id, conn_id, ListenerRole::User, Arc::clone(&queue));
     if opened.restored {
         // An answer may be streaming for this session right now.
-        if let Err(e) = state.hub.attach(&session_id).await {
+        if let Err(e) = state.hub.attach(&conn.session_id).await {
             metrics::bus_error("subscribe");
             warn!("cannot listen to the restored session: {e}");
         }
     }
-    let reconnect_timeout = state.config.chatbox.reconnect_timeout;
     let status = if opened.restored {
         StatusReason::Restored
     } else {
         StatusReason::NewSession
     };
-    let _ = queue.push(outbound::connection_status(&session_id, status, reconnect_timeout).to_json());
+    let _ = queue.push(
+        outbound::connection_status(&conn.session_id, status, state.config.chatbox.reconnect_timeout)
+            .to_json(),
+    );
     state.metrics.connects.increment(1);
     info!(restored = opened.restored, "connected");
+    Ok(conn)
+}
 
-    let ctx = ConnContext {
-        state: Arc::clone(&state),
-        conn_id,
-        session_id: session_id.clone(),
-        identity,
-        queue: Arc::clone(&queue),
-        last_typing: None,
-    };
-    let exit = socket_loop(&state, &mut socket, ctx).await;
-
-    state.hub.leave(&session_id, conn_id);
-    state.registry.remove(conn_id);
-    release(&state, &handle.user_id, &session_id, &claim.token).await;
-    metrics::disconnect(exit.label());
-    info!(reason = exit.label(), "disconnected");
+/// Leaves the fan-out and gives the session back.
+async fn leave_session(state: &GatewayState, conn: &ConnHandle) {
+    state.hub.leave(&conn.session_id, conn.conn_id);
+    state.registry.remove(conn.conn_id);
+    release(state, &conn.user_id, &conn.session_id, &conn.owner).await;
 }
 
 async fn socket_loop(state: &GatewayState, socket: &mut WebSocket, mut ctx: ConnContext) -> Exit {
-    let ws = &state.config.chatbox.websocket;
-    let (ping_period, pong_wait, write_wait) = (ws.ping_period, ws.pong_wait, ws.write_wait);
-    let queue = Arc::clone(&ctx.queue);
-    let mut batch: Vec<Bytes> = Vec::new();
+    let write_wait = state.config.chatbox.websocket.write_wait;
+    let conn = Arc::clone(&ctx.conn);
+    let mut out: Vec<Bytes> = Vec::new();
     let mut pending: Option<Pending> = None;
-    let mut last_heard = Instant::now();
-    let mut next_ping = last_heard + ping_period;
-    let mut shutdown_seen = false;
-    let timer = tokio::time::sleep_until(next_ping.min(last_heard + pong_wait));
-    tokio::pin!(timer);
-
     loop {
-        let close = queue.drain_into(&mut batch);
-        if !batch.is_empty()
-            && let Err(e) = write_frames(socket, &mut batch, write_wait).await
+        let drained = conn.queue.drain_into(&mut out);
+        if (!out.is_empty() || drained.ping)
+            && let Err(e) = Box::pin(write_frames(socket, &mut out, drained.ping, write_wait)).await
         {
             debug!("write failed: {e}");
             return Exit::WriteError;
         }
-        if let Some(order) = close {
-            send_close(socket, &order, write_wait).await;
+        if let Some(order) = drained.close {
+            Box::pin(send_close(socket, &order, write_wait)).await;
             return Exit::Ordered(order.reason);
         }
-        let deadline = next_ping.min(last_heard + pong_wait);
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
-
         tokio::select! {
             biased;
-            _ = state.shutdown.cancelled(), if !shutdown_seen => {
-                shutdown_seen = true;
-                queue.close(CloseOrder {
-                    reason: StatusReason::ServerShutdown,
-                    last_frame: Some(outbound::connection_status(
-                        &ctx.session_id,
-                        StatusReason::ServerShutdown,
-                        state.config.chatbox.reconnect_timeout,
-                    ).to_json()),
-                });
-            }
-            _ = queue.ready() => {}
+            _ = conn.queue.ready() => {}
             Some(()) = OptionFuture::from(pending.as_mut()), if pending.is_some() => {
                 pending = None;
             }
             frame = socket.recv(), if pending.is_none() => {
                 let Some(frame) = frame else { return Exit::ClientClosed };
-                last_heard = Instant::now();
+                conn.heard(state.clock.elapsed());
                 match frame {
-                    Ok(Message::Text(text)) => {
-                        pending = inbound::handle_text(&mut ctx, text.as_str());
-                    }
+                    Ok(Message::Text(text)) => pending = inbound::handle_text(&mut ctx, text.as_str()),
                     Ok(Message::Binary(_)) => inbound::refuse_binary(&ctx),
                     Ok(Message::Ping(_) | Message::Pong(_)) => {}
                     Ok(Message::Close(_)) => return Exit::ClientClosed,
-                    Err(e) => {
-                        if is_too_large(e) {
-                            metrics::protocol_error(ErrorCode::MessageTooLarge.as_str());
-                            let info = ErrorInfo::new(
-                                ErrorCode::MessageTooLarge,
-                                format!("frames are limited to {} bytes", ws.max_message_size),
-                            )
-                            .fatal();
-                            let order = CloseOrder {
-                                reason: StatusReason::SlowConsumer,
-                                last_frame: Some(outbound::error(Some(&ctx.session_id), info).to_json()),
-                            };
-                            send_close_with(socket, &order, 1009, "message too large", write_wait).await;
-                            return Exit::TooLarge;
-                        }
-                        return Exit::ReadError;
+                    Err(e) if is_too_large(&e) => {
+                        Box::pin(refuse_too_large(socket, state, &conn.session_id)).await;
+                        return Exit::TooLarge;
                     }
-                }
-            }
-            _ = &mut timer => {
-                let now = Instant::now();
-                if now >= last_heard + pong_wait {
-                    queue.close(CloseOrder {
-                        reason: StatusReason::IdleTimeout,
-                        last_frame: Some(outbound::connection_status(
-                            &ctx.session_id,
-                            StatusReason::IdleTimeout,
-                            state.config.chatbox.reconnect_timeout,
-                        ).to_json()),
-                    });
-                } else if now >= next_ping {
-                    next_ping = now + ping_period;
-                    let ping = tokio::time::timeout(write_wait, socket.send(Message::Ping(Bytes::new()))).await;
-                    if !matches!(ping, Ok(Ok(()))) {
-                        return Exit::WriteError;
-                    }
+                    Err(_) => return Exit::ReadError,
                 }
             }
         }
     }
 }
 
+/// A frame over `max_message_size` is fatal: the error, then close 1009.
+async fn refuse_too_large(socket: &mut WebSocket, state: &GatewayState, session_id: &str) {
+    let ws = &state.config.chatbox.websocket;
+    metrics::protocol_error(ErrorCode::MessageTooLarge.as_str());
+    let info = ErrorInfo::new(
+        ErrorCode::MessageTooLarge,
+        format!("frames are limited to {} bytes", ws.max_message_size),
+    )
+    .fatal();
+    let order = CloseOrder {
+        reason: StatusReason::SlowConsumer,
+        last_frame: Some(outbound::error(Some(session_id), info).to_json()),
+    };
+    send_close_with(socket, &order, 1009, "message too large", ws.write_wait).await;
+}
+
 async fn write_frames(
     socket: &mut WebSocket,
     batch: &mut Vec<Bytes>,
+    ping: bool,
     write_wait: Duration,
 ) -> Result<(), String> {
     let write = async {
+        if ping {
+            socket
+                .feed(Message::Ping(Bytes::new()))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         for frame in batch.drain(..) {
             match Utf8Bytes::try_from(frame) {
                 Ok(text) => socket
@@ -346,15 +332,32 @@ async fn send_close_with(
             })))
             .await
     };
-    let _ = tokio::time::timeout(write_wait, close).await;
+    if !matches!(tokio::time::timeout(write_wait, close).await, Ok(Ok(()))) {
+        return;
+    }
+    // The closing handshake: give the client a moment to read what is left
+    // and answer with its own close, so the connection ends with a FIN
+    // rather than a reset that could cut off the last frames.
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
-fn is_too_large(error: axum::Error) -> bool {
+/// How long a closing socket waits for the client's close frame.
+const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
+
+fn is_too_large(error: &axum::Error) -> bool {
+    use std::error::Error as _;
     use tokio_tungstenite::tungstenite::Error as WsError;
-    match error.into_inner().downcast::<WsError>() {
-        Ok(e) => matches!(*e, WsError::Capacity(_)),
-        Err(_) => false,
-    }
+    error
+        .source()
+        .and_then(|e| e.downcast_ref::<WsError>())
+        .is_some_and(|e| matches!(e, WsError::Capacity(_)))
 }
 
 /// Sends an error and closes a socket that never got a session.
@@ -446,19 +449,28 @@ async fn kill(state: &GatewayState, session_id: &str, owner: &OwnerToken) {
     }
 }
 
-/// The close order of a socket whose session was opened elsewhere.
-pub fn kill_order(state: &GatewayState, session_id: &str) -> CloseOrder {
+/// The close order of a socket at shutdown.
+pub fn shutdown_order(state: &GatewayState, session_id: &str) -> CloseOrder {
+    status_order(state, session_id, StatusReason::ServerShutdown)
+}
+
+/// A close order that tells the client why with a `connection_status`.
+pub fn status_order(state: &GatewayState, session_id: &str, reason: StatusReason) -> CloseOrder {
     CloseOrder {
-        reason: StatusReason::ConnectedElsewhere,
+        reason,
         last_frame: Some(
-            outbound::connection_status(
-                session_id,
-                StatusReason::ConnectedElsewhere,
-                state.config.chatbox.reconnect_timeout,
-            )
-            .to_json(),
+            outbound::connection_status(session_id, reason, state.config.chatbox.reconnect_timeout).to_json(),
         ),
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The close order of a socket whose session was opened elsewhere.
+pub fn kill_order(state: &GatewayState, session_id: &str) -> CloseOrder {
+    status_order(state, session_id, StatusReason::ConnectedElsewhere)
 }
 
 /// Releases the lock if this socket still holds it, and lets the user's

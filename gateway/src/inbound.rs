@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chatbox_shared::auth::Identity;
 use chatbox_shared::bus::Headers;
 use chatbox_shared::coordinator::{Admission, RateLimit};
 use chatbox_shared::envelope::{Audience, InboundBody, InboundEnvelope, headers};
@@ -27,25 +26,26 @@ use chatbox_shared::telemetry::propagation;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::metrics;
-use crate::send_queue::SendQueue;
+use crate::registry::ConnHandle;
 use crate::state::GatewayState;
 
 /// What a connection knows about itself while it handles frames.
 pub struct ConnContext {
+    /// The gateway.
     pub state: Arc<GatewayState>,
-    pub conn_id: u64,
-    pub session_id: String,
-    pub identity: Identity,
-    pub queue: Arc<SendQueue>,
+    /// The socket as the rest of the pod sees it (user, session, queue).
+    pub conn: Arc<ConnHandle>,
+    /// The user's display name, from the token.
+    pub user_name: Option<String>,
+    /// When the last typing indicator was forwarded.
     pub last_typing: Option<Instant>,
 }
 
 impl ConnContext {
     fn send_error(&self, info: ErrorInfo) {
         metrics::protocol_error(info.code.as_str());
-        let _ = self
-            .queue
-            .push(outbound::error(Some(&self.session_id), info).to_json());
+        let frame = outbound::error(Some(&self.conn.session_id), info).to_json();
+        let _ = self.conn.queue.push(frame);
     }
 }
 
@@ -65,7 +65,7 @@ pub fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
     };
     ctx.state.metrics.message_in(frame.command.kind());
     if let Some(sid) = &frame.session_id
-        && *sid != ctx.session_id
+        && *sid != ctx.conn.session_id
     {
         ctx.send_error(ErrorInfo::new(
             ErrorCode::InvalidField,
@@ -75,7 +75,7 @@ pub fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
     }
     match frame.command {
         ClientCommand::Ping => {
-            let _ = ctx.queue.push(outbound::pong().to_json());
+            let _ = ctx.conn.queue.push(outbound::pong().to_json());
             None
         }
         ClientCommand::UserMessage {
@@ -129,28 +129,23 @@ pub fn refuse_binary(ctx: &ConnContext) {
 /// What accepting a message needs, owned, so the work can outlive the read.
 struct AcceptArgs {
     state: Arc<GatewayState>,
-    session_id: String,
-    user_id: String,
+    conn: Arc<ConnHandle>,
     user_name: Option<String>,
-    queue: Arc<SendQueue>,
 }
 
 impl AcceptArgs {
     fn new(ctx: &ConnContext) -> Self {
         AcceptArgs {
             state: Arc::clone(&ctx.state),
-            session_id: ctx.session_id.clone(),
-            user_id: ctx.identity.user_id.clone(),
-            user_name: ctx.identity.name.clone(),
-            queue: Arc::clone(&ctx.queue),
+            conn: Arc::clone(&ctx.conn),
+            user_name: ctx.user_name.clone(),
         }
     }
 
     fn send_error(&self, info: ErrorInfo) {
         metrics::protocol_error(info.code.as_str());
-        let _ = self
-            .queue
-            .push(outbound::error(Some(&self.session_id), info).to_json());
+        let frame = outbound::error(Some(&self.conn.session_id), info).to_json();
+        let _ = self.conn.queue.push(frame);
     }
 }
 
@@ -169,7 +164,7 @@ async fn accept_user_message(
             capacity: state.config.chatbox.rate_limit,
             window: state.config.chatbox.rate_limit_window,
         };
-        match state.coordinator.admit_message(&args.user_id, limit).await {
+        match state.coordinator.admit_message(&args.conn.user_id, limit).await {
             Ok(Admission::Allowed) => {}
             Ok(Admission::Limited { retry_after }) => {
                 state.metrics.rate_limited.increment(1);
@@ -192,13 +187,13 @@ async fn accept_user_message(
                 warn!("rate limit unavailable, message allowed: {e}");
             }
         }
-        if let Err(e) = state.hub.attach(&args.session_id).await {
+        if let Err(e) = state.hub.attach(&args.conn.session_id).await {
             metrics::bus_error("subscribe");
             warn!("cannot listen for the answer: {e}");
         }
         let envelope = InboundEnvelope {
-            session_id: args.session_id.clone(),
-            user_id: args.user_id.clone(),
+            session_id: args.conn.session_id.clone(),
+            user_id: args.conn.user_id.clone(),
             user_name: args.user_name.clone(),
             sender: Sender::User,
             message_id: message_id.clone(),
@@ -215,15 +210,15 @@ async fn accept_user_message(
             return;
         };
         let mut headers = Headers::new()
-            .with(headers::SESSION, args.session_id.as_str())
-            .with(headers::USER, args.user_id.as_str());
+            .with(headers::SESSION, args.conn.session_id.as_str())
+            .with(headers::USER, args.conn.user_id.as_str());
         propagation::inject_current(&mut headers);
         let started = tokio::time::Instant::now();
         match state
             .bus
             .enqueue(
-                state.subjects.inbound(&args.session_id),
-                format!("{}:{message_id}", args.session_id),
+                state.subjects.inbound(&args.conn.session_id),
+                format!("{}:{message_id}", args.conn.session_id),
                 headers,
                 Bytes::from(payload),
             )
@@ -267,12 +262,12 @@ fn typing(ctx: &mut ConnContext, active: bool) {
         return;
     }
     ctx.last_typing = Some(now);
-    let frame = outbound::typing(&ctx.session_id, Sender::User, active).to_json();
+    let frame = outbound::typing(&ctx.conn.session_id, Sender::User, active).to_json();
     let headers = Headers::new()
         .with(headers::TYPE, MessageType::TypingIndicator.as_str())
         .with(headers::AUDIENCE, Audience::Admins.as_str());
     let state = Arc::clone(&ctx.state);
-    let subject = state.subjects.outbound(&ctx.session_id);
+    let subject = state.subjects.outbound(&ctx.conn.session_id);
     tokio::spawn(async move {
         if let Err(e) = state.bus.publish(subject, headers, frame).await {
             metrics::bus_error("publish");

@@ -9,13 +9,15 @@
 //! socket's life), [`inbound`] (client frames), [`send_queue`] (outbound
 //! frames of one socket), [`session_hub`] (`chat.out` fan-out),
 //! [`registry`] (sockets of this pod), [`control`] (`chat.ctl`: kill
-//! switch, attach), [`ownership`] (lock renewal), [`heartbeat`].
+//! switch, attach), [`ownership`] (lock renewal), [`keepalive`] (pings
+//! and idle sockets), [`heartbeat`].
 
 pub mod connection;
 pub mod control;
 pub mod credentials;
 pub mod heartbeat;
 pub mod inbound;
+pub mod keepalive;
 pub mod metrics;
 pub mod origin;
 pub mod ownership;
@@ -100,6 +102,7 @@ impl Gateway {
             open: AtomicU64::new(0),
             next_conn_id: AtomicU64::new(1),
             shutdown,
+            clock: tokio::time::Instant::now(),
             connections: TaskTracker::new(),
             subjects,
             config: deps.config,
@@ -123,6 +126,10 @@ impl Gateway {
             background_cancel.clone(),
         ));
         background.spawn(heartbeat::beat_loop(
+            Arc::clone(&state),
+            background_cancel.clone(),
+        ));
+        background.spawn(keepalive::keepalive_loop(
             Arc::clone(&state),
             background_cancel.clone(),
         ));
@@ -159,6 +166,9 @@ impl Gateway {
         let open = self.state.registry.len();
         info!(open, "closing sockets for shutdown");
         self.state.shutdown.cancel();
+        for conn in self.state.registry.all() {
+            conn.close(connection::shutdown_order(&self.state, &conn.session_id));
+        }
         self.state.connections.close();
         if tokio::time::timeout(grace, self.state.connections.wait())
             .await

@@ -2,8 +2,9 @@
 //! the ownership renewal and the shutdown drain act on.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use chatbox_shared::coordinator::OwnerToken;
 
@@ -24,12 +25,28 @@ pub struct ConnHandle {
     /// Whether the renewal task has confirmed the user's active-session key
     /// has no expiry left from an earlier socket's disconnect.
     pub active_confirmed: AtomicBool,
+    /// When the client was last heard from, in milliseconds on the
+    /// gateway's clock.
+    pub last_heard: AtomicU64,
 }
 
 impl ConnHandle {
     /// Orders the socket closed.
     pub fn close(&self, order: CloseOrder) {
         self.queue.close(order);
+    }
+
+    /// Records that the client was heard from at `now` (gateway clock).
+    pub fn heard(&self, now: Duration) {
+        self.last_heard.store(
+            u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// How long the client has been silent at `now` (gateway clock).
+    pub fn silent_for(&self, now: Duration) -> Duration {
+        now.saturating_sub(Duration::from_millis(self.last_heard.load(Ordering::Relaxed)))
     }
 
     /// Marks the active-session key as confirmed; returns whether it was

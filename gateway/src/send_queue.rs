@@ -38,7 +38,17 @@ pub struct SendQueue {
 #[derive(Default)]
 struct Inner {
     frames: VecDeque<Bytes>,
+    ping: bool,
     close: Option<CloseOrder>,
+}
+
+/// What [`SendQueue::drain_into`] found besides frames.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Send a WebSocket ping.
+    pub ping: bool,
+    /// Close after the frames.
+    pub close: Option<CloseOrder>,
 }
 
 /// The queue was full: the socket is being closed as a slow consumer.
@@ -92,16 +102,25 @@ impl SendQueue {
         self.ready.notify_one();
     }
 
-    /// Moves every queued frame into `out`; returns the close order once
-    /// the frames before it are out.
-    pub fn drain_into(&self, out: &mut Vec<Bytes>) -> Option<CloseOrder> {
+    /// Asks for a WebSocket ping to go out with the next write.
+    pub fn request_ping(&self) {
+        self.lock().ping = true;
+        self.ready.notify_one();
+    }
+
+    /// Moves every queued frame into `out`; says whether a ping is due and
+    /// returns the close order once the frames before it are out.
+    pub fn drain_into(&self, out: &mut Vec<Bytes>) -> Drained {
         let mut inner = self.lock();
         out.extend(inner.frames.drain(..));
         if inner.frames.capacity() > 64 {
             // Give back the memory of a burst once it has been written.
             inner.frames.shrink_to(8);
         }
-        inner.close.clone()
+        Drained {
+            ping: std::mem::take(&mut inner.ping),
+            close: inner.close.clone(),
+        }
     }
 
     /// Resolves when something was pushed or a close was ordered.
@@ -119,16 +138,24 @@ mod tests {
         let q = SendQueue::new(8);
         q.push(Bytes::from_static(b"1")).unwrap();
         q.push(Bytes::from_static(b"2")).unwrap();
+        q.request_ping();
         let mut out = Vec::new();
-        assert_eq!(q.drain_into(&mut out), None);
+        assert_eq!(
+            q.drain_into(&mut out),
+            Drained {
+                ping: true,
+                close: None
+            }
+        );
         assert_eq!(out, vec![Bytes::from_static(b"1"), Bytes::from_static(b"2")]);
+        assert!(!q.drain_into(&mut out).ping, "a ping is sent once");
         q.close(CloseOrder {
             reason: StatusReason::ConnectedElsewhere,
             last_frame: None,
         });
         q.push(Bytes::from_static(b"late")).unwrap();
         out.clear();
-        let order = q.drain_into(&mut out).unwrap();
+        let order = q.drain_into(&mut out).close.unwrap();
         assert_eq!(order.reason, StatusReason::ConnectedElsewhere);
         assert!(out.is_empty());
     }
@@ -140,7 +167,10 @@ mod tests {
         q.push(Bytes::from_static(b"2")).unwrap();
         assert_eq!(q.push(Bytes::from_static(b"3")), Err(Overflow));
         let mut out = Vec::new();
-        assert_eq!(q.drain_into(&mut out).unwrap().reason, StatusReason::SlowConsumer);
+        assert_eq!(
+            q.drain_into(&mut out).close.unwrap().reason,
+            StatusReason::SlowConsumer
+        );
         assert!(out.is_empty());
     }
 

@@ -45,8 +45,10 @@ pub struct GatewayState {
     pub open: AtomicU64,
     /// The next connection id.
     pub next_conn_id: AtomicU64,
-    /// Cancelled when the pod shuts down: sockets close with 1001.
+    /// Cancelled when the pod shuts down: new sockets are refused.
     pub shutdown: CancellationToken,
+    /// The gateway's monotonic clock (socket liveness is kept against it).
+    pub clock: tokio::time::Instant,
     /// Every connection task, so shutdown can wait for them.
     pub connections: TaskTracker,
 }

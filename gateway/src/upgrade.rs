@@ -156,7 +156,7 @@ pub async fn handle(
             let tracker = state.connections.clone();
             tracker.track_future(connection::run(
                 state,
-                socket,
+                Box::new(socket),
                 identity,
                 params.session_id,
                 remote,

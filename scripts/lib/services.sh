@@ -57,15 +57,16 @@ stop_started_services() {
 }
 
 # Redis at CHATBOX_TEST_REDIS_URL (default redis://127.0.0.1:6379); if none
-# answers there, one is started on a spare port for this run.
+# answers there, one is started on a spare port for this run. The binary is
+# installed either way: fault tests start servers of their own.
 ensure_redis() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
   local url=${CHATBOX_TEST_REDIS_URL:-redis://127.0.0.1:6379}
   local hostport=${url#redis://}; hostport=${hostport%%/*}; hostport=${hostport##*@}
   if port_open "${hostport%:*}" "${hostport##*:}"; then
     export CHATBOX_TEST_REDIS_URL=$url
     return 0
   fi
-  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
   local port=16379 dir
   dir=$(mktemp -d)
   say "starting redis-server on 127.0.0.1:$port"
@@ -78,15 +79,15 @@ ensure_redis() {
 
 # NATS with JetStream at CHATBOX_TEST_NATS_URL (default
 # nats://127.0.0.1:4222); if none answers there, one is started on a spare
-# port for this run.
+# port for this run. The binary is installed either way (fault tests).
 ensure_nats() {
+  command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || apt_install nats-server
   local url=${CHATBOX_TEST_NATS_URL:-nats://127.0.0.1:4222}
   local hostport=${url#nats://}; hostport=${hostport##*@}
   if port_open "${hostport%:*}" "${hostport##*:}"; then
     export CHATBOX_TEST_NATS_URL=$url
     return 0
   fi
-  command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || apt_install nats-server
   local bin port=14222 dir
   bin=$(command -v nats-server || echo /usr/sbin/nats-server)
   dir=$(mktemp -d)

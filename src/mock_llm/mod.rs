@@ -36,6 +36,8 @@ pub struct Behaviour {
     pub latency: Duration,
     /// Chunks in the answer.
     pub chunks: usize,
+    /// Characters per chunk (0: split at words).
+    pub chunk_bytes: usize,
     /// Wait between chunks.
     pub chunk_delay: Duration,
     /// Answer with this HTTP status instead.
@@ -58,6 +60,9 @@ impl MockState {
             chunks: header_num(headers, "x-mock-chunks")
                 .unwrap_or(d.chunks)
                 .clamp(1, 10_000),
+            chunk_bytes: header_num(headers, "x-mock-chunk-bytes")
+                .unwrap_or(d.chunk_bytes)
+                .min(65_536),
             chunk_delay: Duration::from_millis(
                 header_num(headers, "x-mock-chunk-delay-ms").unwrap_or(d.chunk_delay),
             ),
@@ -78,17 +83,24 @@ impl MockState {
     }
 }
 
-/// The deterministic answer to `question`, in `chunks` pieces.
-pub fn answer_pieces(question: &str, chunks: usize) -> Vec<String> {
-    let mut words: Vec<String> = format!("You said: {question}. ")
-        .split_inclusive(' ')
-        .map(str::to_owned)
-        .collect();
-    let filler = ["lorem ", "ipsum ", "dolor ", "sit ", "amet "];
-    let mut i = 0;
+/// The deterministic answer to `question`, in `chunks` pieces: split at
+/// words, or of exactly `chunk_bytes` characters each when that is not 0.
+pub fn answer_pieces(question: &str, chunks: usize, chunk_bytes: usize) -> Vec<String> {
+    const FILLER: [&str; 5] = ["lorem ", "ipsum ", "dolor ", "sit ", "amet "];
+    let mut text = format!("You said: {question}. ");
+    if chunk_bytes > 0 {
+        let want = chunks * chunk_bytes;
+        let mut filler = FILLER.iter().cycle();
+        while text.chars().count() < want {
+            text.push_str(filler.next().copied().unwrap_or("lorem "));
+        }
+        let chars: Vec<char> = text.chars().take(want).collect();
+        return chars.chunks(chunk_bytes).map(|c| c.iter().collect()).collect();
+    }
+    let mut words: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
+    let mut filler = FILLER.iter().cycle();
     while words.len() < chunks {
-        words.push(filler[i % filler.len()].to_owned());
-        i += 1;
+        words.push(filler.next().copied().unwrap_or("lorem ").to_owned());
     }
     // Spread the words over exactly `chunks` pieces, in order.
     let n = words.len();
@@ -135,14 +147,18 @@ mod tests {
     #[test]
     fn answers_come_in_the_asked_number_of_pieces_and_keep_the_question() {
         for chunks in [1, 3, 20, 50] {
-            let pieces = answer_pieces("hello world", chunks);
+            let pieces = answer_pieces("hello world", chunks, 0);
             assert_eq!(pieces.len(), chunks);
             assert!(pieces.iter().all(|p| !p.is_empty()));
             assert!(pieces.concat().starts_with("You said: hello world"));
         }
         assert_eq!(
-            answer_pieces("a b c d e f g h i j k l m n o p q r s t", 20).len(),
+            answer_pieces("a b c d e f g h i j k l m n o p q r s t", 20, 0).len(),
             20
         );
+        let fixed = answer_pieces("hi", 20, 16);
+        assert_eq!(fixed.len(), 20);
+        assert!(fixed.iter().all(|p| p.len() == 16));
+        assert!(fixed.concat().starts_with("You said: hi. "));
     }
 }

@@ -98,7 +98,7 @@ pub async fn chat_completions(
         .iter()
         .map(|m| tokens(&m.content.to_string()))
         .sum();
-    let pieces = answer_pieces(&question, behaviour.chunks);
+    let pieces = answer_pieces(&question, behaviour.chunks, behaviour.chunk_bytes);
     let completion_tokens = tokens(&pieces.concat());
     let model = if request.model.is_empty() {
         "mock".to_owned()

@@ -15,5 +15,6 @@ mod all_in_one;
 mod auth;
 mod cli;
 mod llm;
+mod resilience;
 mod scaled;
 mod shutdown;

@@ -555,3 +555,114 @@ impl Client {
 pub fn is_error(frame: &Value, code: &str) -> bool {
     frame["type"] == "error" && frame["error"]["code"] == code
 }
+
+/// A Redis or NATS server of a test's own, on a spare port, for fault
+/// tests that stop and restart it. Stopped when dropped.
+pub struct OwnServer {
+    child: Option<Child>,
+    pub port: u16,
+    args: Vec<String>,
+    program: String,
+}
+
+fn find_program(name: &str) -> String {
+    for dir in std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/usr/bin"])
+    {
+        let path = Path::new(dir).join(name);
+        if path.exists() {
+            return path.display().to_string();
+        }
+    }
+    panic!("{name} is not installed (scripts/test.sh installs it)")
+}
+
+impl OwnServer {
+    /// A redis-server that keeps nothing on disk.
+    pub fn redis(dir: &Path) -> OwnServer {
+        let port = free_port();
+        let args = [
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir.display().to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        Self::launch(find_program("redis-server"), args, port)
+    }
+
+    /// A nats-server with JetStream storing under `dir` (kept across restarts).
+    pub fn nats(dir: &Path) -> OwnServer {
+        let port = free_port();
+        let store = dir.join(format!("nats-{port}"));
+        let args = [
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-js",
+            "-sd",
+            &store.display().to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        Self::launch(find_program("nats-server"), args, port)
+    }
+
+    fn launch(program: String, args: Vec<String>, port: u16) -> OwnServer {
+        let mut server = OwnServer {
+            child: None,
+            port,
+            args,
+            program,
+        };
+        server.start();
+        server
+    }
+
+    /// Starts (again) on the same port.
+    pub fn start(&mut self) {
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "{} did not start", self.program);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops it (SIGKILL).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `GET /chat/readyz`: the status and the JSON body.
+pub async fn readiness(addr: &str) -> (u16, Value) {
+    let response = get(&format!("http://{addr}/chat/readyz")).await.expect("readyz");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}

@@ -297,6 +297,20 @@ struct Streamed {
     completion_tokens: Option<u64>,
 }
 
+impl Streamed {
+    /// Keeps the token counts of a usage event.
+    fn record(&mut self, event: LlmEvent) {
+        if let LlmEvent::Usage {
+            prompt_tokens,
+            completion_tokens,
+        } = event
+        {
+            self.prompt_tokens = Some(prompt_tokens);
+            self.completion_tokens = Some(completion_tokens);
+        }
+    }
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -310,11 +324,13 @@ async fn stream_answer(
     started: Instant,
     streamed: &mut Streamed,
 ) -> Result<(), LlmError> {
+    let window = state.config.chatbox.worker.chunk_window;
     let first_deadline = started + provider.first_token_timeout();
     let mut stream = tokio::time::timeout_at(first_deadline, provider.stream(request))
         .await
         .map_err(|_| LlmError::Timeout("first token"))??;
-    loop {
+    let mut ended = false;
+    while !ended {
         let deadline = match streamed.first_token {
             None => first_deadline,
             Some(_) => Instant::now() + provider.idle_timeout(),
@@ -325,20 +341,37 @@ async fn stream_answer(
             Ok(None) => return Ok(()),
             Ok(Some(event)) => event?,
         };
-        match event {
-            LlmEvent::Delta(delta) => {
-                streamed.first_token.get_or_insert_with(|| started.elapsed());
-                streamed.text.push_str(&delta);
-                let chunk = outbound::ai_chunk(sid, answer, delta);
-                let _ = state.outbox.send(sid, &chunk, Audience::All).await;
-            }
-            LlmEvent::Usage {
-                prompt_tokens,
-                completion_tokens,
-            } => {
-                streamed.prompt_tokens = Some(prompt_tokens);
-                streamed.completion_tokens = Some(completion_tokens);
+        let LlmEvent::Delta(mut delta) = event else {
+            streamed.record(event);
+            continue;
+        };
+        streamed.first_token.get_or_insert_with(|| started.elapsed());
+        let mut failure = None;
+        if !window.is_zero() {
+            // Text that follows within the window joins this frame.
+            let flush_at = Instant::now() + window;
+            loop {
+                match tokio::time::timeout_at(flush_at, stream.next()).await {
+                    Err(_) => break,
+                    Ok(None) => {
+                        ended = true;
+                        break;
+                    }
+                    Ok(Some(Ok(LlmEvent::Delta(more)))) => delta.push_str(&more),
+                    Ok(Some(Ok(usage))) => streamed.record(usage),
+                    Ok(Some(Err(e))) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
             }
         }
+        streamed.text.push_str(&delta);
+        let chunk = outbound::ai_chunk(sid, answer, delta);
+        let _ = state.outbox.send(sid, &chunk, Audience::All).await;
+        if let Some(e) = failure {
+            return Err(e);
+        }
     }
+    Ok(())
 }

@@ -401,9 +401,11 @@ impl DeliveryControl for NatsDelivery {
     }
 
     async fn ack(&self) -> Result<(), BusError> {
-        // Confirmed ack: once it returns, the stream no longer holds the
-        // message, so the session's next message may start.
-        let result = self.message.double_ack().await.map_err(queue_err);
+        // A plain ack: the session's next message, if waiting here, is
+        // woken and checks the stream again (it retries until the server
+        // has processed the ack). A lost ack means one redelivery, which
+        // the message id makes harmless.
+        let result = self.message.ack().await.map_err(queue_err);
         self.bus.wake_waiters(&self.subject);
         result
     }

@@ -263,6 +263,13 @@ pub struct WorkerConfig {
     /// The longest a turn may run before it is abandoned with an error.
     #[serde(with = "duration")]
     pub turn_timeout: Duration,
+    /// How long a streamed chunk may wait for more text before it is sent:
+    /// text a model produces within the window goes out as one frame. A
+    /// fast model then costs a few frames instead of one per token; a
+    /// model slower than the window is not slowed down. 0 sends one frame
+    /// per model event.
+    #[serde(with = "duration")]
+    pub chunk_window: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -274,6 +281,7 @@ impl Default for WorkerConfig {
             max_ack_pending: 10_000,
             pull_batch: 64,
             turn_timeout: Duration::from_secs(300),
+            chunk_window: Duration::from_millis(10),
         }
     }
 }

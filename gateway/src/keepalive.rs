@@ -1,0 +1,48 @@
+//! Socket liveness, for the whole pod at once.
+//!
+//! One task, instead of a timer per socket: every `ping_period` it asks
+//! each socket to send a WebSocket ping, and a socket whose client has
+//! been silent for `pong_wait` (no frame at all: no message, ping or pong)
+//! is told why and closed. The check runs at least three times per
+//! `pong_wait`, so a silent client is closed within a third of it late.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatbox_shared::protocol::outbound::StatusReason;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::connection::status_order;
+use crate::state::GatewayState;
+
+/// Pings and reaps sockets until cancelled.
+pub async fn keepalive_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
+    let ws = &state.config.chatbox.websocket;
+    let (ping_period, pong_wait) = (ws.ping_period, ws.pong_wait);
+    let check_every = ping_period.min(pong_wait / 3).max(Duration::from_millis(10));
+    let mut since_ping = Duration::ZERO;
+    let mut tick = tokio::time::interval(check_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        since_ping += check_every;
+        let ping = since_ping >= ping_period;
+        if ping {
+            since_ping = Duration::ZERO;
+        }
+        let now = state.clock.elapsed();
+        for conn in state.registry.all() {
+            if conn.silent_for(now) >= pong_wait {
+                debug!(conn_id = conn.conn_id, "client silent for too long");
+                conn.close(status_order(&state, &conn.session_id, StatusReason::IdleTimeout));
+            } else if ping {
+                conn.queue.request_ping();
+            }
+        }
+    }
+}
