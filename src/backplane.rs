@@ -4,12 +4,16 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use chatbox_shared::bus::Bus;
 use chatbox_shared::bus::nats::{NatsBus, NatsOptions};
 use chatbox_shared::config::Config;
+use chatbox_shared::coordinator::Coordinator;
 use chatbox_shared::coordinator::redis::{RedisCoordinator, RedisOptions, redact_url};
 use chatbox_shared::ids::{is_valid_pod_id, sanitize_pod_id};
 use chatbox_shared::namespace::Namespace;
 use tracing::info;
+
+use crate::ops::Probe;
 
 /// The pod id: configured, or the host name, or a random one.
 pub fn pod_id(config: &Config, fallback_prefix: &str) -> String {
@@ -68,4 +72,18 @@ pub async fn redis(config: &Config, namespace: &Namespace) -> anyhow::Result<Arc
     .context("chatbox.redis.url (REDIS_URL)")?;
     info!(url = %redact_url(&redis.url), "Redis ready");
     Ok(Arc::new(coordinator))
+}
+
+/// Readiness probes of the scaled roles: NATS and Redis answer.
+pub fn probes(bus: Arc<NatsBus>, coordinator: Arc<RedisCoordinator>) -> Vec<Probe> {
+    vec![
+        Probe::new("nats", move || {
+            let bus = Arc::clone(&bus);
+            async move { bus.check().await.map_err(|e| e.to_string()) }
+        }),
+        Probe::new("redis", move || {
+            let coordinator = Arc::clone(&coordinator);
+            async move { coordinator.check().await.map_err(|e| e.to_string()) }
+        }),
+    ]
 }

@@ -8,8 +8,9 @@
 //! * writes everything queued for the socket in one flush,
 //! * reads client frames — one at a time: while a message is being
 //!   accepted (rate limit, `chat.in`), reading pauses but writing goes on,
-//! * pings the client and closes it after `pong_wait` of silence,
-//! * closes on order (kill switch, lost lock, slow consumer, shutdown).
+//! * sends WebSocket pings when the pod's keepalive asks for them,
+//! * closes on order (kill switch, lost lock, slow consumer, idle client,
+//!   shutdown), after a last `connection_status` that says why.
 //!
 //! On the way out it leaves the fan-out and releases the lock — only if it
 //! still holds it — and lets the user's active session linger for the
@@ -260,11 +261,8 @@ async fn refuse_too_large(socket: &mut WebSocket, state: &GatewayState, session_
         format!("frames are limited to {} bytes", ws.max_message_size),
     )
     .fatal();
-    let order = CloseOrder {
-        reason: StatusReason::SlowConsumer,
-        last_frame: Some(outbound::error(Some(session_id), info).to_json()),
-    };
-    send_close_with(socket, &order, 1009, "message too large", ws.write_wait).await;
+    let frame = outbound::error(Some(session_id), info).to_json();
+    send_close_with(socket, Some(frame), 1009, "message too large", ws.write_wait).await;
 }
 
 async fn write_frames(
@@ -301,27 +299,22 @@ async fn write_frames(
 }
 
 async fn send_close(socket: &mut WebSocket, order: &CloseOrder, write_wait: Duration) {
-    let reason = match order.reason {
-        StatusReason::ServerShutdown => "server shutting down; reconnect",
-        StatusReason::ConnectedElsewhere => "connected elsewhere",
-        StatusReason::OwnershipLost => "session moved; reconnect",
-        StatusReason::IdleTimeout => "idle timeout",
-        StatusReason::SlowConsumer => "too slow to keep up",
-        StatusReason::NewSession | StatusReason::Restored => "",
-    };
-    send_close_with(socket, order, order.reason.close_code(), reason, write_wait).await;
+    let (code, reason) = (order.reason.close_code(), order.reason.close_reason());
+    send_close_with(socket, order.last_frame.clone(), code, reason, write_wait).await;
 }
 
+/// Sends `last_frame` (if any), then a close frame, then waits briefly for
+/// the client's close.
 async fn send_close_with(
     socket: &mut WebSocket,
-    order: &CloseOrder,
+    last_frame: Option<Bytes>,
     code: u16,
     reason: &str,
     write_wait: Duration,
 ) {
     let close = async {
-        if let Some(frame) = &order.last_frame
-            && let Ok(text) = Utf8Bytes::try_from(frame.clone())
+        if let Some(frame) = last_frame
+            && let Ok(text) = Utf8Bytes::try_from(frame)
         {
             socket.feed(Message::Text(text)).await?;
         }
@@ -362,18 +355,9 @@ fn is_too_large(error: &axum::Error) -> bool {
 
 /// Sends an error and closes a socket that never got a session.
 async fn refuse_socket(socket: &mut WebSocket, state: &GatewayState, info: ErrorInfo) {
-    let order = CloseOrder {
-        reason: StatusReason::OwnershipLost,
-        last_frame: Some(outbound::error(None, info).to_json()),
-    };
-    send_close_with(
-        socket,
-        &order,
-        1013,
-        "try again later",
-        state.config.chatbox.websocket.write_wait,
-    )
-    .await;
+    let frame = outbound::error(None, info).to_json();
+    let write_wait = state.config.chatbox.websocket.write_wait;
+    send_close_with(socket, Some(frame), 1013, "try again later", write_wait).await;
 }
 
 /// Asks a worker for the session this socket belongs to.

@@ -12,7 +12,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::ops::{self, Probe, Readiness};
+use crate::ops::{self, Readiness};
 use crate::{backplane, shutdown};
 
 /// Runs a gateway until a shutdown signal, then drains it.
@@ -28,8 +28,8 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
     let gateway = Gateway::start(GatewayDeps {
         config: Arc::clone(&config),
         pod_id,
-        bus: bus.clone() as Arc<dyn Bus>,
-        coordinator: coordinator.clone() as Arc<dyn Coordinator>,
+        bus: Arc::clone(&bus) as Arc<dyn Bus>,
+        coordinator: Arc::clone(&coordinator) as Arc<dyn Coordinator>,
         validator: Arc::new(validator),
         namespace,
     })
@@ -37,19 +37,7 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
     .context("cannot start the gateway")?;
 
     let draining = CancellationToken::new();
-    let readiness = Readiness::new(
-        vec![
-            Probe::new("nats", move || {
-                let bus = bus.clone();
-                async move { bus.check().await.map_err(|e| e.to_string()) }
-            }),
-            Probe::new("redis", move || {
-                let coordinator = coordinator.clone();
-                async move { coordinator.check().await.map_err(|e| e.to_string()) }
-            }),
-        ],
-        draining.clone(),
-    );
+    let readiness = Readiness::new(backplane::probes(bus, coordinator), draining.clone());
     let app = gateway.router().merge(ops::router(readiness, metrics));
     let stop_http = CancellationToken::new();
     let (_, server) = ops::serve(&config.app.listen, app, stop_http.clone()).await?;

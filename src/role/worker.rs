@@ -11,7 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::ops::{self, Probe, Readiness};
+use crate::ops::{self, Readiness};
 use crate::{backplane, shutdown};
 
 /// Runs a worker until a shutdown signal, then drains it.
@@ -25,27 +25,15 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
     let worker = Worker::start(WorkerDeps {
         config: Arc::clone(&config),
         pod_id,
-        bus: bus.clone() as Arc<dyn Bus>,
-        coordinator: coordinator.clone() as Arc<dyn Coordinator>,
+        bus: Arc::clone(&bus) as Arc<dyn Bus>,
+        coordinator: Arc::clone(&coordinator) as Arc<dyn Coordinator>,
         namespace,
     })
     .await
     .context("cannot start the worker")?;
 
     let draining = CancellationToken::new();
-    let readiness = Readiness::new(
-        vec![
-            Probe::new("nats", move || {
-                let bus = bus.clone();
-                async move { bus.check().await.map_err(|e| e.to_string()) }
-            }),
-            Probe::new("redis", move || {
-                let coordinator = coordinator.clone();
-                async move { coordinator.check().await.map_err(|e| e.to_string()) }
-            }),
-        ],
-        draining.clone(),
-    );
+    let readiness = Readiness::new(backplane::probes(bus, coordinator), draining.clone());
     let stop_http = CancellationToken::new();
     let (_, server) = ops::serve(
         &config.chatbox.worker.listen,

@@ -63,6 +63,18 @@ impl StatusReason {
         }
     }
 
+    /// The reason text of the WebSocket close frame that goes with it.
+    pub const fn close_reason(self) -> &'static str {
+        match self {
+            StatusReason::NewSession | StatusReason::Restored => "",
+            StatusReason::ConnectedElsewhere => "connected elsewhere",
+            StatusReason::OwnershipLost => "session moved; reconnect",
+            StatusReason::ServerShutdown => "server shutting down; reconnect",
+            StatusReason::IdleTimeout => "idle timeout",
+            StatusReason::SlowConsumer => "too slow to keep up",
+        }
+    }
+
     /// The WebSocket close code that goes with it.
     pub const fn close_code(self) -> u16 {
         match self {
