@@ -127,9 +127,14 @@ struct Deployment {
 async fn deploy(o: &Options) -> Deployment {
     let ns = TestNamespace::new();
     let dir = log_dir(&ns.name);
-    let mut env = scaled_env(&ns);
+    // One worker on SQLite: the benchmark measures chatbox, not a database
+    // server (the MongoDB stand-in is a Python process).
+    let mut env = backplane_env(&ns);
     env.extend(
         [
+            ("CHATBOX_STORE_KIND", "sqlite"),
+            ("CHATBOX_DATA_DIR", &dir.join("data").display().to_string()),
+            ("ENCRYPTION_KEY", ENCRYPTION_KEY),
             ("RUST_LOG", "warn"),
             ("RATE_LIMIT", "1000000"),
             ("MAX_CONNECTIONS", "1000000"),

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and property tests, the port conformance
-# suites (in-process, Redis, NATS), and the system tests that run the real
-# binaries. Installs and starts what is missing on a fresh Debian machine:
-# the Rust toolchain, a C compiler, redis-server and nats-server.
+# suites (in-process, Redis, NATS, SQLite, MongoDB), and the system tests
+# that run the real binaries. Installs and starts what is missing on a
+# fresh Debian machine: the Rust toolchain, a C compiler, redis-server,
+# nats-server and the MongoDB stand-in (nx-27017, from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/services.sh
@@ -11,7 +12,8 @@ trap stop_started_services EXIT
 ensure_toolchain
 ensure_redis
 ensure_nats
-say "Redis: $CHATBOX_TEST_REDIS_URL  NATS: $CHATBOX_TEST_NATS_URL"
+ensure_mongo
+say "Redis: $CHATBOX_TEST_REDIS_URL  NATS: $CHATBOX_TEST_NATS_URL  MongoDB: $CHATBOX_TEST_MONGO_URI"
 
 # One target directory per machine, shared by every checkout (CI clones
 # afresh each run): dependencies are built once. Cargo locks it, so runs

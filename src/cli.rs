@@ -27,6 +27,9 @@ pub struct AllInOneArgs {
     /// Address to listen on [default: 127.0.0.1:8080, or app.listen].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Where conversations are kept [default: ./data, or CHATBOX_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,7 @@ mod mock_llm;
 mod ops;
 mod role;
 mod shutdown;
+mod storage;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -80,6 +81,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut overrides = HashMap::new();
             if let Some(listen) = cli.all_in_one.listen {
                 overrides.insert("CHATBOX_APP_LISTEN", listen);
+            }
+            if let Some(dir) = cli.all_in_one.data_dir {
+                overrides.insert("CHATBOX_DATA_DIR", dir);
             }
             let config = load(config_path, config::Role::AllInOne, overrides)?;
             let _telemetry = start_telemetry(&config)?;

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use chatbox_shared::auth::Identity;
 use chatbox_shared::bus::Headers;
 use chatbox_shared::coordinator::OwnerToken;
-use chatbox_shared::envelope::{Control, KillReason, OpenSession, OpenedSession, RpcReply, headers, rpc};
+use chatbox_shared::envelope::{Control, KillReason, OpenSession, OpenedSession, rpc};
 use chatbox_shared::ids::is_valid_session_id;
 use chatbox_shared::protocol::outbound::{self, StatusReason};
 use chatbox_shared::protocol::{ErrorCode, ErrorInfo};
@@ -37,6 +37,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::inbound::{self, ConnContext, Pending};
 use crate::metrics;
 use crate::registry::ConnHandle;
+use crate::rpc_client;
 use crate::send_queue::{CloseOrder, SendQueue};
 use crate::session_hub::ListenerRole;
 use crate::state::{ConnectionSlot, GatewayState};
@@ -69,7 +70,7 @@ pub fn run(
     state: Arc<GatewayState>,
     socket: Box<WebSocket>,
     identity: Identity,
-    requested_session: Option<String>,
+    requested_session: SessionRequest,
     remote: SocketAddr,
     slot: ConnectionSlot,
 ) -> impl std::future::Future<Output = ()> + Send {
@@ -89,7 +90,7 @@ async fn serve(
     state: Arc<GatewayState>,
     mut socket: Box<WebSocket>,
     identity: Identity,
-    requested_session: Option<String>,
+    requested_session: SessionRequest,
     conn_id: u64,
     _slot: ConnectionSlot,
 ) {
@@ -121,7 +122,7 @@ async fn serve(
 async fn join_session(
     state: &GatewayState,
     identity: &Identity,
-    requested_session: Option<String>,
+    requested_session: SessionRequest,
     conn_id: u64,
 ) -> Result<Arc<ConnHandle>, ErrorInfo> {
     let opened = open_session(state, identity, requested_session)
@@ -353,52 +354,46 @@ fn is_too_large(error: &axum::Error) -> bool {
         .is_some_and(|e| matches!(e, WsError::Capacity(_)))
 }
 
-/// Sends an error and closes a socket that never got a session.
+/// Sends an error and closes a socket that never got a session: 4004 for
+/// a session that is not there (connect without it), 1013 otherwise (try
+/// again later).
 async fn refuse_socket(socket: &mut WebSocket, state: &GatewayState, info: ErrorInfo) {
+    let (code, reason) = match info.code {
+        ErrorCode::SessionNotFound => (4004, "session not found"),
+        _ => (1013, "try again later"),
+    };
     let frame = outbound::error(None, info).to_json();
     let write_wait = state.config.chatbox.websocket.write_wait;
-    send_close_with(socket, Some(frame), 1013, "try again later", write_wait).await;
+    send_close_with(socket, Some(frame), code, reason, write_wait).await;
+}
+
+/// Which session a socket asks for.
+#[derive(Debug, Clone, Default)]
+pub struct SessionRequest {
+    /// The session to resume (`?session_id=`).
+    pub session_id: Option<String>,
+    /// Start a new session (`?new_session=true`).
+    pub new_session: bool,
 }
 
 /// Asks a worker for the session this socket belongs to.
 async fn open_session(
     state: &GatewayState,
     identity: &Identity,
-    requested: Option<String>,
+    requested: SessionRequest,
 ) -> Result<OpenedSession, ErrorInfo> {
-    let unavailable = || {
-        ErrorInfo::new(
-            ErrorCode::ServiceUnavailable,
-            "no chat worker is available right now; reconnect shortly",
-        )
-        .retry_after(Duration::from_secs(2))
-    };
     let request = OpenSession {
         user_id: identity.user_id.clone(),
-        requested_session_id: requested,
+        requested_session_id: requested.session_id,
+        new_session: requested.new_session,
     };
-    let payload = Bytes::from(serde_json::to_vec(&request).map_err(|_| unavailable())?);
-    let reply = state
-        .bus
-        .request(
-            state.subjects.rpc(rpc::OPEN_SESSION),
-            Headers::new().with(headers::USER, identity.user_id.as_str()),
-            payload,
-            state.config.chatbox.gateway.rpc_timeout,
-        )
-        .await
-        .map_err(|e| {
-            metrics::bus_error("rpc");
-            warn!("session.open failed: {e}");
-            unavailable()
-        })?;
-    match serde_json::from_slice::<RpcReply<OpenedSession>>(&reply.payload) {
-        Ok(RpcReply::Ok(opened)) if is_valid_session_id(&opened.session_id) => Ok(opened),
-        Ok(RpcReply::Error(e)) => Err(ErrorInfo::new(e.code, e.message)),
-        _ => {
-            warn!("session.open answered something unreadable");
-            Err(unavailable())
-        }
+    let opened: OpenedSession =
+        rpc_client::call(state, rpc::OPEN_SESSION, &identity.user_id, &request).await?;
+    if is_valid_session_id(&opened.session_id) {
+        Ok(opened)
+    } else {
+        warn!("session.open answered an invalid session id");
+        Err(rpc_client::unavailable())
     }
 }
 

@@ -1,7 +1,8 @@
 //! `chat.ctl.<pod>`: orders addressed to this gateway.
 //!
-//! * `kill` — the kill switch: a newer socket took the session, so the
-//!   named socket here says why (`connection_status`) and closes.
+//! * `kill` — close the named socket here, after a `connection_status`
+//!   that says why: a newer socket took the session (the kill switch), or
+//!   the session ended.
 //! * `attach` — a worker is about to publish frames this pod may not be
 //!   listening for; subscribe to the session's `chat.out`, flush so the
 //!   server knows, then reply.
@@ -11,11 +12,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chatbox_shared::bus::{BusMessage, Subscription, respond};
 use chatbox_shared::envelope::{AttachReply, Control, KillReason, RpcReply};
+use chatbox_shared::protocol::outbound::StatusReason;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::connection::kill_order;
+use crate::connection::status_order;
 use crate::metrics;
 use crate::state::GatewayState;
 
@@ -36,19 +38,25 @@ pub async fn serve(state: Arc<GatewayState>, mut orders: Subscription, cancel: C
             Ok(Control::Kill {
                 conn_id,
                 session_id,
-                reason: KillReason::ConnectedElsewhere,
+                reason,
             }) => match state.registry.get(conn_id) {
                 Some(conn) if conn.session_id == session_id => {
+                    let status = match reason {
+                        KillReason::ConnectedElsewhere => StatusReason::ConnectedElsewhere,
+                        KillReason::SessionEnded => StatusReason::SessionEnded,
+                    };
                     info!(
                         conn_id,
-                        session_id, "kill switch: the session was opened elsewhere"
+                        session_id,
+                        reason = status.as_str(),
+                        "closing a socket on request"
                     );
                     state.metrics.kills.increment(1);
-                    conn.close(kill_order(&state, &session_id));
+                    conn.close(status_order(&state, &session_id, status));
                 }
                 _ => debug!(
                     conn_id,
-                    session_id, "kill switch for a socket that is already gone"
+                    session_id, "close request for a socket that is already gone"
                 ),
             },
             Ok(Control::Attach { session_id }) => {

@@ -16,8 +16,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chatbox_shared::bus::Headers;
 use chatbox_shared::coordinator::{Admission, RateLimit};
-use chatbox_shared::envelope::{Audience, InboundBody, InboundEnvelope, headers};
+use chatbox_shared::envelope::{
+    Audience, EndSession, InboundBody, InboundEnvelope, ListSessions, RenameSession, SessionHistory, headers,
+    rpc,
+};
 use chatbox_shared::ids::new_message_id;
+use chatbox_shared::protocol::sessions::{HistoryPage, SessionPage, SessionSummary};
 use chatbox_shared::protocol::{
     ClientCommand, ErrorCode, ErrorInfo, MessageType, Metadata, ProtocolError, Sender, Timestamp, outbound,
     parse_client_frame,
@@ -27,6 +31,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::metrics;
 use crate::registry::ConnHandle;
+use crate::rpc_client;
 use crate::state::GatewayState;
 
 /// What a connection knows about itself while it handles frames.
@@ -64,7 +69,14 @@ pub fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
         }
     };
     ctx.state.metrics.message_in(frame.command.kind());
+    // Requests about sessions may name any of the user's sessions; every
+    // other frame belongs to the connection's session.
+    let names_any_session = matches!(
+        frame.command,
+        ClientCommand::GetHistory { .. } | ClientCommand::RenameSession { .. }
+    );
     if let Some(sid) = &frame.session_id
+        && !names_any_session
         && *sid != ctx.conn.session_id
     {
         ctx.send_error(ErrorInfo::new(
@@ -115,7 +127,98 @@ pub fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
             ));
             None
         }
+        command @ (ClientCommand::ListSessions { .. }
+        | ClientCommand::GetHistory { .. }
+        | ClientCommand::RenameSession { .. }
+        | ClientCommand::EndSession { .. }) => Some(Box::pin(session_request(AcceptArgs::new(ctx), command))),
     }
+}
+
+/// Page size of `list_sessions` when the client names none.
+const DEFAULT_SESSIONS_PAGE: usize = 20;
+/// Page size of `get_history` when the client names none.
+const DEFAULT_HISTORY_PAGE: usize = 50;
+
+/// Answers a request about sessions with a worker's help.
+async fn session_request(args: AcceptArgs, command: ClientCommand) {
+    let state = &args.state;
+    let conn = &args.conn;
+    let user_id = conn.user_id.clone();
+    let (request_id, session_id, result) = match command {
+        ClientCommand::ListSessions { id, page } => {
+            let request = ListSessions {
+                user_id: user_id.clone(),
+                limit: page.limit.unwrap_or(DEFAULT_SESSIONS_PAGE),
+                cursor: page.cursor,
+            };
+            let answer: Result<SessionPage, _> =
+                rpc_client::call(state, rpc::LIST_SESSIONS, &user_id, &request).await;
+            (
+                id,
+                None,
+                answer.map(|page| (MessageType::SessionList, json(&page), None)),
+            )
+        }
+        ClientCommand::GetHistory { id, session_id, page } => {
+            let session_id = session_id.unwrap_or_else(|| conn.session_id.clone());
+            let request = SessionHistory {
+                user_id: user_id.clone(),
+                session_id: session_id.clone(),
+                limit: page.limit.unwrap_or(DEFAULT_HISTORY_PAGE),
+                cursor: page.cursor,
+            };
+            let answer: Result<HistoryPage, _> =
+                rpc_client::call(state, rpc::SESSION_HISTORY, &user_id, &request).await;
+            (
+                id,
+                Some(session_id),
+                answer.map(|page| (MessageType::History, json(&page), None)),
+            )
+        }
+        ClientCommand::RenameSession { id, session_id, name } => {
+            let session_id = session_id.unwrap_or_else(|| conn.session_id.clone());
+            let request = RenameSession {
+                user_id: user_id.clone(),
+                session_id: session_id.clone(),
+                name,
+            };
+            let answer: Result<SessionSummary, _> =
+                rpc_client::call(state, rpc::RENAME_SESSION, &user_id, &request).await;
+            let renamed = answer.map(|s| (MessageType::SessionRenamed, json(&s), Some(s.name)));
+            (id, Some(session_id), renamed)
+        }
+        ClientCommand::EndSession { id } => {
+            let request = EndSession {
+                user_id: user_id.clone(),
+                session_id: conn.session_id.clone(),
+            };
+            // The worker closes this socket (with a `connection_status` that
+            // says the session ended); only a failure needs an answer here.
+            let answer: Result<SessionSummary, _> =
+                rpc_client::call(state, rpc::END_SESSION, &user_id, &request).await;
+            match answer {
+                Ok(_) => return,
+                Err(e) => (id, Some(conn.session_id.clone()), Err(e)),
+            }
+        }
+        _ => return,
+    };
+    let frame = match result {
+        Ok((kind, data, content)) => {
+            let mut m = outbound::reply(kind, request_id.as_deref(), session_id.as_deref(), data);
+            m.content = content;
+            m
+        }
+        Err(info) => {
+            metrics::protocol_error(info.code.as_str());
+            outbound::error_reply(request_id.as_deref(), session_id.as_deref(), info)
+        }
+    };
+    let _ = conn.queue.push(frame.to_json());
+}
+
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
 }
 
 /// Answers a binary frame: the protocol is JSON text.

@@ -10,29 +10,33 @@
 //! frames of one socket), [`session_hub`] (`chat.out` fan-out),
 //! [`registry`] (sockets of this pod), [`control`] (`chat.ctl`: kill
 //! switch, attach), [`ownership`] (lock renewal), [`keepalive`] (pings
-//! and idle sockets), [`heartbeat`].
+//! and idle sockets), [`heartbeat`], [`user_api`] (sessions over HTTP),
+//! [`rpc_client`] (asking workers).
 
 pub mod connection;
 pub mod control;
 pub mod credentials;
 pub mod heartbeat;
+pub mod http_error;
 pub mod inbound;
 pub mod keepalive;
 pub mod metrics;
 pub mod origin;
 pub mod ownership;
 pub mod registry;
+pub mod rpc_client;
 pub mod send_queue;
 pub mod session_hub;
 pub mod state;
 pub mod upgrade;
+pub mod user_api;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, patch, post};
 use chatbox_shared::auth::TokenValidator;
 use chatbox_shared::bus::{Bus, BusError};
 use chatbox_shared::config::Config;
@@ -142,11 +146,15 @@ impl Gateway {
         })
     }
 
-    /// The gateway's HTTP routes (`/chat/ws`). Serve them with
+    /// The gateway's HTTP routes (`/chat/ws`, the user API). Serve them with
     /// `into_make_service_with_connect_info::<SocketAddr>()`.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/chat/ws", get(upgrade::handle))
+            .route("/chat/sessions", get(user_api::list))
+            .route("/chat/sessions/{id}", patch(user_api::rename))
+            .route("/chat/sessions/{id}/messages", get(user_api::history))
+            .route("/chat/sessions/{id}/end", post(user_api::end))
             .with_state(Arc::clone(&self.state))
     }
 

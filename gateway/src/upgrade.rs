@@ -14,16 +14,17 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::header::{CONTENT_TYPE, ORIGIN, RETRY_AFTER, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::header::ORIGIN;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use chatbox_shared::ids::is_valid_session_id;
-use chatbox_shared::protocol::{ErrorCode, ErrorInfo, outbound};
+use chatbox_shared::protocol::ErrorCode;
 use serde::Deserialize;
 use tracing::{debug, info};
 
-use crate::connection;
+use crate::connection::{self, SessionRequest};
 use crate::credentials::{Credentials, PROTOCOL};
+use crate::http_error::refuse;
 use crate::metrics;
 use crate::state::{ConnectionSlot, GatewayState};
 
@@ -34,30 +35,9 @@ pub struct ConnectParams {
     pub token: Option<String>,
     /// The session to resume.
     pub session_id: Option<String>,
-}
-
-/// An HTTP refusal with the seed's error body.
-pub fn refuse(code: ErrorCode, message: impl Into<String>, retry_after: Option<Duration>) -> Response {
-    let mut info = ErrorInfo::new(code, message);
-    if let Some(after) = retry_after {
-        info = info.retry_after(after);
-    }
-    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, outbound::error(None, info).to_json()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(after) = retry_after
-        && let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
-    {
-        headers.insert(RETRY_AFTER, v);
-    }
-    if status == StatusCode::UNAUTHORIZED {
-        headers.insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer error=\"invalid_token\""),
-        );
-    }
-    response
+    /// `true` starts a new session, ending the active one.
+    #[serde(default)]
+    pub new_session: bool,
 }
 
 /// The `/chat/ws` handler.
@@ -154,11 +134,15 @@ pub async fn handle(
         .on_upgrade(move |socket| {
             let state = state_for_socket;
             let tracker = state.connections.clone();
+            let requested = SessionRequest {
+                session_id: params.session_id,
+                new_session: params.new_session,
+            };
             tracker.track_future(connection::run(
                 state,
                 Box::new(socket),
                 identity,
-                params.session_id,
+                requested,
                 remote,
                 slot,
             ))

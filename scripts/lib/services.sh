@@ -97,3 +97,37 @@ ensure_nats() {
   wait_port 127.0.0.1 "$port" nats-server
   export CHATBOX_TEST_NATS_URL=nats://127.0.0.1:$port
 }
+
+# The MongoDB stand-in (nx-27017 from PyPI: MongoDB's wire protocol over
+# SQLite), unless CHATBOX_TEST_MONGO_URI already names a server. Installed
+# into a virtualenv under ~/.cache/chatbox, started on a free port for this
+# run, in memory.
+ensure_mongo() {
+  local venv=$HOME/.cache/chatbox/nx-27017
+  # Fault tests start a stand-in of their own, so it is installed even when
+  # CHATBOX_TEST_MONGO_URI names a real server.
+  if [ ! -x "$venv/bin/nx-27017" ]; then
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      rm -rf "$venv"
+      apt_install python3-venv
+      python3 -m venv "$venv"
+    fi
+    say "installing the MongoDB stand-in nx-27017 (pip)"
+    "$venv/bin/pip" install -q nx-27017==0.8.1
+  fi
+  export CHATBOX_TEST_NX_27017=$venv/bin/nx-27017
+  if [ -n "${CHATBOX_TEST_MONGO_URI:-}" ]; then
+    return 0
+  fi
+  local port=27018
+  while port_open 127.0.0.1 "$port"; do port=$((port + 1)); done
+  local dir
+  dir=$(mktemp -d)
+  say "starting nx-27017 (MongoDB stand-in) on 127.0.0.1:$port"
+  "$venv/bin/nx-27017" --db memory --host 127.0.0.1 -p "$port" \
+    --pid-file "$dir/nx.pid" --log-file "$dir/nx.log" >"$dir/out.log" 2>&1 &
+  CHATBOX_STARTED_PIDS+=($!)
+  wait_port 127.0.0.1 "$port" nx-27017
+  export CHATBOX_TEST_MONGO_URI=mongodb://127.0.0.1:$port
+}

@@ -32,6 +32,14 @@ pub mod headers {
 pub mod rpc {
     /// Open a new session or restore the user's active one.
     pub const OPEN_SESSION: &str = "session.open";
+    /// A user's sessions.
+    pub const LIST_SESSIONS: &str = "sessions.list";
+    /// A session's messages.
+    pub const SESSION_HISTORY: &str = "sessions.history";
+    /// Rename a session.
+    pub const RENAME_SESSION: &str = "sessions.rename";
+    /// End a session.
+    pub const END_SESSION: &str = "sessions.end";
 }
 
 /// An accepted client message, as a gateway hands it to the workers on
@@ -129,6 +137,8 @@ pub enum Control {
 pub enum KillReason {
     /// The user opened the session on another connection.
     ConnectedElsewhere,
+    /// The session ended.
+    SessionEnded,
 }
 
 /// Reply to [`Control::Attach`].
@@ -146,6 +156,55 @@ pub struct OpenSession {
     /// The session the client asks to resume, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_session_id: Option<String>,
+    /// Start a new session even if one is active (which then ends).
+    #[serde(default)]
+    pub new_session: bool,
+}
+
+/// Request of [`rpc::LIST_SESSIONS`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListSessions {
+    /// Whose sessions.
+    pub user_id: String,
+    /// Page size.
+    pub limit: usize,
+    /// Where the previous page ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// Request of [`rpc::SESSION_HISTORY`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionHistory {
+    /// Who asks (must own the session).
+    pub user_id: String,
+    /// The session.
+    pub session_id: String,
+    /// Page size.
+    pub limit: usize,
+    /// Where the previous page ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// Request of [`rpc::RENAME_SESSION`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameSession {
+    /// Who asks (must own the session).
+    pub user_id: String,
+    /// The session.
+    pub session_id: String,
+    /// Its new name.
+    pub name: String,
+}
+
+/// Request of [`rpc::END_SESSION`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndSession {
+    /// Who asks (must own the session).
+    pub user_id: String,
+    /// The session.
+    pub session_id: String,
 }
 
 /// Reply of [`rpc::OPEN_SESSION`].

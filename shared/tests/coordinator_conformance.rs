@@ -77,7 +77,6 @@ conformance!(
     ownership_is_fenced,
     ownership_lock_expires_without_renewal,
     active_session_is_one_per_user_and_lingers,
-    sequence_numbers_are_reserved_in_blocks,
     token_bucket_limits_then_refills,
     heartbeat_and_check_answer,
 );
@@ -196,13 +195,12 @@ async fn active_session_is_one_per_user_and_lingers(c: &dyn Coordinator) {
     );
     assert!(c.linger_active_session("u1", "sess-5", None).await.unwrap());
     assert_eq!(c.active_session("u2").await.unwrap(), None, "users do not share");
-}
-
-async fn sequence_numbers_are_reserved_in_blocks(c: &dyn Coordinator) {
-    assert_eq!(c.next_seq("s3", 2).await.unwrap(), 2);
-    assert_eq!(c.next_seq("s3", 2).await.unwrap(), 4);
-    assert_eq!(c.next_seq("s3", 1).await.unwrap(), 5);
-    assert_eq!(c.next_seq("s4", 1).await.unwrap(), 1, "per session");
+    assert!(
+        !c.clear_active_session("u1", "sess-4").await.unwrap(),
+        "only the named session is cleared"
+    );
+    assert!(c.clear_active_session("u1", "sess-5").await.unwrap());
+    assert_eq!(c.active_session("u1").await.unwrap(), None);
 }
 
 async fn token_bucket_limits_then_refills(c: &dyn Coordinator) {

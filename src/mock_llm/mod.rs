@@ -5,7 +5,8 @@
 //! tests can check what arrived. Behaviour is set per server (flags) and
 //! per request (headers): latency to the first chunk, chunk count, delay
 //! between chunks, HTTP failures, a disconnect in the middle of a stream.
-//! `GET /mock/stats` counts the completions served.
+//! `GET /mock/stats` counts the completions served and says how many
+//! messages the last request carried.
 
 mod openai;
 
@@ -27,6 +28,8 @@ use crate::{ops, shutdown};
 pub struct MockState {
     defaults: MockLlmArgs,
     completions: AtomicU64,
+    /// Messages in the last completion request (context checks).
+    last_messages: AtomicU64,
 }
 
 /// How one request should behave: server defaults, overridden by headers.
@@ -114,6 +117,7 @@ pub fn router(defaults: MockLlmArgs) -> Router {
     let state = Arc::new(MockState {
         defaults,
         completions: AtomicU64::new(0),
+        last_messages: AtomicU64::new(0),
     });
     Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
@@ -124,7 +128,10 @@ pub fn router(defaults: MockLlmArgs) -> Router {
 }
 
 async fn stats(State(state): State<Arc<MockState>>) -> axum::Json<serde_json::Value> {
-    axum::Json(json!({ "completions": state.completions.load(Ordering::Relaxed) }))
+    axum::Json(json!({
+        "completions": state.completions.load(Ordering::Relaxed),
+        "last_request_messages": state.last_messages.load(Ordering::Relaxed),
+    }))
 }
 
 /// Runs the mock server until a shutdown signal.

@@ -78,6 +78,9 @@ pub async fn chat_completions(
         return error(StatusCode::BAD_REQUEST, "messages must not be empty");
     }
     state.completions.fetch_add(1, Ordering::Relaxed);
+    state
+        .last_messages
+        .store(request.messages.len() as u64, Ordering::Relaxed);
     let behaviour = state.behaviour(&headers);
     if let Some(status) = behaviour.fail_status {
         if !behaviour.latency.is_zero() {

@@ -12,7 +12,7 @@ use chatbox_gateway::{Gateway, GatewayDeps};
 use chatbox_shared::auth::{TokenMinter, TokenValidator};
 use chatbox_shared::bus::Bus;
 use chatbox_shared::bus::memory::{MemoryBus, MemoryBusOptions};
-use chatbox_shared::config::{Config, Secret};
+use chatbox_shared::config::{Config, Role, Secret};
 use chatbox_shared::coordinator::Coordinator;
 use chatbox_shared::coordinator::memory::MemoryCoordinator;
 use chatbox_worker::{Worker, WorkerDeps};
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::ops::{self, Readiness};
-use crate::{backplane, shutdown};
+use crate::{backplane, shutdown, storage};
 
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -49,10 +49,12 @@ pub async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow::Resul
         ..MemoryBusOptions::default()
     }));
     let coordinator: Arc<dyn Coordinator> = Arc::new(MemoryCoordinator::new(namespace.keys()));
+    let store = storage::open(&config, Role::AllInOne, &pod_id).await?;
     let config = Arc::new(config);
 
     let worker = Worker::start(WorkerDeps {
         config: Arc::clone(&config),
+        store,
         pod_id: pod_id.clone(),
         bus: Arc::clone(&bus),
         coordinator: Arc::clone(&coordinator),

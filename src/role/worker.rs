@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chatbox_shared::bus::Bus;
-use chatbox_shared::config::Config;
+use chatbox_shared::config::{Config, Role};
 use chatbox_shared::coordinator::Coordinator;
 use chatbox_worker::{Worker, WorkerDeps};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::ops::{self, Readiness};
-use crate::{backplane, shutdown};
+use crate::ops::{self, Probe, Readiness};
+use crate::{backplane, shutdown, storage};
 
 /// Runs a worker until a shutdown signal, then drains it.
 pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()> {
@@ -21,9 +21,11 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
     let namespace = backplane::namespace(&config)?;
     let bus = backplane::nats(&config, &pod_id, &namespace).await?;
     let coordinator = backplane::redis(&config, &namespace).await?;
+    let store = storage::open(&config, Role::Worker, &pod_id).await?;
     let config = Arc::new(config);
     let worker = Worker::start(WorkerDeps {
         config: Arc::clone(&config),
+        store: Arc::clone(&store),
         pod_id,
         bus: Arc::clone(&bus) as Arc<dyn Bus>,
         coordinator: Arc::clone(&coordinator) as Arc<dyn Coordinator>,
@@ -33,7 +35,12 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
     .context("cannot start the worker")?;
 
     let draining = CancellationToken::new();
-    let readiness = Readiness::new(backplane::probes(bus, coordinator), draining.clone());
+    let mut probes = backplane::probes(bus, coordinator);
+    probes.push(Probe::new("store", move || {
+        let store = Arc::clone(&store);
+        async move { store.check().await.map_err(|e| e.to_string()) }
+    }));
+    let readiness = Readiness::new(probes, draining.clone());
     let stop_http = CancellationToken::new();
     let (_, server) = ops::serve(
         &config.chatbox.worker.listen,

@@ -127,3 +127,44 @@ async fn all_in_one_restores_the_session_on_reconnect() {
         "sequence numbers continue in the restored session"
     );
 }
+
+#[tokio::test]
+async fn the_all_in_one_keeps_conversations_across_restarts() {
+    let dir = log_dir(&unique("aio"));
+    let env = vec![
+        ("JWT_SECRET".to_owned(), SECRET.to_owned()),
+        ("CHATBOX_LLM_DEMO_CHUNK_DELAY".to_owned(), "0ms".to_owned()),
+        ("ENCRYPTION_KEY".to_owned(), ENCRYPTION_KEY.to_owned()),
+    ];
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut server = start_all_in_one_at(&dir, &env, "all-in-one", &addr).await;
+    let user = token("ann", &[]);
+    let mut client = Client::connect(&addr, &user, None).await;
+    let session = client.status().await["session_id"].as_str().unwrap().to_owned();
+    client.say("q1", "remember me").await;
+    client.answer(Duration::from_secs(20)).await;
+    drop(client);
+    server.sigterm();
+    assert!(server.wait_exit(Duration::from_secs(15)).success());
+
+    let _again = start_all_in_one_at(&dir, &env, "all-in-one-restarted", &addr).await;
+    let mut client = Client::connect(&addr, &user, Some(&session)).await;
+    let status = client.status().await;
+    assert_eq!(status["session_id"], session.as_str());
+    assert_eq!(status["metadata"]["reason"], "restored");
+    client
+        .send(json!({ "type": "get_history", "id": "h", "session_id": session }))
+        .await;
+    let history = client
+        .until(Duration::from_secs(10), |f| f["type"] == "history")
+        .await;
+    let messages = history["data"]["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["content"], "remember me");
+    assert_eq!(messages[1]["type"], "ai_response");
+    // SQLite holds it encrypted, in the database and in its journal.
+    for file in ["chatbox.db", "chatbox.db-wal"] {
+        let raw = std::fs::read(dir.join("data").join(file)).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&raw).contains("remember me"), "{file}");
+    }
+}

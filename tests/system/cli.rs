@@ -50,6 +50,22 @@ fn scaled_roles_refuse_to_start_without_a_secret() {
 }
 
 #[test]
+fn the_worker_refuses_to_store_plaintext_unless_told_to() {
+    let (ok, _, err) = chatbox(&["worker"], &[("JWT_SECRET", SECRET)]);
+    assert!(!ok);
+    assert!(
+        err.contains("chatbox.store.encryption_key (CHATBOX_STORE_ENCRYPTION_KEY or ENCRYPTION_KEY)"),
+        "{err}"
+    );
+    let (ok, _, err) = chatbox(
+        &["worker"],
+        &[("JWT_SECRET", SECRET), ("ENCRYPTION_KEY", "too-short")],
+    );
+    assert!(!ok);
+    assert!(err.contains("must be 32 bytes in base64"), "{err}");
+}
+
+#[test]
 fn invalid_configuration_names_the_key_and_the_problem() {
     let (ok, _, err) = chatbox(
         &["gateway"],

@@ -15,6 +15,7 @@ mod all_in_one;
 mod auth;
 mod cli;
 mod llm;
+mod persistence;
 mod resilience;
 mod scaled;
 mod shutdown;

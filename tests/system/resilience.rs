@@ -11,15 +11,15 @@ async fn readiness_names_the_dependency_that_is_down_and_messages_survive_a_nats
     let dir = log_dir(&unique("fault"));
     let mut redis = OwnServer::redis(&dir);
     let mut nats = OwnServer::nats(&dir);
-    let env: Vec<(String, String)> = [
-        ("JWT_SECRET", SECRET.to_owned()),
+    let ns = TestNamespace::new();
+    let mut env = scaled_env(&ns);
+    for (key, value) in [
         ("REDIS_URL", format!("redis://127.0.0.1:{}", redis.port)),
         ("NATS_URL", format!("nats://127.0.0.1:{}", nats.port)),
-        ("CHATBOX_WORKER_ACK_WAIT", "2s".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    ] {
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_owned(), value));
+    }
     let mock = start_mock(&dir, "mock", &[]).await;
     let config = provider_config(&dir, "worker", &mock.addr);
     let worker = start_worker(&dir, &env, "worker", Some(&config)).await;

@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use crate::support::*;
 
-/// Two gateways, two workers and a mock LLM in one namespace.
+/// Two gateways, two workers and a mock LLM in one namespace. (Fields drop
+/// in order: the processes stop before the namespace is deleted.)
 struct Cluster {
-    ns: TestNamespace,
     gateways: Vec<Proc>,
     workers: Vec<Proc>,
     mocks: Vec<Proc>,
+    ns: TestNamespace,
 }
 
 impl Cluster {

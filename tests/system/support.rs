@@ -29,6 +29,16 @@ pub fn nats_url() -> String {
     std::env::var("CHATBOX_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
+/// The MongoDB (or stand-in) the scaled tests use.
+pub fn mongo_uri() -> String {
+    std::env::var("CHATBOX_TEST_MONGO_URI").unwrap_or_else(|_| {
+        panic!("CHATBOX_TEST_MONGO_URI is not set: start the MongoDB stand-in (scripts/test.sh does) or point it at a server")
+    })
+}
+
+/// The content key of test deployments (32 bytes, base64).
+pub const ENCRYPTION_KEY: &str = "c3lzdGVtLXRlc3QtZW5jcnlwdGlvbi1rZXktMzJieXQ=";
+
 /// An HTTP client (with the process's TLS provider installed).
 pub fn http() -> reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
@@ -207,6 +217,35 @@ impl TestNamespace {
     pub fn key(&self, rest: &str) -> String {
         format!("{}:{rest}", self.name)
     }
+
+    /// The namespace's MongoDB database.
+    pub fn database(&self) -> String {
+        format!("chatbox_{}", self.name)
+    }
+
+    /// A store on the namespace's database, to look at what workers wrote.
+    pub async fn store(&self) -> chatbox_worker::store::mongo::MongoStore {
+        mongo_store(&self.database()).await
+    }
+}
+
+/// A store on `database`, with the test deployments' key.
+pub async fn mongo_store(database: &str) -> chatbox_worker::store::mongo::MongoStore {
+    use chatbox_worker::store::ContentCipher;
+    use chatbox_worker::store::mongo::{MongoOptions, MongoStore};
+    let key = chatbox_shared::config::decode_key(ENCRYPTION_KEY).expect("test key");
+    MongoStore::connect(
+        MongoOptions {
+            uri: mongo_uri(),
+            database: database.to_owned(),
+            app_name: "system-tests".into(),
+            server_timeout: Duration::from_secs(5),
+            index_timeout: Duration::from_secs(10),
+        },
+        std::sync::Arc::new(ContentCipher::new(Some(key), &[])),
+    )
+    .await
+    .expect("mongo")
 }
 
 impl Drop for TestNamespace {
@@ -220,6 +259,9 @@ impl Drop for TestNamespace {
                     let js = async_nats::jetstream::new(client);
                     let stream = format!("{}_CHAT_IN", name.to_ascii_uppercase().replace('-', "_"));
                     let _ = js.delete_stream(stream).await;
+                }
+                if std::env::var("CHATBOX_TEST_MONGO_URI").is_ok() {
+                    let _ = mongo_store(&format!("chatbox_{name}")).await.drop_database().await;
                 }
                 if let Ok(redis) = redis_client().await {
                     let script = "local n = 0 local cursor = '0' repeat local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000) cursor = r[1] for _, k in ipairs(r[2]) do n = n + redis.call('DEL', k) end until cursor == '0' return n";
@@ -252,8 +294,23 @@ pub async fn redis_get(key: &str) -> Option<String> {
     client.get(key).await.expect("GET")
 }
 
-/// The environment every scaled process of a test shares.
+/// The environment every scaled process of a test shares: the backplane,
+/// and the store on the namespace's MongoDB database.
 pub fn scaled_env(ns: &TestNamespace) -> Vec<(String, String)> {
+    let mut env = backplane_env(ns);
+    env.extend(
+        [
+            ("MONGO_URI", mongo_uri()),
+            ("CHATBOX_STORE_DATABASE", ns.database()),
+            ("ENCRYPTION_KEY", ENCRYPTION_KEY.to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    env
+}
+
+/// The backplane part of [`scaled_env`] (Redis, NATS, secrets, timings).
+pub fn backplane_env(ns: &TestNamespace) -> Vec<(String, String)> {
     [
         ("CHATBOX_NAMESPACE", ns.name.as_str()),
         ("JWT_SECRET", SECRET),
@@ -297,15 +354,19 @@ pub async fn start_mock(dir: &Path, name: &str, extra: &[&str]) -> Proc {
     proc
 }
 
-/// Completions a mock LLM has served.
-pub async fn mock_completions(mock: &Proc) -> u64 {
-    let stats: Value = get(&format!("http://{}/mock/stats", mock.addr))
+/// What a mock LLM has seen.
+pub async fn mock_stats(mock: &Proc) -> Value {
+    get(&format!("http://{}/mock/stats", mock.addr))
         .await
         .expect("stats")
         .json()
         .await
-        .expect("stats json");
-    stats["completions"].as_u64().unwrap_or(0)
+        .expect("stats json")
+}
+
+/// Completions a mock LLM has served.
+pub async fn mock_completions(mock: &Proc) -> u64 {
+    mock_stats(mock).await["completions"].as_u64().unwrap_or(0)
 }
 
 /// Starts a gateway.
@@ -337,10 +398,15 @@ pub async fn start_worker(dir: &Path, env: &[(String, String)], name: &str, conf
     proc
 }
 
-/// Starts an all-in-one.
+/// Starts an all-in-one keeping its data under `dir/data`.
 pub async fn start_all_in_one(dir: &Path, env: &[(String, String)], name: &str) -> Proc {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut proc = Proc::start(name, dir, &["--listen", &addr], env, &addr);
+    start_all_in_one_at(dir, env, name, &format!("127.0.0.1:{}", free_port())).await
+}
+
+/// Starts an all-in-one on `addr`.
+pub async fn start_all_in_one_at(dir: &Path, env: &[(String, String)], name: &str, addr: &str) -> Proc {
+    let data = dir.join("data").display().to_string();
+    let mut proc = Proc::start(name, dir, &["--listen", addr, "--data-dir", &data], env, addr);
     proc.wait_ready().await;
     proc
 }
@@ -616,6 +682,36 @@ impl OwnServer {
         .map(str::to_owned)
         .to_vec();
         Self::launch(find_program("nats-server"), args, port)
+    }
+
+    /// The MongoDB stand-in, keeping its data in a file under `dir` (kept
+    /// across restarts).
+    pub fn mongo(dir: &Path) -> OwnServer {
+        let program = std::env::var("CHATBOX_TEST_NX_27017").unwrap_or_else(|_| {
+            let home = std::env::var("HOME").unwrap_or_default();
+            format!("{home}/.cache/chatbox/nx-27017/bin/nx-27017")
+        });
+        assert!(
+            Path::new(&program).exists(),
+            "the MongoDB stand-in is not installed at {program} (scripts/test.sh installs it)"
+        );
+        let port = free_port();
+        let file = dir.join(format!("mongo-{port}.db"));
+        let args = [
+            "--db",
+            &file.display().to_string(),
+            "--host",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--pid-file",
+            &dir.join(format!("mongo-{port}.pid")).display().to_string(),
+            "--log-file",
+            &dir.join(format!("mongo-{port}.log")).display().to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        Self::launch(program, args, port)
     }
 
     fn launch(program: String, args: Vec<String>, port: u16) -> OwnServer {

@@ -2,16 +2,20 @@
 //!
 //! Workers are a competing-consumer group: any worker can take any
 //! session's next message. They answer gateways' RPCs ([`rpc`], session
-//! [`lifecycle`]), run turns ([`consumer`], [`turn`]) against language
-//! models ([`llm`]) and publish frames back to sessions ([`outbox`]).
+//! [`lifecycle`], [`history`]), run turns ([`consumer`], [`turn`]) against
+//! language models ([`llm`]), keep sessions and messages ([`store`]) and
+//! publish frames back to sessions ([`outbox`]).
 
 pub mod consumer;
+pub mod history;
 pub mod lifecycle;
 pub mod llm;
 pub mod metrics;
 pub mod outbox;
 pub mod rpc;
+pub mod session_name;
 pub mod state;
+pub mod store;
 pub mod turn;
 
 use std::sync::Arc;
@@ -20,7 +24,6 @@ use std::time::Duration;
 use chatbox_shared::bus::{Bus, BusError};
 use chatbox_shared::config::Config;
 use chatbox_shared::coordinator::Coordinator;
-use chatbox_shared::envelope::rpc as rpc_methods;
 use chatbox_shared::namespace::{Namespace, WORKER_QUEUE_GROUP};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,6 +32,7 @@ use tracing::{info, warn};
 use crate::llm::Providers;
 use crate::outbox::Outbox;
 use crate::state::WorkerState;
+use crate::store::{Store, StoreError};
 
 /// What a worker is built from.
 pub struct WorkerDeps {
@@ -40,6 +44,8 @@ pub struct WorkerDeps {
     pub bus: Arc<dyn Bus>,
     /// The coordinator port.
     pub coordinator: Arc<dyn Coordinator>,
+    /// The store port.
+    pub store: Arc<dyn Store>,
     /// The deployment's namespace.
     pub namespace: Namespace,
 }
@@ -53,6 +59,9 @@ pub enum WorkerError {
     /// The model configuration is unusable.
     #[error("{0}")]
     Providers(String),
+    /// The store could not be prepared.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A running worker.
@@ -77,6 +86,7 @@ impl Worker {
                 deps.config.chatbox.gateway.rpc_timeout,
             ),
             providers,
+            store: deps.store,
             subjects,
             config: deps.config,
             pod_id: deps.pod_id,
@@ -88,19 +98,14 @@ impl Worker {
         let background = TaskTracker::new();
         let turns = TaskTracker::new();
 
-        let open_requests = state
+        state.store.prepare().await?;
+        let requests = state
             .bus
-            .queue_subscribe(
-                state.subjects.rpc(rpc_methods::OPEN_SESSION),
-                WORKER_QUEUE_GROUP.to_owned(),
-            )
+            .queue_subscribe(state.subjects.rpc(">"), WORKER_QUEUE_GROUP.to_owned())
             .await?;
         state.bus.flush().await?;
-        background.spawn(rpc::serve_open_session(
-            Arc::clone(&state),
-            open_requests,
-            stop_pulling.clone(),
-        ));
+        background.spawn(rpc::serve(Arc::clone(&state), requests, stop_pulling.clone()));
+        background.spawn(lifecycle::sweep_loop(Arc::clone(&state), stop_pulling.clone()));
         background.spawn(consumer::consume(
             Arc::clone(&state),
             stop_pulling.clone(),
@@ -109,7 +114,7 @@ impl Worker {
         ));
         background.close();
         let models: Vec<&str> = state.providers.all().iter().map(|p| p.id()).collect();
-        info!(pod_id = %state.pod_id, bus = state.bus.adapter(), ?models, "worker started");
+        info!(pod_id = %state.pod_id, bus = state.bus.adapter(), store = state.store.adapter(), ?models, "worker started");
         Ok(Worker {
             state,
             stop_pulling,

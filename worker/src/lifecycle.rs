@@ -1,112 +1,266 @@
-//! Session lifecycle: which session a new socket belongs to.
+//! Session lifecycle: which session a socket belongs to, and when sessions
+//! end.
 //!
-//! One active session per user (property 48). A socket without a session
-//! id resumes the user's active session, or starts a new one; a socket
-//! that names the active session resumes it (within the reconnect timeout
-//! the gateway lets the active session linger for). A socket that names
-//! any other session gets a new session, and the previously active one is
-//! reported so its sockets are closed.
+//! One active session per user (seed property 48):
+//!
+//! * a socket without a session id resumes the user's active session, or
+//!   starts a new one;
+//! * a socket that names its active session resumes it — within the
+//!   reconnect timeout after its last socket left (the coordinator's
+//!   active-session key lingers that long), or within the timeout after its
+//!   last message if the coordinator forgot;
+//! * naming an expired or ended session of one's own starts a new one (the
+//!   old one ends if it had not); naming a session that does not exist or
+//!   belongs to someone else is refused with `SESSION_NOT_FOUND`, the same
+//!   answer for both;
+//! * `new_session` starts a new one whatever is active.
+//!
+//! Starting a session ends the one that was active, and the gateway closes
+//! that one's sockets. Sessions also end explicitly (`end_session`) and by
+//! the sweep ([`sweep`]), which ends active sessions left alone for longer
+//! than the reconnect timeout.
 
-use chatbox_shared::coordinator::{Coordinator, CoordinatorError};
+use std::time::Duration;
+
 use chatbox_shared::envelope::{OpenSession, OpenedSession, RpcError};
 use chatbox_shared::ids::{is_valid_session_id, is_valid_user_id, new_session_id};
-use chatbox_shared::protocol::ErrorCode;
+use chatbox_shared::protocol::{ErrorCode, Timestamp};
+use tracing::{info, warn};
 
-fn unavailable(e: CoordinatorError) -> RpcError {
-    tracing::warn!("session lookup failed: {e}");
+use crate::state::WorkerState;
+use crate::store::{SessionPatch, SessionRecord, StoreError};
+
+/// The RPC error for a store failure.
+pub fn store_error(e: StoreError) -> RpcError {
+    warn!("store failure: {e}");
+    RpcError {
+        code: ErrorCode::DatabaseError,
+        message: "conversations cannot be reached right now; try again shortly".into(),
+    }
+}
+
+fn coordinator_error(e: impl std::fmt::Display) -> RpcError {
+    warn!("coordinator failure: {e}");
     RpcError {
         code: ErrorCode::ServiceUnavailable,
         message: "sessions cannot be opened right now; reconnect shortly".into(),
     }
 }
 
+/// The answer for a session that does not exist or is someone else's.
+pub fn not_found() -> RpcError {
+    RpcError {
+        code: ErrorCode::SessionNotFound,
+        message: "no such session; connect without a session id to start one".into(),
+    }
+}
+
+/// Loads a session only if `user_id` owns it.
+pub async fn owned_session(
+    state: &WorkerState,
+    user_id: &str,
+    session_id: &str,
+) -> Result<SessionRecord, RpcError> {
+    if !is_valid_session_id(session_id) {
+        return Err(not_found());
+    }
+    match state.store.session(session_id).await.map_err(store_error)? {
+        Some(s) if s.user_id == user_id => Ok(s),
+        _ => Err(not_found()),
+    }
+}
+
 /// Opens or restores the session for a new socket.
-pub async fn open(coordinator: &dyn Coordinator, request: &OpenSession) -> Result<OpenedSession, RpcError> {
-    if !is_valid_user_id(&request.user_id) {
+pub async fn open(state: &WorkerState, request: &OpenSession) -> Result<OpenedSession, RpcError> {
+    let user_id = request.user_id.as_str();
+    if !is_valid_user_id(user_id) {
         return Err(RpcError {
             code: ErrorCode::InvalidField,
             message: "invalid user id".into(),
         });
     }
-    let active = coordinator
-        .active_session(&request.user_id)
+    let now = Timestamp::now();
+    if request.new_session {
+        return start(state, user_id, now).await;
+    }
+    let active = state
+        .coordinator
+        .active_session(user_id)
         .await
-        .map_err(unavailable)?;
-    match request.requested_session_id.as_deref() {
-        Some(requested) if !is_valid_session_id(requested) => Err(RpcError {
-            code: ErrorCode::InvalidField,
-            message: "invalid session id".into(),
-        }),
-        Some(requested) if active.as_deref() == Some(requested) => {
-            let resumed = coordinator
-                .activate_session(&request.user_id, requested)
-                .await
-                .map_err(unavailable)?;
-            Ok(OpenedSession {
-                restored: resumed.session_id == requested,
-                session_id: resumed.session_id,
-                previous_session_id: None,
-            })
+        .map_err(coordinator_error)?;
+    if let Some(requested) = request.requested_session_id.as_deref() {
+        let session = owned_session(state, user_id, requested).await?;
+        if resumable(state, &session, active.as_deref(), now) {
+            return resume(state, session, now).await;
         }
-        Some(_) => {
-            // Expired, unknown, or not this user's: a fresh session, and
-            // nothing said about the one asked for.
-            let session_id = new_session_id();
-            let previous = coordinator
-                .switch_active_session(&request.user_id, &session_id)
+        if session.is_active {
+            state
+                .store
+                .end_session(&session.id, now)
                 .await
-                .map_err(unavailable)?;
-            Ok(OpenedSession {
-                session_id,
-                restored: false,
-                previous_session_id: previous,
-            })
+                .map_err(store_error)?;
         }
-        None => {
-            let active = coordinator
-                .activate_session(&request.user_id, &new_session_id())
-                .await
-                .map_err(unavailable)?;
-            Ok(OpenedSession {
-                restored: !active.created,
-                session_id: active.session_id,
-                previous_session_id: None,
-            })
+        return start(state, user_id, now).await;
+    }
+    let candidate = match active {
+        Some(id) => state.store.session(&id).await.map_err(store_error)?,
+        // The coordinator may have forgotten (a Redis restart): the user's
+        // most recent session, if still resumable.
+        None => state
+            .store
+            .user_sessions(user_id, 1, None)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .next(),
+    };
+    match candidate {
+        Some(s) if s.user_id == user_id && resumable(state, &s, None, now) => resume(state, s, now).await,
+        Some(s) if s.user_id == user_id && s.is_active => {
+            state.store.end_session(&s.id, now).await.map_err(store_error)?;
+            start(state, user_id, now).await
         }
+        _ => start(state, user_id, now).await,
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chatbox_shared::coordinator::memory::MemoryCoordinator;
-    use chatbox_shared::namespace::Namespace;
+/// Whether a session may be resumed now: not ended, and either still the
+/// user's active session in the coordinator (whose key outlives the last
+/// socket by the reconnect timeout) or active recently enough.
+fn resumable(state: &WorkerState, s: &SessionRecord, active: Option<&str>, now: Timestamp) -> bool {
+    if !s.is_active {
+        return false;
+    }
+    active == Some(s.id.as_str()) || now.since(s.last_activity) < state.config.chatbox.reconnect_timeout
+}
 
-    fn request(user: &str, session: Option<&str>) -> OpenSession {
-        OpenSession {
-            user_id: user.into(),
-            requested_session_id: session.map(str::to_owned),
+async fn resume(
+    state: &WorkerState,
+    session: SessionRecord,
+    now: Timestamp,
+) -> Result<OpenedSession, RpcError> {
+    let previous = state
+        .coordinator
+        .switch_active_session(&session.user_id, &session.id)
+        .await
+        .map_err(coordinator_error)?
+        .filter(|p| *p != session.id);
+    if let Some(previous) = &previous {
+        state
+            .store
+            .end_session(previous, now)
+            .await
+            .map_err(store_error)?;
+    }
+    let patch = SessionPatch {
+        last_activity: Some(now),
+        ..SessionPatch::default()
+    };
+    state
+        .store
+        .update_session(&session.id, &patch)
+        .await
+        .map_err(store_error)?;
+    Ok(OpenedSession {
+        session_id: session.id,
+        restored: true,
+        previous_session_id: previous,
+    })
+}
+
+async fn start(state: &WorkerState, user_id: &str, now: Timestamp) -> Result<OpenedSession, RpcError> {
+    let session = SessionRecord::new(&new_session_id(), user_id, now);
+    state.store.create_session(&session).await.map_err(store_error)?;
+    let previous = state
+        .coordinator
+        .switch_active_session(user_id, &session.id)
+        .await
+        .map_err(coordinator_error)?;
+    if let Some(previous) = &previous {
+        state
+            .store
+            .end_session(previous, now)
+            .await
+            .map_err(store_error)?;
+    }
+    info!(session_id = %session.id, user_id, "session started");
+    Ok(OpenedSession {
+        session_id: session.id,
+        restored: false,
+        previous_session_id: previous,
+    })
+}
+
+/// Ends a session of `user_id` now; the caller closes its sockets.
+pub async fn end(state: &WorkerState, user_id: &str, session_id: &str) -> Result<SessionRecord, RpcError> {
+    owned_session(state, user_id, session_id).await?;
+    let ended = state
+        .store
+        .end_session(session_id, Timestamp::now())
+        .await
+        .map_err(store_error)?
+        .ok_or_else(not_found)?;
+    if let Err(e) = state.coordinator.clear_active_session(user_id, session_id).await {
+        warn!(session_id, "cannot clear the active session: {e}");
+    }
+    info!(session_id, user_id, "session ended by the user");
+    Ok(ended)
+}
+
+/// Ends active sessions nobody came back to: no socket owns them, the
+/// coordinator no longer holds them as the user's active session, and
+/// they saw nothing for the reconnect timeout. Their end time is their last
+/// activity. Runs on every worker; ending is idempotent.
+pub async fn sweep(state: &WorkerState, reconnect_timeout: Duration) -> Result<usize, StoreError> {
+    let now = Timestamp::now();
+    let cutoff_ms = now
+        .as_millis()
+        .saturating_sub(u64::try_from(reconnect_timeout.as_millis()).unwrap_or(u64::MAX));
+    let stale = state
+        .store
+        .stale_sessions(Timestamp::from_millis(cutoff_ms), 200)
+        .await?;
+    let mut ended = 0;
+    for s in stale {
+        let owned = state
+            .coordinator
+            .owner(&s.id)
+            .await
+            .map(|o| o.is_some())
+            .unwrap_or(true);
+        let lingering = state
+            .coordinator
+            .active_session(&s.user_id)
+            .await
+            .map(|a| a.as_deref() == Some(s.id.as_str()))
+            .unwrap_or(true);
+        if owned || lingering {
+            continue;
+        }
+        if state.store.end_session(&s.id, s.last_activity).await?.is_some() {
+            ended += 1;
         }
     }
+    if ended > 0 {
+        info!(ended, "ended sessions left longer than the reconnect timeout");
+    }
+    Ok(ended)
+}
 
-    #[tokio::test]
-    async fn resumes_the_active_session_and_starts_fresh_for_unknown_ones() {
-        let c = MemoryCoordinator::new(Namespace::default().keys());
-        let first = open(&c, &request("u", None)).await.unwrap();
-        assert!(!first.restored);
-        let again = open(&c, &request("u", None)).await.unwrap();
-        assert!(again.restored);
-        assert_eq!(again.session_id, first.session_id);
-        let named = open(&c, &request("u", Some(&first.session_id))).await.unwrap();
-        assert!(named.restored);
-        let other = open(&c, &request("u", Some("someone-elses"))).await.unwrap();
-        assert!(!other.restored);
-        assert_ne!(other.session_id, first.session_id);
-        assert_eq!(
-            other.previous_session_id.as_deref(),
-            Some(first.session_id.as_str())
-        );
-        let err = open(&c, &request("u", Some("bad.id"))).await.unwrap_err();
-        assert_eq!(err.code, ErrorCode::InvalidField);
+/// Runs [`sweep`] every `interval` until cancelled.
+pub async fn sweep_loop(state: std::sync::Arc<WorkerState>, cancel: tokio_util::sync::CancellationToken) {
+    let interval = state.config.chatbox.store.sweep_interval;
+    let reconnect_timeout = state.config.chatbox.reconnect_timeout;
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = sweep(&state, reconnect_timeout).await {
+            warn!("session sweep failed: {e}");
+        }
     }
 }

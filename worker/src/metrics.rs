@@ -2,7 +2,7 @@
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
-//! | `chatbox_worker_turns_total` | counter | `outcome` | turns finished: `ok`, `llm_error`, `timeout`, `rejected` |
+//! | `chatbox_worker_turns_total` | counter | `outcome` | turns finished: `ok`, `llm_error`, `timeout`, `rejected`, `store_error` |
 //! | `chatbox_worker_turns_in_flight` | gauge | | turns running on this worker |
 //! | `chatbox_worker_turn_duration_seconds` | histogram | `provider` | from the start of a turn to its last frame |
 //! | `chatbox_worker_time_to_first_token_seconds` | histogram | `provider` | from the start of a turn to the first token |

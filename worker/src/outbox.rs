@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chatbox_shared::bus::{Bus, BusError, Headers};
 use chatbox_shared::coordinator::Coordinator;
-use chatbox_shared::envelope::{AttachReply, Audience, Control, RpcReply, headers};
+use chatbox_shared::envelope::{AttachReply, Audience, Control, KillReason, RpcReply, headers};
 use chatbox_shared::namespace::Subjects;
 use chatbox_shared::protocol::Message;
 use tracing::{debug, warn};
@@ -58,6 +58,40 @@ impl Outbox {
             metrics::bus_error("publish");
         }
         result
+    }
+
+    /// Closes the socket that owns the session, if any (its gateway tells
+    /// the client why).
+    pub async fn close_owner(&self, session_id: &str, reason: KillReason) {
+        let owner = match self.coordinator.owner(session_id).await {
+            Ok(Some(owner)) => owner,
+            Ok(None) => return,
+            Err(e) => {
+                metrics::coordinator_error("owner");
+                warn!(session_id, "cannot find the session's gateway: {e}");
+                return;
+            }
+        };
+        let kill = Control::Kill {
+            conn_id: owner.conn_id,
+            session_id: session_id.to_owned(),
+            reason,
+        };
+        let Ok(payload) = serde_json::to_vec(&kill) else {
+            return;
+        };
+        if let Err(e) = self
+            .bus
+            .publish(
+                self.subjects.control(&owner.pod_id),
+                Headers::new(),
+                Bytes::from(payload),
+            )
+            .await
+        {
+            metrics::bus_error("publish_control");
+            warn!(session_id, "cannot close the session's socket: {e}");
+        }
     }
 
     /// Asks the gateway that owns the session to listen on its `chat.out`

@@ -9,6 +9,7 @@ use chatbox_shared::namespace::Subjects;
 
 use crate::llm::Providers;
 use crate::outbox::Outbox;
+use crate::store::Store;
 
 /// The shared state of one worker.
 pub struct WorkerState {
@@ -26,4 +27,6 @@ pub struct WorkerState {
     pub outbox: Outbox,
     /// Language models.
     pub providers: Providers,
+    /// Sessions and messages.
+    pub store: Arc<dyn Store>,
 }

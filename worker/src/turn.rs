@@ -1,11 +1,15 @@
 //! A turn: one inbound message, from the queue to the acknowledgement.
 //!
 //! Wait until every earlier message of the session is done (session
-//! order); echo the accepted message with its sequence number; switch the
-//! loading indicator on; stream the model's answer as `ai_response` chunks
-//! under one `message_id`; send the final frame (`done: true`, the whole
-//! text, token and timing figures); switch loading off; then — last — ack
-//! the inbound message. A worker that dies before the ack leaves the
+//! order); store the user's message (once: a redelivered turn finds it)
+//! and echo it with its sequence number; switch the loading indicator on;
+//! stream the model's answer — given the session's earlier messages within
+//! the context budget — as `ai_response` chunks under one `message_id`;
+//! store the whole answer with its tokens and timing and update the
+//! session's totals; send the final frame (`done: true`, the whole text);
+//! switch loading off; then — last — ack the inbound message. While
+//! storage fails nothing is acked: the message comes back until it can be
+//! stored. A worker that dies before the ack leaves the
 //! message to be redelivered to another worker, which streams the answer
 //! again under the same `message_id` (the `loading` frame tells the
 //! client to drop the partial text it holds).
@@ -17,7 +21,7 @@ use chatbox_shared::bus::InboundDelivery;
 use chatbox_shared::envelope::{Audience, InboundBody, InboundEnvelope};
 use chatbox_shared::ids::answer_id;
 use chatbox_shared::protocol::outbound::{self, AnswerStats};
-use chatbox_shared::protocol::{ErrorCode, ErrorInfo, MessageType};
+use chatbox_shared::protocol::{ErrorCode, ErrorInfo, MessageType, Sender, Timestamp};
 use chatbox_shared::telemetry::propagation;
 use futures_util::StreamExt;
 use tokio::time::Instant;
@@ -25,8 +29,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::llm::{ChatMessage, ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, estimate_tokens};
-use crate::metrics;
 use crate::state::WorkerState;
+use crate::store::{MessageRecord, SessionPatch, StoreError, TurnView};
+use crate::{history, metrics, session_name};
 
 /// How a turn ends for the inbound queue.
 enum Settle {
@@ -119,7 +124,10 @@ async fn settle_turn(
         state.outbox.attach(&envelope.session_id).await;
     }
 
-    let work = tokio::time::timeout(worker.turn_timeout, run(&state, &envelope));
+    let work = tokio::time::timeout(
+        worker.turn_timeout,
+        run(&state, &envelope, delivery.delivery_count),
+    );
     tokio::pin!(work);
     let mut progress = tokio::time::interval(worker.ack_wait / 3);
     progress.tick().await;
@@ -160,72 +168,150 @@ async fn settle_turn(
     }
 }
 
-async fn run(state: &WorkerState, envelope: &InboundEnvelope) -> Settle {
-    match &envelope.body {
+async fn run(state: &WorkerState, envelope: &InboundEnvelope, attempt: u64) -> Settle {
+    let result = match &envelope.body {
         InboundBody::UserMessage {
             content, model_id, ..
         } => user_turn(state, envelope, content, model_id.as_deref()).await,
+    };
+    match result {
+        Ok(settle) => settle,
+        Err(e) => {
+            // Nothing is acked while storage fails: the message comes back
+            // and is answered once the database is back. Say so once.
+            metrics::turn("store_error");
+            warn!(attempt, "storage failed; the message will be retried: {e}");
+            if attempt == 1 {
+                let info = ErrorInfo::new(
+                    ErrorCode::DatabaseError,
+                    "your message is safe but cannot be answered right now; it will be answered as soon as storage is back",
+                )
+                .retry_after(STORE_RETRY);
+                let sid = envelope.session_id.as_str();
+                let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
+                let _ = state.outbox.send(sid, &frame, Audience::User).await;
+            }
+            Settle::Retry(STORE_RETRY)
+        }
     }
 }
+
+/// How long a turn waits before it tries storage again.
+const STORE_RETRY: Duration = Duration::from_secs(2);
+
+/// Earlier messages a turn reads for context, at most.
+const CONTEXT_MESSAGES: usize = 50;
 
 async fn user_turn(
     state: &WorkerState,
     envelope: &InboundEnvelope,
     content: &str,
     model_id: Option<&str>,
-) -> Settle {
+) -> Result<Settle, StoreError> {
     let sid = envelope.session_id.as_str();
     let outbox = &state.outbox;
+    let store = state.store.as_ref();
+    let reject = |code: ErrorCode, message: String| async move {
+        let frame = outbound::error_reply(
+            envelope.client_id.as_deref(),
+            Some(sid),
+            ErrorInfo::new(code, message),
+        );
+        let _ = outbox.send(sid, &frame, Audience::User).await;
+        metrics::turn("rejected");
+        Ok(Settle::Ack)
+    };
+    let answer = answer_id(sid, &envelope.message_id);
+    let Some(view) = store
+        .turn_view(sid, &envelope.message_id, &answer, CONTEXT_MESSAGES)
+        .await?
+    else {
+        return reject(
+            ErrorCode::SessionNotFound,
+            "this conversation does not exist; reconnect".into(),
+        )
+        .await;
+    };
+    let TurnView {
+        mut session,
+        user_message,
+        answer: stored_answer,
+        mut last_seq,
+        earlier,
+    } = view;
     let Some(provider) = state.providers.select(model_id) else {
         let known: Vec<&str> = state.providers.all().iter().map(|p| p.id()).collect();
-        let info = ErrorInfo::new(
-            ErrorCode::InvalidField,
-            format!(
-                "unknown model {:?}; choose one of: {}",
-                model_id.unwrap_or_default(),
-                known.join(", ")
-            ),
+        let message = format!(
+            "unknown model {:?}; choose one of: {}",
+            model_id.unwrap_or_default(),
+            known.join(", ")
         );
-        let _ = outbox
-            .send(sid, &outbound::error(Some(sid), info), Audience::All)
-            .await;
-        metrics::turn("rejected");
-        return Settle::Ack;
+        return reject(ErrorCode::InvalidField, message).await;
     };
-    let seq = match state.coordinator.next_seq(sid, 2).await {
-        Ok(last) => Some(last),
-        Err(e) => {
-            metrics::coordinator_error("next_seq");
-            warn!("no sequence numbers for this turn: {e}");
-            None
+
+    // The user's message, stored once: a redelivered turn finds it.
+    let user_message = match user_message {
+        Some(stored) => stored,
+        None => {
+            if !session.is_active {
+                return reject(
+                    ErrorCode::SessionEnded,
+                    "this conversation has ended; reconnect to start a new one".into(),
+                )
+                .await;
+            }
+            last_seq += 1;
+            let record = MessageRecord {
+                session_id: sid.to_owned(),
+                seq: last_seq,
+                message_id: envelope.message_id.clone(),
+                client_id: envelope.client_id.clone(),
+                sender: envelope.sender,
+                kind: MessageType::UserMessage,
+                content: content.to_owned(),
+                file_id: None,
+                model_id: None,
+                timestamp: envelope.received_at,
+                metadata: None,
+                tokens: None,
+            };
+            session.counters.message_count += 1;
+            let name = session
+                .name
+                .is_empty()
+                .then(|| session_name::from_first_message(content));
+            let patch = SessionPatch {
+                last_activity: Some(Timestamp::now()),
+                name,
+                counters: Some(session.counters),
+                is_active: None,
+            };
+            store.record_message(&record, &patch).await?;
+            record
         }
     };
-    let echo = outbound::accepted_message(
-        sid,
-        MessageType::UserMessage,
-        envelope.sender,
-        envelope.client_id.as_deref(),
-        &envelope.message_id,
-        seq.map(|s| s - 1),
-        Some(content),
-    );
-    if outbox.send(sid, &echo, Audience::All).await.is_err() {
-        return Settle::Retry(Duration::from_secs(1));
+    let echo = history::frame(&user_message);
+    // Answered already (a redelivery after the answer was stored): send it
+    // again for a client that may have missed it, and nothing more.
+    if let Some(stored) = stored_answer {
+        let _ = outbox.send(sid, &echo, Audience::All).await;
+        let _ = outbox.send(sid, &history::frame(&stored), Audience::All).await;
+        metrics::turn("ok");
+        return Ok(Settle::Ack);
     }
-    let answer = answer_id(sid, &envelope.message_id);
+    let _ = outbox.send(sid, &echo, Audience::All).await;
     let _ = outbox
         .send(sid, &outbound::loading(sid, &answer, true), Audience::All)
         .await;
 
-    let started = Instant::now();
-    let request = LlmRequest {
-        messages: vec![ChatMessage {
-            role: ChatRole::User,
-            content: content.to_owned(),
-        }],
-        user: None,
-    };
+    let mut messages = history::context(&earlier, state.config.chatbox.llm.context_tokens);
+    messages.push(ChatMessage {
+        role: ChatRole::User,
+        content: content.to_owned(),
+    });
+    let request = LlmRequest { messages, user: None };
     let prompt_estimate: u64 = request.messages.iter().map(|m| estimate_tokens(&m.content)).sum();
+    let started = Instant::now();
     let mut streamed = Streamed::default();
     let result = stream_answer(
         state,
@@ -238,7 +324,12 @@ async fn user_turn(
     )
     .await;
     let elapsed = started.elapsed();
-    match result {
+    metrics::turn_timing(
+        provider.id(),
+        elapsed.as_secs_f64(),
+        streamed.first_token.map(|d| d.as_secs_f64()),
+    );
+    let settle = match result {
         Ok(()) => {
             let stats = AnswerStats {
                 prompt_tokens: streamed.prompt_tokens.unwrap_or(prompt_estimate),
@@ -248,7 +339,34 @@ async fn user_turn(
                 first_token_ms: streamed.first_token.map(millis).unwrap_or_default(),
                 response_time_ms: millis(elapsed),
             };
-            let done = outbound::ai_final(sid, &answer, seq, streamed.text, provider.id(), &stats);
+            let seq = last_seq + 1;
+            let done = outbound::ai_final(sid, &answer, Some(seq), streamed.text, provider.id(), &stats);
+            let tokens = stats.prompt_tokens + stats.completion_tokens;
+            session.counters.add_answer(tokens, stats.response_time_ms);
+            let patch = SessionPatch {
+                last_activity: Some(Timestamp::now()),
+                counters: Some(session.counters),
+                ..SessionPatch::default()
+            };
+            store
+                .record_message(
+                    &MessageRecord {
+                        session_id: sid.to_owned(),
+                        seq,
+                        message_id: answer.clone(),
+                        client_id: None,
+                        sender: Sender::Ai,
+                        kind: MessageType::AiResponse,
+                        content: done.content.clone().unwrap_or_default(),
+                        file_id: None,
+                        model_id: Some(provider.id().to_owned()),
+                        timestamp: done.timestamp.unwrap_or_else(Timestamp::now),
+                        metadata: done.metadata.clone(),
+                        tokens: Some(tokens),
+                    },
+                    &patch,
+                )
+                .await?;
             let _ = outbox.send(sid, &done, Audience::All).await;
             metrics::turn("ok");
             metrics::tokens(provider.id(), stats.prompt_tokens, stats.completion_tokens);
@@ -259,6 +377,7 @@ async fn user_turn(
                 completion_tokens = stats.completion_tokens,
                 "answered"
             );
+            Settle::Ack
         }
         Err(e) => {
             warn!(
@@ -271,21 +390,16 @@ async fn user_turn(
                 _ => "the assistant could not answer right now; please try again",
             };
             let info = ErrorInfo::new(ErrorCode::LlmUnavailable, message);
-            let _ = outbox
-                .send(sid, &outbound::error(Some(sid), info), Audience::All)
-                .await;
+            let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
+            let _ = outbox.send(sid, &frame, Audience::All).await;
             metrics::turn("llm_error");
+            Settle::Ack
         }
-    }
-    metrics::turn_timing(
-        provider.id(),
-        elapsed.as_secs_f64(),
-        streamed.first_token.map(|d| d.as_secs_f64()),
-    );
+    };
     let _ = outbox
         .send(sid, &outbound::loading(sid, &answer, false), Audience::All)
         .await;
-    Settle::Ack
+    Ok(settle)
 }
 
 /// What has come out of the model so far.

@@ -23,6 +23,8 @@ pub const SEED_ALIASES: &[(&str, &str)] = &[
     ("NATS_URL", "chatbox.nats.url"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "chatbox.telemetry.otlp_endpoint"),
     ("OTEL_SERVICE_NAME", "chatbox.telemetry.service_name"),
+    ("MONGO_URI", "chatbox.store.mongo_uri"),
+    ("ENCRYPTION_KEY", "chatbox.store.encryption_key"),
 ];
 
 /// The `CHATBOX_` variable of a key path.

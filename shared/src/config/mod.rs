@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use secret::Secret;
-pub use validate::Role;
+pub use validate::{Role, decode_key};
 
 /// Why configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +88,10 @@ pub struct ChatboxConfig {
     /// Prefix of every Redis key, NATS subject and stream name, so several
     /// deployments can share one Redis and one NATS.
     pub namespace: String,
+    /// Where the all-in-one keeps its data (`--data-dir`).
+    pub data_dir: String,
+    /// `[chatbox.store]`
+    pub store: StoreConfig,
     /// `[chatbox.auth]`
     pub auth: AuthConfig,
     /// `[chatbox.websocket]`
@@ -118,6 +122,8 @@ impl Default for ChatboxConfig {
             rate_limit_window: Duration::from_secs(60),
             pod_id: String::new(),
             namespace: String::new(),
+            data_dir: "./data".into(),
+            store: StoreConfig::default(),
             auth: AuthConfig::default(),
             websocket: WebSocketConfig::default(),
             gateway: GatewayConfig::default(),
@@ -127,6 +133,60 @@ impl Default for ChatboxConfig {
             llm: LlmConfig::default(),
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+
+/// Which database holds sessions and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// SQLite for the all-in-one, MongoDB for the scaled worker.
+    Auto,
+    /// MongoDB (`MONGO_URI`).
+    Mongo,
+    /// A SQLite file under `data_dir` (one worker only).
+    Sqlite,
+}
+
+/// `[chatbox.store]`: persistence of sessions and messages (workers only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `auto`, `mongo` or `sqlite`.
+    pub kind: StoreKind,
+    /// MongoDB connection string (`MONGO_URI`).
+    pub mongo_uri: Secret,
+    /// MongoDB database name.
+    pub database: String,
+    /// AES-256-GCM key for message content, 32 bytes in base64
+    /// (`ENCRYPTION_KEY`).
+    pub encryption_key: Secret,
+    /// Earlier keys, still used to read what they encrypted.
+    pub old_encryption_keys: Vec<Secret>,
+    /// Let a scaled worker store content unencrypted when no key is set.
+    pub allow_plaintext: bool,
+    /// How long index creation may take at start before the worker goes on
+    /// without waiting.
+    #[serde(with = "duration")]
+    pub index_timeout: Duration,
+    /// How often a worker looks for sessions to end (left longer than the
+    /// reconnect timeout).
+    #[serde(with = "duration")]
+    pub sweep_interval: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            kind: StoreKind::Auto,
+            mongo_uri: Secret::new("mongodb://127.0.0.1:27017"),
+            database: "chat".into(),
+            encryption_key: Secret::default(),
+            old_encryption_keys: Vec::new(),
+            allow_plaintext: false,
+            index_timeout: Duration::from_secs(30),
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }
@@ -345,7 +405,7 @@ impl Default for NatsConfig {
 }
 
 /// `[chatbox.llm]`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmConfig {
     /// `[[chatbox.llm.providers]]`; the first is the default model. With
@@ -353,6 +413,19 @@ pub struct LlmConfig {
     pub providers: Vec<ProviderConfig>,
     /// `[chatbox.llm.demo]`
     pub demo: DemoConfig,
+    /// Tokens of earlier messages sent with each request, newest first,
+    /// as context (the user's new message always goes).
+    pub context_tokens: u64,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            providers: Vec::new(),
+            demo: DemoConfig::default(),
+            context_tokens: 3000,
+        }
+    }
 }
 
 /// The kind of API a provider speaks.

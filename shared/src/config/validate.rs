@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::env::names_for;
-use super::{Config, ProviderKind};
+use super::{Config, ProviderKind, StoreKind};
 use crate::ids::is_valid_pod_id;
 
 /// Which role the process runs; some checks apply to some roles only.
@@ -172,6 +172,45 @@ impl Config {
         }
 
         if matches!(role, Role::AllInOne | Role::Worker) {
+            let store = &c.store;
+            p.check(!c.data_dir.trim().is_empty(), "chatbox.data_dir", || {
+                "must not be empty".into()
+            });
+            p.check(
+                store.encryption_key.is_empty() || decode_key(store.encryption_key.expose()).is_some(),
+                "chatbox.store.encryption_key",
+                || "must be 32 bytes in base64 (try: openssl rand -base64 32)".into(),
+            );
+            for key in &store.old_encryption_keys {
+                p.check(
+                    decode_key(key.expose()).is_some(),
+                    "chatbox.store.old_encryption_keys",
+                    || "every key must be 32 bytes in base64".into(),
+                );
+            }
+            if role == Role::Worker {
+                p.check(
+                    !store.encryption_key.is_empty() || store.allow_plaintext,
+                    "chatbox.store.encryption_key",
+                    || "is required for the worker (message content is encrypted at rest); set chatbox.store.allow_plaintext = true to store it unencrypted".into(),
+                );
+            }
+            if store.kind == StoreKind::Mongo || (store.kind == StoreKind::Auto && role == Role::Worker) {
+                let uri = store.mongo_uri.expose();
+                p.check(
+                    uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://"),
+                    "chatbox.store.mongo_uri",
+                    || "must start with mongodb:// or mongodb+srv://".into(),
+                );
+                p.check(!store.database.is_empty(), "chatbox.store.database", || {
+                    "must not be empty".into()
+                });
+            }
+            p.positive(store.index_timeout, "chatbox.store.index_timeout");
+            p.positive(store.sweep_interval, "chatbox.store.sweep_interval");
+            p.check(c.llm.context_tokens > 0, "chatbox.llm.context_tokens", || {
+                "must be at least 1".into()
+            });
             let w = &c.worker;
             if role == Role::Worker {
                 p.check(
@@ -232,4 +271,17 @@ impl Config {
 
         if p.0.is_empty() { Ok(()) } else { Err(p.0) }
     }
+}
+
+/// Decodes a 32-byte key written in base64 (standard or URL-safe).
+pub fn decode_key(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    let text = text.trim();
+    let bytes = STANDARD
+        .decode(text)
+        .or_else(|_| URL_SAFE.decode(text))
+        .or_else(|_| URL_SAFE_NO_PAD.decode(text))
+        .ok()?;
+    bytes.try_into().ok()
 }

@@ -111,6 +111,17 @@ impl Coordinator for MemoryCoordinator {
         Ok(previous)
     }
 
+    async fn clear_active_session(&self, user_id: &str, session_id: &str) -> Result<bool, CoordinatorError> {
+        let key = self.keys.active(user_id);
+        let mut s = self.state();
+        if s.get_value(&key).is_some_and(|v| v == session_id) {
+            s.values.remove(&key);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
     async fn linger_active_session(
         &self,
         user_id: &str,
@@ -181,13 +192,6 @@ impl Coordinator for MemoryCoordinator {
     async fn owner(&self, session_id: &str) -> Result<Option<OwnerToken>, CoordinatorError> {
         let value = self.state().get_value(&self.keys.owner(session_id));
         Ok(value.as_deref().and_then(OwnerToken::decode))
-    }
-
-    async fn next_seq(&self, session_id: &str, count: u64) -> Result<u64, CoordinatorError> {
-        let mut s = self.state();
-        let counter = s.counters.entry(self.keys.seq(session_id)).or_insert(0);
-        *counter += count.max(1);
-        Ok(*counter)
     }
 
     async fn admit_message(&self, user_id: &str, limit: RateLimit) -> Result<Admission, CoordinatorError> {

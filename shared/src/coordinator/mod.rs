@@ -5,7 +5,6 @@
 //!   and connection that own it, with a fencing token so a stale owner can
 //!   never renew or release a newer owner's lock;
 //! * the user's **active session** (one per user, property 48);
-//! * the per-session **sequence**;
 //! * **rate limits** (token buckets);
 //! * the **pod heartbeat**.
 //!
@@ -133,6 +132,10 @@ pub trait Coordinator: Send + Sync + 'static {
         session_id: &str,
     ) -> Result<Option<String>, CoordinatorError>;
 
+    /// Forgets the user's active session if it is still `session_id` (the
+    /// session ended). Returns whether it was.
+    async fn clear_active_session(&self, user_id: &str, session_id: &str) -> Result<bool, CoordinatorError>;
+
     /// If `session_id` is still the user's active session, lets it expire
     /// after `ttl` (`None`: keep it without expiry). Returns whether it was.
     async fn linger_active_session(
@@ -162,9 +165,6 @@ pub trait Coordinator: Send + Sync + 'static {
     /// The current owner of a session: where its user is connected.
     async fn owner(&self, session_id: &str) -> Result<Option<OwnerToken>, CoordinatorError>;
 
-    /// Reserves `count` sequence numbers of a session; returns the last.
-    async fn next_seq(&self, session_id: &str, count: u64) -> Result<u64, CoordinatorError>;
-
     /// Takes one token from the user's message bucket.
     async fn admit_message(&self, user_id: &str, limit: RateLimit) -> Result<Admission, CoordinatorError>;
 
@@ -175,7 +175,7 @@ pub trait Coordinator: Send + Sync + 'static {
     async fn check(&self) -> Result<(), CoordinatorError>;
 }
 
-/// How long a session's fence counter and sequence outlive their last use.
+/// How long a session's fence counter outlives its last use.
 pub const SESSION_COUNTER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub(crate) fn millis(d: Duration) -> u64 {

@@ -52,10 +52,9 @@ impl Script {
 struct Scripts {
     claim_owner: Script,
     renew_owner: Script,
-    release_owner: Script,
+    delete_if_equal: Script,
     activate_session: Script,
     linger_session: Script,
-    next_seq: Script,
     rate_limit: Script,
 }
 
@@ -114,10 +113,9 @@ impl RedisCoordinator {
             scripts: Scripts {
                 claim_owner: Script::new(include_str!("lua/claim_owner.lua")),
                 renew_owner: Script::new(include_str!("lua/renew_owner.lua")),
-                release_owner: Script::new(include_str!("lua/release_owner.lua")),
+                delete_if_equal: Script::new(include_str!("lua/delete_if_equal.lua")),
                 activate_session: Script::new(include_str!("lua/activate_session.lua")),
                 linger_session: Script::new(include_str!("lua/linger_session.lua")),
-                next_seq: Script::new(include_str!("lua/next_seq.lua")),
                 rate_limit: Script::new(include_str!("lua/rate_limit.lua")),
             },
         })
@@ -215,6 +213,17 @@ impl Coordinator for RedisCoordinator {
             .map_err(unavailable)
     }
 
+    async fn clear_active_session(&self, user_id: &str, session_id: &str) -> Result<bool, CoordinatorError> {
+        let done: i64 = self
+            .eval(
+                &self.scripts.delete_if_equal,
+                vec![self.keys.active(user_id)],
+                vec![session_id.into()],
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
     async fn linger_active_session(
         &self,
         user_id: &str,
@@ -288,7 +297,7 @@ impl Coordinator for RedisCoordinator {
     async fn release_owner(&self, session_id: &str, token: &OwnerToken) -> Result<bool, CoordinatorError> {
         let done: i64 = self
             .eval(
-                &self.scripts.release_owner,
+                &self.scripts.delete_if_equal,
                 vec![self.keys.owner(session_id)],
                 vec![token.encode().into()],
             )
@@ -303,18 +312,6 @@ impl Coordinator for RedisCoordinator {
             .await
             .map_err(unavailable)?;
         Ok(value.as_deref().and_then(OwnerToken::decode))
-    }
-
-    async fn next_seq(&self, session_id: &str, count: u64) -> Result<u64, CoordinatorError> {
-        self.eval(
-            &self.scripts.next_seq,
-            vec![self.keys.seq(session_id)],
-            vec![
-                count.max(1).to_string().into(),
-                ms_arg(SESSION_COUNTER_TTL).into(),
-            ],
-        )
-        .await
     }
 
     async fn admit_message(&self, user_id: &str, limit: RateLimit) -> Result<Admission, CoordinatorError> {

@@ -6,7 +6,6 @@
 //! |---|---|---|
 //! | `chat:{s:<sid>}:owner` | `<pod>/<conn>/<fence>`: ownership lock and route | PX ~30 s, renewed ~10 s |
 //! | `chat:{s:<sid>}:fence` | last fencing token issued for the session | session lifetime |
-//! | `chat:{s:<sid>}:seq` | per-session sequence (INCR) | session lifetime |
 //! | `chat:{u:<uid>}:active` | the user's one active session id | while connected; then the reconnect timeout |
 //! | `chat:pod:<pod>` | pod heartbeat | PX ~30 s |
 //! | `chat:rl:u:<uid>` | the user's message token bucket | until full again |
@@ -42,11 +41,6 @@ impl Keys {
     /// The session's fencing-token counter.
     pub fn fence(&self, session_id: &str) -> String {
         format!("{}chat:{{s:{session_id}}}:fence", self.prefix)
-    }
-
-    /// The session's message sequence.
-    pub fn seq(&self, session_id: &str) -> String {
-        format!("{}chat:{{s:{session_id}}}:seq", self.prefix)
     }
 
     /// The session's takeover lock (one admin at a time).

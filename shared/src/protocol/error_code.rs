@@ -35,6 +35,10 @@ pub enum ErrorCode {
     NotAllowed,
     /// The server does not offer this feature (yet, or in this deployment).
     Unsupported,
+    /// No such session for this user (never existed, or someone else's).
+    SessionNotFound,
+    /// The session has ended; start a new one.
+    SessionEnded,
     // Service (5xx)
     /// The language model backend failed or timed out.
     LlmUnavailable,
@@ -70,6 +74,8 @@ impl ErrorCode {
             ErrorCode::MessageTooLarge => "MESSAGE_TOO_LARGE",
             ErrorCode::NotAllowed => "NOT_ALLOWED",
             ErrorCode::Unsupported => "UNSUPPORTED",
+            ErrorCode::SessionNotFound => "SESSION_NOT_FOUND",
+            ErrorCode::SessionEnded => "SESSION_ENDED",
             ErrorCode::LlmUnavailable => "LLM_UNAVAILABLE",
             ErrorCode::DatabaseError => "DATABASE_ERROR",
             ErrorCode::StorageError => "STORAGE_ERROR",
@@ -103,6 +109,8 @@ impl ErrorCode {
             | ErrorCode::InvalidField => 400,
             ErrorCode::MessageTooLarge => 413,
             ErrorCode::Unsupported => 501,
+            ErrorCode::SessionNotFound => 404,
+            ErrorCode::SessionEnded => 409,
             ErrorCode::RateLimited => 429,
             ErrorCode::LlmUnavailable => 502,
             ErrorCode::ConnectionLimit

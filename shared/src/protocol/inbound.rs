@@ -59,7 +59,38 @@ pub enum ClientCommand {
     ModelSelect { id: Option<String>, model_id: String },
     /// Application-level heartbeat.
     Ping,
+    /// The user's sessions, most recent first (`metadata.limit`,
+    /// `metadata.cursor`).
+    ListSessions { id: Option<String>, page: PageRequest },
+    /// A session's messages in order (`session_id`, or the connection's;
+    /// `metadata.cursor` is the last `seq` already held).
+    GetHistory {
+        id: Option<String>,
+        session_id: Option<String>,
+        page: PageRequest,
+    },
+    /// A new name for a session (`content`; `session_id`, or the
+    /// connection's).
+    RenameSession {
+        id: Option<String>,
+        session_id: Option<String>,
+        name: String,
+    },
+    /// End the connection's session (a new one starts on reconnect).
+    EndSession { id: Option<String> },
 }
+
+/// Which page of a list a request wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    /// How many items (1 to 100; the server's default when absent).
+    pub limit: Option<usize>,
+    /// Where the previous page ended (`next_cursor` of that page).
+    pub cursor: Option<String>,
+}
+
+/// Longest session name, in characters.
+pub const MAX_SESSION_NAME_CHARS: usize = 100;
 
 impl ClientCommand {
     /// The frame's type.
@@ -72,6 +103,10 @@ impl ClientCommand {
             ClientCommand::HelpRequest { .. } => MessageType::HelpRequest,
             ClientCommand::ModelSelect { .. } => MessageType::ModelSelect,
             ClientCommand::Ping => MessageType::Ping,
+            ClientCommand::ListSessions { .. } => MessageType::ListSessions,
+            ClientCommand::GetHistory { .. } => MessageType::GetHistory,
+            ClientCommand::RenameSession { .. } => MessageType::RenameSession,
+            ClientCommand::EndSession { .. } => MessageType::EndSession,
         }
     }
 
@@ -82,7 +117,11 @@ impl ClientCommand {
             | ClientCommand::FileUpload { id, .. }
             | ClientCommand::VoiceMessage { id, .. }
             | ClientCommand::HelpRequest { id, .. }
-            | ClientCommand::ModelSelect { id, .. } => id.as_deref(),
+            | ClientCommand::ModelSelect { id, .. }
+            | ClientCommand::ListSessions { id, .. }
+            | ClientCommand::GetHistory { id, .. }
+            | ClientCommand::RenameSession { id, .. }
+            | ClientCommand::EndSession { id } => id.as_deref(),
             ClientCommand::TypingIndicator { .. } | ClientCommand::Ping => None,
         }
     }
@@ -203,6 +242,30 @@ pub fn parse_client_frame(text: &str, limits: &InboundLimits) -> Result<ClientFr
                 .ok_or_else(|| ProtocolError::new(ErrorCode::MissingField, "field `model_id` is required"))?,
         },
         MessageType::Ping => ClientCommand::Ping,
+        MessageType::ListSessions => ClientCommand::ListSessions {
+            id,
+            page: fields.page(limits)?,
+        },
+        MessageType::GetHistory => ClientCommand::GetHistory {
+            id,
+            session_id: session_id.clone(),
+            page: fields.page(limits)?,
+        },
+        MessageType::RenameSession => {
+            let name = fields.required_content("content", limits)?;
+            if name.chars().count() > MAX_SESSION_NAME_CHARS {
+                return Err(ProtocolError::new(
+                    ErrorCode::MessageTooLarge,
+                    format!("a session name is at most {MAX_SESSION_NAME_CHARS} characters"),
+                ));
+            }
+            ClientCommand::RenameSession {
+                id,
+                session_id: session_id.clone(),
+                name: name.split_whitespace().collect::<Vec<_>>().join(" "),
+            }
+        }
+        MessageType::EndSession => ClientCommand::EndSession { id },
         // Refused above by is_client_sendable.
         _ => {
             return Err(ProtocolError::new(
@@ -304,6 +367,31 @@ impl Fields<'_> {
                 format!("field `{name}` must not be empty"),
             )
         })
+    }
+
+    /// `metadata.limit` (1 to 100) and `metadata.cursor`.
+    fn page(&self, limits: &InboundLimits) -> Result<PageRequest, ProtocolError> {
+        let metadata = self.metadata("metadata", limits)?.unwrap_or_default();
+        let limit = match metadata.get("limit") {
+            None => None,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=100).contains(&n) => Some(n),
+                _ => {
+                    return Err(ProtocolError::new(
+                        ErrorCode::InvalidField,
+                        "metadata.limit must be a number from 1 to 100",
+                    ));
+                }
+            },
+        };
+        let cursor = metadata.get("cursor").filter(|c| !c.is_empty()).cloned();
+        if cursor.as_ref().is_some_and(|c| c.len() > 128) {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidField,
+                "metadata.cursor is not one this server gave",
+            ));
+        }
+        Ok(PageRequest { limit, cursor })
     }
 
     fn metadata(&self, name: &str, limits: &InboundLimits) -> Result<Option<Metadata>, ProtocolError> {
@@ -443,6 +531,13 @@ mod tests {
             code(r#"{"type":"typing_indicator","metadata":{"active":"maybe"}}"#),
             ErrorCode::InvalidField
         );
+        assert_eq!(
+            code(r#"{"type":"list_sessions","metadata":{"limit":"500"}}"#),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(code(r#"{"type":"rename_session"}"#), ErrorCode::MissingField);
+        let long_name = format!(r#"{{"type":"rename_session","content":"{}"}}"#, "n".repeat(101));
+        assert_eq!(code(&long_name), ErrorCode::MessageTooLarge);
         let big = format!(
             r#"{{"type":"user_message","content":"{}"}}"#,
             "x".repeat(16 * 1024 + 1)
@@ -454,6 +549,31 @@ mod tests {
     fn unknown_fields_are_ignored_for_forward_compatibility() {
         let frame = parse(r#"{"type":"ping","future_field":{"x":1}}"#).unwrap();
         assert_eq!(frame.command, ClientCommand::Ping);
+    }
+
+    #[test]
+    fn session_requests_read_their_pages_and_names() {
+        let f = parse(
+            r#"{"type":"get_history","id":"h1","session_id":"s-2","metadata":{"limit":"10","cursor":"7"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            f.command,
+            ClientCommand::GetHistory {
+                id: Some("h1".into()),
+                session_id: Some("s-2".into()),
+                page: PageRequest {
+                    limit: Some(10),
+                    cursor: Some("7".into())
+                },
+            }
+        );
+        let f = parse(r#"{"type":"rename_session","content":"  Trip   to\nLisbon "}"#).unwrap();
+        assert!(
+            matches!(f.command, ClientCommand::RenameSession { ref name, .. } if name == "Trip to Lisbon")
+        );
+        let f = parse(r#"{"type":"end_session"}"#).unwrap();
+        assert_eq!(f.command, ClientCommand::EndSession { id: None });
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct Message {
     /// On `ai_response` chunks: `true` on the last chunk of an answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done: Option<bool>,
+    /// Structured answers to requests (`session_list`, `history`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 impl Message {
@@ -98,6 +101,7 @@ impl Message {
             metadata: None,
             error: None,
             done: None,
+            data: None,
         }
     }
 

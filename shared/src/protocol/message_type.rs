@@ -1,4 +1,6 @@
-//! The message types of the protocol: the seed's twelve plus `ping`/`pong`.
+//! The message types of the protocol: the seed's twelve, `ping`/`pong`,
+//! and the session requests (`list_sessions`, `get_history`,
+//! `rename_session`, `end_session`) with their answers.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,11 +22,19 @@ pub enum MessageType {
     Loading,
     Ping,
     Pong,
+    ListSessions,
+    SessionList,
+    GetHistory,
+    History,
+    RenameSession,
+    SessionRenamed,
+    EndSession,
 }
 
 impl MessageType {
-    /// Every type, in the seed's order followed by the heartbeat pair.
-    pub const ALL: [MessageType; 14] = [
+    /// Every type: the seed's twelve, the heartbeat pair, then the
+    /// session requests and their answers.
+    pub const ALL: [MessageType; 21] = [
         MessageType::UserMessage,
         MessageType::AiResponse,
         MessageType::FileUpload,
@@ -39,6 +49,13 @@ impl MessageType {
         MessageType::Loading,
         MessageType::Ping,
         MessageType::Pong,
+        MessageType::ListSessions,
+        MessageType::SessionList,
+        MessageType::GetHistory,
+        MessageType::History,
+        MessageType::RenameSession,
+        MessageType::SessionRenamed,
+        MessageType::EndSession,
     ];
 
     /// The wire name, as it appears in the `type` field.
@@ -58,6 +75,13 @@ impl MessageType {
             MessageType::Loading => "loading",
             MessageType::Ping => "ping",
             MessageType::Pong => "pong",
+            MessageType::ListSessions => "list_sessions",
+            MessageType::SessionList => "session_list",
+            MessageType::GetHistory => "get_history",
+            MessageType::History => "history",
+            MessageType::RenameSession => "rename_session",
+            MessageType::SessionRenamed => "session_renamed",
+            MessageType::EndSession => "end_session",
         }
     }
 
@@ -77,6 +101,10 @@ impl MessageType {
                 | MessageType::HelpRequest
                 | MessageType::ModelSelect
                 | MessageType::Ping
+                | MessageType::ListSessions
+                | MessageType::GetHistory
+                | MessageType::RenameSession
+                | MessageType::EndSession
         )
     }
 }

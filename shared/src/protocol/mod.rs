@@ -12,13 +12,16 @@ pub mod inbound;
 mod message;
 mod message_type;
 pub mod outbound;
+pub mod sessions;
 mod timestamp;
 
 #[cfg(test)]
 mod properties;
 
 pub use error_code::{ErrorCode, ErrorInfo};
-pub use inbound::{ClientCommand, ClientFrame, InboundLimits, ProtocolError, parse_client_frame};
+pub use inbound::{
+    ClientCommand, ClientFrame, InboundLimits, PageRequest, ProtocolError, parse_client_frame,
+};
 pub use message::{Message, Metadata, Sender};
 pub use message_type::MessageType;
 pub use timestamp::Timestamp;

@@ -21,6 +21,9 @@ pub enum StatusReason {
     IdleTimeout,
     /// The client could not keep up with the frames sent to it.
     SlowConsumer,
+    /// The session was ended (by the user, or after the reconnect timeout);
+    /// connect again for a new one.
+    SessionEnded,
 }
 
 impl StatusReason {
@@ -34,6 +37,7 @@ impl StatusReason {
             StatusReason::ServerShutdown => "server_shutdown",
             StatusReason::IdleTimeout => "idle_timeout",
             StatusReason::SlowConsumer => "slow_consumer",
+            StatusReason::SessionEnded => "session_ended",
         }
     }
 
@@ -60,6 +64,7 @@ impl StatusReason {
             StatusReason::SlowConsumer => {
                 "The connection could not keep up and was closed. Reconnect to continue."
             }
+            StatusReason::SessionEnded => "This conversation has ended. Connect again to start a new one.",
         }
     }
 
@@ -72,6 +77,7 @@ impl StatusReason {
             StatusReason::ServerShutdown => "server shutting down; reconnect",
             StatusReason::IdleTimeout => "idle timeout",
             StatusReason::SlowConsumer => "too slow to keep up",
+            StatusReason::SessionEnded => "session ended",
         }
     }
 
@@ -82,6 +88,7 @@ impl StatusReason {
             StatusReason::ServerShutdown => 1001,
             StatusReason::IdleTimeout => 1000,
             StatusReason::SlowConsumer => 1008,
+            StatusReason::SessionEnded => 4003,
             StatusReason::ConnectedElsewhere => 4001,
             StatusReason::OwnershipLost => 4002,
         }
@@ -214,5 +221,26 @@ pub fn accepted_message(
     m.message_id = Some(message_id.to_owned());
     m.seq = seq;
     m.content = content.map(str::to_owned);
+    m
+}
+
+/// The answer to a request (`session_list`, `history`, `session_renamed`):
+/// the request's `id`, and its result in `data`.
+pub fn reply(
+    kind: MessageType,
+    request_id: Option<&str>,
+    session_id: Option<&str>,
+    data: serde_json::Value,
+) -> Message {
+    let mut m = framed(kind, session_id);
+    m.id = request_id.map(str::to_owned);
+    m.data = Some(data);
+    m
+}
+
+/// An `error` frame that answers the request `request_id`.
+pub fn error_reply(request_id: Option<&str>, session_id: Option<&str>, info: ErrorInfo) -> Message {
+    let mut m = error(session_id, info);
+    m.id = request_id.map(str::to_owned);
     m
 }

@@ -1,0 +1,340 @@
+//! The `Store` port: sessions and messages, kept by workers only
+//! (gateways ask workers over `chat.rpc`).
+//!
+//! Adapters: [`mongo::MongoStore`] (MongoDB 6/7, the scaled workers) and
+//! [`sqlite::SqliteStore`] (a file under `data_dir`, the all-in-one). One
+//! conformance suite (`worker/tests/store_conformance.rs`) runs against
+//! both. Messages live in their own collection, one document per message,
+//! so a session grows without limit; `(session_id, seq)` and the message's
+//! id are unique, which is what makes a redelivered turn store nothing
+//! twice. Content and session names are sealed by a [`ContentCipher`] on
+//! the way in and opened on the way out.
+//!
+//! Messages of a session are written by one worker at a time (the inbound
+//! queue's session order), so a worker may read a session, compute its new
+//! counters and write them back without racing another worker.
+
+pub mod cipher;
+pub mod mongo;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chatbox_shared::protocol::{MessageType, Metadata, Sender, Timestamp};
+
+pub use cipher::ContentCipher;
+
+/// A session, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The session id.
+    pub id: String,
+    /// Its user.
+    pub user_id: String,
+    /// Its name (generated from the first message, or set by the user).
+    pub name: String,
+    /// The model chosen for it, if not the default.
+    pub model_id: Option<String>,
+    /// When it started.
+    pub start_time: Timestamp,
+    /// When it last saw a message or a connection.
+    pub last_activity: Timestamp,
+    /// When it ended.
+    pub end_time: Option<Timestamp>,
+    /// How long it lasted, in seconds (set when it ends).
+    pub duration_s: Option<u64>,
+    /// Whether it is the user's current session (not ended).
+    pub is_active: bool,
+    /// Whether the user asked for a person.
+    pub help_requested: bool,
+    /// Whether an admin took part.
+    pub admin_assisted: bool,
+    /// The admin assisting now, if any.
+    pub assisting_admin_id: Option<String>,
+    /// Their name.
+    pub assisting_admin_name: Option<String>,
+    /// Running totals.
+    pub counters: SessionCounters,
+}
+
+/// A session's running totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionCounters {
+    /// Messages stored (user, AI and admin).
+    pub message_count: u64,
+    /// Tokens of every answer, prompt and completion.
+    pub total_tokens: u64,
+    /// Answers timed.
+    pub response_count: u64,
+    /// Their response times added up, in milliseconds.
+    pub total_response_ms: u64,
+    /// Average response time, in milliseconds.
+    pub avg_response_ms: u64,
+    /// Longest response time, in milliseconds.
+    pub max_response_ms: u64,
+}
+
+impl SessionCounters {
+    /// Counts one more answer that took `response_ms` and used `tokens`.
+    pub fn add_answer(&mut self, tokens: u64, response_ms: u64) {
+        self.message_count += 1;
+        self.total_tokens += tokens;
+        self.response_count += 1;
+        self.total_response_ms += response_ms;
+        self.avg_response_ms = self.total_response_ms / self.response_count;
+        self.max_response_ms = self.max_response_ms.max(response_ms);
+    }
+}
+
+impl SessionRecord {
+    /// A new, active session.
+    pub fn new(id: &str, user_id: &str, now: Timestamp) -> Self {
+        SessionRecord {
+            id: id.to_owned(),
+            user_id: user_id.to_owned(),
+            name: String::new(),
+            model_id: None,
+            start_time: now,
+            last_activity: now,
+            end_time: None,
+            duration_s: None,
+            is_active: true,
+            help_requested: false,
+            admin_assisted: false,
+            assisting_admin_id: None,
+            assisting_admin_name: None,
+            counters: SessionCounters::default(),
+        }
+    }
+}
+
+/// Changes to a session. `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionPatch {
+    /// New last activity.
+    pub last_activity: Option<Timestamp>,
+    /// New name.
+    pub name: Option<String>,
+    /// New totals (computed by the worker that holds the session).
+    pub counters: Option<SessionCounters>,
+    /// Active again (a resumed session).
+    pub is_active: Option<bool>,
+}
+
+/// A message, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// Its session.
+    pub session_id: String,
+    /// Its position in the session.
+    pub seq: u64,
+    /// Its id, unique within the session (the client's id for user
+    /// messages that have one).
+    pub message_id: String,
+    /// The client's own id.
+    pub client_id: Option<String>,
+    /// Who wrote it.
+    pub sender: Sender,
+    /// Its protocol type.
+    pub kind: MessageType,
+    /// Its text.
+    pub content: String,
+    /// An attached file.
+    pub file_id: Option<String>,
+    /// The model that wrote it (answers).
+    pub model_id: Option<String>,
+    /// When it was written.
+    pub timestamp: Timestamp,
+    /// Free-form string pairs (token counts, timings).
+    pub metadata: Option<Metadata>,
+    /// Tokens it cost (answers).
+    pub tokens: Option<u64>,
+}
+
+/// What [`Store::append_message`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The message is stored now.
+    Inserted,
+    /// A message with the same id was already stored; nothing changed.
+    AlreadyStored,
+}
+
+/// Everything a turn needs from the store, read at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnView {
+    /// The session.
+    pub session: SessionRecord,
+    /// The user's message, if a previous attempt stored it.
+    pub user_message: Option<MessageRecord>,
+    /// The answer, if a previous attempt stored it.
+    pub answer: Option<MessageRecord>,
+    /// The highest sequence number used in the session.
+    pub last_seq: u64,
+    /// Messages before the user's message, newest first (context).
+    pub earlier: Vec<MessageRecord>,
+}
+
+/// Where a page of a user's sessions starts: after this session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCursor {
+    /// Its last activity.
+    pub last_activity: Timestamp,
+    /// Its id.
+    pub id: String,
+}
+
+impl SessionCursor {
+    /// `"<millis>_<id>"`: opaque to clients.
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.last_activity.as_millis(), self.id)
+    }
+
+    /// Parses what [`SessionCursor::encode`] wrote.
+    pub fn decode(text: &str) -> Option<Self> {
+        let (ms, id) = text.split_once('_')?;
+        Some(SessionCursor {
+            last_activity: Timestamp::from_millis(ms.parse().ok()?),
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Another message already holds this position in the session.
+    #[error("sequence {seq} of session {session_id} is taken by another message")]
+    SeqTaken { session_id: String, seq: u64 },
+    /// A stored value could not be read back.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    /// Anything else the database reported.
+    #[error("database: {0}")]
+    Other(String),
+}
+
+/// The store port.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which adapter this is (`"mongo"`, `"sqlite"`).
+    fn adapter(&self) -> &'static str;
+
+    /// Creates tables and indexes that are missing (idempotent).
+    async fn prepare(&self) -> Result<(), StoreError>;
+
+    /// Checks that the database answers, for readiness.
+    async fn check(&self) -> Result<(), StoreError>;
+
+    /// Stores a new session.
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+
+    /// A session by id.
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Applies `patch` to a session.
+    async fn update_session(&self, id: &str, patch: &SessionPatch) -> Result<(), StoreError>;
+
+    /// Ends a session if it is still active: records `at` as its end time
+    /// and its duration. Returns the session as it is afterwards.
+    async fn end_session(&self, id: &str, at: Timestamp) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// A user's sessions, most recently active first, after `after`.
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        limit: usize,
+        after: Option<&SessionCursor>,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Active sessions with no activity since `before` (to be ended).
+    async fn stale_sessions(&self, before: Timestamp, limit: usize)
+    -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Stores a message, once: a message whose id is already stored in its
+    /// session is not stored again.
+    async fn append_message(&self, message: &MessageRecord) -> Result<Appended, StoreError>;
+
+    /// Stores a message (once) and applies `patch` to its session — in one
+    /// transaction where the database has them.
+    async fn record_message(
+        &self,
+        message: &MessageRecord,
+        patch: &SessionPatch,
+    ) -> Result<Appended, StoreError> {
+        let appended = self.append_message(message).await?;
+        self.update_session(&message.session_id, patch).await?;
+        Ok(appended)
+    }
+
+    /// What a turn for message `message_id` needs: the session, the
+    /// message and its answer if already stored, the last sequence number
+    /// and up to `context` earlier messages. `None` if there is no such
+    /// session.
+    async fn turn_view(
+        &self,
+        session_id: &str,
+        message_id: &str,
+        answer_id: &str,
+        context: usize,
+    ) -> Result<Option<TurnView>, StoreError> {
+        // Independent reads, in flight together: two round trips, not five.
+        let (session, user_message, answer, last_seq) = futures_util::try_join!(
+            self.session(session_id),
+            self.message(session_id, message_id),
+            self.message(session_id, answer_id),
+            self.last_seq(session_id),
+        )?;
+        let Some(session) = session else {
+            return Ok(None);
+        };
+        let before = user_message.as_ref().map_or(last_seq + 1, |m| m.seq);
+        let earlier = self.messages_before(session_id, before, context).await?;
+        Ok(Some(TurnView {
+            session,
+            user_message,
+            answer,
+            last_seq,
+            earlier,
+        }))
+    }
+
+    /// A message by its id in a session.
+    async fn message(&self, session_id: &str, message_id: &str) -> Result<Option<MessageRecord>, StoreError>;
+
+    /// The highest sequence number used in a session (0 if none).
+    async fn last_seq(&self, session_id: &str) -> Result<u64, StoreError>;
+
+    /// Messages with a sequence number above `after_seq`, oldest first.
+    async fn messages_after(
+        &self,
+        session_id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// Messages with a sequence number below `before_seq`, newest first.
+    async fn messages_before(
+        &self,
+        session_id: &str,
+        before_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError>;
+}
+
+/// The session's duration in seconds if it ends at `end`.
+pub fn duration_s(start: Timestamp, end: Timestamp) -> u64 {
+    end.since(start).as_secs()
+}
+
+/// The cipher context of a message's content.
+pub fn message_context(session_id: &str, message_id: &str) -> String {
+    format!("message:{session_id}/{message_id}")
+}
+
+/// The cipher context of a session's name.
+pub fn session_context(session_id: &str) -> String {
+    format!("session:{session_id}")
+}

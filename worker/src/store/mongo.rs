@@ -1,0 +1,613 @@
+//! The MongoDB adapter of the store (the official `mongodb` driver),
+//! written for MongoDB 6/7.
+//!
+//! Collections: `sessions` (`_id` = session id) and `messages` (`_id` =
+//! `<session id>/<message id>`, so a message is stored once; one document
+//! per message, never an array that grows inside the session). Indexes
+//! are created at start, idempotently: the seed's `idx_user_id`,
+//! `idx_start_time`, `idx_admin_assisted` and `idx_user_start_time`, the
+//! listing and sweep indexes, and the unique `(session_id, seq)`. Updates
+//! use only `$set` (counters are computed by the one worker holding the
+//! session), no transactions and no change streams. Times are Int64
+//! milliseconds since the epoch.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chatbox_shared::protocol::{MessageType, Metadata, Sender, Timestamp};
+use futures_util::TryStreamExt;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, Database, IndexModel};
+
+use super::cipher::{ContentCipher, Sealed};
+use super::{
+    Appended, MessageRecord, SessionCounters, SessionCursor, SessionPatch, SessionRecord, Store, StoreError,
+    duration_s, message_context, session_context,
+};
+use std::sync::Arc;
+
+/// Sessions of one user that may share the cursor's millisecond.
+const TIE_ALLOWANCE: usize = 64;
+
+/// Settings of the MongoDB adapter.
+#[derive(Debug, Clone)]
+pub struct MongoOptions {
+    /// `mongodb://…` or `mongodb+srv://…`.
+    pub uri: String,
+    /// The database.
+    pub database: String,
+    /// The name this client gives the server.
+    pub app_name: String,
+    /// How long to wait for a server before an operation fails.
+    pub server_timeout: Duration,
+    /// How long index creation may take before start-up goes on without it.
+    pub index_timeout: Duration,
+}
+
+/// The MongoDB [`Store`].
+pub struct MongoStore {
+    db: Database,
+    sessions: Collection<Document>,
+    messages: Collection<Document>,
+    cipher: Arc<ContentCipher>,
+    index_timeout: Duration,
+}
+
+fn classify(e: mongodb::error::Error) -> StoreError {
+    match e.kind.as_ref() {
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::Shutdown
+        | ErrorKind::DnsResolve { .. } => StoreError::Unavailable(e.to_string()),
+        ErrorKind::BsonDeserialization(_) => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    matches!(e.kind.as_ref(), ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
+}
+
+/// Times are stored as Int64 milliseconds since the Unix epoch: exact to
+/// the millisecond, ordered, and written the same way by `$set` on every
+/// server (the nx-27017 stand-in turns a BSON date written by `$set` into a
+/// string).
+fn date(t: Timestamp) -> i64 {
+    i64::try_from(t.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn n(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Typed reads from a document, with errors that name the field.
+struct Fields<'a>(&'a Document);
+
+impl Fields<'_> {
+    fn corrupt(&self, field: &str) -> StoreError {
+        StoreError::Corrupt(format!("field {field:?} is missing or has the wrong type"))
+    }
+
+    fn str(&self, field: &str) -> Result<String, StoreError> {
+        self.0
+            .get_str(field)
+            .map(str::to_owned)
+            .map_err(|_| self.corrupt(field))
+    }
+
+    fn opt_str(&self, field: &str) -> Option<String> {
+        self.0.get_str(field).ok().map(str::to_owned)
+    }
+
+    fn uint(&self, field: &str) -> u64 {
+        match self.0.get(field) {
+            Some(Bson::Int64(v)) => u64::try_from(*v).unwrap_or(0),
+            Some(Bson::Int32(v)) => u64::try_from(*v).unwrap_or(0),
+            Some(Bson::Double(v)) if *v >= 0.0 => *v as u64,
+            _ => 0,
+        }
+    }
+
+    fn opt_uint(&self, field: &str) -> Option<u64> {
+        self.0
+            .get(field)
+            .filter(|v| !matches!(v, Bson::Null))
+            .map(|_| self.uint(field))
+    }
+
+    fn bool(&self, field: &str) -> bool {
+        self.0.get_bool(field).unwrap_or(false)
+    }
+
+    fn time(&self, field: &str) -> Result<Timestamp, StoreError> {
+        self.opt_time(field).ok_or_else(|| self.corrupt(field))
+    }
+
+    fn opt_time(&self, field: &str) -> Option<Timestamp> {
+        match self.0.get(field)? {
+            Bson::Int64(ms) => Some(Timestamp::from_millis(u64::try_from(*ms).unwrap_or(0))),
+            Bson::DateTime(d) => Some(Timestamp::from_millis(
+                u64::try_from(d.timestamp_millis()).unwrap_or(0),
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl MongoStore {
+    /// Connects (lazily: the driver connects on first use) and checks the
+    /// URI.
+    pub async fn connect(options: MongoOptions, cipher: Arc<ContentCipher>) -> Result<Self, StoreError> {
+        let mut client_options = ClientOptions::parse(&options.uri)
+            .await
+            .map_err(|e| StoreError::Other(format!("invalid MongoDB URI: {e}")))?;
+        client_options.app_name = Some(options.app_name.clone());
+        client_options.server_selection_timeout = Some(options.server_timeout);
+        client_options.connect_timeout = Some(options.server_timeout);
+        let client = Client::with_options(client_options).map_err(classify)?;
+        let db = client.database(&options.database);
+        Ok(MongoStore {
+            sessions: db.collection("sessions"),
+            messages: db.collection("messages"),
+            db,
+            cipher,
+            index_timeout: options.index_timeout,
+        })
+    }
+
+    /// Drops the database (tests clean up with it).
+    pub async fn drop_database(&self) -> Result<(), StoreError> {
+        self.db.drop().await.map_err(classify)
+    }
+
+    /// The raw stored document of a message, as the database holds it.
+    pub async fn raw_message(
+        &self,
+        session_id: &str,
+        message_id: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        self.messages
+            .find_one(doc! { "_id": format!("{session_id}/{message_id}") })
+            .await
+            .map_err(classify)
+    }
+
+    async fn create_indexes(
+        sessions: Collection<Document>,
+        messages: Collection<Document>,
+    ) -> Result<Vec<String>, StoreError> {
+        let index = |name: &str, keys: Document, unique: bool| {
+            IndexModel::builder()
+                .keys(keys)
+                .options(
+                    IndexOptions::builder()
+                        .name(name.to_owned())
+                        .unique(unique)
+                        .build(),
+                )
+                .build()
+        };
+        let session_indexes = vec![
+            index("idx_user_id", doc! { "user_id": 1 }, false),
+            index("idx_start_time", doc! { "start_time": -1 }, false),
+            index("idx_admin_assisted", doc! { "admin_assisted": 1 }, false),
+            index(
+                "idx_user_start_time",
+                doc! { "user_id": 1, "start_time": -1 },
+                false,
+            ),
+            index(
+                "idx_user_last_activity",
+                doc! { "user_id": 1, "last_activity": -1 },
+                false,
+            ),
+            index(
+                "idx_active_last_activity",
+                doc! { "is_active": 1, "last_activity": 1 },
+                false,
+            ),
+        ];
+        let message_indexes = vec![index("idx_session_seq", doc! { "session_id": 1, "seq": 1 }, true)];
+        let mut names: Vec<String> = session_indexes
+            .iter()
+            .chain(&message_indexes)
+            .filter_map(|m| m.options.as_ref().and_then(|o| o.name.clone()))
+            .collect();
+        sessions.create_indexes(session_indexes).await.map_err(classify)?;
+        messages.create_indexes(message_indexes).await.map_err(classify)?;
+        names.sort();
+        Ok(names)
+    }
+
+    fn session_doc(&self, s: &SessionRecord) -> Document {
+        let name = self.cipher.seal(&s.name, &session_context(&s.id));
+        let c = s.counters;
+        doc! {
+            "_id": &s.id,
+            "user_id": &s.user_id,
+            "name": name.text,
+            "name_key_id": name.key_id,
+            "model_id": s.model_id.clone(),
+            "start_time": date(s.start_time),
+            "last_activity": date(s.last_activity),
+            "end_time": s.end_time.map(date),
+            "duration": s.duration_s.map(n),
+            "is_active": s.is_active,
+            "help_requested": s.help_requested,
+            "admin_assisted": s.admin_assisted,
+            "assisting_admin_id": s.assisting_admin_id.clone(),
+            "assisting_admin_name": s.assisting_admin_name.clone(),
+            "total_tokens": n(c.total_tokens),
+            "message_count": n(c.message_count),
+            "response_count": n(c.response_count),
+            "total_response_ms": n(c.total_response_ms),
+            "avg_response_time": n(c.avg_response_ms),
+            "max_response_time": n(c.max_response_ms),
+        }
+    }
+
+    fn session_from(&self, d: &Document) -> Result<SessionRecord, StoreError> {
+        let f = Fields(d);
+        let id = f.str("_id")?;
+        let sealed = Sealed {
+            text: f.opt_str("name").unwrap_or_default(),
+            key_id: f.opt_str("name_key_id"),
+        };
+        let name = self
+            .cipher
+            .open(&sealed, &session_context(&id))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(SessionRecord {
+            user_id: f.str("user_id")?,
+            name,
+            model_id: f.opt_str("model_id"),
+            start_time: f.time("start_time")?,
+            last_activity: f.time("last_activity")?,
+            end_time: f.opt_time("end_time"),
+            duration_s: f.opt_uint("duration"),
+            is_active: f.bool("is_active"),
+            help_requested: f.bool("help_requested"),
+            admin_assisted: f.bool("admin_assisted"),
+            assisting_admin_id: f.opt_str("assisting_admin_id"),
+            assisting_admin_name: f.opt_str("assisting_admin_name"),
+            counters: SessionCounters {
+                total_tokens: f.uint("total_tokens"),
+                message_count: f.uint("message_count"),
+                response_count: f.uint("response_count"),
+                total_response_ms: f.uint("total_response_ms"),
+                avg_response_ms: f.uint("avg_response_time"),
+                max_response_ms: f.uint("max_response_time"),
+            },
+            id,
+        })
+    }
+
+    fn message_doc(&self, m: &MessageRecord) -> Result<Document, StoreError> {
+        let content = self
+            .cipher
+            .seal(&m.content, &message_context(&m.session_id, &m.message_id));
+        let metadata = match &m.metadata {
+            Some(meta) => {
+                Some(mongodb::bson::to_document(meta).map_err(|e| StoreError::Other(e.to_string()))?)
+            }
+            None => None,
+        };
+        Ok(doc! {
+            "_id": format!("{}/{}", m.session_id, m.message_id),
+            "session_id": &m.session_id,
+            "seq": n(m.seq),
+            "message_id": &m.message_id,
+            "client_id": m.client_id.clone(),
+            "sender": m.sender.as_str(),
+            "type": m.kind.as_str(),
+            "content": content.text,
+            "key_id": content.key_id,
+            "file_id": m.file_id.clone(),
+            "model_id": m.model_id.clone(),
+            "timestamp": date(m.timestamp),
+            "metadata": metadata,
+            "tokens": m.tokens.map(n),
+        })
+    }
+
+    fn message_from(&self, d: &Document) -> Result<MessageRecord, StoreError> {
+        let f = Fields(d);
+        let session_id = f.str("session_id")?;
+        let message_id = f.str("message_id")?;
+        let sealed = Sealed {
+            text: f.str("content")?,
+            key_id: f.opt_str("key_id"),
+        };
+        let content = self
+            .cipher
+            .open(&sealed, &message_context(&session_id, &message_id))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let sender: Sender = serde_json::from_value(serde_json::Value::String(f.str("sender")?))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let kind_name = f.str("type")?;
+        let metadata = match d.get_document("metadata") {
+            Ok(m) => Some(
+                mongodb::bson::from_document::<Metadata>(m.clone())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            ),
+            Err(_) => None,
+        };
+        Ok(MessageRecord {
+            seq: f.uint("seq"),
+            client_id: f.opt_str("client_id"),
+            sender,
+            kind: MessageType::from_wire(&kind_name)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown message type {kind_name:?}")))?,
+            content,
+            file_id: f.opt_str("file_id"),
+            model_id: f.opt_str("model_id"),
+            timestamp: f.time("timestamp")?,
+            metadata,
+            tokens: f.opt_uint("tokens"),
+            session_id,
+            message_id,
+        })
+    }
+
+    async fn find_sessions(
+        &self,
+        filter: Document,
+        sort: Document,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let docs = find(&self.sessions, filter, sort, limit).await?;
+        docs.iter().map(|d| self.session_from(d)).collect()
+    }
+
+    async fn find_messages(
+        &self,
+        filter: Document,
+        sort: Document,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let docs = find(&self.messages, filter, sort, limit).await?;
+        docs.iter().map(|d| self.message_from(d)).collect()
+    }
+}
+
+/// Up to `limit` documents matching `filter`, in `sort` order.
+async fn find(
+    collection: &Collection<Document>,
+    filter: Document,
+    sort: Document,
+    limit: usize,
+) -> Result<Vec<Document>, StoreError> {
+    collection
+        .find(filter)
+        .sort(sort)
+        .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+        .await
+        .map_err(classify)?
+        .try_collect()
+        .await
+        .map_err(classify)
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    fn adapter(&self) -> &'static str {
+        "mongo"
+    }
+
+    async fn prepare(&self) -> Result<(), StoreError> {
+        // Index creation can take long on a big collection; start-up goes on
+        // after `index_timeout` and the indexes finish in the background.
+        let task = tokio::spawn(Self::create_indexes(self.sessions.clone(), self.messages.clone()));
+        let timeout = self.index_timeout;
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(Ok(indexes))) => {
+                tracing::info!(?indexes, "MongoDB indexes created successfully");
+                Ok(())
+            }
+            Ok(Ok(Err(e))) => {
+                tracing::warn!("MongoDB indexes could not be created (queries will be slower): {e}");
+                Ok(())
+            }
+            Ok(Err(e)) => Err(StoreError::Other(format!("index task failed: {e}"))),
+            Err(_) => {
+                tracing::warn!(
+                    ?timeout,
+                    "MongoDB index creation is slow; continuing while it finishes"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.db
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.sessions
+            .insert_one(self.session_doc(session))
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let found = self
+            .sessions
+            .find_one(doc! { "_id": id })
+            .await
+            .map_err(classify)?;
+        found.as_ref().map(|d| self.session_from(d)).transpose()
+    }
+
+    async fn update_session(&self, id: &str, patch: &SessionPatch) -> Result<(), StoreError> {
+        let mut set = Document::new();
+        if let Some(t) = patch.last_activity {
+            set.insert("last_activity", date(t));
+        }
+        if let Some(name) = &patch.name {
+            let sealed = self.cipher.seal(name, &session_context(id));
+            set.insert("name", sealed.text);
+            set.insert("name_key_id", sealed.key_id);
+        }
+        if let Some(c) = patch.counters {
+            set.insert("total_tokens", n(c.total_tokens));
+            set.insert("message_count", n(c.message_count));
+            set.insert("response_count", n(c.response_count));
+            set.insert("total_response_ms", n(c.total_response_ms));
+            set.insert("avg_response_time", n(c.avg_response_ms));
+            set.insert("max_response_time", n(c.max_response_ms));
+        }
+        if let Some(active) = patch.is_active {
+            set.insert("is_active", active);
+        }
+        if set.is_empty() {
+            return Ok(());
+        }
+        self.sessions
+            .update_one(doc! { "_id": id }, doc! { "$set": set })
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn end_session(&self, id: &str, at: Timestamp) -> Result<Option<SessionRecord>, StoreError> {
+        let Some(session) = self.session(id).await? else {
+            return Ok(None);
+        };
+        if !session.is_active {
+            return Ok(Some(session));
+        }
+        self.sessions
+            .update_one(
+                doc! { "_id": id, "is_active": true },
+                doc! { "$set": {
+                    "is_active": false,
+                    "end_time": date(at),
+                    "duration": n(duration_s(session.start_time, at)),
+                } },
+            )
+            .await
+            .map_err(classify)?;
+        self.session(id).await
+    }
+
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        limit: usize,
+        after: Option<&SessionCursor>,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        // Sessions up to the cursor's time, then those not after the cursor
+        // dropped here: one range condition, no `$or`, and exact paging even
+        // when several sessions share a millisecond.
+        let Some(c) = after else {
+            return self
+                .find_sessions(
+                    doc! { "user_id": user_id },
+                    doc! { "last_activity": -1, "_id": -1 },
+                    limit,
+                )
+                .await;
+        };
+        let filter = doc! { "user_id": user_id, "last_activity": { "$lte": date(c.last_activity) } };
+        let candidates = self
+            .find_sessions(
+                filter,
+                doc! { "last_activity": -1, "_id": -1 },
+                limit + TIE_ALLOWANCE,
+            )
+            .await?;
+        Ok(candidates
+            .into_iter()
+            .filter(|s| {
+                s.last_activity < c.last_activity || (s.last_activity == c.last_activity && s.id < c.id)
+            })
+            .take(limit)
+            .collect())
+    }
+
+    async fn stale_sessions(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.find_sessions(
+            doc! { "is_active": true, "last_activity": { "$lt": date(before) } },
+            doc! { "last_activity": 1 },
+            limit,
+        )
+        .await
+    }
+
+    async fn append_message(&self, message: &MessageRecord) -> Result<Appended, StoreError> {
+        match self.messages.insert_one(self.message_doc(message)?).await {
+            Ok(_) => Ok(Appended::Inserted),
+            Err(e) if is_duplicate_key(&e) => {
+                if self
+                    .message(&message.session_id, &message.message_id)
+                    .await?
+                    .is_some()
+                {
+                    Ok(Appended::AlreadyStored)
+                } else {
+                    Err(StoreError::SeqTaken {
+                        session_id: message.session_id.clone(),
+                        seq: message.seq,
+                    })
+                }
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn message(&self, session_id: &str, message_id: &str) -> Result<Option<MessageRecord>, StoreError> {
+        let found = self.raw_message(session_id, message_id).await?;
+        found.as_ref().map(|d| self.message_from(d)).transpose()
+    }
+
+    async fn last_seq(&self, session_id: &str) -> Result<u64, StoreError> {
+        let last = self
+            .messages
+            .find_one(doc! { "session_id": session_id })
+            .sort(doc! { "seq": -1 })
+            .await
+            .map_err(classify)?;
+        Ok(last.map(|d| Fields(&d).uint("seq")).unwrap_or(0))
+    }
+
+    async fn messages_after(
+        &self,
+        session_id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.find_messages(
+            doc! { "session_id": session_id, "seq": { "$gt": n(after_seq) } },
+            doc! { "seq": 1 },
+            limit,
+        )
+        .await
+    }
+
+    async fn messages_before(
+        &self,
+        session_id: &str,
+        before_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.find_messages(
+            doc! { "session_id": session_id, "seq": { "$lt": n(before_seq) } },
+            doc! { "seq": -1 },
+            limit,
+        )
+        .await
+    }
+}

@@ -1,0 +1,727 @@
+//! The SQLite adapter of the store: one file under `data_dir`, for the
+//! all-in-one (one process, so one writer).
+//!
+//! One thread owns the connection (WAL mode) and runs every query in
+//! order: no lock to contend for, and no task of the async runtime ever
+//! blocks on the database. Each job runs inside its own savepoint, so one
+//! that fails leaves nothing behind; jobs that queue up while the thread
+//! is busy run together in one transaction (group commit), and their
+//! callers hear back once that transaction is committed.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+
+use async_trait::async_trait;
+use chatbox_shared::protocol::{MessageType, Metadata, Sender, Timestamp};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::cipher::{ContentCipher, Sealed};
+use super::{
+    Appended, MessageRecord, SessionCounters, SessionCursor, SessionPatch, SessionRecord, Store, StoreError,
+    TurnView, duration_s, message_context, session_context,
+};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    name_key_id TEXT,
+    model_id TEXT,
+    start_time INTEGER NOT NULL,
+    last_activity INTEGER NOT NULL,
+    end_time INTEGER,
+    duration INTEGER,
+    is_active INTEGER NOT NULL,
+    help_requested INTEGER NOT NULL DEFAULT 0,
+    admin_assisted INTEGER NOT NULL DEFAULT 0,
+    assisting_admin_id TEXT,
+    assisting_admin_name TEXT,
+    total_tokens INTEGER NOT NULL DEFAULT 0,
+    message_count INTEGER NOT NULL DEFAULT 0,
+    response_count INTEGER NOT NULL DEFAULT 0,
+    total_response_ms INTEGER NOT NULL DEFAULT 0,
+    avg_response_time INTEGER NOT NULL DEFAULT 0,
+    max_response_time INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS idx_user_id ON sessions (user_id);
+CREATE INDEX IF NOT EXISTS idx_start_time ON sessions (start_time DESC);
+CREATE INDEX IF NOT EXISTS idx_admin_assisted ON sessions (admin_assisted);
+CREATE INDEX IF NOT EXISTS idx_user_start_time ON sessions (user_id, start_time DESC);
+CREATE INDEX IF NOT EXISTS idx_user_last_activity ON sessions (user_id, last_activity DESC);
+CREATE INDEX IF NOT EXISTS idx_active_last_activity ON sessions (is_active, last_activity);
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    client_id TEXT,
+    sender TEXT NOT NULL,
+    type TEXT NOT NULL,
+    content TEXT NOT NULL,
+    key_id TEXT,
+    file_id TEXT,
+    model_id TEXT,
+    timestamp INTEGER NOT NULL,
+    metadata TEXT,
+    tokens INTEGER,
+    UNIQUE (session_id, seq)
+);
+PRAGMA user_version = 1;
+"#;
+
+/// The SQLite [`Store`].
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    path: PathBuf,
+}
+
+/// Work for the database thread: runs its queries, says whether they
+/// succeeded, and hands back how to answer its caller once the outcome of
+/// the transaction it ran in is known.
+type Job = Box<dyn FnOnce(&mut Connection, &ContentCipher) -> (bool, Reply) + Send>;
+
+/// Answers a job's caller: with its own result if the transaction was
+/// committed, with the commit's error if not.
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// Queries that run in one transaction, at most.
+const GROUP_COMMIT: usize = 64;
+
+fn other(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(e.to_string())
+}
+
+fn ms(t: Timestamp) -> i64 {
+    i64::try_from(t.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn n(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `chatbox.db` under `dir`. One thread owns
+    /// the connection and runs every query, in order: no lock to contend
+    /// for, and no task of the async runtime ever blocks on the database.
+    pub fn open(dir: &Path, cipher: Arc<ContentCipher>) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join("chatbox.db");
+        let mut conn = Connection::open(&path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(other)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(other)?;
+        // Recent conversations stay in memory: 32 MiB of page cache, and
+        // the file mapped so a miss costs no read() call.
+        conn.pragma_update(None, "cache_size", -32_768).map_err(other)?;
+        conn.pragma_update(None, "mmap_size", 256i64 << 20)
+            .map_err(other)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(other)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-store".into())
+            .spawn(move || serve(&mut conn, &cipher, &queue))
+            .map_err(|e| StoreError::Other(format!("cannot start the database thread: {e}")))?;
+        Ok(SqliteStore { jobs, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &ContentCipher) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn, cipher| {
+            let result = f(conn, cipher);
+            let ok = result.is_ok();
+            let reply: Reply = Box::new(move |committed| {
+                let _ = reply.send(committed.and(result));
+            });
+            (ok, reply)
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the database thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Other("the database thread dropped a query".into()))?
+    }
+}
+
+/// The database thread: runs jobs until the store (every sender) is dropped.
+fn serve(conn: &mut Connection, cipher: &ContentCipher, queue: &mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(GROUP_COMMIT);
+    let mut replies = Vec::with_capacity(GROUP_COMMIT);
+    while let Ok(first) = queue.recv() {
+        batch.push(first);
+        while batch.len() < GROUP_COMMIT {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // One job commits on its own (its savepoint is its transaction).
+        let grouped = batch.len() > 1
+            && exec(conn, "BEGIN IMMEDIATE")
+                .inspect_err(|e| {
+                    tracing::warn!(
+                        queries = batch.len(),
+                        "cannot group queries in a transaction: {e}"
+                    )
+                })
+                .is_ok();
+        for job in batch.drain(..) {
+            replies.push(atomically(conn, cipher, job));
+        }
+        let committed = if grouped {
+            exec(conn, "COMMIT").map_err(|e| {
+                let _ = exec(conn, "ROLLBACK");
+                tracing::warn!(queries = replies.len(), "cannot commit: {e}");
+                StoreError::Unavailable(format!("cannot commit: {e}"))
+            })
+        } else {
+            Ok(())
+        };
+        for (reply, released) in replies.drain(..) {
+            reply(released.and(committed.clone()));
+        }
+    }
+}
+
+/// Runs a job inside a savepoint: everything it wrote stays if it
+/// succeeded, nothing if it failed. Returns its reply and how the
+/// savepoint was released (committed, for a job outside a transaction).
+fn atomically(conn: &mut Connection, cipher: &ContentCipher, job: Job) -> (Reply, Result<(), StoreError>) {
+    let began = exec(conn, "SAVEPOINT job");
+    let (ok, reply) = job(conn, cipher);
+    if began.is_err() {
+        return (reply, Ok(()));
+    }
+    let released = if ok {
+        exec(conn, "RELEASE job")
+    } else {
+        exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
+    };
+    (
+        reply,
+        released.map_err(|e| StoreError::Unavailable(format!("cannot commit: {e}"))),
+    )
+}
+
+/// Runs a statement without results, prepared once.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+const SESSION_COLUMNS: &str = "id, user_id, name, name_key_id, model_id, start_time, last_activity, end_time, \
+    duration, is_active, help_requested, admin_assisted, assisting_admin_id, assisting_admin_name, total_tokens, \
+    message_count, response_count, total_response_ms, avg_response_time, max_response_time";
+
+fn session_from_row(row: &Row<'_>, cipher: &ContentCipher) -> Result<SessionRecord, StoreError> {
+    let get = |e: rusqlite::Error| StoreError::Corrupt(e.to_string());
+    let id: String = row.get(0).map_err(get)?;
+    let sealed = Sealed {
+        text: row.get(2).map_err(get)?,
+        key_id: row.get(3).map_err(get)?,
+    };
+    let name = cipher
+        .open(&sealed, &session_context(&id))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(SessionRecord {
+        user_id: row.get(1).map_err(get)?,
+        name,
+        model_id: row.get(4).map_err(get)?,
+        start_time: ts(row.get(5).map_err(get)?),
+        last_activity: ts(row.get(6).map_err(get)?),
+        end_time: row.get::<_, Option<i64>>(7).map_err(get)?.map(ts),
+        duration_s: row.get::<_, Option<i64>>(8).map_err(get)?.map(u),
+        is_active: row.get(9).map_err(get)?,
+        help_requested: row.get(10).map_err(get)?,
+        admin_assisted: row.get(11).map_err(get)?,
+        assisting_admin_id: row.get(12).map_err(get)?,
+        assisting_admin_name: row.get(13).map_err(get)?,
+        counters: SessionCounters {
+            total_tokens: u(row.get(14).map_err(get)?),
+            message_count: u(row.get(15).map_err(get)?),
+            response_count: u(row.get(16).map_err(get)?),
+            total_response_ms: u(row.get(17).map_err(get)?),
+            avg_response_ms: u(row.get(18).map_err(get)?),
+            max_response_ms: u(row.get(19).map_err(get)?),
+        },
+        id,
+    })
+}
+
+const MESSAGE_COLUMNS: &str = "session_id, seq, message_id, client_id, sender, type, content, key_id, file_id, model_id, timestamp, metadata, tokens";
+
+fn message_from_row(row: &Row<'_>, cipher: &ContentCipher) -> Result<MessageRecord, StoreError> {
+    let get = |e: rusqlite::Error| StoreError::Corrupt(e.to_string());
+    let session_id: String = row.get(0).map_err(get)?;
+    let message_id: String = row.get(2).map_err(get)?;
+    let sealed = Sealed {
+        text: row.get(6).map_err(get)?,
+        key_id: row.get(7).map_err(get)?,
+    };
+    let content = cipher
+        .open(&sealed, &message_context(&session_id, &message_id))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let sender: String = row.get(4).map_err(get)?;
+    let kind: String = row.get(5).map_err(get)?;
+    let metadata: Option<String> = row.get(11).map_err(get)?;
+    Ok(MessageRecord {
+        seq: u(row.get(1).map_err(get)?),
+        client_id: row.get(3).map_err(get)?,
+        sender: serde_json::from_value(serde_json::Value::String(sender))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        kind: MessageType::from_wire(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown type {kind:?}")))?,
+        content,
+        file_id: row.get(8).map_err(get)?,
+        model_id: row.get(9).map_err(get)?,
+        timestamp: ts(row.get(10).map_err(get)?),
+        metadata: metadata
+            .map(|m| serde_json::from_str::<Metadata>(&m))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        tokens: row.get::<_, Option<i64>>(12).map_err(get)?.map(u),
+        session_id,
+        message_id,
+    })
+}
+
+fn collect<T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    cipher: &ContentCipher,
+    map: fn(&Row<'_>, &ContentCipher) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut rows = stmt.query(params).map_err(other)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(other)? {
+        out.push(map(row, cipher)?);
+    }
+    Ok(out)
+}
+
+fn sender_name(sender: Sender) -> &'static str {
+    sender.as_str()
+}
+
+/// Applies a patch in one statement.
+fn apply_patch(
+    conn: &Connection,
+    cipher: &ContentCipher,
+    id: &str,
+    patch: &SessionPatch,
+) -> Result<(), StoreError> {
+    let mut sets: Vec<&str> = Vec::new();
+    let mut values: Vec<rusqlite::types::Value> = vec![id.to_owned().into()];
+    let mut push = |set: &'static str, value: rusqlite::types::Value| {
+        sets.push(set);
+        values.push(value);
+    };
+    if let Some(t) = patch.last_activity {
+        push("last_activity", ms(t).into());
+    }
+    if let Some(name) = &patch.name {
+        let sealed = cipher.seal(name, &session_context(id));
+        push("name", sealed.text.into());
+        push("name_key_id", sealed.key_id.into());
+    }
+    if let Some(c) = patch.counters {
+        push("total_tokens", n(c.total_tokens).into());
+        push("message_count", n(c.message_count).into());
+        push("response_count", n(c.response_count).into());
+        push("total_response_ms", n(c.total_response_ms).into());
+        push("avg_response_time", n(c.avg_response_ms).into());
+        push("max_response_time", n(c.max_response_ms).into());
+    }
+    if let Some(active) = patch.is_active {
+        push("is_active", i64::from(active).into());
+    }
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let assignments: Vec<String> = sets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{s} = ?{}", i + 2))
+        .collect();
+    let sql = format!("UPDATE sessions SET {} WHERE id = ?1", assignments.join(", "));
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(values)))
+        .map_err(other)?;
+    Ok(())
+}
+
+/// Inserts a message once.
+fn insert_message(
+    conn: &Connection,
+    cipher: &ContentCipher,
+    m: &MessageRecord,
+) -> Result<Appended, StoreError> {
+    let key = format!("{}/{}", m.session_id, m.message_id);
+    let content = cipher.seal(&m.content, &message_context(&m.session_id, &m.message_id));
+    let metadata = m
+        .metadata
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(other)?;
+    let result = conn
+        .prepare_cached(&format!(
+            "INSERT INTO messages (id, {MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        ))
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                key,
+                m.session_id,
+                n(m.seq),
+                m.message_id,
+                m.client_id,
+                sender_name(m.sender),
+                m.kind.as_str(),
+                content.text,
+                content.key_id,
+                m.file_id,
+                m.model_id,
+                ms(m.timestamp),
+                metadata,
+                m.tokens.map(n)
+            ])
+        });
+    match result {
+        Ok(_) => Ok(Appended::Inserted),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            let same_id: bool = conn
+                .query_row("SELECT 1 FROM messages WHERE id = ?1", params![key], |_| Ok(true))
+                .optional()
+                .map_err(other)?
+                .unwrap_or(false);
+            if same_id {
+                Ok(Appended::AlreadyStored)
+            } else {
+                Err(StoreError::SeqTaken {
+                    session_id: m.session_id.clone(),
+                    seq: m.seq,
+                })
+            }
+        }
+        Err(e) => Err(other(e)),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn adapter(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn prepare(&self) -> Result<(), StoreError> {
+        self.run(|conn, _| conn.execute_batch(SCHEMA).map_err(other))
+            .await?;
+        tracing::info!(path = %self.path.display(), "SQLite store ready");
+        Ok(())
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.run(|conn, _| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+        })
+        .await
+    }
+
+    async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        let s = s.clone();
+        self.run(move |conn, cipher| {
+            let name = cipher.seal(&s.name, &session_context(&s.id));
+            let c = s.counters;
+            conn.execute(
+                &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"),
+                params![
+                    s.id, s.user_id, name.text, name.key_id, s.model_id, ms(s.start_time), ms(s.last_activity),
+                    s.end_time.map(ms), s.duration_s.map(n), s.is_active, s.help_requested, s.admin_assisted,
+                    s.assisting_admin_id, s.assisting_admin_name, n(c.total_tokens), n(c.message_count),
+                    n(c.response_count), n(c.total_response_ms), n(c.avg_response_ms), n(c.max_response_ms)
+                ],
+            )
+            .map_err(other)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let id = id.to_owned();
+        self.run(move |conn, cipher| select_session(conn, cipher, &id))
+            .await
+    }
+
+    async fn update_session(&self, id: &str, patch: &SessionPatch) -> Result<(), StoreError> {
+        let (id, patch) = (id.to_owned(), patch.clone());
+        self.run(move |conn, cipher| apply_patch(conn, cipher, &id, &patch))
+            .await
+    }
+
+    async fn end_session(&self, id: &str, at: Timestamp) -> Result<Option<SessionRecord>, StoreError> {
+        let id = id.to_owned();
+        self.run(move |conn, cipher| {
+            let start: Option<i64> = conn
+                .query_row(
+                    "SELECT start_time FROM sessions WHERE id = ?1 AND is_active = 1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(other)?;
+            if let Some(start) = start {
+                conn.execute(
+                    "UPDATE sessions SET is_active = 0, end_time = ?2, duration = ?3 WHERE id = ?1 AND is_active = 1",
+                    params![id, ms(at), n(duration_s(ts(start), at))],
+                )
+                .map_err(other)?;
+            }
+            select_session(conn, cipher, &id)
+        })
+        .await
+    }
+
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        limit: usize,
+        after: Option<&SessionCursor>,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let (user_id, after) = (user_id.to_owned(), after.cloned());
+        self.run(move |conn, cipher| {
+            let limit = n(limit as u64);
+            match after {
+                None => {
+                    let mut stmt = conn
+                        .prepare_cached(&format!(
+                            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 \
+                             ORDER BY last_activity DESC, id DESC LIMIT ?2"
+                        ))
+                        .map_err(other)?;
+                    collect(&mut stmt, params![user_id, limit], cipher, session_from_row)
+                }
+                Some(c) => {
+                    let mut stmt = conn
+                        .prepare_cached(&format!(
+                            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 \
+                             AND (last_activity < ?2 OR (last_activity = ?2 AND id < ?3)) \
+                             ORDER BY last_activity DESC, id DESC LIMIT ?4"
+                        ))
+                        .map_err(other)?;
+                    collect(
+                        &mut stmt,
+                        params![user_id, ms(c.last_activity), c.id, limit],
+                        cipher,
+                        session_from_row,
+                    )
+                }
+            }
+        })
+        .await
+    }
+
+    async fn stale_sessions(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.run(move |conn, cipher| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE is_active = 1 AND last_activity < ?1 \
+                     ORDER BY last_activity LIMIT ?2"
+                ))
+                .map_err(other)?;
+            collect(
+                &mut stmt,
+                params![ms(before), n(limit as u64)],
+                cipher,
+                session_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn append_message(&self, m: &MessageRecord) -> Result<Appended, StoreError> {
+        let m = m.clone();
+        self.run(move |conn, cipher| insert_message(conn, cipher, &m))
+            .await
+    }
+
+    async fn record_message(&self, m: &MessageRecord, patch: &SessionPatch) -> Result<Appended, StoreError> {
+        let (m, patch) = (m.clone(), patch.clone());
+        self.run(move |conn, cipher| {
+            // Every job runs in a savepoint: both writes land, or neither.
+            let appended = insert_message(conn, cipher, &m)?;
+            apply_patch(conn, cipher, &m.session_id, &patch)?;
+            Ok(appended)
+        })
+        .await
+    }
+
+    async fn turn_view(
+        &self,
+        session_id: &str,
+        message_id: &str,
+        answer_id: &str,
+        context: usize,
+    ) -> Result<Option<TurnView>, StoreError> {
+        let (sid, mid, aid) = (session_id.to_owned(), message_id.to_owned(), answer_id.to_owned());
+        self.run(move |conn, cipher| {
+            let Some(session) = select_session(conn, cipher, &sid)? else {
+                return Ok(None);
+            };
+            let user_message = select_message(conn, cipher, &sid, &mid)?;
+            let answer = select_message(conn, cipher, &sid, &aid)?;
+            let last_seq = select_last_seq(conn, &sid)?;
+            let before = user_message.as_ref().map_or(last_seq + 1, |m| m.seq);
+            let earlier = select_messages(conn, cipher, &sid, Around::Before(before), context)?;
+            Ok(Some(TurnView {
+                session,
+                user_message,
+                answer,
+                last_seq,
+                earlier,
+            }))
+        })
+        .await
+    }
+
+    async fn message(&self, session_id: &str, message_id: &str) -> Result<Option<MessageRecord>, StoreError> {
+        let (sid, mid) = (session_id.to_owned(), message_id.to_owned());
+        self.run(move |conn, cipher| select_message(conn, cipher, &sid, &mid))
+            .await
+    }
+
+    async fn last_seq(&self, session_id: &str) -> Result<u64, StoreError> {
+        let sid = session_id.to_owned();
+        self.run(move |conn, _| select_last_seq(conn, &sid)).await
+    }
+
+    async fn messages_after(
+        &self,
+        session_id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let sid = session_id.to_owned();
+        self.run(move |conn, cipher| select_messages(conn, cipher, &sid, Around::After(after_seq), limit))
+            .await
+    }
+
+    async fn messages_before(
+        &self,
+        session_id: &str,
+        before_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let sid = session_id.to_owned();
+        self.run(move |conn, cipher| select_messages(conn, cipher, &sid, Around::Before(before_seq), limit))
+            .await
+    }
+}
+
+fn select_session(
+    conn: &Connection,
+    cipher: &ContentCipher,
+    id: &str,
+) -> Result<Option<SessionRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"))
+        .map_err(other)?;
+    Ok(collect(&mut stmt, params![id], cipher, session_from_row)?.pop())
+}
+
+fn select_message(
+    conn: &Connection,
+    cipher: &ContentCipher,
+    session_id: &str,
+    message_id: &str,
+) -> Result<Option<MessageRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"))
+        .map_err(other)?;
+    let key = format!("{session_id}/{message_id}");
+    Ok(collect(&mut stmt, params![key], cipher, message_from_row)?.pop())
+}
+
+fn select_last_seq(conn: &Connection, session_id: &str) -> Result<u64, StoreError> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT MAX(seq) FROM messages WHERE session_id = ?1")
+        .and_then(|mut stmt| stmt.query_row(params![session_id], |r| r.get(0)))
+        .map_err(other)?;
+    Ok(seq.map(u).unwrap_or(0))
+}
+
+/// Which messages of a session, relative to a sequence number.
+enum Around {
+    /// Those after it, oldest first.
+    After(u64),
+    /// Those before it, newest first.
+    Before(u64),
+}
+
+fn select_messages(
+    conn: &Connection,
+    cipher: &ContentCipher,
+    session_id: &str,
+    around: Around,
+    limit: usize,
+) -> Result<Vec<MessageRecord>, StoreError> {
+    let (sql, seq) = match around {
+        Around::After(seq) => ("seq > ?2 ORDER BY seq", seq),
+        Around::Before(seq) => ("seq < ?2 ORDER BY seq DESC", seq),
+    };
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 AND {sql} LIMIT ?3"
+        ))
+        .map_err(other)?;
+    collect(
+        &mut stmt,
+        params![session_id, n(seq), n(limit as u64)],
+        cipher,
+        message_from_row,
+    )
+}
+
+impl SqliteStore {
+    /// The stored content of a message, exactly as the file holds it
+    /// (tests check that it is not plaintext).
+    pub async fn raw_content(
+        &self,
+        session_id: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let key = format!("{session_id}/{message_id}");
+        self.run(move |conn, _| {
+            conn.query_row("SELECT content FROM messages WHERE id = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(other)
+        })
+        .await
+    }
+}

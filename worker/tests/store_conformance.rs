@@ -1,0 +1,495 @@
+//! One conformance suite for the `Store` port, run against both adapters:
+//! SQLite (always) and MongoDB at `CHATBOX_TEST_MONGO_URI` — the nx-27017
+//! stand-in that `scripts/test.sh` starts, or any real server — each test
+//! in a database of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatbox_shared::protocol::{MessageType, Metadata, Sender, Timestamp};
+use chatbox_worker::store::mongo::{MongoOptions, MongoStore};
+use chatbox_worker::store::sqlite::SqliteStore;
+use chatbox_worker::store::{
+    Appended, ContentCipher, MessageRecord, SessionCounters, SessionCursor, SessionPatch, SessionRecord,
+    Store, StoreError,
+};
+
+const KEY: [u8; 32] = [42u8; 32];
+
+fn mongo_uri() -> String {
+    std::env::var("CHATBOX_TEST_MONGO_URI").unwrap_or_else(|_| {
+        panic!("CHATBOX_TEST_MONGO_URI is not set: start the MongoDB stand-in (scripts/test.sh does) or point it at a server")
+    })
+}
+
+enum Fixture {
+    Sqlite(Arc<SqliteStore>, std::path::PathBuf),
+    Mongo(Arc<MongoStore>),
+}
+
+impl Fixture {
+    async fn sqlite(cipher: ContentCipher) -> Self {
+        let dir = std::env::temp_dir().join(format!("chatbox-store-{:016x}", rand::random::<u64>()));
+        Self::sqlite_at(dir, cipher).await
+    }
+
+    async fn sqlite_at(dir: std::path::PathBuf, cipher: ContentCipher) -> Self {
+        let store = SqliteStore::open(&dir, Arc::new(cipher)).expect("open sqlite");
+        store.prepare().await.expect("schema");
+        store.prepare().await.expect("schema again (idempotent)");
+        Fixture::Sqlite(Arc::new(store), dir)
+    }
+
+    async fn mongo(database: &str, cipher: ContentCipher) -> Self {
+        let store = MongoStore::connect(
+            MongoOptions {
+                uri: mongo_uri(),
+                database: database.to_owned(),
+                app_name: "store-conformance".into(),
+                server_timeout: Duration::from_secs(5),
+                index_timeout: Duration::from_secs(10),
+            },
+            Arc::new(cipher),
+        )
+        .await
+        .expect("mongo");
+        store.prepare().await.expect("indexes");
+        store.prepare().await.expect("indexes again (idempotent)");
+        Fixture::Mongo(Arc::new(store))
+    }
+
+    fn store(&self) -> &dyn Store {
+        match self {
+            Fixture::Sqlite(s, _) => s.as_ref(),
+            Fixture::Mongo(s) => s.as_ref(),
+        }
+    }
+
+    async fn raw_content(&self, session_id: &str, message_id: &str) -> String {
+        match self {
+            Fixture::Sqlite(s, _) => s.raw_content(session_id, message_id).await.unwrap().unwrap(),
+            Fixture::Mongo(s) => {
+                let doc = s.raw_message(session_id, message_id).await.unwrap().unwrap();
+                // The whole document, so plaintext anywhere in it is caught.
+                doc.to_string()
+            }
+        }
+    }
+
+    async fn cleanup(self) {
+        match self {
+            Fixture::Sqlite(_, dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Fixture::Mongo(s) => s.drop_database().await.expect("drop database"),
+        }
+    }
+}
+
+fn database() -> String {
+    format!("chatbox_test_{:08x}", rand::random::<u32>())
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let f = super::Fixture::sqlite(super::ContentCipher::new(Some(super::KEY), &[])).await;
+                    super::$name(&f).await;
+                    f.cleanup().await;
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let f = super::Fixture::mongo(&super::database(), super::ContentCipher::new(Some(super::KEY), &[])).await;
+                    super::$name(&f).await;
+                    f.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    sessions_round_trip_update_and_end_once,
+    user_sessions_page_by_last_activity,
+    stale_sessions_are_the_active_ones_left_alone,
+    messages_are_stored_once_in_sequence,
+    content_and_names_are_encrypted_at_rest,
+    a_turn_reads_its_view_and_records_with_its_session,
+    concurrent_writes_each_land_or_fail_alone,
+);
+
+fn at(ms: u64) -> Timestamp {
+    Timestamp::from_millis(1_700_000_000_000 + ms)
+}
+
+fn message(session: &str, seq: u64, id: &str, content: &str) -> MessageRecord {
+    MessageRecord {
+        session_id: session.into(),
+        seq,
+        message_id: id.into(),
+        client_id: Some(format!("client-{id}")),
+        sender: if seq % 2 == 1 { Sender::User } else { Sender::Ai },
+        kind: if seq % 2 == 1 {
+            MessageType::UserMessage
+        } else {
+            MessageType::AiResponse
+        },
+        content: content.into(),
+        file_id: None,
+        model_id: seq.is_multiple_of(2).then(|| "demo".to_owned()),
+        timestamp: at(seq * 1000),
+        metadata: seq
+            .is_multiple_of(2)
+            .then(|| Metadata::from([("completion_tokens".to_owned(), "12".to_owned())])),
+        tokens: seq.is_multiple_of(2).then_some(20),
+    }
+}
+
+async fn sessions_round_trip_update_and_end_once(f: &Fixture) {
+    let store = f.store();
+    let mut s = SessionRecord::new("s-1", "ann", at(0));
+    s.name = "Trip to Lisbon".into();
+    store.create_session(&s).await.unwrap();
+    assert_eq!(store.session("s-1").await.unwrap(), Some(s.clone()));
+    assert_eq!(store.session("nope").await.unwrap(), None);
+
+    let counters = SessionCounters {
+        message_count: 2,
+        total_tokens: 30,
+        response_count: 1,
+        total_response_ms: 800,
+        avg_response_ms: 800,
+        max_response_ms: 800,
+    };
+    store
+        .update_session(
+            "s-1",
+            &SessionPatch {
+                last_activity: Some(at(5_000)),
+                name: Some("Lisbon, renamed".into()),
+                counters: Some(counters),
+                is_active: None,
+            },
+        )
+        .await
+        .unwrap();
+    let got = store.session("s-1").await.unwrap().unwrap();
+    assert_eq!(got.name, "Lisbon, renamed");
+    assert_eq!(got.last_activity, at(5_000));
+    assert_eq!(got.counters, counters);
+    assert!(got.is_active);
+
+    let ended = store.end_session("s-1", at(65_000)).await.unwrap().unwrap();
+    assert!(!ended.is_active);
+    assert_eq!(ended.end_time, Some(at(65_000)));
+    assert_eq!(ended.duration_s, Some(65));
+    let again = store.end_session("s-1", at(99_000)).await.unwrap().unwrap();
+    assert_eq!(
+        again.end_time,
+        Some(at(65_000)),
+        "ending twice keeps the first end"
+    );
+    assert_eq!(store.end_session("nope", at(1)).await.unwrap(), None);
+}
+
+async fn user_sessions_page_by_last_activity(f: &Fixture) {
+    let store = f.store();
+    for (id, last) in [("a", 10), ("b", 40), ("c", 20), ("d", 40), ("e", 30)] {
+        let mut s = SessionRecord::new(id, "ann", at(0));
+        s.last_activity = at(last);
+        store.create_session(&s).await.unwrap();
+    }
+    store
+        .create_session(&SessionRecord::new("other", "bob", at(50)))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut cursor: Option<SessionCursor> = None;
+    loop {
+        let page = store.user_sessions("ann", 2, cursor.as_ref()).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        let last = page.last().unwrap();
+        cursor = Some(SessionCursor {
+            last_activity: last.last_activity,
+            id: last.id.clone(),
+        });
+        let encoded = cursor.as_ref().unwrap().encode();
+        assert_eq!(
+            SessionCursor::decode(&encoded),
+            cursor,
+            "cursors survive a round trip"
+        );
+        seen.extend(page.into_iter().map(|s| s.id));
+    }
+    assert_eq!(seen, ["d", "b", "e", "c", "a"], "most recent first, ties by id");
+}
+
+async fn stale_sessions_are_the_active_ones_left_alone(f: &Fixture) {
+    let store = f.store();
+    let mut old = SessionRecord::new("old", "ann", at(0));
+    old.last_activity = at(1_000);
+    let mut recent = SessionRecord::new("recent", "bob", at(0));
+    recent.last_activity = at(900_000);
+    let mut ended = SessionRecord::new("ended", "cid", at(0));
+    ended.last_activity = at(1_000);
+    for s in [&old, &recent, &ended] {
+        store.create_session(s).await.unwrap();
+    }
+    store.end_session("ended", at(2_000)).await.unwrap();
+    let stale = store.stale_sessions(at(600_000), 10).await.unwrap();
+    assert_eq!(stale.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["old"]);
+}
+
+async fn messages_are_stored_once_in_sequence(f: &Fixture) {
+    let store = f.store();
+    assert_eq!(store.last_seq("s").await.unwrap(), 0);
+    for seq in 1..=5 {
+        let m = message("s", seq, &format!("m{seq}"), &format!("text {seq}"));
+        assert_eq!(store.append_message(&m).await.unwrap(), Appended::Inserted);
+    }
+    // The same message again (a redelivered turn) is not stored twice …
+    let again = message("s", 6, "m3", "text 3");
+    assert_eq!(
+        store.append_message(&again).await.unwrap(),
+        Appended::AlreadyStored
+    );
+    // … and another message cannot take a used position.
+    let clash = message("s", 4, "other", "clash");
+    assert!(matches!(
+        store.append_message(&clash).await,
+        Err(StoreError::SeqTaken { seq: 4, .. })
+    ));
+    // Message ids are per session.
+    assert_eq!(
+        store.append_message(&message("t", 1, "m1", "x")).await.unwrap(),
+        Appended::Inserted
+    );
+
+    assert_eq!(store.last_seq("s").await.unwrap(), 5);
+    let after: Vec<u64> = store
+        .messages_after("s", 2, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(after, [3, 4, 5]);
+    let before: Vec<u64> = store
+        .messages_before("s", 4, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(before, [3, 2], "newest first");
+    assert_eq!(store.messages_after("s", 0, 2).await.unwrap().len(), 2, "limit");
+    let m2 = store.message("s", "m2").await.unwrap().unwrap();
+    assert_eq!(m2, message("s", 2, "m2", "text 2"), "every field round-trips");
+    assert_eq!(store.message("s", "missing").await.unwrap(), None);
+}
+
+async fn content_and_names_are_encrypted_at_rest(f: &Fixture) {
+    let store = f.store();
+    let mut s = SessionRecord::new("enc", "ann", at(0));
+    s.name = "my medical question".into();
+    store.create_session(&s).await.unwrap();
+    let m = message("enc", 1, "m1", "the plaintext secret 12345");
+    store.append_message(&m).await.unwrap();
+    let raw = f.raw_content("enc", "m1").await;
+    assert!(!raw.contains("plaintext secret"), "stored: {raw}");
+    assert!(!raw.contains("12345"), "stored: {raw}");
+    assert_eq!(
+        store.message("enc", "m1").await.unwrap().unwrap().content,
+        m.content
+    );
+    assert_eq!(
+        store.session("enc").await.unwrap().unwrap().name,
+        "my medical question"
+    );
+}
+
+/// Keys rotate: a store opened with a new key and the old one reads what
+/// the old key wrote; without the old key it refuses, loudly.
+#[tokio::test]
+async fn sqlite_reads_old_keys_after_rotation() {
+    let dir = std::env::temp_dir().join(format!("chatbox-rotate-{:016x}", rand::random::<u64>()));
+    let first = Fixture::sqlite_at(dir.clone(), ContentCipher::new(Some([1u8; 32]), &[])).await;
+    first
+        .store()
+        .append_message(&message("r", 1, "m1", "before rotation"))
+        .await
+        .unwrap();
+    drop(first);
+    let rotated = Fixture::sqlite_at(dir.clone(), ContentCipher::new(Some([2u8; 32]), &[[1u8; 32]])).await;
+    rotated
+        .store()
+        .append_message(&message("r", 2, "m2", "after rotation"))
+        .await
+        .unwrap();
+    let texts: Vec<String> = rotated
+        .store()
+        .messages_after("r", 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(texts, ["before rotation", "after rotation"]);
+    drop(rotated);
+    let forgot = Fixture::sqlite_at(dir.clone(), ContentCipher::new(Some([2u8; 32]), &[])).await;
+    let err = forgot.store().messages_after("r", 0, 10).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Corrupt(ref m) if m.contains("not configured")),
+        "{err}"
+    );
+    forgot.cleanup().await;
+}
+
+#[tokio::test]
+async fn mongo_reads_old_keys_after_rotation() {
+    let db = database();
+    let first = Fixture::mongo(&db, ContentCipher::new(Some([1u8; 32]), &[])).await;
+    first
+        .store()
+        .append_message(&message("r", 1, "m1", "before rotation"))
+        .await
+        .unwrap();
+    let rotated = Fixture::mongo(&db, ContentCipher::new(Some([2u8; 32]), &[[1u8; 32]])).await;
+    let got = rotated.store().message("r", "m1").await.unwrap().unwrap();
+    assert_eq!(got.content, "before rotation");
+    rotated.cleanup().await;
+}
+
+async fn a_turn_reads_its_view_and_records_with_its_session(f: &Fixture) {
+    let store = f.store();
+    assert_eq!(store.turn_view("none", "m", "a", 10).await.unwrap(), None);
+    store
+        .create_session(&SessionRecord::new("s", "ann", at(0)))
+        .await
+        .unwrap();
+    for seq in 1..=4 {
+        store
+            .append_message(&message("s", seq, &format!("m{seq}"), &format!("text {seq}")))
+            .await
+            .unwrap();
+    }
+
+    // A first attempt: nothing of this turn is stored yet.
+    let view = store.turn_view("s", "m5", "a5", 3).await.unwrap().unwrap();
+    assert_eq!(view.session.id, "s");
+    assert_eq!((view.user_message, view.answer, view.last_seq), (None, None, 4));
+    let seqs: Vec<u64> = view.earlier.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [4, 3, 2], "newest first, within the limit");
+
+    // The message and the session's new totals, together.
+    let mut counters = view.session.counters;
+    counters.message_count = 5;
+    let patch = SessionPatch {
+        last_activity: Some(at(9_000)),
+        name: Some("Named by the first message".into()),
+        counters: Some(counters),
+        is_active: None,
+    };
+    let user = message("s", 5, "m5", "text 5");
+    assert_eq!(
+        store.record_message(&user, &patch).await.unwrap(),
+        Appended::Inserted
+    );
+    let session = store.session("s").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            session.name.as_str(),
+            session.counters.message_count,
+            session.last_activity
+        ),
+        ("Named by the first message", 5, at(9_000))
+    );
+    // Recorded again (a redelivery): stored once, the patch applied again.
+    assert_eq!(
+        store.record_message(&user, &patch).await.unwrap(),
+        Appended::AlreadyStored
+    );
+    assert_eq!(store.last_seq("s").await.unwrap(), 5);
+
+    // A redelivered turn sees its stored message, and context stops before it.
+    let mut answer = message("s", 6, "a5", "answer 5");
+    answer.client_id = None;
+    store.append_message(&answer).await.unwrap();
+    let view = store.turn_view("s", "m5", "a5", 10).await.unwrap().unwrap();
+    assert_eq!(view.user_message, Some(user));
+    assert_eq!(view.answer, Some(answer));
+    assert_eq!(view.last_seq, 6);
+    let seqs: Vec<u64> = view.earlier.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [4, 3, 2, 1]);
+
+    // A failed write leaves the session as it was.
+    let clash = message("s", 6, "other", "clash");
+    let untouched = SessionPatch {
+        name: Some("must not land".into()),
+        ..SessionPatch::default()
+    };
+    assert!(matches!(
+        store.record_message(&clash, &untouched).await,
+        Err(StoreError::SeqTaken { seq: 6, .. })
+    ));
+    assert_eq!(
+        store.session("s").await.unwrap().unwrap().name,
+        "Named by the first message"
+    );
+}
+
+/// Many writes at once (which the SQLite adapter commits in groups): each
+/// one that succeeds is stored, each one that fails leaves nothing.
+async fn concurrent_writes_each_land_or_fail_alone(f: &Fixture) {
+    let store = f.store();
+    let sessions = 40u64;
+    for i in 0..sessions {
+        store
+            .create_session(&SessionRecord::new(&format!("s{i}"), "ann", at(0)))
+            .await
+            .unwrap();
+        store
+            .append_message(&message(&format!("s{i}"), 1, "first", "x"))
+            .await
+            .unwrap();
+    }
+    let writes = (0..sessions).map(|i| async move {
+        let sid = format!("s{i}");
+        // Every fourth write clashes with the stored message's position.
+        let seq = if i % 4 == 0 { 1 } else { 2 };
+        let patch = SessionPatch {
+            name: Some(format!("name {i}")),
+            ..SessionPatch::default()
+        };
+        let result = store
+            .record_message(&message(&sid, seq, "second", "y"), &patch)
+            .await;
+        (i, result)
+    });
+    for (i, result) in futures_util::future::join_all(writes).await {
+        let sid = format!("s{i}");
+        let session = store.session(&sid).await.unwrap().unwrap();
+        if i % 4 == 0 {
+            assert!(
+                matches!(result, Err(StoreError::SeqTaken { seq: 1, .. })),
+                "{i}: {result:?}"
+            );
+            assert_eq!(session.name, "", "{i}: a failed write changed its session");
+            assert_eq!(store.message(&sid, "second").await.unwrap(), None);
+        } else {
+            assert_eq!(result.unwrap(), Appended::Inserted, "{i}");
+            assert_eq!(session.name, format!("name {i}"));
+            assert_eq!(store.last_seq(&sid).await.unwrap(), 2);
+        }
+    }
+}
