@@ -1,84 +1,60 @@
 //! `chatbox mock-llm`: a language-model server for tests, benchmarks and
 //! local development, speaking the providers' real wire formats.
 //!
-//! Answers are deterministic ("You said: …" followed by filler words) so
-//! tests can check what arrived. Behaviour is set per server (flags) and
-//! per request (headers): latency to the first chunk, chunk count, delay
-//! between chunks, HTTP failures, a disconnect in the middle of a stream.
-//! `GET /mock/stats` counts the completions served and says how many
-//! messages the last request carried.
+//! - OpenAI Chat Completions (`openai.rs`): `POST /v1/chat/completions`
+//! - Anthropic Messages (`anthropic.rs`): `POST /v1/messages`
+//! - Dify chat apps (`dify.rs`): `POST /v1/chat-messages`, and
+//!   `POST /v1/chat-messages/{task_id}/stop`
+//! - OpenAI audio transcription (`transcription.rs`):
+//!   `POST /v1/audio/transcriptions`
+//!
+//! Every route also answers without the `/v1` prefix. Answers are
+//! deterministic ("You said: …" followed by filler words) so tests can
+//! check what arrived. Behaviour is set per server (flags), per request
+//! (`x-mock-*` headers) and per message (`[[mock k=v]]` directives), see
+//! `script.rs`: latency, chunking, HTTP failures (also "the first N
+//! requests of a key"), a disconnect, a malformed event or an in-stream
+//! error in the middle of a stream, no usage. `GET /mock/stats` tells what
+//! was served (`stats.rs`), `POST /mock/reset` forgets it. This module
+//! keeps the router and the pieces shared by the formats: the paced event
+//! stream, failures, answers and ids. `docs/MOCK-LLM.md` documents it all.
 
 mod openai;
+mod script;
+mod stats;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::MockLlmArgs;
 use crate::{ops, shutdown};
 
+pub use script::Behaviour;
+use script::Failure;
+use stats::{Outcome, Stats, StreamGuard};
+
 /// Shared state of the mock server.
 pub struct MockState {
     defaults: MockLlmArgs,
-    completions: AtomicU64,
-    /// Messages in the last completion request (context checks).
-    last_messages: AtomicU64,
-}
-
-/// How one request should behave: server defaults, overridden by headers.
-#[derive(Debug, Clone)]
-pub struct Behaviour {
-    /// Wait before the first chunk.
-    pub latency: Duration,
-    /// Chunks in the answer.
-    pub chunks: usize,
-    /// Characters per chunk (0: split at words).
-    pub chunk_bytes: usize,
-    /// Wait between chunks.
-    pub chunk_delay: Duration,
-    /// Answer with this HTTP status instead.
-    pub fail_status: Option<u16>,
-    /// Drop the connection after this many chunks.
-    pub disconnect_after: Option<usize>,
-}
-
-fn header_num<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+    stats: Arc<Stats>,
 }
 
 impl MockState {
-    fn behaviour(&self, headers: &HeaderMap) -> Behaviour {
-        let d = &self.defaults;
-        let fail_status = header_num::<u16>(headers, "x-mock-fail-status")
-            .or_else(|| (d.fail_rate > 0.0 && rand::random::<f64>() < d.fail_rate).then_some(d.fail_status));
-        Behaviour {
-            latency: Duration::from_millis(header_num(headers, "x-mock-latency-ms").unwrap_or(d.latency)),
-            chunks: header_num(headers, "x-mock-chunks")
-                .unwrap_or(d.chunks)
-                .clamp(1, 10_000),
-            chunk_bytes: header_num(headers, "x-mock-chunk-bytes")
-                .unwrap_or(d.chunk_bytes)
-                .min(65_536),
-            chunk_delay: Duration::from_millis(
-                header_num(headers, "x-mock-chunk-delay-ms").unwrap_or(d.chunk_delay),
-            ),
-            fail_status,
-            disconnect_after: header_num(headers, "x-mock-disconnect-after"),
-        }
-    }
-
+    /// Whether `Authorization: Bearer` matches `--api-key` (always, when unset).
     fn authorized(&self, headers: &HeaderMap) -> bool {
         match &self.defaults.api_key {
             None => true,
             Some(key) => headers
-                .get("authorization")
+                .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .is_some_and(|given| given == key),
@@ -86,11 +62,251 @@ impl MockState {
     }
 }
 
+/// Which key a request counts under, and whether it was counted yet: a
+/// request is counted once, under the key of its final behaviour, or under
+/// its `x-mock-key` header when it fails before that is known.
+pub struct Tracked {
+    key: String,
+    counted: bool,
+}
+
+impl Tracked {
+    fn new(headers: &HeaderMap) -> Self {
+        Tracked {
+            key: script::header_key(headers),
+            counted: false,
+        }
+    }
+
+    /// Counts the request under `key`; returns how many came before it.
+    fn count(&mut self, stats: &Stats, key: &str) -> u64 {
+        self.key = key.to_owned();
+        self.counted = true;
+        stats.request(key)
+    }
+
+    /// The request was answered with an HTTP error.
+    fn failed(&self, stats: &Stats) {
+        if !self.counted {
+            stats.request(&self.key);
+        }
+        stats.outcome(&self.key, Outcome::Failed);
+    }
+}
+
+/// A scripted failure, after the scripted latency, built by the format's
+/// `error`, with `Retry-After` when set.
+async fn failure_response(
+    behaviour: &Behaviour,
+    failure: Failure,
+    error: impl Fn(StatusCode, &str) -> Response,
+) -> Response {
+    if !behaviour.latency.is_zero() {
+        tokio::time::sleep(behaviour.latency).await;
+    }
+    let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = error(status, "mock failure");
+    if let Some(seconds) = failure.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// A streamed answer in a provider's format: events before the text, one
+/// event per text chunk, events after it, and the events that scripted
+/// failures send.
+pub struct StreamPlan {
+    pub head: Vec<String>,
+    pub texts: Vec<String>,
+    pub tail: Vec<String>,
+    /// An event whose data is not valid JSON.
+    pub malformed: String,
+    /// The provider's in-stream error event.
+    pub error_event: String,
+    /// Ends the stream early when cancelled, with these events (Dify stop).
+    pub stop: Option<(CancellationToken, Vec<String>)>,
+}
+
+enum Step {
+    Event(String),
+    Text(String),
+    /// Drop the connection.
+    Disconnect,
+    /// A broken event (malformed or error), then the end after a pause.
+    Broken(String, Duration),
+    Linger(Duration),
+}
+
+struct Run {
+    steps: VecDeque<Step>,
+    latency: Duration,
+    delay: Duration,
+    started: bool,
+    texts_sent: usize,
+    guard: StreamGuard,
+    stop: Option<(CancellationToken, Vec<String>)>,
+}
+
+impl Run {
+    /// Waits `d`; true when the stop token fired (before or during it).
+    async fn wait(&self, d: Duration) -> bool {
+        let token = self.stop.as_ref().map(|(t, _)| t);
+        match token {
+            Some(t) if t.is_cancelled() => true,
+            Some(t) if !d.is_zero() => tokio::select! {
+                () = tokio::time::sleep(d) => false,
+                () = t.cancelled() => true,
+            },
+            _ => {
+                if !d.is_zero() {
+                    tokio::time::sleep(d).await;
+                }
+                false
+            }
+        }
+    }
+}
+
+/// The plan's events, paced and scripted: `latency` before the first one,
+/// `chunk_delay` between text chunks, a disconnect, malformed event or
+/// error event after N text chunks. The guard records the outcome.
+pub fn paced(
+    plan: StreamPlan,
+    behaviour: &Behaviour,
+    guard: StreamGuard,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + use<> {
+    let count = plan.texts.len();
+    let at = |n: Option<usize>, i: usize| n.is_some_and(|n| n.min(count) == i);
+    let mut steps: VecDeque<Step> = plan.head.into_iter().map(Step::Event).collect();
+    let mut texts = plan.texts.into_iter();
+    let mut broken = false;
+    for i in 0..=count {
+        if at(behaviour.disconnect_after, i) {
+            steps.push_back(Step::Disconnect);
+        } else if at(behaviour.malformed_after, i) {
+            steps.push_back(Step::Broken(plan.malformed.clone(), Duration::from_millis(300)));
+        } else if at(behaviour.error_event_after, i) {
+            steps.push_back(Step::Broken(plan.error_event.clone(), Duration::ZERO));
+        } else if let Some(text) = texts.next() {
+            steps.push_back(Step::Text(text));
+            continue;
+        } else {
+            break;
+        }
+        broken = true;
+        break;
+    }
+    if !broken {
+        steps.extend(plan.tail.into_iter().map(Step::Event));
+    }
+    let run = Run {
+        steps,
+        latency: behaviour.latency,
+        delay: behaviour.chunk_delay,
+        started: false,
+        texts_sent: 0,
+        guard,
+        stop: plan.stop,
+    };
+    futures_util::stream::unfold(run, |mut run| async move {
+        loop {
+            let Some(step) = run.steps.pop_front() else {
+                run.guard.finish(Outcome::Completed);
+                return None;
+            };
+            let wait = if !run.started {
+                run.latency
+            } else if matches!(step, Step::Text(_)) && run.texts_sent > 0 {
+                run.delay
+            } else {
+                Duration::ZERO
+            };
+            run.started = true;
+            if matches!(step, Step::Text(_)) && run.wait(wait).await {
+                // Stopped: the rest of the answer is replaced by the end.
+                let (_, tail) = run.stop.take().unwrap_or_default();
+                run.steps = tail.into_iter().map(Step::Event).collect();
+                continue;
+            } else if !matches!(step, Step::Text(_)) && !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            match step {
+                Step::Event(event) => return Some((Ok(Bytes::from(event)), run)),
+                Step::Text(event) => {
+                    run.texts_sent += 1;
+                    return Some((Ok(Bytes::from(event)), run));
+                }
+                Step::Disconnect => {
+                    // Let what was sent reach the client before the cut.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    run.guard.finish(Outcome::Failed);
+                    run.steps.clear();
+                    return Some((Err(std::io::Error::other("mock disconnect")), run));
+                }
+                Step::Broken(event, linger) => {
+                    run.guard.finish(Outcome::Failed);
+                    run.steps = VecDeque::from([Step::Linger(linger)]);
+                    return Some((Ok(Bytes::from(event)), run));
+                }
+                Step::Linger(d) => {
+                    if !d.is_zero() {
+                        tokio::time::sleep(d).await;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// A `text/event-stream` response with `body`.
+pub fn sse_response(body: Body) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A rough token count: a token per four characters.
+pub fn tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
+/// A random id shaped like a UUID.
+pub fn uuidish() -> String {
+    let h = format!("{:032x}", rand::random::<u128>());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// The deterministic answer to `question`, in `chunks` pieces: split at
 /// words, or of exactly `chunk_bytes` characters each when that is not 0.
 pub fn answer_pieces(question: &str, chunks: usize, chunk_bytes: usize) -> Vec<String> {
+    pieces_of(format!("You said: {question}. "), chunks, chunk_bytes)
+}
+
+/// `text` followed by filler words, in `chunks` pieces (see [`answer_pieces`]).
+pub fn pieces_of(mut text: String, chunks: usize, chunk_bytes: usize) -> Vec<String> {
     const FILLER: [&str; 5] = ["lorem ", "ipsum ", "dolor ", "sit ", "amet "];
-    let mut text = format!("You said: {question}. ");
     if chunk_bytes > 0 {
         let want = chunks * chunk_bytes;
         let mut filler = FILLER.iter().cycle();
@@ -116,22 +332,24 @@ pub fn answer_pieces(question: &str, chunks: usize, chunk_bytes: usize) -> Vec<S
 pub fn router(defaults: MockLlmArgs) -> Router {
     let state = Arc::new(MockState {
         defaults,
-        completions: AtomicU64::new(0),
-        last_messages: AtomicU64::new(0),
+        stats: Arc::new(Stats::default()),
     });
     Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/chat/completions", post(openai::chat_completions))
         .route("/v1/models", get(openai::models))
         .route("/mock/stats", get(stats))
+        .route("/mock/reset", post(reset))
         .with_state(state)
 }
 
 async fn stats(State(state): State<Arc<MockState>>) -> axum::Json<serde_json::Value> {
-    axum::Json(json!({
-        "completions": state.completions.load(Ordering::Relaxed),
-        "last_request_messages": state.last_messages.load(Ordering::Relaxed),
-    }))
+    axum::Json(state.stats.to_json())
+}
+
+async fn reset(State(state): State<Arc<MockState>>) -> impl IntoResponse {
+    state.stats.reset();
+    StatusCode::NO_CONTENT
 }
 
 /// Runs the mock server until a shutdown signal.
@@ -148,24 +366,4 @@ pub async fn run(args: MockLlmArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::answer_pieces;
-
-    #[test]
-    fn answers_come_in_the_asked_number_of_pieces_and_keep_the_question() {
-        for chunks in [1, 3, 20, 50] {
-            let pieces = answer_pieces("hello world", chunks, 0);
-            assert_eq!(pieces.len(), chunks);
-            assert!(pieces.iter().all(|p| !p.is_empty()));
-            assert!(pieces.concat().starts_with("You said: hello world"));
-        }
-        assert_eq!(
-            answer_pieces("a b c d e f g h i j k l m n o p q r s t", 20, 0).len(),
-            20
-        );
-        let fixed = answer_pieces("hi", 20, 16);
-        assert_eq!(fixed.len(), 20);
-        assert!(fixed.iter().all(|p| p.len() == 16));
-        assert!(fixed.concat().starts_with("You said: hi. "));
-    }
-}
+mod tests;

@@ -1,18 +1,23 @@
 //! The OpenAI Chat Completions wire format: JSON in, server-sent events
 //! out (`chat.completion.chunk` objects, a usage chunk when
-//! `stream_options.include_usage` is set, then `data: [DONE]`).
+//! `stream_options.include_usage` is set, then `data: [DONE]`), or one
+//! `chat.completion` object. Errors are `{"error":{"message","type","code"}}`.
+//! Message content is a string or an array of parts; the question is the
+//! text parts of the last user message.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{Behaviour, MockState, answer_pieces};
+use super::stats::{LastRequest, Outcome, StreamGuard};
+use super::{
+    Behaviour, MockState, StreamPlan, Tracked, answer_pieces, failure_response, paced, sse_response, tokens,
+};
 
 #[derive(Deserialize)]
 pub struct ChatRequest {
@@ -24,6 +29,14 @@ pub struct ChatRequest {
     stream: bool,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    user: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -31,7 +44,7 @@ struct ChatMessage {
     #[serde(default)]
     role: String,
     #[serde(default)]
-    content: serde_json::Value,
+    content: Value,
 }
 
 #[derive(Deserialize)]
@@ -40,25 +53,31 @@ struct StreamOptions {
     include_usage: bool,
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    let body = json!({ "error": { "message": message, "type": "mock_error", "code": status.as_u16() } });
+/// An error in OpenAI's format.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    let kind = match status.as_u16() {
+        400 | 404 | 413 | 422 => "invalid_request_error",
+        401 | 403 => "authentication_error",
+        429 => "rate_limit_error",
+        _ => "server_error",
+    };
+    let body = json!({ "error": { "message": message, "type": kind, "code": status.as_u16() } });
     (status, axum::Json(body)).into_response()
 }
 
-fn last_user_text(messages: &[ChatMessage]) -> String {
-    messages
-        .iter()
-        .rev()
-        .find(|m| m.role == "user")
-        .map(|m| match &m.content {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .unwrap_or_default()
-}
-
-fn tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4)
+/// The text of a message content: a string, or its text parts joined.
+pub fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter(|p| p["type"] == "text")
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
 }
 
 /// `POST /v1/chat/completions`
@@ -67,42 +86,70 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !state.authorized(&headers) {
-        return error(StatusCode::UNAUTHORIZED, "invalid API key");
-    }
-    let request: ChatRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid request body: {e}")),
-    };
-    if request.messages.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "messages must not be empty");
-    }
-    state.completions.fetch_add(1, Ordering::Relaxed);
-    state
-        .last_messages
-        .store(request.messages.len() as u64, Ordering::Relaxed);
-    let behaviour = state.behaviour(&headers);
-    if let Some(status) = behaviour.fail_status {
-        if !behaviour.latency.is_zero() {
-            tokio::time::sleep(behaviour.latency).await;
-        }
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = error(status, "mock failure");
-        if status == StatusCode::TOO_MANY_REQUESTS {
+    let mut tracked = Tracked::new(&headers);
+    match handle(&state, &headers, &body, &mut tracked).await {
+        Ok(response) => response,
+        Err(response) => {
+            tracked.failed(&state.stats);
             response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
-        return response;
     }
-    let question = last_user_text(&request.messages);
-    let prompt_tokens: u64 = request
+}
+
+async fn handle(
+    state: &Arc<MockState>,
+    headers: &HeaderMap,
+    body: &[u8],
+    tracked: &mut Tracked,
+) -> Result<Response, Response> {
+    if !state.authorized(headers) {
+        return Err(error(StatusCode::UNAUTHORIZED, "invalid API key"));
+    }
+    let request: ChatRequest = serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid request body: {e}")))?;
+    if request.messages.is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "messages must not be empty"));
+    }
+    let texts: Vec<(String, String)> = request
         .messages
         .iter()
-        .map(|m| tokens(&m.content.to_string()))
-        .sum();
+        .map(|m| (m.role.clone(), content_text(&m.content)))
+        .collect();
+    let last_user = texts
+        .iter()
+        .rev()
+        .find(|(role, _)| role == "user")
+        .map(|(_, text)| text.as_str())
+        .unwrap_or_default();
+    let (behaviour, question) = Behaviour::resolve(&state.defaults, headers, last_user)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &e))?;
+    let seen = tracked.count(&state.stats, &behaviour.key);
+    let last = LastRequest {
+        format: "openai",
+        model: Some(request.model.clone()),
+        system: texts
+            .iter()
+            .find(|(role, _)| role == "system" || role == "developer")
+            .map(|(_, t)| t.clone()),
+        messages: texts.clone(),
+        max_tokens: request.max_completion_tokens.or(request.max_tokens),
+        temperature: request.temperature,
+        user: request.user.clone(),
+        stream: request.stream,
+        ..LastRequest::default()
+    };
+    state.stats.last_request(&behaviour.key, last.to_json());
+    if let Some(failure) = behaviour.failure(seen) {
+        return Err(failure_response(&behaviour, failure, error).await);
+    }
+    state.stats.completion(request.messages.len());
+
+    let prompt_tokens: u64 = texts.iter().map(|(_, t)| tokens(t)).sum();
     let pieces = answer_pieces(&question, behaviour.chunks, behaviour.chunk_bytes);
     let completion_tokens = tokens(&pieces.concat());
+    let usage = (!behaviour.usage_absent).then(|| {
+        json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens })
+    });
     let model = if request.model.is_empty() {
         "mock".to_owned()
     } else {
@@ -112,27 +159,26 @@ pub async fn chat_completions(
         if !behaviour.latency.is_zero() {
             tokio::time::sleep(behaviour.latency).await;
         }
-        let body = json!({
+        let mut body = json!({
             "id": "chatcmpl-mock",
             "object": "chat.completion",
             "created": 0,
             "model": model,
             "choices": [{ "index": 0, "message": { "role": "assistant", "content": pieces.concat() }, "finish_reason": "stop" }],
-            "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens },
         });
-        return axum::Json(body).into_response();
+        if let Some(usage) = usage {
+            body["usage"] = usage;
+        }
+        state.stats.outcome(&behaviour.key, Outcome::Completed);
+        return Ok(axum::Json(body).into_response());
     }
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
-    let events = sse_events(&model, pieces, include_usage, prompt_tokens, completion_tokens);
-    let body = Body::from_stream(paced(events, behaviour));
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(body)
-        .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "cannot build response"))
+    let plan = plan(&model, pieces, usage.filter(|_| include_usage));
+    let guard = StreamGuard::new(state.stats.clone(), behaviour.key.clone());
+    Ok(sse_response(Body::from_stream(paced(plan, &behaviour, guard))))
 }
 
-fn chunk(model: &str, delta: serde_json::Value, finish: Option<&str>) -> String {
+fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
     let body = json!({
         "id": "chatcmpl-mock",
         "object": "chat.completion.chunk",
@@ -143,15 +189,10 @@ fn chunk(model: &str, delta: serde_json::Value, finish: Option<&str>) -> String 
     format!("data: {body}\n\n")
 }
 
-/// The whole event stream; the first `pieces.len()` events carry text.
-fn sse_events(
-    model: &str,
-    pieces: Vec<String>,
-    include_usage: bool,
-    prompt_tokens: u64,
-    completion_tokens: u64,
-) -> Vec<String> {
-    let mut events: Vec<String> = pieces
+/// The event stream: one chunk per piece, the finish chunk, the usage
+/// chunk when asked, `[DONE]`.
+fn plan(model: &str, pieces: Vec<String>, usage: Option<Value>) -> StreamPlan {
+    let texts = pieces
         .into_iter()
         .enumerate()
         .map(|(i, piece)| {
@@ -163,42 +204,30 @@ fn sse_events(
             chunk(model, delta, None)
         })
         .collect();
-    events.push(chunk(model, json!({}), Some("stop")));
-    if include_usage {
-        let usage = json!({
+    let mut tail = vec![chunk(model, json!({}), Some("stop"))];
+    if let Some(usage) = usage {
+        let body = json!({
             "id": "chatcmpl-mock",
             "object": "chat.completion.chunk",
             "created": 0,
             "model": model,
             "choices": [],
-            "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens },
+            "usage": usage,
         });
-        events.push(format!("data: {usage}\n\n"));
+        tail.push(format!("data: {body}\n\n"));
     }
-    events.push("data: [DONE]\n\n".to_owned());
-    events
-}
-
-/// Emits events with the requested pacing; a disconnect ends the body with
-/// an error, which drops the connection mid-stream.
-fn paced(
-    events: Vec<String>,
-    behaviour: Behaviour,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    futures_util::stream::unfold(
-        (events.into_iter().enumerate(), behaviour),
-        |(mut events, b)| async move {
-            let (i, event) = events.next()?;
-            let wait = if i == 0 { b.latency } else { b.chunk_delay };
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-            if b.disconnect_after == Some(i) {
-                return Some((Err(std::io::Error::other("mock disconnect")), (events, b)));
-            }
-            Some((Ok(Bytes::from(event)), (events, b)))
-        },
-    )
+    tail.push("data: [DONE]\n\n".to_owned());
+    StreamPlan {
+        head: Vec::new(),
+        texts,
+        tail,
+        malformed: "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"delta\":\n\n".to_owned(),
+        error_event: format!(
+            "data: {}\n\n",
+            json!({ "error": { "message": "mock stream error", "type": "server_error" } })
+        ),
+        stop: None,
+    }
 }
 
 /// `GET /v1/models`

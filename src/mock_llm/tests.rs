@@ -1,0 +1,358 @@
+//! Tests of the mock server over real HTTP: the router on 127.0.0.1:0.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use super::answer_pieces;
+use crate::cli::MockLlmArgs;
+
+fn args() -> MockLlmArgs {
+    MockLlmArgs {
+        listen: "127.0.0.1:0".to_owned(),
+        latency: 0,
+        chunks: 5,
+        chunk_bytes: 0,
+        chunk_delay: 0,
+        fail_rate: 0.0,
+        fail_status: 500,
+        api_key: None,
+    }
+}
+
+/// Starts a mock server; returns its base URL (`http://addr`).
+async fn start(args: MockLlmArgs) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, super::router(args)).await });
+    format!("http://{addr}")
+}
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+async fn stats(base: &str) -> Value {
+    client()
+        .get(format!("{base}/mock/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The `data:` payloads of an SSE body, and the `event:` names (or "").
+fn sse(body: &str) -> Vec<(String, String)> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let mut name = String::new();
+            let mut data = String::new();
+            for line in e.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = n.to_owned();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = d.to_owned();
+                }
+            }
+            (name, data)
+        })
+        .collect()
+}
+
+/// Reads a body until it ends or breaks: the text received, and whether it broke.
+async fn read_all(response: reqwest::Response) -> (String, bool) {
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(bytes) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            Err(_) => return (text, true),
+        }
+    }
+    (text, false)
+}
+
+#[test]
+fn answers_come_in_the_asked_number_of_pieces_and_keep_the_question() {
+    for chunks in [1, 3, 20, 50] {
+        let pieces = answer_pieces("hello world", chunks, 0);
+        assert_eq!(pieces.len(), chunks);
+        assert!(pieces.iter().all(|p| !p.is_empty()));
+        assert!(pieces.concat().starts_with("You said: hello world"));
+    }
+    assert_eq!(
+        answer_pieces("a b c d e f g h i j k l m n o p q r s t", 20, 0).len(),
+        20
+    );
+    let fixed = answer_pieces("hi", 20, 16);
+    assert_eq!(fixed.len(), 20);
+    assert!(fixed.iter().all(|p| p.len() == 16));
+    assert!(fixed.concat().starts_with("You said: hi. "));
+}
+
+// ---- OpenAI ----
+
+async fn openai(base: &str, body: Value, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = client().post(format!("{base}/v1/chat/completions")).json(&body);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.unwrap()
+}
+
+fn openai_deltas(body: &str) -> Vec<Value> {
+    sse(body)
+        .into_iter()
+        .filter(|(_, d)| d != "[DONE]")
+        .map(|(_, d)| serde_json::from_str(&d).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn openai_streams_text_then_usage_then_done() {
+    let base = start(args()).await;
+    let body = json!({
+        "model": "gpt-mock", "stream": true, "stream_options": { "include_usage": true },
+        "messages": [
+            { "role": "system", "content": "be brief" },
+            { "role": "user", "content": [{ "type": "text", "text": "look" }, { "type": "image_url", "image_url": { "url": "data:," } }, { "type": "text", "text": "here" }] }
+        ],
+    });
+    let response = openai(&base, body, &[("x-mock-key", "oa")]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let text = response.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    let events = openai_deltas(&text);
+    assert_eq!(events.len(), 7, "5 text, finish, usage");
+    let answer: String = events[..5]
+        .iter()
+        .map(|e| e["choices"][0]["delta"]["content"].as_str().unwrap())
+        .collect();
+    assert!(answer.starts_with("You said: look here. lorem"), "{answer}");
+    assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant");
+    assert_eq!(events[5]["choices"][0]["finish_reason"], "stop");
+    assert!(events[6]["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(events[6]["choices"], json!([]));
+
+    let s = stats(&base).await;
+    assert_eq!(s["completions"], 1);
+    assert_eq!(s["last_request_messages"], 2);
+    let oa = &s["by_key"]["oa"];
+    assert_eq!(
+        (oa["requests"].as_u64(), oa["completed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(oa["last_request"]["format"], "openai");
+    assert_eq!(oa["last_request"]["model"], "gpt-mock");
+    assert_eq!(oa["last_request"]["system"], "be brief");
+    assert_eq!(oa["last_request"]["messages"][1]["content"], "look here");
+    assert_eq!(oa["last_request"]["stream"], true);
+}
+
+#[tokio::test]
+async fn openai_usage_can_be_scripted_absent_and_non_stream_has_one_object() {
+    let base = start(args()).await;
+    let ask = |stream: bool| {
+        json!({ "model": "m", "stream": stream, "stream_options": { "include_usage": true },
+                "messages": [{ "role": "user", "content": "hi" }] })
+    };
+    let text = openai(&base, ask(true), &[("x-mock-usage", "absent")])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = openai_deltas(&text);
+    assert_eq!(events.len(), 6);
+    assert!(events.iter().all(|e| e.get("usage").is_none()));
+
+    let whole: Value = openai(&base, ask(false), &[]).await.json().await.unwrap();
+    assert_eq!(whole["object"], "chat.completion");
+    assert!(
+        whole["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("You said: hi. ")
+    );
+    assert!(whole["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let bare: Value = openai(&base, ask(false), &[("x-mock-usage", "absent")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(bare.get("usage").is_none());
+}
+
+#[tokio::test]
+async fn openai_directives_override_headers_and_are_not_echoed() {
+    let base = start(args()).await;
+    let body = json!({ "model": "m", "stream": true,
+        "messages": [{ "role": "user", "content": "tell me [[mock chunks=9 chunk-bytes=4]] now" }] });
+    let text = openai(&base, body, &[("x-mock-chunks", "2")])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = openai_deltas(&text);
+    let pieces: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(pieces.len(), 9);
+    assert!(pieces.iter().all(|p| p.chars().count() == 4));
+    assert_eq!(pieces.concat(), "You said: tell me now. lorem ipsum d");
+
+    let bad = json!({ "model": "m", "messages": [{ "role": "user", "content": "[[mock bogus=1]]" }] });
+    let response = openai(&base, bad, &[]).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown key \"bogus\"")
+    );
+    let bad = json!({ "model": "m", "messages": [{ "role": "user", "content": "[[mock chunks=many]]" }] });
+    assert_eq!(openai(&base, bad, &[]).await.status(), 400);
+}
+
+#[tokio::test]
+async fn openai_fail_first_per_key_then_success_and_429_retry_after() {
+    let base = start(args()).await;
+    let body = json!({ "model": "m", "messages": [{ "role": "user", "content": "retry me" }] });
+    let h = [("x-mock-key", "flaky"), ("x-mock-fail-first", "2")];
+    for _ in 0..2 {
+        let response = openai(&base, body.clone(), &h).await;
+        assert_eq!(response.status(), 503);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["message"], "mock failure");
+    }
+    let ok = openai(&base, body.clone(), &h).await;
+    assert_eq!(ok.status(), 200);
+    // Another key has its own count.
+    let other = openai(
+        &base,
+        body.clone(),
+        &[
+            ("x-mock-key", "other"),
+            ("x-mock-fail-first", "1"),
+            ("x-mock-fail-status", "500"),
+        ],
+    )
+    .await;
+    assert_eq!(other.status(), 500);
+
+    let limited = openai(&base, body.clone(), &[("x-mock-fail-status", "429")]).await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["retry-after"], "1");
+    let limited = openai(
+        &base,
+        body,
+        &[("x-mock-fail-status", "429"), ("x-mock-retry-after", "7")],
+    )
+    .await;
+    assert_eq!(limited.headers()["retry-after"], "7");
+
+    let s = stats(&base).await;
+    let flaky = &s["by_key"]["flaky"];
+    assert_eq!(flaky["requests"], 3);
+    assert_eq!(flaky["failed"], 2);
+    assert_eq!(flaky["completed"], 1);
+    assert_eq!(s["by_key"][""]["failed"], 2);
+    assert_eq!(s["completions"], 1);
+}
+
+#[tokio::test]
+async fn openai_stream_breaks_as_scripted() {
+    let base = start(args()).await;
+    let body = json!({ "model": "m", "stream": true, "messages": [{ "role": "user", "content": "x" }] });
+
+    let response = openai(&base, body.clone(), &[("x-mock-disconnect-after", "2")]).await;
+    let (text, broke) = read_all(response).await;
+    assert!(broke, "the body must end with an error: {text}");
+    assert_eq!(openai_deltas(&text).len(), 2);
+
+    let response = openai(&base, body.clone(), &[("x-mock-malformed-after", "3")]).await;
+    let (text, broke) = read_all(response).await;
+    assert!(!broke);
+    let events = sse(&text);
+    assert_eq!(events.len(), 4);
+    assert!(
+        serde_json::from_str::<Value>(&events[3].1).is_err(),
+        "{}",
+        events[3].1
+    );
+    assert!(!text.contains("[DONE]"));
+
+    let response = openai(
+        &base,
+        body,
+        &[("x-mock-error-event-after", "1"), ("x-mock-key", "err")],
+    )
+    .await;
+    let (text, _) = read_all(response).await;
+    let events = openai_deltas(&text);
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        events[1],
+        json!({ "error": { "message": "mock stream error", "type": "server_error" } })
+    );
+    assert_eq!(stats(&base).await["by_key"]["err"]["failed"], 1);
+}
+
+#[tokio::test]
+async fn a_stream_dropped_by_the_client_counts_as_cancelled() {
+    let base = start(args()).await;
+    let body = json!({ "model": "m", "stream": true, "messages": [{ "role": "user", "content": "slow" }] });
+    let response = openai(
+        &base,
+        body,
+        &[
+            ("x-mock-chunks", "50"),
+            ("x-mock-chunk-delay-ms", "40"),
+            ("x-mock-key", "gone"),
+        ],
+    )
+    .await;
+    let mut stream = response.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with("data: {"));
+    assert!(String::from_utf8_lossy(&first).contains("\"content\":\"You "));
+    drop(stream);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = stats(&base).await;
+        if s["cancelled"] == 1 {
+            assert_eq!(s["by_key"]["gone"]["cancelled"], 1);
+            assert_eq!(s["by_key"]["gone"]["completed"], 0);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not cancelled: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reset = client().post(format!("{base}/mock/reset")).send().await.unwrap();
+    assert!(reset.status().is_success());
+    let s = stats(&base).await;
+    assert_eq!(
+        (s["cancelled"].as_u64(), s["completions"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(s["by_key"], json!({}));
+}
+
+#[tokio::test]
+async fn openai_requires_the_api_key_when_set() {
+    let mut a = args();
+    a.api_key = Some("sk-right".to_owned());
+    let base = start(a).await;
+    let body = json!({ "model": "m", "messages": [{ "role": "user", "content": "x" }] });
+    let response = openai(&base, body.clone(), &[("authorization", "Bearer sk-wrong")]).await;
+    assert_eq!(response.status(), 401);
+    let response = openai(&base, body, &[("authorization", "Bearer sk-right")]).await;
+    assert_eq!(response.status(), 200);
+}
