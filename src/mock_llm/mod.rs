@@ -19,6 +19,7 @@
 //! keeps the router and the pieces shared by the formats: the paced event
 //! stream, failures, answers and ids. `docs/MOCK-LLM.md` documents it all.
 
+mod anthropic;
 mod openai;
 mod script;
 mod stats;
@@ -338,6 +339,8 @@ pub fn router(defaults: MockLlmArgs) -> Router {
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/chat/completions", post(openai::chat_completions))
         .route("/v1/models", get(openai::models))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/messages", post(anthropic::messages))
         .route("/mock/stats", get(stats))
         .route("/mock/reset", post(reset))
         .with_state(state)

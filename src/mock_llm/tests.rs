@@ -356,3 +356,255 @@ async fn openai_requires_the_api_key_when_set() {
     let response = openai(&base, body, &[("authorization", "Bearer sk-right")]).await;
     assert_eq!(response.status(), 200);
 }
+
+// ---- Anthropic ----
+
+async fn anthropic(base: &str, body: Value, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = client().post(format!("{base}/v1/messages")).json(&body);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.unwrap()
+}
+
+const ANTHROPIC: [(&str, &str); 2] = [("x-api-key", "sk-ant"), ("anthropic-version", "2023-06-01")];
+
+fn with<'a>(base: &[(&'a str, &'a str)], more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    base.iter().chain(more).copied().collect()
+}
+
+#[tokio::test]
+async fn anthropic_streams_the_real_event_sequence() {
+    let base = start(args()).await;
+    let body = json!({
+        "model": "claude-mock", "max_tokens": 256, "stream": true, "temperature": 0.5,
+        "system": [{ "type": "text", "text": "be kind" }],
+        "metadata": { "user_id": "u-1" },
+        "messages": [
+            { "role": "user", "content": "first" },
+            { "role": "assistant", "content": "ok" },
+            { "role": "user", "content": [{ "type": "image", "source": { "type": "base64", "media_type": "image/png", "data": "" } }, { "type": "text", "text": "second" }] }
+        ],
+    });
+    let response = anthropic(&base, body, &with(&ANTHROPIC, &[("x-mock-key", "an")])).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let events = sse(&response.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    let data: Vec<Value> = events
+        .iter()
+        .map(|(_, d)| serde_json::from_str(d).unwrap())
+        .collect();
+    for (name, d) in names.iter().zip(&data) {
+        assert_eq!(d["type"], *name);
+    }
+    let message = &data[0]["message"];
+    assert_eq!(message["model"], "claude-mock");
+    assert_eq!(message["role"], "assistant");
+    assert_eq!(message["content"], json!([]));
+    assert!(message["id"].as_str().unwrap().starts_with("msg_mock"));
+    assert!(message["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(message["usage"]["output_tokens"], 1);
+    assert_eq!(data[1]["content_block"], json!({ "type": "text", "text": "" }));
+    let text: String = data[3..8]
+        .iter()
+        .map(|d| {
+            assert_eq!(d["delta"]["type"], "text_delta");
+            d["delta"]["text"].as_str().unwrap()
+        })
+        .collect();
+    assert!(text.starts_with("You said: second. lorem"), "{text}");
+    assert_eq!(
+        data[9]["delta"],
+        json!({ "stop_reason": "end_turn", "stop_sequence": null })
+    );
+    assert!(data[9]["usage"]["output_tokens"].as_u64().unwrap() > 1);
+
+    let s = stats(&base).await;
+    let last = &s["by_key"]["an"]["last_request"];
+    assert_eq!(last["format"], "anthropic");
+    assert_eq!(last["system"], "be kind");
+    assert_eq!(last["max_tokens"], 256);
+    assert_eq!(last["temperature"], 0.5);
+    assert_eq!(last["user"], "u-1");
+    assert_eq!(
+        last["messages"][2],
+        json!({ "role": "user", "content": "second" })
+    );
+    assert_eq!(s["last_request_messages"], 3);
+    assert_eq!(s["by_key"]["an"]["completed"], 1);
+}
+
+#[tokio::test]
+async fn anthropic_without_usage_and_non_streaming() {
+    let base = start(args()).await;
+    let ask = |stream: bool| {
+        json!({ "model": "c", "max_tokens": 10, "stream": stream, "system": "sys",
+                "messages": [{ "role": "user", "content": "hey" }] })
+    };
+    let text = anthropic(&base, ask(true), &with(&ANTHROPIC, &[("x-mock-usage", "absent")]))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = sse(&text);
+    assert_eq!(events.len(), 11);
+    for (_, d) in &events {
+        assert!(!d.contains("usage"), "{d}");
+    }
+    let message: Value = anthropic(&base, ask(false), &ANTHROPIC)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(message["type"], "message");
+    assert_eq!(message["stop_reason"], "end_turn");
+    assert_eq!(message["content"][0]["type"], "text");
+    assert!(
+        message["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("You said: hey. ")
+    );
+    assert!(message["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    assert!(message["usage"]["output_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn anthropic_refuses_what_the_real_api_refuses() {
+    let mut a = args();
+    a.api_key = Some("sk-ant".to_owned());
+    let base = start(a).await;
+    let good = json!({ "model": "c", "max_tokens": 10, "messages": [{ "role": "user", "content": "x" }] });
+    let expect = |status: u16, kind: &'static str| {
+        move |r: (u16, Value)| {
+            assert_eq!(r.0, status, "{}", r.1);
+            assert_eq!(r.1["type"], "error");
+            assert_eq!(r.1["error"]["type"], kind, "{}", r.1);
+            r.1["error"]["message"].as_str().unwrap().to_owned()
+        }
+    };
+    async fn call(base: &str, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        let r = anthropic(base, body, headers).await;
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+    let m = expect(401, "authentication_error")(
+        call(&base, good.clone(), &[("anthropic-version", "2023-06-01")]).await,
+    );
+    assert_eq!(m, "invalid x-api-key");
+    expect(401, "authentication_error")(
+        call(
+            &base,
+            good.clone(),
+            &[("x-api-key", "nope"), ("anthropic-version", "2023-06-01")],
+        )
+        .await,
+    );
+    let m = expect(400, "invalid_request_error")(call(&base, good.clone(), &[("x-api-key", "sk-ant")]).await);
+    assert!(m.contains("anthropic-version"));
+    let no_max = json!({ "model": "c", "messages": [{ "role": "user", "content": "x" }] });
+    let m = expect(400, "invalid_request_error")(call(&base, no_max, &ANTHROPIC).await);
+    assert!(m.contains("max_tokens"));
+    let twice = json!({ "model": "c", "max_tokens": 5, "messages": [{ "role": "user", "content": "x" }, { "role": "user", "content": "y" }] });
+    let m = expect(400, "invalid_request_error")(call(&base, twice, &ANTHROPIC).await);
+    assert!(m.contains("alternate"), "{m}");
+    let starts_wrong =
+        json!({ "model": "c", "max_tokens": 5, "messages": [{ "role": "assistant", "content": "x" }] });
+    expect(400, "invalid_request_error")(call(&base, starts_wrong, &ANTHROPIC).await);
+    let m = expect(400, "invalid_request_error")(call(&base, json!({ "model": "c", "max_tokens": 5, "messages": [{ "role": "user", "content": "[[mock chunks=0x]]" }] }), &ANTHROPIC).await);
+    assert!(m.contains("chunks"));
+
+    expect(529, "overloaded_error")(
+        call(
+            &base,
+            good.clone(),
+            &with(&ANTHROPIC, &[("x-mock-fail-status", "529")]),
+        )
+        .await,
+    );
+    expect(500, "api_error")(
+        call(
+            &base,
+            good.clone(),
+            &with(&ANTHROPIC, &[("x-mock-fail-status", "500")]),
+        )
+        .await,
+    );
+    let limited = anthropic(
+        &base,
+        good.clone(),
+        &with(&ANTHROPIC, &[("x-mock-fail-status", "429")]),
+    )
+    .await;
+    assert_eq!(limited.headers()["retry-after"], "1");
+    expect(429, "rate_limit_error")((429, limited.json().await.unwrap()));
+    // Fail first, then succeed.
+    let h = with(
+        &ANTHROPIC,
+        &[
+            ("x-mock-key", "ff"),
+            ("x-mock-fail-first", "1"),
+            ("x-mock-fail-status", "529"),
+        ],
+    );
+    expect(529, "overloaded_error")(call(&base, good.clone(), &h).await);
+    assert_eq!(anthropic(&base, good, &h).await.status(), 200);
+}
+
+#[tokio::test]
+async fn anthropic_stream_breaks_as_scripted() {
+    let base = start(args()).await;
+    let body = json!({ "model": "c", "max_tokens": 10, "stream": true, "messages": [{ "role": "user", "content": "x" }] });
+    let text = anthropic(
+        &base,
+        body.clone(),
+        &with(&ANTHROPIC, &[("x-mock-error-event-after", "2")]),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let events = sse(&text);
+    assert_eq!(events.len(), 6, "3 head, 2 deltas, the error");
+    assert_eq!(events[5].0, "error");
+    assert_eq!(
+        serde_json::from_str::<Value>(&events[5].1).unwrap(),
+        json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } })
+    );
+
+    let (text, broke) = read_all(
+        anthropic(
+            &base,
+            body.clone(),
+            &with(&ANTHROPIC, &[("x-mock-disconnect-after", "1")]),
+        )
+        .await,
+    )
+    .await;
+    assert!(broke);
+    assert_eq!(sse(&text).len(), 4);
+
+    let (text, broke) =
+        read_all(anthropic(&base, body, &with(&ANTHROPIC, &[("x-mock-malformed-after", "0")])).await).await;
+    assert!(!broke);
+    let events = sse(&text);
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[3].0, "content_block_delta");
+    assert!(serde_json::from_str::<Value>(&events[3].1).is_err());
+}
