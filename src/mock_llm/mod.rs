@@ -20,6 +20,7 @@
 //! stream, failures, answers and ids. `docs/MOCK-LLM.md` documents it all.
 
 mod anthropic;
+mod dify;
 mod openai;
 mod script;
 mod stats;
@@ -47,6 +48,7 @@ use stats::{Outcome, Stats, StreamGuard};
 pub struct MockState {
     defaults: MockLlmArgs,
     stats: Arc<Stats>,
+    dify: dify::DifyState,
 }
 
 impl MockState {
@@ -334,6 +336,7 @@ pub fn router(defaults: MockLlmArgs) -> Router {
     let state = Arc::new(MockState {
         defaults,
         stats: Arc::new(Stats::default()),
+        dify: dify::DifyState::default(),
     });
     Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
@@ -341,6 +344,10 @@ pub fn router(defaults: MockLlmArgs) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/messages", post(anthropic::messages))
         .route("/messages", post(anthropic::messages))
+        .route("/v1/chat-messages", post(dify::chat_messages))
+        .route("/chat-messages", post(dify::chat_messages))
+        .route("/v1/chat-messages/{task_id}/stop", post(dify::stop))
+        .route("/chat-messages/{task_id}/stop", post(dify::stop))
         .route("/mock/stats", get(stats))
         .route("/mock/reset", post(reset))
         .with_state(state)
@@ -352,6 +359,7 @@ async fn stats(State(state): State<Arc<MockState>>) -> axum::Json<serde_json::Va
 
 async fn reset(State(state): State<Arc<MockState>>) -> impl IntoResponse {
     state.stats.reset();
+    state.dify.reset();
     StatusCode::NO_CONTENT
 }
 

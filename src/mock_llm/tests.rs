@@ -608,3 +608,207 @@ async fn anthropic_stream_breaks_as_scripted() {
     assert_eq!(events[3].0, "content_block_delta");
     assert!(serde_json::from_str::<Value>(&events[3].1).is_err());
 }
+
+// ---- Dify ----
+
+async fn dify(base: &str, body: Value, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = client()
+        .post(format!("{base}/v1/chat-messages"))
+        .bearer_auth("app-key")
+        .json(&body);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.unwrap()
+}
+
+fn dify_events(body: &str) -> Vec<Value> {
+    sse(body)
+        .into_iter()
+        .map(|(_, d)| serde_json::from_str(&d).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn dify_streams_and_keeps_the_conversation() {
+    let mut a = args();
+    a.api_key = Some("app-key".to_owned());
+    let base = start(a).await;
+    let body = json!({ "inputs": {}, "query": "remember me", "response_mode": "streaming", "user": "ann", "conversation_id": "" });
+    let response = dify(&base, body, &[]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let events = dify_events(&response.text().await.unwrap());
+    assert_eq!(events.len(), 6);
+    let conversation = events[0]["conversation_id"].as_str().unwrap().to_owned();
+    assert!(conversation.starts_with("conv-"));
+    let task = events[0]["task_id"].as_str().unwrap();
+    let answer: String = events[..5]
+        .iter()
+        .map(|e| {
+            assert_eq!(e["event"], "message");
+            assert_eq!(e["task_id"], task);
+            assert_eq!(e["conversation_id"], conversation.as_str());
+            assert!(e["created_at"].as_u64().unwrap() > 0);
+            e["answer"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(answer, "You said: remember me. (turn 1) ");
+    assert_eq!(events[5]["event"], "message_end");
+    assert_eq!(events[5]["message_id"], events[0]["message_id"]);
+    let usage = &events[5]["metadata"]["usage"];
+    assert_eq!(
+        usage["total_tokens"].as_u64().unwrap(),
+        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
+    );
+
+    // Turn 2, blocking, in the same conversation.
+    let again = json!({ "inputs": {}, "query": "still me", "response_mode": "blocking", "user": "ann", "conversation_id": conversation });
+    let answer: Value = dify(&base, again, &[("x-mock-key", "d")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["event"], "message");
+    assert_eq!(answer["mode"], "chat");
+    assert_eq!(answer["conversation_id"], conversation.as_str());
+    assert!(
+        answer["answer"]
+            .as_str()
+            .unwrap()
+            .starts_with("You said: still me. (turn 2) ")
+    );
+    assert!(answer["metadata"]["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    assert!(answer["task_id"].is_string() && answer["message_id"].is_string());
+
+    let unknown = json!({ "inputs": {}, "query": "q", "user": "ann", "conversation_id": "conv-nope" });
+    let response = dify(&base, unknown, &[]).await;
+    assert_eq!(response.status(), 404);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(
+        error,
+        json!({ "code": "not_found", "message": "Conversation Not Exists.", "status": 404 })
+    );
+
+    let s = stats(&base).await;
+    assert_eq!(s["conversations"], 1);
+    assert_eq!(s["completions"], 2);
+    let last = &s["by_key"]["d"]["last_request"];
+    assert_eq!(last["format"], "dify");
+    assert_eq!(last["query"], "still me");
+    assert_eq!(last["user"], "ann");
+    assert_eq!(last["conversation_id"], conversation.as_str());
+    assert_eq!(last["stream"], false);
+    assert_eq!(last["model"], Value::Null);
+}
+
+#[tokio::test]
+async fn dify_agent_events_no_usage_and_refusals() {
+    let mut a = args();
+    a.api_key = Some("app-key".to_owned());
+    let base = start(a).await;
+    let body =
+        json!({ "inputs": { "agent": true }, "query": "go", "response_mode": "streaming", "user": "u" });
+    let events = dify_events(
+        &dify(&base, body, &[("x-mock-usage", "absent")])
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(events[..5].iter().all(|e| e["event"] == "agent_message"));
+    assert_eq!(events[5]["event"], "message_end");
+    assert_eq!(events[5]["metadata"], json!({}));
+
+    let response = dify(&base, json!({ "inputs": {}, "user": "u" }), &[]).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "code": "invalid_param", "message": "query is required", "status": 400 })
+    );
+    let response = dify(&base, json!({ "inputs": {}, "query": "" , "user": "u" }), &[]).await;
+    assert_eq!(response.status(), 400);
+    let response = dify(&base, json!({ "inputs": {}, "query": "q" }), &[]).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["message"],
+        "user is required"
+    );
+    let response = client()
+        .post(format!("{base}/chat-messages"))
+        .bearer_auth("wrong")
+        .json(&json!({ "inputs": {}, "query": "q", "user": "u" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(
+        (error["code"].as_str(), error["status"].as_u64()),
+        (Some("unauthorized"), Some(401))
+    );
+
+    let body = json!({ "inputs": {}, "query": "q", "response_mode": "streaming", "user": "u" });
+    let events = dify_events(
+        &dify(&base, body, &[("x-mock-error-event-after", "1")])
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1]["event"], "error");
+    assert_eq!(events[1]["status"], 500);
+    assert_eq!(events[1]["code"], "mock_error");
+    assert_eq!(events[1]["message"], "mock stream error");
+    assert_eq!(events[1]["task_id"], events[0]["task_id"]);
+}
+
+#[tokio::test]
+async fn dify_stop_ends_the_stream_early() {
+    let base = start(args()).await;
+    let body = json!({ "inputs": {}, "query": "long", "response_mode": "streaming", "user": "u" });
+    let response = dify(
+        &base,
+        body,
+        &[("x-mock-chunks", "100"), ("x-mock-chunk-delay-ms", "50")],
+    )
+    .await;
+    let mut stream = response.bytes_stream();
+    let first = String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap();
+    let task = dify_events(&first)[0]["task_id"].as_str().unwrap().to_owned();
+    let started = tokio::time::Instant::now();
+    let stopped: Value = client()
+        .post(format!("{base}/v1/chat-messages/{task}/stop"))
+        .json(&json!({ "user": "u" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stopped, json!({ "result": "success" }));
+    let mut rest = String::new();
+    while let Some(chunk) = stream.next().await {
+        rest.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "stream did not stop early"
+    );
+    let events = dify_events(&rest);
+    assert_eq!(events.last().unwrap()["event"], "message_end");
+    assert!(events.len() < 20, "{} events after the stop", events.len());
+    // Unknown tasks succeed too.
+    let unknown = client()
+        .post(format!("{base}/v1/chat-messages/no-such-task/stop"))
+        .json(&json!({ "user": "u" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 200);
+    let s = stats(&base).await;
+    assert_eq!(s["stopped"], 2);
+    assert_eq!(s["cancelled"], 0);
+    assert_eq!(s["by_key"][""]["completed"], 1);
+}
