@@ -24,6 +24,7 @@ mod dify;
 mod openai;
 mod script;
 mod stats;
+mod transcription;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -43,6 +44,9 @@ use crate::{ops, shutdown};
 pub use script::Behaviour;
 use script::Failure;
 use stats::{Outcome, Stats, StreamGuard};
+
+/// Largest transcription upload (the OpenAI limit).
+const MAX_AUDIO_BYTES: usize = 25 * 1024 * 1024;
 
 /// Shared state of the mock server.
 pub struct MockState {
@@ -338,6 +342,7 @@ pub fn router(defaults: MockLlmArgs) -> Router {
         stats: Arc::new(Stats::default()),
         dify: dify::DifyState::default(),
     });
+    let audio = post(transcription::transcriptions).layer(DefaultBodyLimit::max(MAX_AUDIO_BYTES));
     Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/chat/completions", post(openai::chat_completions))
@@ -348,6 +353,8 @@ pub fn router(defaults: MockLlmArgs) -> Router {
         .route("/chat-messages", post(dify::chat_messages))
         .route("/v1/chat-messages/{task_id}/stop", post(dify::stop))
         .route("/chat-messages/{task_id}/stop", post(dify::stop))
+        .route("/v1/audio/transcriptions", audio.clone())
+        .route("/audio/transcriptions", audio)
         .route("/mock/stats", get(stats))
         .route("/mock/reset", post(reset))
         .with_state(state)

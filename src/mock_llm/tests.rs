@@ -812,3 +812,140 @@ async fn dify_stop_ends_the_stream_early() {
     assert_eq!(s["cancelled"], 0);
     assert_eq!(s["by_key"][""]["completed"], 1);
 }
+
+// ---- Transcription ----
+
+/// A multipart body with text fields and an optional file.
+fn form(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> (String, Vec<u8>) {
+    let boundary = "mockboundary7MA4YWxk";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    if let Some((file_name, bytes)) = file {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: audio/wav\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn transcribe(
+    base: &str,
+    (content_type, body): (String, Vec<u8>),
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = client()
+        .post(format!("{base}/v1/audio/transcriptions"))
+        .header("content-type", content_type)
+        .body(body);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn transcription_formats_and_errors() {
+    let base = start(args()).await;
+    let audio = vec![7u8; 64_000];
+    let response = transcribe(
+        &base,
+        form(&[("model", "whisper-1")], Some(("hello.wav", &audio))),
+        &[],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "text": "transcript of hello.wav: 64000 bytes" })
+    );
+
+    let response = transcribe(
+        &base,
+        form(
+            &[("model", "whisper-1"), ("response_format", "text")],
+            Some(("a.mp3", b"abc")),
+        ),
+        &[("x-mock-transcript", "bonjour tout le monde")],
+    )
+    .await;
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert_eq!(response.text().await.unwrap(), "bonjour tout le monde");
+
+    let verbose: Value = transcribe(
+        &base,
+        form(
+            &[("model", "whisper-1"), ("response_format", "verbose_json")],
+            Some(("b.wav", &audio)),
+        ),
+        &[],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(verbose["language"], "en");
+    assert_eq!(verbose["duration"], 2.0);
+    assert_eq!(verbose["text"], "transcript of b.wav: 64000 bytes");
+
+    let response = transcribe(&base, form(&[("model", "whisper-1")], None), &[]).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("file"),
+        "{error}"
+    );
+    let response = transcribe(&base, form(&[], Some(("c.wav", b"x"))), &[]).await;
+    assert_eq!(response.status(), 400);
+
+    let h = [
+        ("x-mock-key", "stt"),
+        ("x-mock-fail-first", "1"),
+        ("x-mock-fail-status", "429"),
+        ("x-mock-retry-after", "3"),
+    ];
+    let response = transcribe(&base, form(&[("model", "whisper-1")], Some(("d.wav", b"x"))), &h).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "3");
+    let response = transcribe(&base, form(&[("model", "whisper-1")], Some(("d.wav", b"x"))), &h).await;
+    assert_eq!(response.status(), 200);
+
+    let s = stats(&base).await;
+    assert_eq!(s["transcriptions"], 4);
+    assert_eq!(s["by_key"]["stt"]["failed"], 1);
+    assert_eq!(s["by_key"]["stt"]["completed"], 1);
+    assert_eq!(s["completions"], 0);
+}
+
+#[tokio::test]
+async fn transcription_uploads_are_limited_to_25_mib() {
+    let base = start(args()).await;
+    let big = vec![0u8; 25 * 1024 * 1024 + 1024];
+    let (content_type, body) = form(&[("model", "whisper-1")], Some(("big.wav", &big)));
+    let response = client()
+        .post(format!("{base}/v1/audio/transcriptions"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await;
+    let response = response.expect("a 413 answer");
+    assert_eq!(response.status(), 413);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("25 MiB"),
+        "{error}"
+    );
+    assert_eq!(stats(&base).await["transcriptions"], 0);
+}
