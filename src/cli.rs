@@ -38,7 +38,7 @@ pub enum Role {
     Gateway(GatewayArgs),
     /// A worker: turns, language models, sessions (scaled role; needs REDIS_URL and NATS_URL).
     Worker(WorkerArgs),
-    /// A mock LLM server speaking the OpenAI streaming wire format, for tests and development.
+    /// A mock LLM server (OpenAI, Anthropic, Dify, transcription), scriptable per request; see docs/MOCK-LLM.md.
     MockLlm(MockLlmArgs),
     /// Print a signed JWT for the configured secret.
     Token(TokenArgs),
@@ -81,13 +81,13 @@ pub struct MockLlmArgs {
     /// Milliseconds between chunks (per request: `x-mock-chunk-delay-ms`).
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub chunk_delay: u64,
-    /// Share of requests that fail, 0.0 to 1.0 (per request: `x-mock-fail-status`).
+    /// Share of requests that fail, 0.0 to 1.0 (per request: `x-mock-fail-status`, `x-mock-fail-first`).
     #[arg(long, default_value_t = 0.0, value_name = "RATE")]
     pub fail_rate: f64,
-    /// HTTP status of a failed request.
+    /// HTTP status of a failed request (a 429 also sends `Retry-After`; per request: `x-mock-retry-after`).
     #[arg(long, default_value_t = 500, value_name = "STATUS")]
     pub fail_status: u16,
-    /// Require this API key as `Authorization: Bearer`.
+    /// Require this API key: `Authorization: Bearer` (OpenAI, Dify, transcription) or `x-api-key` (Anthropic).
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
 }
