@@ -26,7 +26,7 @@ use bytes::Bytes;
 use chatbox_shared::auth::Identity;
 use chatbox_shared::bus::Headers;
 use chatbox_shared::coordinator::OwnerToken;
-use chatbox_shared::envelope::{Control, KillReason, OpenSession, OpenedSession, rpc};
+use chatbox_shared::envelope::{Control, KillReason, OpenSession, OpenedSession, StopReason, rpc};
 use chatbox_shared::ids::is_valid_session_id;
 use chatbox_shared::protocol::outbound::{self, StatusReason};
 use chatbox_shared::protocol::{ErrorCode, ErrorInfo};
@@ -195,10 +195,11 @@ async fn join_session(
     } else {
         StatusReason::NewSession
     };
-    let _ = queue.push(
-        outbound::connection_status(&conn.session_id, status, state.config.chatbox.reconnect_timeout)
-            .to_json(),
-    );
+    let mut hello =
+        outbound::connection_status(&conn.session_id, status, state.config.chatbox.reconnect_timeout);
+    hello.model_id = Some(opened.model_id);
+    hello.data = Some(serde_json::json!({ "models": opened.models }));
+    let _ = queue.push(hello.to_json());
     state.metrics.connects.increment(1);
     info!(restored = opened.restored, "connected");
     Ok(conn)
@@ -241,7 +242,15 @@ async fn socket_loop(state: &GatewayState, socket: &mut WebSocket, mut ctx: Conn
                     Ok(Message::Text(text)) => pending = inbound::handle_text(&mut ctx, text.as_str()),
                     Ok(Message::Binary(_)) => inbound::refuse_binary(&ctx),
                     Ok(Message::Ping(_) | Message::Pong(_)) => {}
-                    Ok(Message::Close(_)) => return Exit::ClientClosed,
+                    Ok(Message::Close(close)) => {
+                        // A normal close (1000) means the user is done: an
+                        // answer still streaming is stopped (and kept). Any
+                        // other close may be followed by a reconnect.
+                        if close.is_some_and(|c| c.code == 1000) {
+                            inbound::stop_answer(&ctx, StopReason::Left);
+                        }
+                        return Exit::ClientClosed;
+                    }
                     Err(e) if is_too_large(&e) => {
                         Box::pin(refuse_too_large(socket, state, &conn.session_id)).await;
                         return Exit::TooLarge;

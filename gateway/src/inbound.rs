@@ -1,10 +1,12 @@
 //! Client frames, once read: validated, answered or handed to the workers.
 //!
-//! A `ping` is answered at once. A `user_message` is rate-limited (a token
-//! bucket shared by every pod), the session's `chat.out` subscription is
-//! made sure of, and the message goes to `chat.in.<sid>` — accepted only
-//! once JetStream has stored it, de-duplicated by the client's message id,
-//! so a client that resends after an error never gets two answers. Every
+//! A `ping` is answered at once. A `user_message` or `model_select` is
+//! rate-limited (a token bucket shared by every pod), the session's
+//! `chat.out` subscription is made sure of, and the message goes to
+//! `chat.in.<sid>` — accepted only once JetStream has stored it,
+//! de-duplicated by the client's message id, so a client that resends
+//! after an error never gets two answers. A `stop` goes to every worker at
+//! once on `chat.stop.<sid>`. Every
 //! refusal is an `error` frame with a code and a sentence; the socket stays
 //! open.
 
@@ -17,13 +19,13 @@ use bytes::Bytes;
 use chatbox_shared::bus::Headers;
 use chatbox_shared::coordinator::{Admission, RateLimit};
 use chatbox_shared::envelope::{
-    Audience, EndSession, InboundBody, InboundEnvelope, ListSessions, RenameSession, SessionHistory, headers,
-    rpc,
+    Audience, EndSession, InboundBody, InboundEnvelope, ListSessions, RenameSession, SessionHistory,
+    StopAnswer, StopReason, headers, rpc,
 };
 use chatbox_shared::ids::new_message_id;
 use chatbox_shared::protocol::sessions::{HistoryPage, SessionPage, SessionSummary};
 use chatbox_shared::protocol::{
-    ClientCommand, ErrorCode, ErrorInfo, MessageType, Metadata, ProtocolError, Sender, Timestamp, outbound,
+    ClientCommand, ErrorCode, ErrorInfo, MessageType, ProtocolError, Sender, Timestamp, outbound,
     parse_client_frame,
 };
 use chatbox_shared::telemetry::propagation;
@@ -95,13 +97,24 @@ pub fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
             content,
             model_id,
             metadata,
-        } => Some(Box::pin(accept_user_message(
+        } => Some(Box::pin(accept(
             AcceptArgs::new(ctx),
             id,
-            content,
-            model_id,
-            metadata,
+            InboundBody::UserMessage {
+                content,
+                model_id,
+                metadata,
+            },
         ))),
+        ClientCommand::ModelSelect { id, model_id } => Some(Box::pin(accept(
+            AcceptArgs::new(ctx),
+            id,
+            InboundBody::ModelSelect { model_id },
+        ))),
+        ClientCommand::Stop { .. } => {
+            stop_answer(ctx, StopReason::User);
+            None
+        }
         ClientCommand::TypingIndicator { active } => {
             typing(ctx, active);
             None
@@ -117,13 +130,6 @@ pub fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
             ctx.send_error(ErrorInfo::new(
                 ErrorCode::Unsupported,
                 "asking for a person is not available on this server yet",
-            ));
-            None
-        }
-        ClientCommand::ModelSelect { .. } => {
-            ctx.send_error(ErrorInfo::new(
-                ErrorCode::Unsupported,
-                "choosing a model is not available on this server yet",
             ));
             None
         }
@@ -252,13 +258,9 @@ impl AcceptArgs {
     }
 }
 
-async fn accept_user_message(
-    args: AcceptArgs,
-    client_id: Option<String>,
-    content: String,
-    model_id: Option<String>,
-    metadata: Option<Metadata>,
-) {
+/// Hands a message for the session's queue to the workers: rate-limited,
+/// stored by JetStream before it counts as accepted.
+async fn accept(args: AcceptArgs, client_id: Option<String>, body: InboundBody) {
     let message_id = client_id.clone().unwrap_or_else(new_message_id);
     let span = info_span!("accept_message", message_id = %message_id);
     async move {
@@ -301,11 +303,7 @@ async fn accept_user_message(
             sender: Sender::User,
             message_id: message_id.clone(),
             client_id,
-            body: InboundBody::UserMessage {
-                content,
-                model_id,
-                metadata,
-            },
+            body,
             received_at: Timestamp::now(),
             gateway: state.pod_id.clone(),
         };
@@ -351,6 +349,29 @@ async fn accept_user_message(
     }
     .instrument(span)
     .await
+}
+
+/// Stops the answer streaming to the connection's session, wherever it
+/// runs: every worker hears `chat.stop.<sid>`.
+pub fn stop_answer(ctx: &ConnContext, reason: StopReason) {
+    let stop = StopAnswer {
+        session_id: ctx.conn.session_id.clone(),
+        user_id: ctx.conn.user_id.clone(),
+        reason,
+        at: Timestamp::now(),
+    };
+    let Ok(payload) = serde_json::to_vec(&stop) else {
+        return;
+    };
+    let subject = ctx.state.subjects.stop(&ctx.conn.session_id);
+    let state = Arc::clone(&ctx.state);
+    let headers = Headers::new().with(headers::SESSION, ctx.conn.session_id.as_str());
+    tokio::spawn(async move {
+        if let Err(e) = state.bus.publish(subject, headers, Bytes::from(payload)).await {
+            metrics::bus_error("publish");
+            warn!("cannot stop the answer: {e}");
+        }
+    });
 }
 
 /// Forwards the user's typing state to admins watching; at most one per

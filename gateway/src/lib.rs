@@ -151,6 +151,7 @@ impl Gateway {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/chat/ws", get(upgrade::handle))
+            .route("/chat/models", get(user_api::models))
             .route("/chat/sessions", get(user_api::list))
             .route("/chat/sessions/{id}", patch(user_api::rename))
             .route("/chat/sessions/{id}/messages", get(user_api::history))

@@ -4,6 +4,7 @@
 //!
 //! | method and path | answer |
 //! |---|---|
+//! | `GET /chat/models` | the models the user may pick, default first |
 //! | `GET /chat/sessions?limit=&cursor=` | the user's sessions, most recently active first |
 //! | `GET /chat/sessions/{id}/messages?limit=&cursor=` | a session's messages in order (`cursor` = the last `seq` held) |
 //! | `PATCH /chat/sessions/{id}` `{"name": …}` | the renamed session |
@@ -21,7 +22,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chatbox_shared::auth::{AuthError, Identity};
-use chatbox_shared::envelope::{EndSession, ListSessions, RenameSession, SessionHistory, rpc};
+use chatbox_shared::envelope::{EndSession, ListSessions, ModelList, RenameSession, SessionHistory, rpc};
 use chatbox_shared::protocol::sessions::{HistoryPage, SessionPage, SessionSummary};
 use chatbox_shared::protocol::{ErrorCode, ErrorInfo};
 use serde::Deserialize;
@@ -101,6 +102,19 @@ fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
             "limit must be from 1 to 100",
         ))),
     }
+}
+
+/// `GET /chat/models`
+pub async fn models(
+    State(state): State<Arc<GatewayState>>,
+    headers: HeaderMap,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Answer<ModelList> {
+    let q = query(q)?;
+    let identity = authenticate(&state, &headers, q.token.as_deref())?;
+    Ok(Json(
+        rpc_client::call(&state, rpc::LIST_MODELS, &identity.user_id, &()).await?,
+    ))
 }
 
 /// `GET /chat/sessions`

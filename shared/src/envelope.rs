@@ -40,6 +40,8 @@ pub mod rpc {
     pub const RENAME_SESSION: &str = "sessions.rename";
     /// End a session.
     pub const END_SESSION: &str = "sessions.end";
+    /// The models users may pick.
+    pub const LIST_MODELS: &str = "models.list";
 }
 
 /// An accepted client message, as a gateway hands it to the workers on
@@ -80,6 +82,41 @@ pub enum InboundBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         metadata: Option<Metadata>,
     },
+    /// The model for this and every later turn of the session.
+    ModelSelect { model_id: String },
+}
+
+/// Stop what is being answered to a session, on `chat.stop.<sid>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopAnswer {
+    /// The session.
+    pub session_id: String,
+    /// Who asked.
+    pub user_id: String,
+    /// Why.
+    pub reason: StopReason,
+    /// Answers to messages received up to this moment are stopped.
+    pub at: Timestamp,
+}
+
+/// Why an answer is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The user pressed stop.
+    User,
+    /// The user closed the conversation (a normal close of the socket).
+    Left,
+}
+
+impl StopReason {
+    /// The name kept with the stopped answer (`finish_reason`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StopReason::User => "stopped",
+            StopReason::Left => "user_left",
+        }
+    }
 }
 
 /// Which sockets of a session a frame on `chat.out` is for.
@@ -218,6 +255,32 @@ pub struct OpenedSession {
     /// its sockets must be closed (one active session per user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_session_id: Option<String>,
+    /// The model the session uses (its choice, or the default).
+    #[serde(default)]
+    pub model_id: String,
+    /// The models the user may pick, default first.
+    #[serde(default)]
+    pub models: Vec<ModelInfo>,
+}
+
+/// A model users may pick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// What `model_select` names.
+    pub id: String,
+    /// What people see.
+    pub name: String,
+    /// The kind of provider (`openai`, `anthropic`, `dify`, `demo`).
+    pub provider: String,
+    /// Whether it answers when nothing was chosen.
+    pub default: bool,
+}
+
+/// Reply of [`rpc::LIST_MODELS`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelList {
+    /// Default first.
+    pub models: Vec<ModelInfo>,
 }
 
 /// The reply of any RPC: `{"ok": …}` or `{"error": {…}}`.

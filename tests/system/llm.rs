@@ -1,39 +1,34 @@
-//! The OpenAI-compatible client against `chatbox mock-llm`, over real HTTP.
+//! The provider adapters, retries, breakers and fallbacks against
+//! `chatbox mock-llm` speaking each provider's wire format, over real HTTP.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chatbox_shared::config::{ProviderConfig, ProviderKind, Secret};
-use chatbox_worker::llm::openai::OpenAiProvider;
-use chatbox_worker::llm::{ChatMessage, ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest};
+use chatbox_shared::config::{BreakerConfig, LlmConfig, ProviderConfig, RetryConfig};
+use chatbox_worker::llm::breaker::BreakerState;
+use chatbox_worker::llm::transcription::{Audio, Transcriber};
+use chatbox_worker::llm::{
+    ChatMessage, ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, Providers,
+    anthropic::AnthropicProvider, dify::DifyProvider, dispatch, openai::OpenAiProvider,
+};
 use futures_util::StreamExt;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn provider(addr: &str, stream: bool, key: &str) -> OpenAiProvider {
-    provider_with(addr, stream, key, &[])
+/// A provider entry for the mock at `addr`; `extra` adds or overrides keys.
+fn config(id: &str, kind: &str, addr: &str, extra: Value) -> ProviderConfig {
+    let mut c = json!({
+        "id": id, "name": id, "type": kind, "endpoint": format!("http://{addr}/v1"),
+        "model": format!("{id}-model"), "connect_timeout": "2s", "first_token_timeout": "10s", "idle_timeout": "10s",
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        c[k] = v.clone();
+    }
+    serde_json::from_value(c).expect("provider config")
 }
 
-fn provider_with(addr: &str, stream: bool, key: &str, headers: &[(&str, &str)]) -> OpenAiProvider {
-    OpenAiProvider::new(ProviderConfig {
-        id: "mock".into(),
-        name: "Mock".into(),
-        kind: ProviderKind::Openai,
-        endpoint: format!("http://{addr}/v1"),
-        api_key: Secret::new(key),
-        model: "mock-model".into(),
-        stream,
-        max_tokens: Some(100),
-        temperature: Some(0.2),
-        system_prompt: Some("be brief".into()),
-        headers: headers
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-        connect_timeout: Duration::from_secs(2),
-        first_token_timeout: Duration::from_secs(10),
-        idle_timeout: Duration::from_secs(10),
-    })
-    .unwrap()
+fn headers(pairs: &[(&str, &str)]) -> Value {
+    json!({ "headers": pairs.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>() })
 }
 
 fn ask(text: &str) -> LlmRequest {
@@ -42,80 +37,113 @@ fn ask(text: &str) -> LlmRequest {
             role: ChatRole::User,
             content: text.into(),
         }],
-        user: None,
+        user: Some("user-hash".into()),
+        conversation_id: None,
     }
 }
 
-async fn collect(p: &OpenAiProvider, request: LlmRequest) -> Vec<Result<LlmEvent, LlmError>> {
+async fn collect(p: &dyn LlmProvider, request: LlmRequest) -> Vec<Result<LlmEvent, LlmError>> {
     p.stream(request).await.expect("stream starts").collect().await
 }
 
-#[tokio::test]
-async fn streams_text_and_usage_then_ends() {
-    let dir = log_dir(&unique("llm"));
-    let mock = start_mock(&dir, "mock", &["--chunks", "7", "--api-key", "sk-test"]).await;
-    let events = collect(&provider(&mock.addr, true, "sk-test"), ask("ping pong")).await;
-    let deltas: Vec<String> = events
+fn text_of(events: &[Result<LlmEvent, LlmError>]) -> String {
+    events
         .iter()
         .filter_map(|e| match e {
-            Ok(LlmEvent::Delta(d)) => Some(d.clone()),
+            Ok(LlmEvent::Delta(d)) => Some(d.as_str()),
             _ => None,
         })
-        .collect();
-    assert_eq!(deltas.len(), 7);
-    assert!(deltas.concat().starts_with("You said: ping pong"));
-    assert!(
-        matches!(events.last(), Some(Ok(LlmEvent::Usage { prompt_tokens, completion_tokens })) if *prompt_tokens > 0 && *completion_tokens > 0),
-        "{events:?}"
-    );
-    assert!(events.iter().all(Result::is_ok));
+        .collect()
 }
 
-#[tokio::test]
-async fn non_streaming_mode_returns_the_whole_answer() {
-    let dir = log_dir(&unique("llm"));
-    let mock = start_mock(&dir, "mock", &[]).await;
-    let events = collect(&provider(&mock.addr, false, ""), ask("all at once")).await;
-    assert!(matches!(&events[0], Ok(LlmEvent::Delta(d)) if d.starts_with("You said: all at once")));
-    assert!(matches!(&events[1], Ok(LlmEvent::Usage { .. })));
-}
-
-#[tokio::test]
-async fn failures_are_reported_not_swallowed() {
-    let dir = log_dir(&unique("llm"));
-    let mock = start_mock(
-        &dir,
-        "mock",
-        &[
-            "--api-key",
-            "sk-right",
-            "--fail-rate",
-            "1.0",
-            "--fail-status",
-            "503",
-        ],
-    )
-    .await;
-    match provider(&mock.addr, true, "sk-wrong").stream(ask("x")).await {
-        Err(LlmError::Status { status: 401, .. }) => {}
-        other => panic!("expected 401, got {:?}", other.map(|_| "a stream")),
-    }
-    match provider(&mock.addr, true, "sk-right").stream(ask("x")).await {
-        Err(LlmError::Status {
-            status: 503, message, ..
-        }) => assert_eq!(message, "mock failure"),
-        other => panic!("expected 503, got {:?}", other.map(|_| "a stream")),
-    }
-
-    // A stream cut off in the middle is an error, never a short answer.
-    let mock = start_mock(&dir, "mock-cut", &["--chunks", "10", "--chunk-delay", "20"]).await;
-    let cut = provider_with(&mock.addr, true, "", &[("x-mock-disconnect-after", "3")]);
-    let events = collect(&cut, ask("cut")).await;
-    let deltas = events
+fn deltas(events: &[Result<LlmEvent, LlmError>]) -> usize {
+    events
         .iter()
         .filter(|e| matches!(e, Ok(LlmEvent::Delta(_))))
-        .count();
-    assert_eq!(deltas, 3, "{events:?}");
+        .count()
+}
+
+fn usage(events: &[Result<LlmEvent, LlmError>]) -> Option<(u64, u64)> {
+    events.iter().find_map(|e| match e {
+        Ok(LlmEvent::Usage {
+            prompt_tokens,
+            completion_tokens,
+        }) => Some((*prompt_tokens, *completion_tokens)),
+        _ => None,
+    })
+}
+
+async fn key_stats(mock: &Proc, key: &str) -> Value {
+    mock_stats(mock).await["by_key"][key].clone()
+}
+
+#[tokio::test]
+async fn openai_streams_text_and_usage_then_ends_and_sends_the_request_as_configured() {
+    let dir = log_dir(&unique("llm"));
+    let mock = start_mock(&dir, "mock", &["--chunks", "7", "--api-key", "sk-test"]).await;
+    let p = OpenAiProvider::new(config(
+        "gpt",
+        "openai",
+        &mock.addr,
+        json!({ "apiKey": "sk-test", "system_prompt": "be brief", "max_tokens": 100, "temperature": 0.5,
+                "headers": { "x-mock-key": "openai-shape" } }),
+    ))
+    .unwrap();
+    let events = collect(&p, ask("ping pong")).await;
+    assert_eq!(deltas(&events), 7);
+    assert!(text_of(&events).starts_with("You said: ping pong"));
+    let (prompt, completion) = usage(&events).expect("usage with stream_options.include_usage");
+    assert!(prompt > 0 && completion > 0);
+    assert!(events.iter().all(Result::is_ok), "{events:?}");
+    let seen = &key_stats(&mock, "openai-shape").await["last_request"];
+    assert_eq!(seen["format"], "openai");
+    assert_eq!(seen["model"], "gpt-model");
+    assert_eq!(
+        seen["messages"][0],
+        json!({ "role": "system", "content": "be brief" })
+    );
+    assert_eq!(seen["max_tokens"], 100);
+    assert_eq!(seen["user"], "user-hash");
+
+    // Non-streaming mode returns the whole answer and its usage.
+    let whole = OpenAiProvider::new(config(
+        "gpt",
+        "openai",
+        &mock.addr,
+        json!({ "apiKey": "sk-test", "stream": false }),
+    ))
+    .unwrap();
+    let events = collect(&whole, ask("all at once")).await;
+    assert_eq!(deltas(&events), 1);
+    assert!(text_of(&events).starts_with("You said: all at once"));
+    assert!(usage(&events).is_some());
+
+    // A wrong key is an HTTP error, not an empty answer.
+    let wrong = OpenAiProvider::new(config(
+        "gpt",
+        "openai",
+        &mock.addr,
+        json!({ "apiKey": "sk-wrong" }),
+    ))
+    .unwrap();
+    match wrong.stream(ask("x")).await {
+        Err(e @ LlmError::Status { status: 401, .. }) => {
+            assert!(!e.is_transient() && e.counts_against_provider())
+        }
+        other => panic!("expected 401, got {:?}", other.map(|_| "a stream")),
+    }
+}
+
+#[tokio::test]
+async fn openai_reports_cut_malformed_and_error_streams_and_missing_usage() {
+    let dir = log_dir(&unique("llm"));
+    let mock = start_mock(&dir, "mock", &["--chunks", "10", "--chunk-delay", "10"]).await;
+    let scripted = |pairs: &[(&str, &str)]| {
+        OpenAiProvider::new(config("gpt", "openai", &mock.addr, headers(pairs))).unwrap()
+    };
+
+    let events = collect(&scripted(&[("x-mock-disconnect-after", "3")]), ask("cut")).await;
+    assert_eq!(deltas(&events), 3, "{events:?}");
     assert!(
         matches!(
             events.last(),
@@ -123,6 +151,362 @@ async fn failures_are_reported_not_swallowed() {
         ),
         "{events:?}"
     );
-    let events = collect(&provider(&mock.addr, true, ""), ask("whole")).await;
-    assert!(events.iter().all(Result::is_ok), "{events:?}");
+
+    let events = collect(&scripted(&[("x-mock-malformed-after", "2")]), ask("bad")).await;
+    assert_eq!(deltas(&events), 2, "{events:?}");
+    assert!(
+        matches!(events.last(), Some(Err(LlmError::Protocol(_)))),
+        "{events:?}"
+    );
+
+    let events = collect(&scripted(&[("x-mock-error-event-after", "4")]), ask("err")).await;
+    assert_eq!(deltas(&events), 4, "{events:?}");
+    match events.last() {
+        Some(Err(e @ LlmError::Upstream { kind, message })) => {
+            assert_eq!(
+                (kind.as_str(), message.as_str()),
+                ("server_error", "mock stream error")
+            );
+            assert!(e.is_transient());
+        }
+        other => panic!("expected the stream's error event, got {other:?}"),
+    }
+
+    let events = collect(&scripted(&[("x-mock-usage", "absent")]), ask("no usage")).await;
+    assert_eq!(deltas(&events), 10);
+    assert!(
+        usage(&events).is_none() && events.iter().all(Result::is_ok),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_streams_messages_events_with_usage_and_its_error_events() {
+    let dir = log_dir(&unique("llm"));
+    let mock = start_mock(&dir, "mock", &["--chunks", "5", "--api-key", "sk-ant"]).await;
+    let p = |extra: Value| {
+        let mut base = json!({ "apiKey": "sk-ant", "system_prompt": "Be brief.", "headers": { "x-mock-key": "claude" } });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            base[k] = v.clone();
+        }
+        AnthropicProvider::new(config("claude", "anthropic", &mock.addr, base)).unwrap()
+    };
+    let request = LlmRequest {
+        messages: vec![
+            ChatMessage {
+                role: ChatRole::Assistant,
+                content: "Hi! How can I help?".into(),
+            },
+            ChatMessage {
+                role: ChatRole::User,
+                content: "first".into(),
+            },
+            ChatMessage {
+                role: ChatRole::User,
+                content: "second".into(),
+            },
+        ],
+        ..ask("")
+    };
+    let events = collect(&p(json!({})), request).await;
+    assert_eq!(deltas(&events), 5, "{events:?}");
+    let text = text_of(&events);
+    assert!(
+        text.starts_with("You said: first") && text.contains("second"),
+        "{events:?}"
+    );
+    let (input, output) = usage(&events).expect("message_start and message_delta usage");
+    assert!(input > 0 && output > 0);
+    let seen = &key_stats(&mock, "claude").await["last_request"];
+    assert_eq!(seen["format"], "anthropic");
+    assert_eq!(seen["system"], "Be brief.");
+    assert_eq!(seen["max_tokens"], 1024, "the API requires max_tokens");
+    assert_eq!(seen["messages"].as_array().map(Vec::len), Some(1), "{seen}");
+
+    let events = collect(&p(json!({ "stream": false })), ask("whole")).await;
+    assert!(
+        text_of(&events).starts_with("You said: whole") && usage(&events).is_some(),
+        "{events:?}"
+    );
+
+    let events = collect(&p(headers(&[("x-mock-usage", "absent")])), ask("no usage")).await;
+    assert!(usage(&events).is_none() && deltas(&events) == 5, "{events:?}");
+
+    let events = collect(&p(headers(&[("x-mock-error-event-after", "2")])), ask("overload")).await;
+    assert_eq!(deltas(&events), 2);
+    assert!(
+        matches!(events.last(), Some(Err(LlmError::Upstream { kind, .. })) if kind == "overloaded_error"),
+        "{events:?}"
+    );
+
+    match p(json!({ "apiKey": "sk-wrong" })).stream(ask("x")).await {
+        Err(LlmError::Status {
+            status: 401, message, ..
+        }) => assert_eq!(message, "invalid x-api-key"),
+        other => panic!("expected 401, got {:?}", other.map(|_| "a stream")),
+    }
+}
+
+#[tokio::test]
+async fn dify_keeps_its_conversation_and_is_stopped_when_dropped() {
+    let dir = log_dir(&unique("llm"));
+    let mock = start_mock(&dir, "mock", &["--chunks", "4", "--api-key", "app-key"]).await;
+    let p = |extra: Value| {
+        let mut base = json!({ "apiKey": "app-key" });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            base[k] = v.clone();
+        }
+        DifyProvider::new(config("dify", "dify", &mock.addr, base)).unwrap()
+    };
+    let conversation = |events: &[Result<LlmEvent, LlmError>]| {
+        events.iter().find_map(|e| match e {
+            Ok(LlmEvent::Conversation(id)) => Some(id.clone()),
+            _ => None,
+        })
+    };
+    let first = collect(&p(json!({})), ask("hello")).await;
+    let id = conversation(&first).expect("a conversation id");
+    assert!(
+        text_of(&first).contains("(turn 1)") && usage(&first).is_some(),
+        "{first:?}"
+    );
+
+    let second = collect(
+        &p(json!({})),
+        LlmRequest {
+            conversation_id: Some(id.clone()),
+            ..ask("again")
+        },
+    )
+    .await;
+    assert!(
+        text_of(&second).starts_with("You said: again. (turn 2)"),
+        "{second:?}"
+    );
+    assert_eq!(conversation(&second), Some(id));
+
+    // A conversation Dify forgot starts afresh instead of failing.
+    let lost = collect(
+        &p(json!({})),
+        LlmRequest {
+            conversation_id: Some("conv-gone".into()),
+            ..ask("lost")
+        },
+    )
+    .await;
+    assert!(text_of(&lost).contains("(turn 1)"), "{lost:?}");
+    assert!(conversation(&lost).is_some_and(|c| c != "conv-gone"));
+
+    let blocking = collect(&p(json!({ "stream": false })), ask("blocking")).await;
+    assert!(text_of(&blocking).starts_with("You said: blocking") && conversation(&blocking).is_some());
+
+    // Dropped midway: the task is stopped upstream.
+    let slow = p(headers(&[
+        ("x-mock-chunks", "50"),
+        ("x-mock-chunk-delay-ms", "50"),
+    ]));
+    let mut stream = slow.stream(ask("slow")).await.unwrap();
+    let mut got = 0;
+    while got < 2 {
+        if let Some(Ok(LlmEvent::Delta(_))) = stream.next().await {
+            got += 1;
+        }
+    }
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mock_stats(&mock).await["stopped"] != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no stop call: {}",
+            mock_stats(&mock).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let events = collect(&p(headers(&[("x-mock-error-event-after", "1")])), ask("err")).await;
+    assert!(
+        matches!(events.last(), Some(Err(LlmError::Upstream { kind, .. })) if kind == "mock_error"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn transcription_uploads_the_audio_and_returns_its_text() {
+    let dir = log_dir(&unique("llm"));
+    let mock = start_mock(&dir, "mock", &["--api-key", "sk-t"]).await;
+    let t = Transcriber::new(config(
+        "whisper",
+        "openai",
+        &mock.addr,
+        json!({ "apiKey": "sk-t", "transcription_model": "whisper-1" }),
+    ))
+    .unwrap();
+    let audio = Audio {
+        bytes: vec![7u8; 3210].into(),
+        filename: "voice.webm".into(),
+        content_type: "audio/webm".into(),
+    };
+    let text = t.transcribe(audio.clone(), Some("en")).await.unwrap();
+    assert_eq!(text, "transcript of voice.webm: 3210 bytes");
+    assert_eq!(mock_stats(&mock).await["transcriptions"], 1);
+
+    let wrong = Transcriber::new(config(
+        "w",
+        "openai",
+        &mock.addr,
+        json!({ "apiKey": "nope", "transcription_model": "whisper-1" }),
+    ))
+    .unwrap();
+    assert!(matches!(
+        wrong.transcribe(audio, None).await,
+        Err(LlmError::Status { status: 401, .. })
+    ));
+}
+
+fn llm_config(providers: Vec<ProviderConfig>, attempts: u32, threshold: u32) -> LlmConfig {
+    LlmConfig {
+        providers,
+        retry: RetryConfig {
+            attempts,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(100),
+            max_retry_after: Duration::from_secs(5),
+        },
+        breaker: BreakerConfig {
+            failure_threshold: threshold,
+            open_for: Duration::from_millis(700),
+            half_open_probes: 1,
+        },
+        ..LlmConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn retries_happen_before_the_first_token_with_backoff_and_retry_after() {
+    let dir = log_dir(&unique("llm"));
+    let mock = start_mock(&dir, "mock", &["--chunks", "3"]).await;
+    let flaky = config(
+        "flaky",
+        "openai",
+        &mock.addr,
+        headers(&[
+            ("x-mock-key", "flaky"),
+            ("x-mock-fail-first", "2"),
+            ("x-mock-fail-status", "503"),
+        ]),
+    );
+    let config = llm_config(vec![flaky], 3, 10);
+    let providers = Providers::from_config(&config).unwrap();
+    let model = providers.select(None).unwrap();
+    let started = dispatch::start(&providers, model, &ask("third time lucky"), &config.retry)
+        .await
+        .expect("the third attempt answers");
+    assert!(
+        matches!(&started.head[..], [LlmEvent::Delta(d)] if d.starts_with("You")),
+        "{:?}",
+        started.head
+    );
+    assert_eq!(key_stats(&mock, "flaky").await["requests"], 3);
+
+    // 429 with Retry-After: the wait is at least what the provider asked.
+    let limited = config_with_key(
+        &mock.addr,
+        "limited",
+        &[
+            ("x-mock-fail-first", "1"),
+            ("x-mock-fail-status", "429"),
+            ("x-mock-retry-after", "1"),
+        ],
+    );
+    let config = llm_config(vec![limited], 3, 10);
+    let providers = Providers::from_config(&config).unwrap();
+    let t = Instant::now();
+    dispatch::start(
+        &providers,
+        providers.select(None).unwrap(),
+        &ask("patience"),
+        &config.retry,
+    )
+    .await
+    .expect("answers after the wait");
+    assert!(
+        t.elapsed() >= Duration::from_secs(1),
+        "waited only {:?}",
+        t.elapsed()
+    );
+    assert_eq!(key_stats(&mock, "limited").await["requests"], 2);
+
+    // A request the provider refuses as wrong is not tried again.
+    let bad = config_with_key(&mock.addr, "bad", &[("x-mock-fail-status", "400")]);
+    let config = llm_config(vec![bad], 3, 10);
+    let providers = Providers::from_config(&config).unwrap();
+    let e = dispatch::start(
+        &providers,
+        providers.select(None).unwrap(),
+        &ask("no"),
+        &config.retry,
+    )
+    .await
+    .err()
+    .expect("fails");
+    assert!(matches!(e, LlmError::Status { status: 400, .. }), "{e:?}");
+    assert_eq!(key_stats(&mock, "bad").await["requests"], 1);
+}
+
+fn config_with_key(addr: &str, key: &str, pairs: &[(&str, &str)]) -> ProviderConfig {
+    let mut all = vec![("x-mock-key", key)];
+    all.extend_from_slice(pairs);
+    config(key, "openai", addr, headers(&all))
+}
+
+#[tokio::test]
+async fn a_failing_provider_opens_its_breaker_and_its_fallback_answers_until_it_recovers() {
+    let dir = log_dir(&unique("llm"));
+    let mock = start_mock(&dir, "mock", &["--chunks", "3"]).await;
+    // "primary" fails its first 4 requests, then works again.
+    let mut primary = config_with_key(
+        &mock.addr,
+        "primary",
+        &[("x-mock-fail-first", "4"), ("x-mock-fail-status", "500")],
+    );
+    primary.fallback = Some("backup".into());
+    let backup = config(
+        "backup",
+        "anthropic",
+        &mock.addr,
+        headers(&[("x-mock-key", "backup")]),
+    );
+    let config = llm_config(vec![primary, backup], 2, 4);
+    let providers = Providers::from_config(&config).unwrap();
+    let primary = providers.select(Some("primary")).unwrap();
+
+    for round in 1..=2 {
+        let started = dispatch::start(&providers, primary, &ask("help"), &config.retry)
+            .await
+            .unwrap();
+        assert_eq!(started.provider.id(), "backup", "round {round}");
+        assert_eq!(started.fell_back_from.as_deref(), Some("primary"));
+    }
+    assert_eq!(
+        key_stats(&mock, "primary").await["requests"],
+        4,
+        "2 rounds of 2 attempts"
+    );
+    assert!(matches!(primary.breaker.state(), BreakerState::Open { .. }));
+
+    // Open: the primary is not even asked.
+    let started = dispatch::start(&providers, primary, &ask("help"), &config.retry)
+        .await
+        .unwrap();
+    assert_eq!(started.provider.id(), "backup");
+    assert_eq!(key_stats(&mock, "primary").await["requests"], 4);
+
+    // After open_for, one probe goes through; it succeeds and closes the breaker.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let started = dispatch::start(&providers, primary, &ask("better?"), &config.retry)
+        .await
+        .unwrap();
+    assert_eq!(started.provider.id(), "primary");
+    assert!(started.fell_back_from.is_none());
+    assert_eq!(primary.breaker.state(), BreakerState::Closed { failures: 0 });
 }

@@ -12,6 +12,7 @@
 mod support;
 
 mod all_in_one;
+mod answers;
 mod auth;
 mod cli;
 mod llm;

@@ -225,3 +225,34 @@ async fn a_worker_killed_mid_turn_loses_nothing() {
             .starts_with("You said: and another")
     );
 }
+
+#[tokio::test]
+async fn stop_on_one_gateway_reaches_the_worker_streaming_the_answer() {
+    let cluster = Cluster::start(&["--chunks", "5"], false).await;
+    let mut client = Client::connect(&cluster.gateways[1].addr, &token("stopper", &[]), None).await;
+    client.status().await;
+    client
+        .say("long", "go on and on [[mock chunks=300 chunk-delay-ms=30]]")
+        .await;
+    for _ in 0..2 {
+        client
+            .until(Duration::from_secs(10), |f| {
+                f["type"] == "ai_response" && f["done"] == false
+            })
+            .await;
+    }
+    client
+        .send(serde_json::json!({ "type": "stop", "id": "s1" }))
+        .await;
+    let done = client.answer(Duration::from_secs(10)).await;
+    assert_eq!(done["metadata"]["finish_reason"], "stopped");
+    assert!(done["content"].as_str().unwrap().len() < 1000);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while mock_stats(&cluster.mocks[0]).await["cancelled"] != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the upstream request was not cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -36,10 +36,26 @@ pub fn frame(m: &MessageRecord) -> Message {
     f.timestamp = Some(m.timestamp);
     f.sender = Some(m.sender);
     f.metadata = m.metadata.clone();
+    if let Some(meta) = &mut f.metadata {
+        meta.remove(CONVERSATION_KEY);
+    }
     if m.kind == MessageType::AiResponse {
         f.done = Some(true);
     }
     f
+}
+
+/// The metadata key under which an answer keeps its provider's
+/// conversation id (never shown to clients).
+pub const CONVERSATION_KEY: &str = "provider_conversation_id";
+
+/// The conversation `provider` keeps for this session (Dify), from the
+/// newest answer it gave among `newest_first`.
+pub fn provider_conversation(newest_first: &[MessageRecord], provider: &str) -> Option<String> {
+    newest_first
+        .iter()
+        .filter(|m| m.sender == Sender::Ai && m.model_id.as_deref() == Some(provider))
+        .find_map(|m| m.metadata.as_ref()?.get(CONVERSATION_KEY).cloned())
 }
 
 /// Earlier messages (newest first, as [`crate::store::Store::messages_before`]

@@ -6,6 +6,7 @@
 //! language models ([`llm`]), keep sessions and messages ([`store`]) and
 //! publish frames back to sessions ([`outbox`]).
 
+pub mod answer;
 pub mod consumer;
 pub mod history;
 pub mod lifecycle;
@@ -15,6 +16,7 @@ pub mod outbox;
 pub mod rpc;
 pub mod session_name;
 pub mod state;
+pub mod stops;
 pub mod store;
 pub mod turn;
 
@@ -69,6 +71,7 @@ pub struct Worker {
     state: Arc<WorkerState>,
     stop_pulling: CancellationToken,
     hard_stop: CancellationToken,
+    stop_listening: CancellationToken,
     background: TaskTracker,
     turns: TaskTracker,
 }
@@ -87,6 +90,7 @@ impl Worker {
             ),
             providers,
             store: deps.store,
+            stops: Arc::default(),
             subjects,
             config: deps.config,
             pod_id: deps.pod_id,
@@ -103,8 +107,12 @@ impl Worker {
             .bus
             .queue_subscribe(state.subjects.rpc(">"), WORKER_QUEUE_GROUP.to_owned())
             .await?;
+        let stops = state.bus.subscribe(state.subjects.stop_all()).await?;
         state.bus.flush().await?;
         background.spawn(rpc::serve(Arc::clone(&state), requests, stop_pulling.clone()));
+        // Stops are heard until the last turn is done, after the queue.
+        let stop_listening = CancellationToken::new();
+        tokio::spawn(stops::listen(Arc::clone(&state), stops, stop_listening.clone()));
         background.spawn(lifecycle::sweep_loop(Arc::clone(&state), stop_pulling.clone()));
         background.spawn(consumer::consume(
             Arc::clone(&state),
@@ -113,12 +121,13 @@ impl Worker {
             turns.clone(),
         ));
         background.close();
-        let models: Vec<&str> = state.providers.all().iter().map(|p| p.id()).collect();
+        let models: Vec<&str> = state.providers.all().iter().map(|m| m.id()).collect();
         info!(pod_id = %state.pod_id, bus = state.bus.adapter(), store = state.store.adapter(), ?models, "worker started");
         Ok(Worker {
             state,
             stop_pulling,
             hard_stop,
+            stop_listening,
             background,
             turns,
         })
@@ -130,7 +139,7 @@ impl Worker {
             .providers
             .all()
             .iter()
-            .map(|p| (p.id().to_owned(), p.name().to_owned()))
+            .map(|m| (m.id().to_owned(), m.provider.name().to_owned()))
             .collect()
     }
 
@@ -146,5 +155,6 @@ impl Worker {
             self.hard_stop.cancel();
             self.turns.wait().await;
         }
+        self.stop_listening.cancel();
     }
 }

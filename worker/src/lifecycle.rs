@@ -162,6 +162,12 @@ async fn resume(
         .await
         .map_err(store_error)?;
     Ok(OpenedSession {
+        model_id: state
+            .providers
+            .for_session(session.model_id.as_deref())
+            .id()
+            .to_owned(),
+        models: state.providers.infos(),
         session_id: session.id,
         restored: true,
         previous_session_id: previous,
@@ -185,6 +191,8 @@ async fn start(state: &WorkerState, user_id: &str, now: Timestamp) -> Result<Ope
     }
     info!(session_id = %session.id, user_id, "session started");
     Ok(OpenedSession {
+        model_id: state.providers.for_session(None).id().to_owned(),
+        models: state.providers.infos(),
         session_id: session.id,
         restored: false,
         previous_session_id: previous,

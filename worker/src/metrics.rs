@@ -2,12 +2,18 @@
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
-//! | `chatbox_worker_turns_total` | counter | `outcome` | turns finished: `ok`, `llm_error`, `timeout`, `rejected`, `store_error` |
+//! | `chatbox_worker_turns_total` | counter | `outcome` | turns finished: `ok`, `stopped`, `interrupted`, `llm_error`, `timeout`, `rejected`, `store_error` |
 //! | `chatbox_worker_turns_in_flight` | gauge | | turns running on this worker |
 //! | `chatbox_worker_turn_duration_seconds` | histogram | `provider` | from the start of a turn to its last frame |
 //! | `chatbox_worker_time_to_first_token_seconds` | histogram | `provider` | from the start of a turn to the first token |
 //! | `chatbox_worker_turn_wait_seconds` | histogram | | time a message waited for earlier messages of its session |
 //! | `chatbox_worker_tokens_total` | counter | `provider`, `kind` | prompt and completion tokens |
+//! | `chatbox_llm_requests_total` | counter | `provider`, `outcome` | model requests by how they started: `ok` or an error kind (`connect`, `timeout`, `rate_limited`, `server_error`, `refused`, `stream_error`, `protocol`, `breaker_open`) |
+//! | `chatbox_llm_retries_total` | counter | `provider` | requests tried again before their first token |
+//! | `chatbox_llm_fallbacks_total` | counter | `from`, `to` | answers given by a fallback provider |
+//! | `chatbox_llm_breaker_state` | gauge | `provider` | circuit breaker: 0 closed, 1 open, 2 half-open |
+//! | `chatbox_llm_breaker_transitions_total` | counter | `provider`, `to` | breaker state changes |
+//! | `chatbox_llm_transcriptions_total` | counter | `provider`, `outcome` | speech-to-text requests |
 //! | `chatbox_worker_redeliveries_total` | counter | | inbound messages delivered more than once |
 //! | `chatbox_worker_rpc_total` | counter | `method`, `outcome` | RPCs answered |
 //! | `chatbox_bus_errors_total` | counter | `op` | failed bus operations |
@@ -45,6 +51,38 @@ pub fn tokens(provider: &str, prompt: u64, completion: u64) {
         .increment(prompt);
     counter!("chatbox_worker_tokens_total", "provider" => provider.to_owned(), "kind" => "completion")
         .increment(completion);
+}
+
+/// Counts a model request by how it started.
+pub fn llm_request(provider: &str, outcome: &'static str) {
+    counter!("chatbox_llm_requests_total", "provider" => provider.to_owned(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// Counts a request tried again.
+pub fn llm_retry(provider: &str) {
+    counter!("chatbox_llm_retries_total", "provider" => provider.to_owned()).increment(1);
+}
+
+/// Counts an answer given by a fallback provider.
+pub fn llm_fallback(from: &str, to: &str) {
+    counter!("chatbox_llm_fallbacks_total", "from" => from.to_owned(), "to" => to.to_owned()).increment(1);
+}
+
+/// Sets a breaker's state (0 closed, 1 open, 2 half-open) and counts the
+/// change to `to`, if it is one.
+pub fn breaker_state(provider: &str, state: f64, to: Option<&'static str>) {
+    gauge!("chatbox_llm_breaker_state", "provider" => provider.to_owned()).set(state);
+    if let Some(to) = to {
+        counter!("chatbox_llm_breaker_transitions_total", "provider" => provider.to_owned(), "to" => to)
+            .increment(1);
+    }
+}
+
+/// Counts a transcription.
+pub fn transcription(provider: &str, outcome: &'static str) {
+    counter!("chatbox_llm_transcriptions_total", "provider" => provider.to_owned(), "outcome" => outcome)
+        .increment(1);
 }
 
 /// Counts a redelivered message.

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chatbox_shared::bus::{BusMessage, Subscription, respond};
 use chatbox_shared::envelope::{
-    EndSession, KillReason, ListSessions, OpenSession, RenameSession, RpcError, RpcReply, SessionHistory, rpc,
+    EndSession, KillReason, ListSessions, ModelList, OpenSession, RenameSession, RpcError, RpcReply,
+    SessionHistory, rpc,
 };
 use chatbox_shared::protocol::ErrorCode;
 use chatbox_shared::protocol::sessions::{HistoryPage, SessionPage};
@@ -79,6 +80,17 @@ pub async fn serve(state: Arc<WorkerState>, mut requests: Subscription, cancel: 
                     handle(&state, &request, rpc::END_SESSION, |r: EndSession| {
                         let state = Arc::clone(&state);
                         async move { end_session(&state, r).await }
+                    })
+                    .await
+                }
+                rpc::LIST_MODELS => {
+                    handle(&state, &request, rpc::LIST_MODELS, |(): ()| {
+                        let state = Arc::clone(&state);
+                        async move {
+                            Ok(ModelList {
+                                models: state.providers.infos(),
+                            })
+                        }
                     })
                     .await
                 }

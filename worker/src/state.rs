@@ -9,6 +9,7 @@ use chatbox_shared::namespace::Subjects;
 
 use crate::llm::Providers;
 use crate::outbox::Outbox;
+use crate::stops::Stops;
 use crate::store::Store;
 
 /// The shared state of one worker.
@@ -29,4 +30,6 @@ pub struct WorkerState {
     pub providers: Providers,
     /// Sessions and messages.
     pub store: Arc<dyn Store>,
+    /// The answers streaming here, to stop on request.
+    pub stops: Arc<Stops>,
 }

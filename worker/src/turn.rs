@@ -3,16 +3,26 @@
 //! Wait until every earlier message of the session is done (session
 //! order); store the user's message (once: a redelivered turn finds it)
 //! and echo it with its sequence number; switch the loading indicator on;
-//! stream the model's answer — given the session's earlier messages within
-//! the context budget — as `ai_response` chunks under one `message_id`;
-//! store the whole answer with its tokens and timing and update the
-//! session's totals; send the final frame (`done: true`, the whole text);
-//! switch loading off; then — last — ack the inbound message. While
-//! storage fails nothing is acked: the message comes back until it can be
-//! stored. A worker that dies before the ack leaves the
-//! message to be redelivered to another worker, which streams the answer
-//! again under the same `message_id` (the `loading` frame tells the
-//! client to drop the partial text it holds).
+//! stream the model's answer ([`answer`]) — the message's model, else the
+//! session's choice, else the default; given the session's earlier
+//! messages within the context budget — as `ai_response` chunks under one
+//! `message_id`; store the answer with its tokens, timing and how it
+//! ended (`finish_reason`: `complete`, `stopped`, `user_left`,
+//! `interrupted`: a stopped or broken-off answer keeps the part the user
+//! saw) and update the session's totals; send the final frame (`done:
+//! true`, the whole text); switch loading off; then — last — ack the
+//! inbound message. An answer that fails before its first token stores
+//! nothing and tells the user (`LLM_UNAVAILABLE`, with `retry_after` when
+//! the provider named one).
+//!
+//! While storage fails nothing is acked: the message comes back until it
+//! can be stored. A worker that dies before the ack leaves the message to
+//! be redelivered to another worker, which streams the answer again under
+//! the same `message_id` (the `loading` frame tells the client to drop the
+//! partial text it holds).
+//!
+//! A `model_select` is a turn too, so it takes effect in order: the
+//! messages sent after it use the new model.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,12 +33,12 @@ use chatbox_shared::ids::answer_id;
 use chatbox_shared::protocol::outbound::{self, AnswerStats};
 use chatbox_shared::protocol::{ErrorCode, ErrorInfo, MessageType, Sender, Timestamp};
 use chatbox_shared::telemetry::propagation;
-use futures_util::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::llm::{ChatMessage, ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, estimate_tokens};
+use crate::answer::{self, End};
+use crate::llm::{ChatMessage, ChatRole, LlmError, LlmRequest, estimate_tokens};
 use crate::state::WorkerState;
 use crate::store::{MessageRecord, SessionPatch, StoreError, TurnView};
 use crate::{history, metrics, session_name};
@@ -173,6 +183,7 @@ async fn run(state: &WorkerState, envelope: &InboundEnvelope, attempt: u64) -> S
         InboundBody::UserMessage {
             content, model_id, ..
         } => user_turn(state, envelope, content, model_id.as_deref()).await,
+        InboundBody::ModelSelect { model_id } => select_model(state, envelope, model_id).await,
     };
     match result {
         Ok(settle) => settle,
@@ -239,14 +250,13 @@ async fn user_turn(
         mut last_seq,
         earlier,
     } = view;
-    let Some(provider) = state.providers.select(model_id) else {
-        let known: Vec<&str> = state.providers.all().iter().map(|p| p.id()).collect();
-        let message = format!(
-            "unknown model {:?}; choose one of: {}",
-            model_id.unwrap_or_default(),
-            known.join(", ")
-        );
-        return reject(ErrorCode::InvalidField, message).await;
+    // The message's own model, else the session's choice, else the default.
+    let model = match model_id {
+        Some(id) => match state.providers.select(Some(id)) {
+            Some(model) => model,
+            None => return reject(ErrorCode::InvalidField, unknown_model(state, id)).await,
+        },
+        None => state.providers.for_session(session.model_id.as_deref()),
     };
 
     // The user's message, stored once: a redelivered turn finds it.
@@ -285,6 +295,7 @@ async fn user_turn(
                 name,
                 counters: Some(session.counters),
                 is_active: None,
+                model_id: None,
             };
             store.record_message(&record, &patch).await?;
             record
@@ -309,183 +320,195 @@ async fn user_turn(
         role: ChatRole::User,
         content: content.to_owned(),
     });
-    let request = LlmRequest { messages, user: None };
+    let request = LlmRequest {
+        messages,
+        user: Some(pseudonym(&envelope.user_id)),
+        conversation_id: history::provider_conversation(&earlier, model.id()),
+    };
     let prompt_estimate: u64 = request.messages.iter().map(|m| estimate_tokens(&m.content)).sum();
     let started = Instant::now();
-    let mut streamed = Streamed::default();
-    let result = stream_answer(
-        state,
-        provider.as_ref(),
-        request,
-        sid,
-        &answer,
-        started,
-        &mut streamed,
-    )
-    .await;
+    let stop = state.stops.register(sid, envelope.received_at);
+    let streamed = answer::stream(state, model, &request, sid, &answer, started, &stop).await;
+    drop(stop);
     let elapsed = started.elapsed();
+    let provider_id = streamed.provider.clone().unwrap_or_else(|| model.id().to_owned());
     metrics::turn_timing(
-        provider.id(),
+        &provider_id,
         elapsed.as_secs_f64(),
         streamed.first_token.map(|d| d.as_secs_f64()),
     );
-    let settle = match result {
-        Ok(()) => {
-            let stats = AnswerStats {
-                prompt_tokens: streamed.prompt_tokens.unwrap_or(prompt_estimate),
-                completion_tokens: streamed
-                    .completion_tokens
-                    .unwrap_or_else(|| estimate_tokens(&streamed.text)),
-                first_token_ms: streamed.first_token.map(millis).unwrap_or_default(),
-                response_time_ms: millis(elapsed),
-            };
-            let seq = last_seq + 1;
-            let done = outbound::ai_final(sid, &answer, Some(seq), streamed.text, provider.id(), &stats);
-            let tokens = stats.prompt_tokens + stats.completion_tokens;
-            session.counters.add_answer(tokens, stats.response_time_ms);
-            let patch = SessionPatch {
-                last_activity: Some(Timestamp::now()),
-                counters: Some(session.counters),
-                ..SessionPatch::default()
-            };
-            store
-                .record_message(
-                    &MessageRecord {
-                        session_id: sid.to_owned(),
-                        seq,
-                        message_id: answer.clone(),
-                        client_id: None,
-                        sender: Sender::Ai,
-                        kind: MessageType::AiResponse,
-                        content: done.content.clone().unwrap_or_default(),
-                        file_id: None,
-                        model_id: Some(provider.id().to_owned()),
-                        timestamp: done.timestamp.unwrap_or_else(Timestamp::now),
-                        metadata: done.metadata.clone(),
-                        tokens: Some(tokens),
-                    },
-                    &patch,
-                )
-                .await?;
-            let _ = outbox.send(sid, &done, Audience::All).await;
-            metrics::turn("ok");
-            metrics::tokens(provider.id(), stats.prompt_tokens, stats.completion_tokens);
+    let (finish, failure) = match streamed.end {
+        End::Failed(e) => {
+            warn!(provider = %provider_id, "the model failed before answering: {e}");
+            let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), llm_error_info(&e));
+            let _ = outbox.send(sid, &frame, Audience::All).await;
+            metrics::turn("llm_error");
+            return finish_turn(state, sid, &answer).await;
+        }
+        End::Stopped(reason) if streamed.text.is_empty() => {
+            info!(provider = %provider_id, ?reason, "stopped before the first token");
+            metrics::turn("stopped");
+            return finish_turn(state, sid, &answer).await;
+        }
+        End::Stopped(reason) => (reason.as_str(), None),
+        End::Interrupted(e) => ("interrupted", Some(e)),
+        End::Complete => ("complete", None),
+    };
+
+    // Keep what was streamed (all of it, or the part before a stop or a
+    // break), marked with how it ended.
+    let (prompt_tokens, completion_tokens) = streamed
+        .usage
+        .unwrap_or_else(|| (prompt_estimate, estimate_tokens(&streamed.text)));
+    let stats = AnswerStats {
+        prompt_tokens,
+        completion_tokens,
+        first_token_ms: streamed.first_token.map(millis).unwrap_or_default(),
+        response_time_ms: millis(elapsed),
+    };
+    let seq = last_seq + 1;
+    let mut done = outbound::ai_final(sid, &answer, Some(seq), streamed.text, &provider_id, &stats);
+    let meta = done.metadata.get_or_insert_with(Default::default);
+    meta.insert("finish_reason".into(), finish.into());
+    if let Some(from) = &streamed.fell_back_from {
+        meta.insert("fallback_from".into(), from.clone());
+    }
+    let mut kept = done.metadata.clone().unwrap_or_default();
+    if let Some(conversation) = &streamed.conversation {
+        kept.insert(history::CONVERSATION_KEY.into(), conversation.clone());
+    }
+    let tokens = stats.prompt_tokens + stats.completion_tokens;
+    session
+        .counters
+        .add_answer(tokens, stats.response_time_ms, stats.first_token_ms);
+    let patch = SessionPatch {
+        last_activity: Some(Timestamp::now()),
+        counters: Some(session.counters),
+        ..SessionPatch::default()
+    };
+    store
+        .record_message(
+            &MessageRecord {
+                session_id: sid.to_owned(),
+                seq,
+                message_id: answer.clone(),
+                client_id: None,
+                sender: Sender::Ai,
+                kind: MessageType::AiResponse,
+                content: done.content.clone().unwrap_or_default(),
+                file_id: None,
+                model_id: Some(provider_id.clone()),
+                timestamp: done.timestamp.unwrap_or_else(Timestamp::now),
+                metadata: Some(kept),
+                tokens: Some(tokens),
+            },
+            &patch,
+        )
+        .await?;
+    let _ = outbox.send(sid, &done, Audience::All).await;
+    metrics::tokens(&provider_id, stats.prompt_tokens, stats.completion_tokens);
+    match failure {
+        Some(e) => {
+            warn!(provider = %provider_id, kept_chars = done.content.as_ref().map_or(0, String::len), "the answer broke off: {e}");
+            let info = ErrorInfo::new(
+                ErrorCode::LlmUnavailable,
+                "the answer broke off; the part you see is kept — ask again to get the rest",
+            );
+            let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
+            let _ = outbox.send(sid, &frame, Audience::All).await;
+            metrics::turn("interrupted");
+        }
+        None => {
+            metrics::turn(if finish == "complete" { "ok" } else { "stopped" });
             info!(
-                provider = provider.id(),
+                provider = %provider_id,
+                finish,
                 response_ms = stats.response_time_ms,
                 first_token_ms = stats.first_token_ms,
                 completion_tokens = stats.completion_tokens,
                 "answered"
             );
-            Settle::Ack
-        }
-        Err(e) => {
-            warn!(
-                provider = provider.id(),
-                partial_chars = streamed.text.len(),
-                "the model failed: {e}"
-            );
-            let message = match e {
-                LlmError::Timeout(_) => "the assistant did not answer in time; please try again",
-                _ => "the assistant could not answer right now; please try again",
-            };
-            let info = ErrorInfo::new(ErrorCode::LlmUnavailable, message);
-            let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
-            let _ = outbox.send(sid, &frame, Audience::All).await;
-            metrics::turn("llm_error");
-            Settle::Ack
-        }
-    };
-    let _ = outbox
-        .send(sid, &outbound::loading(sid, &answer, false), Audience::All)
-        .await;
-    Ok(settle)
-}
-
-/// What has come out of the model so far.
-#[derive(Default)]
-struct Streamed {
-    text: String,
-    first_token: Option<Duration>,
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
-}
-
-impl Streamed {
-    /// Keeps the token counts of a usage event.
-    fn record(&mut self, event: LlmEvent) {
-        if let LlmEvent::Usage {
-            prompt_tokens,
-            completion_tokens,
-        } = event
-        {
-            self.prompt_tokens = Some(prompt_tokens);
-            self.completion_tokens = Some(completion_tokens);
         }
     }
+    finish_turn(state, sid, &answer).await
 }
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-async fn stream_answer(
-    state: &WorkerState,
-    provider: &dyn LlmProvider,
-    request: LlmRequest,
-    sid: &str,
-    answer: &str,
-    started: Instant,
-    streamed: &mut Streamed,
-) -> Result<(), LlmError> {
-    let window = state.config.chatbox.worker.chunk_window;
-    let first_deadline = started + provider.first_token_timeout();
-    let mut stream = tokio::time::timeout_at(first_deadline, provider.stream(request))
-        .await
-        .map_err(|_| LlmError::Timeout("first token"))??;
-    let mut ended = false;
-    while !ended {
-        let deadline = match streamed.first_token {
-            None => first_deadline,
-            Some(_) => Instant::now() + provider.idle_timeout(),
-        };
-        let event = match tokio::time::timeout_at(deadline, stream.next()).await {
-            Err(_) if streamed.first_token.is_none() => return Err(LlmError::Timeout("first token")),
-            Err(_) => return Err(LlmError::Timeout("between tokens")),
-            Ok(None) => return Ok(()),
-            Ok(Some(event)) => event?,
-        };
-        let LlmEvent::Delta(mut delta) = event else {
-            streamed.record(event);
-            continue;
-        };
-        streamed.first_token.get_or_insert_with(|| started.elapsed());
-        let mut failure = None;
-        if !window.is_zero() {
-            // Text that follows within the window joins this frame.
-            let flush_at = Instant::now() + window;
-            loop {
-                match tokio::time::timeout_at(flush_at, stream.next()).await {
-                    Err(_) => break,
-                    Ok(None) => {
-                        ended = true;
-                        break;
-                    }
-                    Ok(Some(Ok(LlmEvent::Delta(more)))) => delta.push_str(&more),
-                    Ok(Some(Ok(usage))) => streamed.record(usage),
-                    Ok(Some(Err(e))) => {
-                        failure = Some(e);
-                        break;
-                    }
-                }
-            }
+/// Switches the loading indicator off; the turn is done.
+async fn finish_turn(state: &WorkerState, sid: &str, answer: &str) -> Result<Settle, StoreError> {
+    let _ = state
+        .outbox
+        .send(sid, &outbound::loading(sid, answer, false), Audience::All)
+        .await;
+    Ok(Settle::Ack)
+}
+
+/// What the user hears when no model could answer.
+fn llm_error_info(e: &LlmError) -> ErrorInfo {
+    let message = match e {
+        LlmError::Timeout(_) => "the assistant did not answer in time; please try again".to_owned(),
+        e if e.retry_after().is_some() => {
+            "the assistant is busy right now; please try again in a moment".to_owned()
         }
-        streamed.text.push_str(&delta);
-        let chunk = outbound::ai_chunk(sid, answer, delta);
-        let _ = state.outbox.send(sid, &chunk, Audience::All).await;
-        if let Some(e) = failure {
-            return Err(e);
-        }
+        _ => "the assistant could not answer right now; please try again".to_owned(),
+    };
+    let info = ErrorInfo::new(ErrorCode::LlmUnavailable, message);
+    match e.retry_after() {
+        Some(after) => info.retry_after(after.max(Duration::from_secs(1))),
+        None => info,
     }
-    Ok(())
+}
+
+fn unknown_model(state: &WorkerState, id: &str) -> String {
+    let known: Vec<&str> = state.providers.all().iter().map(|m| m.id()).collect();
+    format!("unknown model {id:?}; choose one of: {}", known.join(", "))
+}
+
+/// A stable stand-in for a user id, for the provider's abuse checks: the
+/// provider can tell users apart without learning who they are.
+fn pseudonym(user_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("chatbox-user:{user_id}").as_bytes());
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `model_select`: validated against the configured models, kept on the
+/// session for every later turn, confirmed to the user.
+async fn select_model(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+    model_id: &str,
+) -> Result<Settle, StoreError> {
+    let sid = envelope.session_id.as_str();
+    let reply = match state.providers.select(Some(model_id)) {
+        None => {
+            metrics::turn("rejected");
+            outbound::error_reply(
+                envelope.client_id.as_deref(),
+                Some(sid),
+                ErrorInfo::new(ErrorCode::InvalidField, unknown_model(state, model_id)),
+            )
+        }
+        Some(model) => {
+            let patch = SessionPatch {
+                model_id: Some(model.id().to_owned()),
+                last_activity: Some(Timestamp::now()),
+                ..SessionPatch::default()
+            };
+            state.store.update_session(sid, &patch).await?;
+            info!(model_id = model.id(), "model selected");
+            metrics::turn("ok");
+            outbound::model_selected(
+                envelope.client_id.as_deref(),
+                sid,
+                model.id(),
+                model.provider.name(),
+            )
+        }
+    };
+    let _ = state.outbox.send(sid, &reply, Audience::All).await;
+    Ok(Settle::Ack)
 }

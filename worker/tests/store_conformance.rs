@@ -167,6 +167,8 @@ async fn sessions_round_trip_update_and_end_once(f: &Fixture) {
         total_response_ms: 800,
         avg_response_ms: 800,
         max_response_ms: 800,
+        total_first_token_ms: 300,
+        avg_first_token_ms: 300,
     };
     store
         .update_session(
@@ -176,12 +178,14 @@ async fn sessions_round_trip_update_and_end_once(f: &Fixture) {
                 name: Some("Lisbon, renamed".into()),
                 counters: Some(counters),
                 is_active: None,
+                model_id: Some("claude".into()),
             },
         )
         .await
         .unwrap();
     let got = store.session("s-1").await.unwrap().unwrap();
     assert_eq!(got.name, "Lisbon, renamed");
+    assert_eq!(got.model_id.as_deref(), Some("claude"));
     assert_eq!(got.last_activity, at(5_000));
     assert_eq!(got.counters, counters);
     assert!(got.is_active);
@@ -399,6 +403,7 @@ async fn a_turn_reads_its_view_and_records_with_its_session(f: &Fixture) {
         name: Some("Named by the first message".into()),
         counters: Some(counters),
         is_active: None,
+        model_id: None,
     };
     let user = message("s", 5, "m5", "text 5");
     assert_eq!(

@@ -416,6 +416,14 @@ pub struct LlmConfig {
     /// Tokens of earlier messages sent with each request, newest first,
     /// as context (the user's new message always goes).
     pub context_tokens: u64,
+    /// The provider that turns voice messages into text (its
+    /// `transcription_model` is used); empty: the first provider that has
+    /// a `transcription_model`.
+    pub transcription: String,
+    /// `[chatbox.llm.retry]`
+    pub retry: RetryConfig,
+    /// `[chatbox.llm.breaker]`
+    pub breaker: BreakerConfig,
 }
 
 impl Default for LlmConfig {
@@ -424,6 +432,65 @@ impl Default for LlmConfig {
             providers: Vec::new(),
             demo: DemoConfig::default(),
             context_tokens: 3000,
+            transcription: String::new(),
+            retry: RetryConfig::default(),
+            breaker: BreakerConfig::default(),
+        }
+    }
+}
+
+/// `[chatbox.llm.retry]`: how a failed model request is tried again —
+/// only while nothing of the answer has reached the user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts per provider, the first included.
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled for each one after, with
+    /// jitter.
+    #[serde(with = "duration")]
+    pub base_delay: Duration,
+    /// Longest wait between attempts.
+    #[serde(with = "duration")]
+    pub max_delay: Duration,
+    /// Longest `Retry-After` honoured; a provider that asks for more is
+    /// treated as failing (the fallback answers, or the user is told when
+    /// to try again).
+    #[serde(with = "duration")]
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            attempts: 3,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(20),
+        }
+    }
+}
+
+/// `[chatbox.llm.breaker]`: one circuit breaker per provider and worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Failed requests in a row that open the breaker.
+    pub failure_threshold: u32,
+    /// How long an open breaker refuses requests before it lets a probe
+    /// through (half-open).
+    #[serde(with = "duration")]
+    pub open_for: Duration,
+    /// Requests let through at once while half-open.
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failure_threshold: 5,
+            open_for: Duration::from_secs(30),
+            half_open_probes: 1,
         }
     }
 }
@@ -469,9 +536,21 @@ pub struct ProviderConfig {
     /// Sampling temperature.
     #[serde(default)]
     pub temperature: Option<f32>,
-    /// A system prompt put before the conversation.
+    /// A system prompt put before the conversation (OpenAI, Anthropic;
+    /// a Dify app has its own).
     #[serde(default)]
     pub system_prompt: Option<String>,
+    /// Another provider's id: it answers when this one is failing or its
+    /// breaker is open (and its own fallback after it).
+    #[serde(default)]
+    pub fallback: Option<String>,
+    /// The API version header (Anthropic's `anthropic-version`).
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// The speech-to-text model of an OpenAI-compatible provider
+    /// (`/audio/transcriptions`), like `whisper-1`.
+    #[serde(default)]
+    pub transcription_model: Option<String>,
     /// Extra HTTP headers sent with every request (gateways and proxies
     /// that want their own headers).
     #[serde(default)]
@@ -716,12 +795,28 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_provider_types_are_refused_with_a_reason() {
-        let file = "[[chatbox.llm.providers]]\nid = \"claude\"\ntype = \"anthropic\"\nendpoint = \"https://api.anthropic.com/v1\"\n";
-        let err = load(Some(file), &[], Role::AllInOne).unwrap_err().to_string();
+    fn fallbacks_must_name_providers_and_not_go_round_in_circles() {
+        let provider = |id: &str, kind: &str, fallback: &str| {
+            format!(
+                "[[chatbox.llm.providers]]\nid = \"{id}\"\ntype = \"{kind}\"\nendpoint = \"https://example.com/v1\"\nfallback = \"{fallback}\"\n"
+            )
+        };
+        let good = provider("claude", "anthropic", "dify")
+            + &provider("dify", "dify", "gpt")
+            + "[[chatbox.llm.providers]]\nid = \"gpt\"\ntype = \"openai\"\nendpoint = \"https://example.com/v1\"\n";
+        let config = load(Some(&good), &[], Role::AllInOne).unwrap();
+        assert_eq!(config.chatbox.llm.providers[0].fallback.as_deref(), Some("dify"));
+
+        let unknown = provider("claude", "anthropic", "nobody");
+        let err = load(Some(&unknown), &[], Role::AllInOne).unwrap_err().to_string();
         assert!(
-            err.contains("chatbox.llm.providers[0]") && err.contains("not supported"),
+            err.contains("chatbox.llm.providers[0].fallback") && err.contains("\"nobody\""),
             "{err}"
         );
+
+        let circle =
+            provider("a", "openai", "b") + &provider("b", "dify", "c") + &provider("c", "anthropic", "a");
+        let err = load(Some(&circle), &[], Role::AllInOne).unwrap_err().to_string();
+        assert!(err.contains("a -> b -> c -> a"), "{err}");
     }
 }

@@ -254,13 +254,55 @@ impl Config {
                     &key,
                     || format!("endpoint {:?} must be an http(s) URL", provider.endpoint),
                 );
-                p.check(provider.kind == ProviderKind::Openai, &key, || {
-                    format!(
-                        "type {:?} is not supported by this version; use \"openai\" (any OpenAI-compatible endpoint)",
-                        provider.kind
-                    )
+                if let Some(fallback) = &provider.fallback {
+                    p.check(
+                        c.llm.providers.iter().any(|q| &q.id == fallback) && *fallback != provider.id,
+                        &format!("{key}.fallback"),
+                        || format!("{fallback:?} is not the id of another configured provider"),
+                    );
+                }
+                p.check(
+                    provider.transcription_model.is_none() || provider.kind == ProviderKind::Openai,
+                    &format!("{key}.transcription_model"),
+                    || "only an OpenAI-compatible provider transcribes audio".into(),
+                );
+            }
+            if let Some(cycle) = fallback_cycle(&c.llm.providers) {
+                p.check(false, "chatbox.llm.providers", || {
+                    format!("the fallbacks go round in a circle: {cycle}")
                 });
             }
+            let transcription = &c.llm.transcription;
+            p.check(
+                transcription.is_empty()
+                    || c.llm
+                        .providers
+                        .iter()
+                        .any(|q| &q.id == transcription && q.transcription_model.is_some()),
+                "chatbox.llm.transcription",
+                || format!("{transcription:?} is not a configured provider with a transcription_model"),
+            );
+            let r = &c.llm.retry;
+            p.check(r.attempts > 0, "chatbox.llm.retry.attempts", || {
+                "must be at least 1".into()
+            });
+            p.check(
+                r.base_delay <= r.max_delay,
+                "chatbox.llm.retry.base_delay",
+                || "must not be longer than chatbox.llm.retry.max_delay".into(),
+            );
+            let b = &c.llm.breaker;
+            p.check(
+                b.failure_threshold > 0,
+                "chatbox.llm.breaker.failure_threshold",
+                || "must be at least 1".into(),
+            );
+            p.positive(b.open_for, "chatbox.llm.breaker.open_for");
+            p.check(
+                b.half_open_probes > 0,
+                "chatbox.llm.breaker.half_open_probes",
+                || "must be at least 1".into(),
+            );
         }
 
         p.check(
@@ -271,6 +313,30 @@ impl Config {
 
         if p.0.is_empty() { Ok(()) } else { Err(p.0) }
     }
+}
+
+/// The first chain of fallbacks that comes back to where it started, as
+/// `a -> b -> a`.
+fn fallback_cycle(providers: &[super::ProviderConfig]) -> Option<String> {
+    let next = |id: &str| {
+        providers
+            .iter()
+            .find(|p| p.id == id)
+            .and_then(|p| p.fallback.as_deref())
+    };
+    for start in providers {
+        let mut chain = vec![start.id.as_str()];
+        let mut at = start.id.as_str();
+        while let Some(n) = next(at) {
+            if chain.contains(&n) {
+                chain.push(n);
+                return (n == start.id).then(|| chain.join(" -> "));
+            }
+            chain.push(n);
+            at = n;
+        }
+    }
+    None
 }
 
 /// Decodes a 32-byte key written in base64 (standard or URL-safe).

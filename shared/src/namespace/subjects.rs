@@ -58,6 +58,26 @@ impl Subjects {
     }
 
     /// `chat.ctl.<pod>`: control messages for one gateway.
+    /// `chat.stop.<session_id>`: stop the answer streaming to a session.
+    /// Plain NATS, every worker listening: a stop cannot wait in the
+    /// session's queue behind the answer it is meant to stop.
+    pub fn stop(&self, session_id: &str) -> String {
+        format!("{}chat.stop.{session_id}", self.dot_prefix)
+    }
+
+    /// `chat.stop.*`, what workers listen to.
+    pub fn stop_all(&self) -> String {
+        format!("{}chat.stop.*", self.dot_prefix)
+    }
+
+    /// The session a `chat.stop` subject names.
+    pub fn session_of_stop<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        subject
+            .strip_prefix(self.dot_prefix.as_str())?
+            .strip_prefix("chat.stop.")
+            .filter(|s| !s.is_empty() && !s.contains('.'))
+    }
+
     pub fn control(&self, pod_id: &str) -> String {
         format!("{}chat.ctl.{pod_id}", self.dot_prefix)
     }
@@ -92,6 +112,9 @@ mod tests {
         assert_eq!(s.rpc("session.open"), "chat.rpc.session.open");
         assert_eq!(s.inbound_stream(), "CHAT_IN");
         assert_eq!(s.session_of_inbound("chat.in.abc"), Some("abc"));
+        assert_eq!(s.stop("abc"), "chat.stop.abc");
+        assert_eq!(s.stop_all(), "chat.stop.*");
+        assert_eq!(s.session_of_stop("chat.stop.abc"), Some("abc"));
     }
 
     #[test]

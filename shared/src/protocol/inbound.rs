@@ -78,6 +78,8 @@ pub enum ClientCommand {
     },
     /// End the connection's session (a new one starts on reconnect).
     EndSession { id: Option<String> },
+    /// Stop the answer streaming now; what arrived is kept.
+    Stop { id: Option<String> },
 }
 
 /// Which page of a list a request wants.
@@ -107,6 +109,7 @@ impl ClientCommand {
             ClientCommand::GetHistory { .. } => MessageType::GetHistory,
             ClientCommand::RenameSession { .. } => MessageType::RenameSession,
             ClientCommand::EndSession { .. } => MessageType::EndSession,
+            ClientCommand::Stop { .. } => MessageType::Stop,
         }
     }
 
@@ -121,7 +124,8 @@ impl ClientCommand {
             | ClientCommand::ListSessions { id, .. }
             | ClientCommand::GetHistory { id, .. }
             | ClientCommand::RenameSession { id, .. }
-            | ClientCommand::EndSession { id } => id.as_deref(),
+            | ClientCommand::EndSession { id }
+            | ClientCommand::Stop { id } => id.as_deref(),
             ClientCommand::TypingIndicator { .. } | ClientCommand::Ping => None,
         }
     }
@@ -266,6 +270,7 @@ pub fn parse_client_frame(text: &str, limits: &InboundLimits) -> Result<ClientFr
             }
         }
         MessageType::EndSession => ClientCommand::EndSession { id },
+        MessageType::Stop => ClientCommand::Stop { id },
         // Refused above by is_client_sendable.
         _ => {
             return Err(ProtocolError::new(

@@ -1,6 +1,7 @@
 //! The message types of the protocol: the seed's twelve, `ping`/`pong`,
-//! and the session requests (`list_sessions`, `get_history`,
-//! `rename_session`, `end_session`) with their answers.
+//! the session requests (`list_sessions`, `get_history`,
+//! `rename_session`, `end_session`) with their answers, and `stop` (stop
+//! the answer streaming now).
 
 use serde::{Deserialize, Serialize};
 
@@ -29,12 +30,14 @@ pub enum MessageType {
     RenameSession,
     SessionRenamed,
     EndSession,
+    /// Stop the answer streaming now (client → server).
+    Stop,
 }
 
 impl MessageType {
     /// Every type: the seed's twelve, the heartbeat pair, then the
     /// session requests and their answers.
-    pub const ALL: [MessageType; 21] = [
+    pub const ALL: [MessageType; 22] = [
         MessageType::UserMessage,
         MessageType::AiResponse,
         MessageType::FileUpload,
@@ -56,6 +59,7 @@ impl MessageType {
         MessageType::RenameSession,
         MessageType::SessionRenamed,
         MessageType::EndSession,
+        MessageType::Stop,
     ];
 
     /// The wire name, as it appears in the `type` field.
@@ -82,6 +86,7 @@ impl MessageType {
             MessageType::RenameSession => "rename_session",
             MessageType::SessionRenamed => "session_renamed",
             MessageType::EndSession => "end_session",
+            MessageType::Stop => "stop",
         }
     }
 
@@ -105,6 +110,7 @@ impl MessageType {
                 | MessageType::GetHistory
                 | MessageType::RenameSession
                 | MessageType::EndSession
+                | MessageType::Stop
         )
     }
 }

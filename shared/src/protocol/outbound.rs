@@ -204,6 +204,15 @@ pub fn ai_final(
     m
 }
 
+/// The confirmation of `model_select`: the session's model from now on.
+pub fn model_selected(request_id: Option<&str>, session_id: &str, model_id: &str, name: &str) -> Message {
+    let mut m = framed(MessageType::ModelSelect, Some(session_id));
+    m.id = request_id.map(str::to_owned);
+    m.model_id = Some(model_id.to_owned());
+    m.content = Some(name.to_owned());
+    m
+}
+
 /// A message as accepted into the session, echoed to everyone in it: the
 /// sender learns its `seq`, watchers see the message.
 pub fn accepted_message(

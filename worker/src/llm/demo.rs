@@ -5,19 +5,26 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chatbox_shared::config::ProviderConfig;
 use futures_util::StreamExt;
 
-use super::{ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, estimate_tokens};
+use super::{LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, estimate_tokens};
 
 /// The demo model.
 pub struct DemoProvider {
+    config: ProviderConfig,
     chunk_delay: Duration,
 }
 
 impl DemoProvider {
     /// A demo model that pauses `chunk_delay` between words.
     pub fn new(chunk_delay: Duration) -> Self {
-        DemoProvider { chunk_delay }
+        let config = serde_json::from_value(serde_json::json!({
+            "id": "demo", "name": "Demo (built-in)", "type": "openai", "endpoint": "builtin:demo",
+            "first_token_timeout": "10s", "idle_timeout": "10s",
+        }))
+        .expect("the demo configuration is valid");
+        DemoProvider { config, chunk_delay }
     }
 }
 
@@ -31,37 +38,19 @@ pub fn answer(question: &str) -> String {
          ```toml\n[[chatbox.llm.providers]]\nid = \"gpt-4o-mini\"\nname = \"GPT-4o mini\"\ntype = \"openai\"\n\
          endpoint = \"https://api.openai.com/v1\"\nmodel = \"gpt-4o-mini\"\n```\n\n\
          and set its key in the environment: `LLM_PROVIDER_GPT_4O_MINI_API_KEY=sk-...`. \
-         Any OpenAI-compatible endpoint works, such as vLLM, Ollama or LiteLLM."
+         Any OpenAI-compatible endpoint works, such as vLLM, Ollama or LiteLLM; so do Anthropic \
+         (`type = \"anthropic\"`) and Dify apps (`type = \"dify\"`)."
     )
 }
 
 #[async_trait]
 impl LlmProvider for DemoProvider {
-    fn id(&self) -> &str {
-        "demo"
-    }
-
-    fn name(&self) -> &str {
-        "Demo (built-in)"
-    }
-
-    fn first_token_timeout(&self) -> Duration {
-        Duration::from_secs(10)
-    }
-
-    fn idle_timeout(&self) -> Duration {
-        Duration::from_secs(10)
+    fn config(&self) -> &ProviderConfig {
+        &self.config
     }
 
     async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
-        let question = request
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == ChatRole::User)
-            .map(|m| m.content.clone())
-            .unwrap_or_default();
-        let text = answer(&question);
+        let text = answer(request.question());
         let prompt_tokens: u64 = request.messages.iter().map(|m| estimate_tokens(&m.content)).sum();
         let completion_tokens = estimate_tokens(&text);
         let words: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
@@ -85,7 +74,7 @@ impl LlmProvider for DemoProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::ChatMessage;
+    use crate::llm::{ChatMessage, ChatRole};
 
     #[tokio::test]
     async fn demo_streams_an_answer_that_explains_configuration() {
@@ -95,7 +84,7 @@ mod tests {
                 role: ChatRole::User,
                 content: "hi there".into(),
             }],
-            user: None,
+            ..LlmRequest::default()
         };
         let events: Vec<_> = provider.stream(request).await.unwrap().collect().await;
         let text: String = events

@@ -1,20 +1,35 @@
 //! The `LlmProvider` port: stream a completion from a language model.
 //!
-//! Adapters: [`openai::OpenAiProvider`] (OpenAI Chat Completions and every
-//! compatible endpoint: vLLM, Ollama, LiteLLM) and [`demo::DemoProvider`],
-//! the built-in model of the all-in-one. [`Providers`] holds the configured
-//! set and picks one per turn.
+//! Adapters, one per wire format: [`openai::OpenAiProvider`] (OpenAI Chat
+//! Completions and every compatible endpoint: vLLM, Ollama, LiteLLM),
+//! [`anthropic::AnthropicProvider`] (Messages), [`dify::DifyProvider`]
+//! (a Dify chat app) and [`demo::DemoProvider`], the built-in model of the
+//! all-in-one. [`http`] and [`sse`] are what the HTTP adapters share;
+//! [`transcription`] turns voice into text. [`Providers`] holds the
+//! configured set, each behind its circuit [`breaker`], and
+//! [`dispatch`] starts an answer with [`retry`] and fallbacks.
 
+pub mod anthropic;
+pub mod breaker;
 pub mod demo;
+pub mod dify;
+pub mod dispatch;
+pub mod http;
 pub mod openai;
+pub mod retry;
 pub mod sse;
+pub mod transcription;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chatbox_shared::config::{LlmConfig, ProviderKind};
+use chatbox_shared::config::{LlmConfig, ProviderConfig, ProviderKind};
+use chatbox_shared::envelope::ModelInfo;
 use futures_util::stream::BoxStream;
+
+use self::breaker::Breaker;
+use self::transcription::Transcriber;
 
 /// Who wrote a message of the conversation sent to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,12 +60,26 @@ pub struct ChatMessage {
 }
 
 /// A completion request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LlmRequest {
     /// The conversation, oldest first, ending with the user's message.
     pub messages: Vec<ChatMessage>,
     /// An opaque, stable id of the end user, for the provider's abuse checks.
     pub user: Option<String>,
+    /// The provider's own conversation this session continues (Dify keeps
+    /// the context on its side), from an earlier [`LlmEvent::Conversation`].
+    pub conversation_id: Option<String>,
+}
+
+impl LlmRequest {
+    /// The user's newest message.
+    pub fn question(&self) -> &str {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == ChatRole::User)
+            .map_or("", |m| m.content.as_str())
+    }
 }
 
 /// Something the model streamed.
@@ -63,6 +92,8 @@ pub enum LlmEvent {
         prompt_tokens: u64,
         completion_tokens: u64,
     },
+    /// The provider's conversation id, to continue it next turn.
+    Conversation(String),
 }
 
 /// A stream of model events; dropping it cancels the request upstream.
@@ -71,7 +102,7 @@ pub type LlmStream = BoxStream<'static, Result<LlmEvent, LlmError>>;
 /// Why a completion failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LlmError {
-    /// The provider could not be reached.
+    /// The provider could not be reached, or the connection broke.
     #[error("cannot reach the model provider: {0}")]
     Connect(String),
     /// The provider answered with an HTTP error.
@@ -81,25 +112,116 @@ pub enum LlmError {
         message: String,
         retry_after: Option<Duration>,
     },
+    /// The provider reported an error inside the stream.
+    #[error("the model provider reported {kind}: {message}")]
+    Upstream { kind: String, message: String },
     /// The provider took too long.
     #[error("the model provider did not answer in time ({0})")]
     Timeout(&'static str),
     /// The provider answered something this client cannot read.
     #[error("the model provider sent something unreadable: {0}")]
     Protocol(String),
+    /// The provider's circuit breaker is open: it failed too often lately.
+    #[error("the model provider is failing; not tried again for {0:?}")]
+    Open(Duration),
+    /// The provider cannot do what was asked.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl LlmError {
+    /// Whether trying again (later, or at another provider) may work: the
+    /// provider or the network failed, not the request.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LlmError::Connect(_) | LlmError::Timeout(_) | LlmError::Protocol(_) | LlmError::Open(_) => true,
+            LlmError::Status { status, .. } => matches!(status, 408 | 409 | 425 | 429 | 500..=599),
+            LlmError::Upstream { kind, .. } => {
+                !kind.contains("invalid_request") && !kind.contains("invalid_param")
+            }
+            LlmError::Unsupported(_) => false,
+        }
+    }
+
+    /// Whether it says the provider is unwell (it counts towards its
+    /// circuit breaker): transient failures and refused credentials, not
+    /// a request the provider found wrong.
+    pub fn counts_against_provider(&self) -> bool {
+        match self {
+            LlmError::Status { status, .. } => matches!(status, 401 | 403) || self.is_transient(),
+            LlmError::Open(_) | LlmError::Unsupported(_) => false,
+            other => other.is_transient(),
+        }
+    }
+
+    /// When the provider said to come back, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            LlmError::Status { retry_after, .. } => *retry_after,
+            LlmError::Open(left) => Some(*left),
+            _ => None,
+        }
+    }
+
+    /// A short label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LlmError::Connect(_) => "connect",
+            LlmError::Status { status: 429, .. } => "rate_limited",
+            LlmError::Status {
+                status: 500..=599, ..
+            } => "server_error",
+            LlmError::Status { .. } => "refused",
+            LlmError::Upstream { .. } => "stream_error",
+            LlmError::Timeout(_) => "timeout",
+            LlmError::Protocol(_) => "protocol",
+            LlmError::Open(_) => "breaker_open",
+            LlmError::Unsupported(_) => "unsupported",
+        }
+    }
 }
 
 /// A language model backend.
 #[async_trait]
 pub trait LlmProvider: Send + Sync {
+    /// Its configuration entry.
+    fn config(&self) -> &ProviderConfig;
+
     /// The model id users select (`model_id`).
-    fn id(&self) -> &str;
-    /// The name users see.
-    fn name(&self) -> &str;
+    fn id(&self) -> &str {
+        &self.config().id
+    }
+
+    /// The name users see (the id when none is configured).
+    fn name(&self) -> &str {
+        let config = self.config();
+        if config.name.is_empty() {
+            &config.id
+        } else {
+            &config.name
+        }
+    }
+
+    /// The provider's own model name (the id when none is configured).
+    fn model(&self) -> &str {
+        let config = self.config();
+        if config.model.is_empty() {
+            &config.id
+        } else {
+            &config.model
+        }
+    }
+
     /// Longest wait for the first event.
-    fn first_token_timeout(&self) -> Duration;
+    fn first_token_timeout(&self) -> Duration {
+        self.config().first_token_timeout
+    }
+
     /// Longest silence between two events.
-    fn idle_timeout(&self) -> Duration;
+    fn idle_timeout(&self) -> Duration {
+        self.config().idle_timeout
+    }
+
     /// Starts a completion.
     async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError>;
 }
@@ -110,55 +232,111 @@ pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
-/// The configured providers; the first is the default.
+/// A configured provider with its circuit breaker and fallback.
+pub struct Model {
+    /// The adapter.
+    pub provider: Arc<dyn LlmProvider>,
+    /// The kind of provider (`openai`, `anthropic`, `dify`, `demo`).
+    pub kind: &'static str,
+    /// Its breaker.
+    pub breaker: Arc<Breaker>,
+    /// The provider that answers when this one cannot.
+    pub fallback: Option<String>,
+}
+
+impl Model {
+    /// Its id (`model_id`).
+    pub fn id(&self) -> &str {
+        self.provider.id()
+    }
+}
+
+/// The configured providers (never none: the demo model stands in); the
+/// first is the default.
 pub struct Providers {
-    list: Vec<Arc<dyn LlmProvider>>,
+    list: Vec<Model>,
+    transcriber: Option<Transcriber>,
 }
 
 impl Providers {
     /// Builds the providers from configuration; with none configured, the
     /// demo model answers.
     pub fn from_config(config: &LlmConfig) -> Result<Self, String> {
-        let mut list: Vec<Arc<dyn LlmProvider>> = Vec::new();
+        let mut list = Vec::new();
         for provider in &config.providers {
-            match provider.kind {
-                ProviderKind::Openai => list.push(Arc::new(openai::OpenAiProvider::new(provider.clone())?)),
-                other => {
-                    return Err(format!(
-                        "provider {:?}: type {other:?} is not supported yet",
-                        provider.id
-                    ));
-                }
-            }
+            let adapter: Arc<dyn LlmProvider> = match provider.kind {
+                ProviderKind::Openai => Arc::new(openai::OpenAiProvider::new(provider.clone())?),
+                ProviderKind::Anthropic => Arc::new(anthropic::AnthropicProvider::new(provider.clone())?),
+                ProviderKind::Dify => Arc::new(dify::DifyProvider::new(provider.clone())?),
+            };
+            list.push(Model {
+                kind: match provider.kind {
+                    ProviderKind::Openai => "openai",
+                    ProviderKind::Anthropic => "anthropic",
+                    ProviderKind::Dify => "dify",
+                },
+                breaker: Arc::new(Breaker::new(&provider.id, config.breaker.clone())),
+                fallback: provider.fallback.clone(),
+                provider: adapter,
+            });
         }
         if list.is_empty() {
-            list.push(Arc::new(demo::DemoProvider::new(config.demo.chunk_delay)));
+            list.push(Model {
+                kind: "demo",
+                provider: Arc::new(demo::DemoProvider::new(config.demo.chunk_delay)),
+                breaker: Arc::new(Breaker::new("demo", config.breaker.clone())),
+                fallback: None,
+            });
         }
-        Ok(Providers { list })
+        let transcriber = config
+            .providers
+            .iter()
+            .find(|p| {
+                p.transcription_model.is_some()
+                    && (config.transcription.is_empty() || p.id == config.transcription)
+            })
+            .map(|p| Transcriber::new(p.clone()))
+            .transpose()?;
+        Ok(Providers { list, transcriber })
     }
 
-    /// The provider for `model_id`, or the default one.
-    pub fn select(&self, model_id: Option<&str>) -> Option<Arc<dyn LlmProvider>> {
+    /// The model `model_id`, or the default one.
+    pub fn select(&self, model_id: Option<&str>) -> Option<&Model> {
         match model_id {
-            None => self.list.first().cloned(),
-            Some(id) => self.list.iter().find(|p| p.id() == id).cloned(),
+            None => self.list.first(),
+            Some(id) => self.list.iter().find(|m| m.provider.id() == id),
         }
     }
 
-    /// Every provider, default first.
-    pub fn all(&self) -> &[Arc<dyn LlmProvider>] {
+    /// The model a session uses: its choice while that is still
+    /// configured, else the default.
+    pub fn for_session(&self, chosen: Option<&str>) -> &Model {
+        chosen
+            .and_then(|id| self.select(Some(id)))
+            .unwrap_or(&self.list[0])
+    }
+
+    /// What users see of the models, default first.
+    pub fn infos(&self) -> Vec<ModelInfo> {
+        self.list
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ModelInfo {
+                id: m.id().to_owned(),
+                name: m.provider.name().to_owned(),
+                provider: m.kind.to_owned(),
+                default: i == 0,
+            })
+            .collect()
+    }
+
+    /// Every model, default first.
+    pub fn all(&self) -> &[Model] {
         &self.list
     }
-}
 
-/// A `reqwest` client for provider calls, with the process's TLS provider.
-pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
-    // Any provider will do; ring is the one compiled in. Installing twice
-    // is harmless (the second attempt reports the first).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .user_agent(concat!("chatbox/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    /// The speech-to-text endpoint, if one is configured.
+    pub fn transcriber(&self) -> Option<&Transcriber> {
+        self.transcriber.as_ref()
+    }
 }

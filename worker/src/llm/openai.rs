@@ -7,16 +7,14 @@
 //! ends the stream. With `stream = false` the whole answer comes in one
 //! response.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use chatbox_shared::config::ProviderConfig;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::sse::{SseEvent, SseParser};
-use super::{LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http_client};
+use super::sse::{Decoder, SseEvent};
+use super::{LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
 
 /// An OpenAI-compatible provider.
 pub struct OpenAiProvider {
@@ -61,13 +59,15 @@ struct Usage {
 struct ApiError {
     #[serde(default)]
     message: String,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
 }
 
 impl OpenAiProvider {
     /// A provider for one configuration entry.
     pub fn new(config: ProviderConfig) -> Result<Self, String> {
-        let client = http_client(config.connect_timeout)?;
-        let url = format!("{}/chat/completions", config.endpoint.trim_end_matches('/'));
+        let client = http::client(config.connect_timeout)?;
+        let url = http::url(&config, "chat/completions");
         Ok(OpenAiProvider { config, client, url })
     }
 
@@ -82,11 +82,7 @@ impl OpenAiProvider {
                 .iter()
                 .map(|m| json!({ "role": m.role.as_str(), "content": m.content })),
         );
-        let model = if self.config.model.is_empty() {
-            &self.config.id
-        } else {
-            &self.config.model
-        };
+        let model = self.model();
         let mut body = json!({ "model": model, "messages": messages, "stream": stream });
         if stream {
             body["stream_options"] = json!({ "include_usage": true });
@@ -104,34 +100,12 @@ impl OpenAiProvider {
     }
 }
 
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-async fn status_error(response: reqwest::Response) -> LlmError {
-    let status = response.status().as_u16();
-    let retry_after = retry_after(&response);
-    let text = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<Chunk>(&text)
-        .ok()
-        .and_then(|c| c.error)
-        .map(|e| e.message)
-        .unwrap_or_else(|| text.chars().take(300).collect());
-    LlmError::Status {
-        status,
-        message,
-        retry_after,
-    }
-}
-
 fn events_of(chunk: Chunk, out: &mut Vec<Result<LlmEvent, LlmError>>) {
     if let Some(error) = chunk.error {
-        out.push(Err(LlmError::Protocol(format!("error event: {}", error.message))));
+        out.push(Err(LlmError::Upstream {
+            kind: error.kind.unwrap_or_else(|| "error".into()),
+            message: error.message,
+        }));
         return;
     }
     for choice in chunk.choices {
@@ -150,24 +124,8 @@ fn events_of(chunk: Chunk, out: &mut Vec<Result<LlmEvent, LlmError>>) {
 
 #[async_trait]
 impl LlmProvider for OpenAiProvider {
-    fn id(&self) -> &str {
-        &self.config.id
-    }
-
-    fn name(&self) -> &str {
-        if self.config.name.is_empty() {
-            &self.config.id
-        } else {
-            &self.config.name
-        }
-    }
-
-    fn first_token_timeout(&self) -> Duration {
-        self.config.first_token_timeout
-    }
-
-    fn idle_timeout(&self) -> Duration {
-        self.config.idle_timeout
+    fn config(&self) -> &ProviderConfig {
+        &self.config
     }
 
     async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
@@ -175,88 +133,40 @@ impl LlmProvider for OpenAiProvider {
             .client
             .post(&self.url)
             .json(&self.body(&request, self.config.stream));
-        for (name, value) in &self.config.headers {
-            call = call.header(name.as_str(), value.as_str());
-        }
         if !self.config.api_key.is_empty() {
             call = call.bearer_auth(self.config.api_key.expose());
         }
-        let response = call.send().await.map_err(|e| {
-            if e.is_timeout() {
-                LlmError::Timeout("connect")
-            } else {
-                LlmError::Connect(e.without_url().to_string())
-            }
-        })?;
-        if !response.status().is_success() {
-            return Err(status_error(response).await);
-        }
+        let response = http::send(&self.config, call).await?;
         if !self.config.stream {
-            let chunk: Chunk = response
-                .json()
-                .await
-                .map_err(|e| LlmError::Protocol(e.without_url().to_string()))?;
+            let chunk: Chunk = serde_json::from_value(http::json(response).await?)
+                .map_err(|e| LlmError::Protocol(format!("not a chat completion: {e}")))?;
             let mut events = Vec::new();
             events_of(chunk, &mut events);
             return Ok(futures_util::stream::iter(events).boxed());
         }
+        Ok(super::sse::decode(response, ChunkDecoder))
+    }
+}
 
-        let bytes = response.bytes_stream();
-        let stream = futures_util::stream::unfold(
-            (bytes, SseParser::new(), Vec::<SseEvent>::new(), false),
-            |(mut bytes, mut parser, mut pending, mut done)| async move {
-                loop {
-                    if done {
-                        return None;
-                    }
-                    if !pending.is_empty() {
-                        let event = pending.remove(0);
-                        if event.data.trim() == "[DONE]" {
-                            done = true;
-                            continue;
-                        }
-                        let mut out = Vec::new();
-                        match serde_json::from_str::<Chunk>(&event.data) {
-                            Ok(chunk) => events_of(chunk, &mut out),
-                            Err(e) => out.push(Err(LlmError::Protocol(format!(
-                                "bad event {:?}: {e}",
-                                event.data
-                            )))),
-                        }
-                        if out.is_empty() {
-                            continue;
-                        }
-                        return Some((futures_util::stream::iter(out), (bytes, parser, pending, done)));
-                    }
-                    match bytes.next().await {
-                        Some(Ok(data)) => {
-                            if let Err(e) = parser.feed(&data, &mut pending) {
-                                let out = vec![Err(LlmError::Protocol(e))];
-                                return Some((
-                                    futures_util::stream::iter(out),
-                                    (bytes, parser, pending, true),
-                                ));
-                            }
-                        }
-                        Some(Err(e)) => {
-                            let out = vec![Err(LlmError::Connect(format!(
-                                "stream interrupted: {}",
-                                e.without_url()
-                            )))];
-                            return Some((futures_util::stream::iter(out), (bytes, parser, pending, true)));
-                        }
-                        None => {
-                            // The body ended without `[DONE]`: the answer is
-                            // cut off.
-                            let out = vec![Err(LlmError::Protocol("the stream ended before [DONE]".into()))];
-                            return Some((futures_util::stream::iter(out), (bytes, parser, pending, true)));
-                        }
-                    }
-                }
-            },
-        )
-        .flatten()
-        .boxed();
-        Ok(stream)
+/// Reads `chat.completion.chunk` events until `[DONE]`.
+struct ChunkDecoder;
+
+impl Decoder for ChunkDecoder {
+    fn decode(&mut self, event: SseEvent, out: &mut Vec<Result<LlmEvent, LlmError>>) -> bool {
+        if event.data.trim() == "[DONE]" {
+            return true;
+        }
+        match serde_json::from_str::<Chunk>(&event.data) {
+            Ok(chunk) => events_of(chunk, out),
+            Err(e) => out.push(Err(LlmError::Protocol(format!(
+                "bad event {:?}: {e}",
+                event.data
+            )))),
+        }
+        false
+    }
+
+    fn end_marker(&self) -> &'static str {
+        "[DONE]"
     }
 }

@@ -1,6 +1,13 @@
 //! Server-sent events, parsed incrementally from a byte stream, as model
 //! providers stream them (`event:` and `data:` lines, a blank line ends an
-//! event).
+//! event), and [`decode`], which turns a streaming HTTP answer into model
+//! events with a provider's [`Decoder`].
+
+use std::collections::VecDeque;
+
+use futures_util::StreamExt;
+
+use super::{LlmError, LlmEvent, LlmStream};
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +90,87 @@ impl SseParser {
         }
         Ok(())
     }
+}
+
+/// What a provider's stream decoder makes of one event.
+pub trait Decoder: Send + 'static {
+    /// Appends the model events `event` carries to `out`; returns `true`
+    /// when it is the provider's last event.
+    fn decode(&mut self, event: SseEvent, out: &mut Vec<Result<LlmEvent, LlmError>>) -> bool;
+
+    /// Called once the last event was decoded (a decoder that cleans up
+    /// when dropped early can stand down).
+    fn finished(&mut self) {}
+
+    /// The provider's last event, named in the error when the stream ends
+    /// without it.
+    fn end_marker(&self) -> &'static str;
+}
+
+/// The model events of a streaming answer. A body that breaks off, or
+/// ends before the decoder saw the last event, ends the stream with an
+/// error: a cut answer is never taken for a whole one.
+pub fn decode(response: reqwest::Response, decoder: impl Decoder) -> LlmStream {
+    struct State<D> {
+        bytes: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+        parser: SseParser,
+        decoder: D,
+        ready: VecDeque<Result<LlmEvent, LlmError>>,
+        done: bool,
+    }
+    let state = State {
+        bytes: response.bytes_stream().boxed(),
+        parser: SseParser::new(),
+        decoder,
+        ready: VecDeque::new(),
+        done: false,
+    };
+    futures_util::stream::unfold(state, |mut s| async move {
+        let mut events = Vec::new();
+        let mut decoded = Vec::new();
+        loop {
+            if let Some(item) = s.ready.pop_front() {
+                return Some((item, s));
+            }
+            if s.done {
+                return None;
+            }
+            match s.bytes.next().await {
+                Some(Ok(data)) => {
+                    if let Err(e) = s.parser.feed(&data, &mut events) {
+                        s.ready.push_back(Err(LlmError::Protocol(e)));
+                        s.done = true;
+                    }
+                    for event in events.drain(..) {
+                        if s.done {
+                            break;
+                        }
+                        if s.decoder.decode(event, &mut decoded) {
+                            s.decoder.finished();
+                            s.done = true;
+                        }
+                        // An error ends the stream: nothing after it counts.
+                        if decoded.iter().any(Result::is_err) {
+                            s.done = true;
+                        }
+                        s.ready.extend(decoded.drain(..));
+                    }
+                }
+                Some(Err(e)) => {
+                    s.ready.push_back(Err(super::http::transport_error(e)));
+                    s.done = true;
+                }
+                None => {
+                    let marker = s.decoder.end_marker();
+                    s.ready.push_back(Err(LlmError::Protocol(format!(
+                        "the stream ended before {marker}"
+                    ))));
+                    s.done = true;
+                }
+            }
+        }
+    })
+    .boxed()
 }
 
 #[cfg(test)]

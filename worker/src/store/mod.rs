@@ -71,17 +71,24 @@ pub struct SessionCounters {
     pub avg_response_ms: u64,
     /// Longest response time, in milliseconds.
     pub max_response_ms: u64,
+    /// Times to the first token added up, in milliseconds.
+    pub total_first_token_ms: u64,
+    /// Average time to the first token, in milliseconds.
+    pub avg_first_token_ms: u64,
 }
 
 impl SessionCounters {
-    /// Counts one more answer that took `response_ms` and used `tokens`.
-    pub fn add_answer(&mut self, tokens: u64, response_ms: u64) {
+    /// Counts one more answer that took `response_ms`, whose first token
+    /// came after `first_token_ms`, and used `tokens`.
+    pub fn add_answer(&mut self, tokens: u64, response_ms: u64, first_token_ms: u64) {
         self.message_count += 1;
         self.total_tokens += tokens;
         self.response_count += 1;
         self.total_response_ms += response_ms;
         self.avg_response_ms = self.total_response_ms / self.response_count;
         self.max_response_ms = self.max_response_ms.max(response_ms);
+        self.total_first_token_ms += first_token_ms;
+        self.avg_first_token_ms = self.total_first_token_ms / self.response_count;
     }
 }
 
@@ -118,6 +125,8 @@ pub struct SessionPatch {
     pub counters: Option<SessionCounters>,
     /// Active again (a resumed session).
     pub is_active: Option<bool>,
+    /// The model the user chose.
+    pub model_id: Option<String>,
 }
 
 /// A message, as stored.

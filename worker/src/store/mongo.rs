@@ -246,6 +246,8 @@ impl MongoStore {
             "total_response_ms": n(c.total_response_ms),
             "avg_response_time": n(c.avg_response_ms),
             "max_response_time": n(c.max_response_ms),
+            "total_first_token_ms": n(c.total_first_token_ms),
+            "avg_first_token_time": n(c.avg_first_token_ms),
         }
     }
 
@@ -280,6 +282,8 @@ impl MongoStore {
                 total_response_ms: f.uint("total_response_ms"),
                 avg_response_ms: f.uint("avg_response_time"),
                 max_response_ms: f.uint("max_response_time"),
+                total_first_token_ms: f.uint("total_first_token_ms"),
+                avg_first_token_ms: f.uint("avg_first_token_time"),
             },
             id,
         })
@@ -464,9 +468,14 @@ impl Store for MongoStore {
             set.insert("total_response_ms", n(c.total_response_ms));
             set.insert("avg_response_time", n(c.avg_response_ms));
             set.insert("max_response_time", n(c.max_response_ms));
+            set.insert("total_first_token_ms", n(c.total_first_token_ms));
+            set.insert("avg_first_token_time", n(c.avg_first_token_ms));
         }
         if let Some(active) = patch.is_active {
             set.insert("is_active", active);
+        }
+        if let Some(model) = &patch.model_id {
+            set.insert("model_id", model.as_str());
         }
         if set.is_empty() {
             return Ok(());

@@ -67,8 +67,28 @@ CREATE TABLE IF NOT EXISTS messages (
     tokens INTEGER,
     UNIQUE (session_id, seq)
 );
-PRAGMA user_version = 1;
 "#;
+
+/// Changes to the schema after version 1, in order: the database's
+/// `user_version` says how many of them it has (plus one).
+const MIGRATIONS: [&str; 1] = [
+    // 2: time to first token, per session.
+    "ALTER TABLE sessions ADD COLUMN total_first_token_ms INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE sessions ADD COLUMN avg_first_token_time INTEGER NOT NULL DEFAULT 0;",
+];
+
+/// Creates the tables if needed and brings them to the current version.
+/// (Runs as a job, so inside the job's transaction: all or nothing.)
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let done = usize::try_from(version.saturating_sub(1)).unwrap_or(0);
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(done) {
+        conn.execute_batch(step)?;
+        conn.execute_batch(&format!("PRAGMA user_version = {}", i + 2))?;
+    }
+    Ok(())
+}
 
 /// The SQLite [`Store`].
 pub struct SqliteStore {
@@ -230,7 +250,8 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 const SESSION_COLUMNS: &str = "id, user_id, name, name_key_id, model_id, start_time, last_activity, end_time, \
     duration, is_active, help_requested, admin_assisted, assisting_admin_id, assisting_admin_name, total_tokens, \
-    message_count, response_count, total_response_ms, avg_response_time, max_response_time";
+    message_count, response_count, total_response_ms, avg_response_time, max_response_time, total_first_token_ms, \
+    avg_first_token_time";
 
 fn session_from_row(row: &Row<'_>, cipher: &ContentCipher) -> Result<SessionRecord, StoreError> {
     let get = |e: rusqlite::Error| StoreError::Corrupt(e.to_string());
@@ -262,6 +283,8 @@ fn session_from_row(row: &Row<'_>, cipher: &ContentCipher) -> Result<SessionReco
             total_response_ms: u(row.get(17).map_err(get)?),
             avg_response_ms: u(row.get(18).map_err(get)?),
             max_response_ms: u(row.get(19).map_err(get)?),
+            total_first_token_ms: u(row.get(20).map_err(get)?),
+            avg_first_token_ms: u(row.get(21).map_err(get)?),
         },
         id,
     })
@@ -350,6 +373,11 @@ fn apply_patch(
         push("total_response_ms", n(c.total_response_ms).into());
         push("avg_response_time", n(c.avg_response_ms).into());
         push("max_response_time", n(c.max_response_ms).into());
+        push("total_first_token_ms", n(c.total_first_token_ms).into());
+        push("avg_first_token_time", n(c.avg_first_token_ms).into());
+    }
+    if let Some(model) = &patch.model_id {
+        push("model_id", model.clone().into());
     }
     if let Some(active) = patch.is_active {
         push("is_active", i64::from(active).into());
@@ -433,8 +461,7 @@ impl Store for SqliteStore {
     }
 
     async fn prepare(&self) -> Result<(), StoreError> {
-        self.run(|conn, _| conn.execute_batch(SCHEMA).map_err(other))
-            .await?;
+        self.run(|conn, _| migrate(conn).map_err(other)).await?;
         tracing::info!(path = %self.path.display(), "SQLite store ready");
         Ok(())
     }
@@ -453,12 +480,13 @@ impl Store for SqliteStore {
             let name = cipher.seal(&s.name, &session_context(&s.id));
             let c = s.counters;
             conn.execute(
-                &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"),
+                &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"),
                 params![
                     s.id, s.user_id, name.text, name.key_id, s.model_id, ms(s.start_time), ms(s.last_activity),
                     s.end_time.map(ms), s.duration_s.map(n), s.is_active, s.help_requested, s.admin_assisted,
                     s.assisting_admin_id, s.assisting_admin_name, n(c.total_tokens), n(c.message_count),
-                    n(c.response_count), n(c.total_response_ms), n(c.avg_response_ms), n(c.max_response_ms)
+                    n(c.response_count), n(c.total_response_ms), n(c.avg_response_ms), n(c.max_response_ms),
+                    n(c.total_first_token_ms), n(c.avg_first_token_ms)
                 ],
             )
             .map_err(other)?;
@@ -723,5 +751,51 @@ impl SqliteStore {
             .map_err(other)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_version_1_database_is_migrated_and_keeps_its_sessions() {
+        let dir = std::env::temp_dir().join(format!("chatbox-migrate-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cipher = Arc::new(ContentCipher::plaintext());
+        {
+            // What version 1 wrote.
+            let conn = Connection::open(dir.join("chatbox.db")).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            conn.execute(
+                "INSERT INTO sessions (id, user_id, name, start_time, last_activity, is_active, response_count, \
+                 total_response_ms, avg_response_time) VALUES ('s1', 'u1', 'old', 1, 2, 1, 2, 900, 450)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&dir, Arc::clone(&cipher)).unwrap();
+        store.prepare().await.unwrap();
+        store.prepare().await.unwrap();
+        let mut old = store.session("s1").await.unwrap().expect("kept");
+        assert_eq!((old.name.as_str(), old.counters.avg_response_ms), ("old", 450));
+        assert_eq!(old.counters.avg_first_token_ms, 0);
+        old.counters.add_answer(10, 300, 120);
+        let patch = SessionPatch {
+            counters: Some(old.counters),
+            model_id: Some("claude".into()),
+            ..SessionPatch::default()
+        };
+        store.update_session("s1", &patch).await.unwrap();
+        let new = store.session("s1").await.unwrap().unwrap();
+        assert_eq!(new.counters.avg_first_token_ms, 40, "120 ms over three answers");
+        assert_eq!(new.model_id.as_deref(), Some("claude"));
+        let version: i64 = Connection::open(dir.join("chatbox.db"))
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

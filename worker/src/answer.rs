@@ -1,0 +1,168 @@
+//! Streaming one answer to a session: start it ([`dispatch`]), forward its
+//! text as `ai_response` chunks — text that follows within the chunk
+//! window joins the same frame — and notice when it ends, breaks off,
+//! falls silent for longer than the provider's idle timeout, or is
+//! stopped. What happened is the [`End`] of the [`Answer`]; the turn
+//! decides what to keep.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use chatbox_shared::envelope::{Audience, StopReason};
+use chatbox_shared::protocol::outbound;
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use crate::llm::dispatch;
+use crate::llm::{LlmError, LlmEvent, LlmRequest, Model};
+use crate::state::WorkerState;
+use crate::stops::Registration;
+
+/// How an answer ended.
+#[derive(Debug)]
+pub enum End {
+    /// The model finished.
+    Complete,
+    /// The user stopped it (or left).
+    Stopped(StopReason),
+    /// It broke off after some text had reached the user.
+    Interrupted(LlmError),
+    /// It failed before any text reached the user (after retries and
+    /// fallbacks).
+    Failed(LlmError),
+}
+
+/// What came out of the model.
+#[derive(Debug)]
+pub struct Answer {
+    /// The text sent to the user.
+    pub text: String,
+    /// From the start of the turn to the first text.
+    pub first_token: Option<Duration>,
+    /// The provider's token counts, if it gave them.
+    pub usage: Option<(u64, u64)>,
+    /// The provider's conversation id (Dify), to continue next turn.
+    pub conversation: Option<String>,
+    /// The provider that answered (a fallback, maybe).
+    pub provider: Option<String>,
+    /// The model chosen, when a fallback answered instead.
+    pub fell_back_from: Option<String>,
+    /// How it ended.
+    pub end: End,
+}
+
+impl Answer {
+    fn new(end: End) -> Self {
+        Answer {
+            text: String::new(),
+            first_token: None,
+            usage: None,
+            conversation: None,
+            provider: None,
+            fell_back_from: None,
+            end,
+        }
+    }
+
+    /// Keeps what a non-text event says.
+    fn record(&mut self, event: LlmEvent) {
+        match event {
+            LlmEvent::Usage {
+                prompt_tokens,
+                completion_tokens,
+            } => self.usage = Some((prompt_tokens, completion_tokens)),
+            LlmEvent::Conversation(id) => self.conversation = Some(id),
+            LlmEvent::Delta(text) => self.text.push_str(&text),
+        }
+    }
+}
+
+/// Streams the answer of `model` to `request` into session `sid` under
+/// `answer_id`, until it ends or `stop` fires.
+pub async fn stream(
+    state: &WorkerState,
+    model: &Model,
+    request: &LlmRequest,
+    sid: &str,
+    answer_id: &str,
+    started: Instant,
+    stop: &Registration,
+) -> Answer {
+    let stopped = |answer: Answer| Answer {
+        end: End::Stopped(stop.reason().unwrap_or(StopReason::User)),
+        ..answer
+    };
+    let start = dispatch::start(&state.providers, model, request, &state.config.chatbox.llm.retry);
+    let begun = tokio::select! {
+        begun = start => begun,
+        () = stop.token.cancelled() => return stopped(Answer::new(End::Complete)),
+    };
+    let begun = match begun {
+        Ok(begun) => begun,
+        Err(e) => return Answer::new(End::Failed(e)),
+    };
+    let mut answer = Answer::new(End::Complete);
+    answer.provider = Some(begun.provider.id().to_owned());
+    answer.fell_back_from = begun.fell_back_from;
+    let window = state.config.chatbox.worker.chunk_window;
+    let idle = begun.provider.idle_timeout();
+    let mut head: VecDeque<LlmEvent> = begun.head.into();
+    let mut stream = begun.stream;
+    let mut pending = String::new();
+    let mut flush_at: Option<Instant> = None;
+    let send = |text: String| async move {
+        let chunk = outbound::ai_chunk(sid, answer_id, text);
+        let _ = state.outbox.send(sid, &chunk, Audience::All).await;
+    };
+    let end = loop {
+        let event = match head.pop_front() {
+            Some(event) => Ok(Some(Ok(event))),
+            None => {
+                let deadline = flush_at.unwrap_or_else(|| Instant::now() + idle);
+                tokio::select! {
+                    biased;
+                    () = stop.token.cancelled() => break End::Stopped(stop.reason().unwrap_or(StopReason::User)),
+                    event = tokio::time::timeout_at(deadline, stream.next()) => event,
+                }
+            }
+        };
+        match event {
+            // The chunk window closed: send what it gathered.
+            Err(_) if flush_at.is_some() => {
+                flush_at = None;
+                send(std::mem::take(&mut pending)).await;
+            }
+            Err(_) => {
+                begun.breaker.record_failure();
+                break End::Interrupted(LlmError::Timeout("between tokens"));
+            }
+            Ok(None) => break End::Complete,
+            Ok(Some(Err(e))) => {
+                if e.counts_against_provider() {
+                    begun.breaker.record_failure();
+                }
+                break End::Interrupted(e);
+            }
+            Ok(Some(Ok(LlmEvent::Delta(text)))) => {
+                answer.first_token.get_or_insert_with(|| started.elapsed());
+                answer.text.push_str(&text);
+                pending.push_str(&text);
+                if window.is_zero() {
+                    send(std::mem::take(&mut pending)).await;
+                } else if flush_at.is_none() {
+                    flush_at = Some(Instant::now() + window);
+                }
+            }
+            Ok(Some(Ok(other))) => answer.record(other),
+        }
+    };
+    if !pending.is_empty() {
+        send(pending).await;
+    }
+    answer.end = match end {
+        // Nothing reached the user: as if it never started.
+        End::Interrupted(e) if answer.text.is_empty() => End::Failed(e),
+        end => end,
+    };
+    answer
+}

@@ -1,0 +1,261 @@
+//! Anthropic Messages over `reqwest` (`POST /v1/messages`, `x-api-key`,
+//! `anthropic-version`).
+//!
+//! The API wants the conversation to alternate user and assistant turns,
+//! starting with the user, and the system prompt apart: consecutive
+//! messages of one role are joined, leading assistant messages dropped,
+//! system messages moved to `system`. `max_tokens` is required (1024 when
+//! the configuration names none). A stream is `message_start` (input
+//! tokens), `content_block_start`, `ping`s, `content_block_delta`s of
+//! text, `content_block_stop`, `message_delta` (output tokens),
+//! `message_stop`; an `error` event ends it early.
+
+use async_trait::async_trait;
+use chatbox_shared::config::ProviderConfig;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use super::sse::{Decoder, SseEvent};
+use super::{ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
+
+/// `anthropic-version` when the configuration names none.
+pub const DEFAULT_VERSION: &str = "2023-06-01";
+/// `max_tokens` when the configuration names none (the API requires one).
+pub const DEFAULT_MAX_TOKENS: u32 = 1024;
+
+/// An Anthropic Messages provider.
+pub struct AnthropicProvider {
+    config: ProviderConfig,
+    client: reqwest::Client,
+    url: String,
+}
+
+impl AnthropicProvider {
+    /// A provider for one configuration entry.
+    pub fn new(config: ProviderConfig) -> Result<Self, String> {
+        let client = http::client(config.connect_timeout)?;
+        let url = http::url(&config, "messages");
+        Ok(AnthropicProvider { config, client, url })
+    }
+
+    fn body(&self, request: &LlmRequest) -> Value {
+        let mut system: Vec<&str> = self
+            .config
+            .system_prompt
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .into_iter()
+            .collect();
+        let mut turns: Vec<(ChatRole, String)> = Vec::with_capacity(request.messages.len());
+        for m in &request.messages {
+            match m.role {
+                ChatRole::System => system.push(&m.content),
+                role => match turns.last_mut() {
+                    Some((last, text)) if *last == role => {
+                        text.push_str("\n\n");
+                        text.push_str(&m.content);
+                    }
+                    None if role == ChatRole::Assistant => {}
+                    _ => turns.push((role, m.content.clone())),
+                },
+            }
+        }
+        let messages: Vec<Value> = turns
+            .into_iter()
+            .map(|(role, text)| json!({ "role": role.as_str(), "content": text }))
+            .collect();
+        let model = self.model();
+        let mut body = json!({
+            "model": model,
+            "max_tokens": self.config.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            "messages": messages,
+            "stream": self.config.stream,
+        });
+        if !system.is_empty() {
+            body["system"] = json!(system.join("\n\n"));
+        }
+        if let Some(t) = self.config.temperature {
+            body["temperature"] = json!(t);
+        }
+        if let Some(user) = &request.user {
+            body["metadata"] = json!({ "user_id": user });
+        }
+        body
+    }
+}
+
+fn uint(v: &Value, pointer: &str) -> Option<u64> {
+    v.pointer(pointer).and_then(Value::as_u64)
+}
+
+fn upstream(v: &Value) -> LlmError {
+    LlmError::Upstream {
+        kind: v
+            .pointer("/error/type")
+            .and_then(Value::as_str)
+            .unwrap_or("error")
+            .to_owned(),
+        message: v
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or("no message")
+            .to_owned(),
+    }
+}
+
+#[async_trait]
+impl LlmProvider for AnthropicProvider {
+    fn config(&self) -> &ProviderConfig {
+        &self.config
+    }
+
+    async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
+        let version = self.config.api_version.as_deref().unwrap_or(DEFAULT_VERSION);
+        let call = self
+            .client
+            .post(&self.url)
+            .header("x-api-key", self.config.api_key.expose())
+            .header("anthropic-version", version)
+            .json(&self.body(&request));
+        let response = http::send(&self.config, call).await?;
+        if !self.config.stream {
+            let message = http::json(response).await?;
+            if message.get("type").and_then(Value::as_str) == Some("error") {
+                return Err(upstream(&message));
+            }
+            let mut events = Vec::new();
+            for block in message
+                .get("content")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(text) = block
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                {
+                    events.push(Ok(LlmEvent::Delta(text.to_owned())));
+                }
+            }
+            if let (Some(input), Some(output)) = (
+                uint(&message, "/usage/input_tokens"),
+                uint(&message, "/usage/output_tokens"),
+            ) {
+                events.push(Ok(LlmEvent::Usage {
+                    prompt_tokens: input,
+                    completion_tokens: output,
+                }));
+            }
+            return Ok(futures_util::stream::iter(events).boxed());
+        }
+        Ok(super::sse::decode(response, MessageDecoder::default()))
+    }
+}
+
+/// Reads the Messages event stream until `message_stop`.
+#[derive(Default)]
+struct MessageDecoder {
+    input_tokens: Option<u64>,
+}
+
+impl Decoder for MessageDecoder {
+    fn decode(&mut self, event: SseEvent, out: &mut Vec<Result<LlmEvent, LlmError>>) -> bool {
+        let v: Value = match serde_json::from_str(&event.data) {
+            Ok(v) => v,
+            Err(e) => {
+                let data: String = event.data.chars().take(200).collect();
+                out.push(Err(LlmError::Protocol(format!("bad event {data:?}: {e}"))));
+                return false;
+            }
+        };
+        let kind = event
+            .event
+            .as_deref()
+            .or_else(|| v.get("type").and_then(Value::as_str))
+            .unwrap_or_default();
+        match kind {
+            "message_start" => self.input_tokens = uint(&v, "/message/usage/input_tokens"),
+            "content_block_delta" => {
+                if let Some(text) = v
+                    .pointer("/delta/text")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                {
+                    out.push(Ok(LlmEvent::Delta(text.to_owned())));
+                }
+            }
+            "message_delta" => {
+                if let Some(output) = uint(&v, "/usage/output_tokens") {
+                    // Newer streams repeat the input count here.
+                    let input = uint(&v, "/usage/input_tokens").or(self.input_tokens);
+                    out.push(Ok(LlmEvent::Usage {
+                        prompt_tokens: input.unwrap_or_default(),
+                        completion_tokens: output,
+                    }));
+                }
+            }
+            "message_stop" => return true,
+            "error" => out.push(Err(upstream(&v))),
+            // ping, content_block_start/stop, and event types added later.
+            _ => {}
+        }
+        false
+    }
+
+    fn end_marker(&self) -> &'static str {
+        "message_stop"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::ChatMessage;
+    use chatbox_shared::config::ProviderKind;
+
+    fn provider() -> AnthropicProvider {
+        let config: ProviderConfig = serde_json::from_value(json!({
+            "id": "claude", "type": "anthropic", "endpoint": "http://127.0.0.1:1/v1",
+            "system_prompt": "Be brief."
+        }))
+        .unwrap();
+        assert_eq!(config.kind, ProviderKind::Anthropic);
+        AnthropicProvider::new(config).unwrap()
+    }
+
+    fn msg(role: ChatRole, content: &str) -> ChatMessage {
+        ChatMessage {
+            role,
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn the_conversation_is_shaped_as_the_messages_api_requires() {
+        let request = LlmRequest {
+            messages: vec![
+                msg(ChatRole::Assistant, "Hello, how can I help?"),
+                msg(ChatRole::User, "one"),
+                msg(ChatRole::User, "two"),
+                msg(ChatRole::System, "Answer in French."),
+                msg(ChatRole::Assistant, "un, deux"),
+                msg(ChatRole::User, "three"),
+            ],
+            user: Some("u-hash".into()),
+            conversation_id: None,
+        };
+        let body = provider().body(&request);
+        assert_eq!(body["system"], "Be brief.\n\nAnswer in French.");
+        assert_eq!(body["max_tokens"], DEFAULT_MAX_TOKENS);
+        assert_eq!(body["metadata"]["user_id"], "u-hash");
+        assert_eq!(
+            body["messages"],
+            json!([
+                { "role": "user", "content": "one\n\ntwo" },
+                { "role": "assistant", "content": "un, deux" },
+                { "role": "user", "content": "three" },
+            ])
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! Starting an answer: the chosen model, tried again while it fails before
+//! its first token, then its fallbacks.
+//!
+//! An attempt counts as started once the first text arrives — only then
+//! has anything reached the user, so until then a failure is invisible and
+//! may be retried (with [`retry::delay`], honouring `Retry-After` up to
+//! `max_retry_after`). Each attempt asks the provider's circuit breaker
+//! first; an open breaker skips straight to the fallback. A provider that
+//! still fails hands over to its `fallback`, and so on down the chain.
+//! What failed last is what the user hears about.
+
+use chatbox_shared::config::RetryConfig;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::breaker::Breaker;
+use super::retry;
+use super::{LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, Model, Providers};
+use crate::metrics;
+
+/// An answer under way: its first text has arrived.
+pub struct Started {
+    /// The provider answering.
+    pub provider: Arc<dyn LlmProvider>,
+    /// Its breaker (a failure midway still counts).
+    pub breaker: Arc<Breaker>,
+    /// The events read so far, ending with the first text (or the whole
+    /// answer, if it had no text).
+    pub head: Vec<LlmEvent>,
+    /// The rest of the answer.
+    pub stream: LlmStream,
+    /// The model the user chose, when a fallback answers instead.
+    pub fell_back_from: Option<String>,
+}
+
+/// Starts an answer from `model`, or from its fallbacks.
+pub async fn start(
+    providers: &Providers,
+    model: &Model,
+    request: &LlmRequest,
+    retry: &RetryConfig,
+) -> Result<Started, LlmError> {
+    let mut tried: Vec<&str> = Vec::new();
+    let mut current = Some(model);
+    let mut last_error = None;
+    while let Some(m) = current {
+        tried.push(m.id());
+        match start_with(m, request, retry).await {
+            Ok(mut started) => {
+                if m.id() != model.id() {
+                    metrics::llm_fallback(model.id(), m.id());
+                    info!(
+                        chosen = model.id(),
+                        answering = m.id(),
+                        "a fallback provider answers"
+                    );
+                    started.fell_back_from = Some(model.id().to_owned());
+                }
+                return Ok(started);
+            }
+            Err(e) => last_error = Some(e),
+        }
+        current = m
+            .fallback
+            .as_deref()
+            .filter(|id| !tried.contains(id))
+            .and_then(|id| providers.select(Some(id)));
+        if let (Some(next), Some(e)) = (current, &last_error) {
+            warn!(
+                provider = m.id(),
+                fallback = next.id(),
+                "provider failed, trying its fallback: {e}"
+            );
+        }
+    }
+    Err(last_error.unwrap_or_else(|| LlmError::Unsupported("no model to answer".into())))
+}
+
+/// Tries one provider, with retries.
+async fn start_with(model: &Model, request: &LlmRequest, retry: &RetryConfig) -> Result<Started, LlmError> {
+    let id = model.id();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let permit = match model.breaker.try_acquire() {
+            Ok(permit) => permit,
+            Err(wait) => {
+                metrics::llm_request(id, "breaker_open");
+                return Err(LlmError::Open(wait));
+            }
+        };
+        match first_text(model.provider.as_ref(), request.clone()).await {
+            Ok((head, stream)) => {
+                permit.succeeded();
+                metrics::llm_request(id, "ok");
+                return Ok(Started {
+                    provider: Arc::clone(&model.provider),
+                    breaker: Arc::clone(&model.breaker),
+                    head,
+                    stream,
+                    fell_back_from: None,
+                });
+            }
+            Err(e) => {
+                metrics::llm_request(id, e.kind());
+                if e.counts_against_provider() {
+                    permit.failed();
+                } else {
+                    drop(permit);
+                }
+                let asked = e.retry_after();
+                let again = e.is_transient()
+                    && attempt < retry.attempts
+                    && asked.is_none_or(|wait| wait <= retry.max_retry_after);
+                if !again {
+                    return Err(e);
+                }
+                let wait = retry::delay(retry, attempt, asked);
+                metrics::llm_retry(id);
+                warn!(
+                    provider = id,
+                    attempt,
+                    ?wait,
+                    "model request failed before its first token; trying again: {e}"
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// Sends the request and reads up to the first text, within the first-token
+/// timeout.
+async fn first_text(
+    provider: &dyn LlmProvider,
+    request: LlmRequest,
+) -> Result<(Vec<LlmEvent>, LlmStream), LlmError> {
+    let deadline = Instant::now() + provider.first_token_timeout();
+    let started = async {
+        // Fused: an answer without text has ended already, and is read again.
+        let mut stream = provider.stream(request).await?.fuse();
+        let mut head = Vec::new();
+        while let Some(event) = stream.next().await {
+            let event = event?;
+            let text = matches!(event, LlmEvent::Delta(_));
+            head.push(event);
+            if text {
+                break;
+            }
+        }
+        Ok((head, stream.boxed()))
+    };
+    tokio::time::timeout_at(deadline, started)
+        .await
+        .unwrap_or(Err(LlmError::Timeout("first token")))
+}

@@ -1,0 +1,126 @@
+//! What the HTTP adapters share: the `reqwest` client, sending a request
+//! with the provider's extra headers, and reading an error answer —
+//! whichever of the providers' error shapes it has — into an [`LlmError`].
+
+use std::time::Duration;
+
+use chatbox_shared::config::ProviderConfig;
+use serde_json::Value;
+
+use super::LlmError;
+
+/// A `reqwest` client for provider calls, with the process's TLS provider.
+pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
+    // Any provider will do; ring is the one compiled in. Installing twice
+    // is harmless (the second attempt reports the first).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .user_agent(concat!("chatbox/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// `endpoint` + `path`, with exactly one `/` between them.
+pub fn url(config: &ProviderConfig, path: &str) -> String {
+    format!(
+        "{}/{}",
+        config.endpoint.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+/// Adds the configured extra headers and sends; an HTTP error status
+/// becomes [`LlmError::Status`].
+pub async fn send(
+    config: &ProviderConfig,
+    mut call: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, LlmError> {
+    for (name, value) in &config.headers {
+        call = call.header(name.as_str(), value.as_str());
+    }
+    let response = call.send().await.map_err(transport_error)?;
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(status_error(response).await)
+    }
+}
+
+/// A failure of the connection itself.
+pub fn transport_error(e: reqwest::Error) -> LlmError {
+    if e.is_timeout() {
+        LlmError::Timeout("connect")
+    } else if e.is_decode() || e.is_body() {
+        LlmError::Connect(format!("the answer broke off: {}", e.without_url()))
+    } else {
+        LlmError::Connect(e.without_url().to_string())
+    }
+}
+
+/// `Retry-After` in seconds (the form model providers send).
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// The provider's own words from an error body: OpenAI and Anthropic
+/// put them in `error.message`, Dify in `message`.
+pub fn error_message(body: &str) -> String {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let from_json = parsed.as_ref().and_then(|v| {
+        v.pointer("/error/message")
+            .or_else(|| v.get("message"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    from_json.unwrap_or_else(|| body.chars().take(300).collect())
+}
+
+async fn status_error(response: reqwest::Response) -> LlmError {
+    let status = response.status().as_u16();
+    let retry_after = retry_after(&response);
+    let text = response.text().await.unwrap_or_default();
+    LlmError::Status {
+        status,
+        message: error_message(&text),
+        retry_after,
+    }
+}
+
+/// Reads a whole JSON answer (non-streaming mode).
+pub async fn json(response: reqwest::Response) -> Result<Value, LlmError> {
+    let bytes = response.bytes().await.map_err(transport_error)?;
+    serde_json::from_slice(&bytes).map_err(|e| LlmError::Protocol(format!("the answer is not JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_message;
+
+    #[test]
+    fn error_messages_are_read_from_each_providers_shape() {
+        assert_eq!(
+            error_message(r#"{"error":{"message":"bad key","type":"x"}}"#),
+            "bad key"
+        );
+        assert_eq!(
+            error_message(r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
+            "Overloaded"
+        );
+        assert_eq!(
+            error_message(r#"{"code":"not_found","message":"Conversation Not Exists.","status":404}"#),
+            "Conversation Not Exists."
+        );
+        assert_eq!(error_message("<html>502</html>"), "<html>502</html>");
+    }
+}
