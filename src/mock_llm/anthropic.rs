@@ -57,13 +57,8 @@ fn text_of(content: &Value) -> Result<String, String> {
 /// `POST /v1/messages`
 pub async fn messages(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
     let mut tracked = Tracked::new(&headers);
-    match handle(&state, &headers, &body, &mut tracked).await {
-        Ok(response) => response,
-        Err(response) => {
-            tracked.failed(&state.stats);
-            response
-        }
-    }
+    let result = handle(&state, &headers, &body, &mut tracked).await;
+    tracked.settle(&state.stats, result)
 }
 
 async fn handle(

@@ -73,13 +73,8 @@ fn non_empty(value: &Value) -> Option<&str> {
 /// `POST /v1/chat-messages`
 pub async fn chat_messages(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
     let mut tracked = Tracked::new(&headers);
-    match handle(&state, &headers, &body, &mut tracked).await {
-        Ok(response) => response,
-        Err(response) => {
-            tracked.failed(&state.stats);
-            response
-        }
-    }
+    let result = handle(&state, &headers, &body, &mut tracked).await;
+    tracked.settle(&state.stats, result)
 }
 
 async fn handle(

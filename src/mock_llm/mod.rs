@@ -92,12 +92,16 @@ impl Tracked {
         stats.request(key)
     }
 
-    /// The request was answered with an HTTP error.
-    fn failed(&self, stats: &Stats) {
-        if !self.counted {
-            stats.request(&self.key);
-        }
-        stats.outcome(&self.key, Outcome::Failed);
+    /// The response to send: a handler's answer, or its HTTP error,
+    /// counted as a failure.
+    fn settle(&self, stats: &Stats, result: Result<Response, Response>) -> Response {
+        result.unwrap_or_else(|error| {
+            if !self.counted {
+                stats.request(&self.key);
+            }
+            stats.outcome(&self.key, Outcome::Failed);
+            error
+        })
     }
 }
 

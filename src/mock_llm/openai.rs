@@ -87,13 +87,8 @@ pub async fn chat_completions(
     body: Bytes,
 ) -> Response {
     let mut tracked = Tracked::new(&headers);
-    match handle(&state, &headers, &body, &mut tracked).await {
-        Ok(response) => response,
-        Err(response) => {
-            tracked.failed(&state.stats);
-            response
-        }
-    }
+    let result = handle(&state, &headers, &body, &mut tracked).await;
+    tracked.settle(&state.stats, result)
 }
 
 async fn handle(

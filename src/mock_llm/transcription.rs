@@ -70,13 +70,8 @@ pub async fn transcriptions(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let mut tracked = Tracked::new(&headers);
-    match handle(&state, &headers, multipart, &mut tracked).await {
-        Ok(response) => response,
-        Err(response) => {
-            tracked.failed(&state.stats);
-            response
-        }
-    }
+    let result = handle(&state, &headers, multipart, &mut tracked).await;
+    tracked.settle(&state.stats, result)
 }
 
 async fn handle(

@@ -43,7 +43,7 @@ fn ask(text: &str) -> LlmRequest {
 }
 
 async fn collect(p: &dyn LlmProvider, request: LlmRequest) -> Vec<Result<LlmEvent, LlmError>> {
-    p.stream(request).await.expect("stream starts").collect().await
+    p.stream(&request).await.expect("stream starts").collect().await
 }
 
 fn text_of(events: &[Result<LlmEvent, LlmError>]) -> String {
@@ -126,7 +126,7 @@ async fn openai_streams_text_and_usage_then_ends_and_sends_the_request_as_config
         json!({ "apiKey": "sk-wrong" }),
     ))
     .unwrap();
-    match wrong.stream(ask("x")).await {
+    match wrong.stream(&ask("x")).await {
         Err(e @ LlmError::Status { status: 401, .. }) => {
             assert!(!e.is_transient() && e.counts_against_provider())
         }
@@ -239,7 +239,7 @@ async fn anthropic_streams_messages_events_with_usage_and_its_error_events() {
         "{events:?}"
     );
 
-    match p(json!({ "apiKey": "sk-wrong" })).stream(ask("x")).await {
+    match p(json!({ "apiKey": "sk-wrong" })).stream(&ask("x")).await {
         Err(LlmError::Status {
             status: 401, message, ..
         }) => assert_eq!(message, "invalid x-api-key"),
@@ -305,7 +305,7 @@ async fn dify_keeps_its_conversation_and_is_stopped_when_dropped() {
         ("x-mock-chunks", "50"),
         ("x-mock-chunk-delay-ms", "50"),
     ]));
-    let mut stream = slow.stream(ask("slow")).await.unwrap();
+    let mut stream = slow.stream(&ask("slow")).await.unwrap();
     let mut got = 0;
     while got < 2 {
         if let Some(Ok(LlmEvent::Delta(_))) = stream.next().await {

@@ -88,14 +88,11 @@ pub async fn stream(
     started: Instant,
     stop: &Registration,
 ) -> Answer {
-    let stopped = |answer: Answer| Answer {
-        end: End::Stopped(stop.reason().unwrap_or(StopReason::User)),
-        ..answer
-    };
+    let stopped = || End::Stopped(stop.reason().unwrap_or(StopReason::User));
     let start = dispatch::start(&state.providers, model, request, &state.config.chatbox.llm.retry);
     let begun = tokio::select! {
         begun = start => begun,
-        () = stop.token.cancelled() => return stopped(Answer::new(End::Complete)),
+        () = stop.token.cancelled() => return Answer::new(stopped()),
     };
     let begun = match begun {
         Ok(begun) => begun,
@@ -121,7 +118,7 @@ pub async fn stream(
                 let deadline = flush_at.unwrap_or_else(|| Instant::now() + idle);
                 tokio::select! {
                     biased;
-                    () = stop.token.cancelled() => break End::Stopped(stop.reason().unwrap_or(StopReason::User)),
+                    () = stop.token.cancelled() => break stopped(),
                     event = tokio::time::timeout_at(deadline, stream.next()) => event,
                 }
             }

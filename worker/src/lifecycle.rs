@@ -162,16 +162,20 @@ async fn resume(
         .await
         .map_err(store_error)?;
     Ok(OpenedSession {
-        model_id: state
-            .providers
-            .for_session(session.model_id.as_deref())
-            .id()
-            .to_owned(),
+        model_id: session_model(state, session.model_id.as_deref()),
         models: state.providers.infos(),
         session_id: session.id,
         restored: true,
         previous_session_id: previous,
     })
+}
+
+/// The id of the model a session uses.
+fn session_model(state: &WorkerState, chosen: Option<&str>) -> String {
+    state
+        .providers
+        .for_session(chosen)
+        .map_or_else(String::new, |m| m.id().to_owned())
 }
 
 async fn start(state: &WorkerState, user_id: &str, now: Timestamp) -> Result<OpenedSession, RpcError> {
@@ -191,7 +195,7 @@ async fn start(state: &WorkerState, user_id: &str, now: Timestamp) -> Result<Ope
     }
     info!(session_id = %session.id, user_id, "session started");
     Ok(OpenedSession {
-        model_id: state.providers.for_session(None).id().to_owned(),
+        model_id: session_model(state, None),
         models: state.providers.infos(),
         session_id: session.id,
         restored: false,

@@ -256,7 +256,10 @@ async fn user_turn(
             Some(model) => model,
             None => return reject(ErrorCode::InvalidField, unknown_model(state, id)).await,
         },
-        None => state.providers.for_session(session.model_id.as_deref()),
+        None => match state.providers.for_session(session.model_id.as_deref()) {
+            Some(model) => model,
+            None => return reject(ErrorCode::LlmUnavailable, "no model is configured".into()).await,
+        },
     };
 
     // The user's message, stored once: a redelivered turn finds it.

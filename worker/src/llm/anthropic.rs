@@ -15,6 +15,7 @@ use chatbox_shared::config::ProviderConfig;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use super::http::Endpoint;
 use super::sse::{Decoder, SseEvent};
 use super::{ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
 
@@ -25,21 +26,20 @@ pub const DEFAULT_MAX_TOKENS: u32 = 1024;
 
 /// An Anthropic Messages provider.
 pub struct AnthropicProvider {
-    config: ProviderConfig,
-    client: reqwest::Client,
-    url: String,
+    api: Endpoint,
 }
 
 impl AnthropicProvider {
     /// A provider for one configuration entry.
     pub fn new(config: ProviderConfig) -> Result<Self, String> {
-        let client = http::client(config.connect_timeout)?;
-        let url = http::url(&config, "messages");
-        Ok(AnthropicProvider { config, client, url })
+        Ok(AnthropicProvider {
+            api: Endpoint::new(config, "messages")?,
+        })
     }
 
     fn body(&self, request: &LlmRequest) -> Value {
         let mut system: Vec<&str> = self
+            .api
             .config
             .system_prompt
             .as_deref()
@@ -67,14 +67,14 @@ impl AnthropicProvider {
         let model = self.model();
         let mut body = json!({
             "model": model,
-            "max_tokens": self.config.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            "max_tokens": self.api.config.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             "messages": messages,
-            "stream": self.config.stream,
+            "stream": self.api.config.stream,
         });
         if !system.is_empty() {
             body["system"] = json!(system.join("\n\n"));
         }
-        if let Some(t) = self.config.temperature {
+        if let Some(t) = self.api.config.temperature {
             body["temperature"] = json!(t);
         }
         if let Some(user) = &request.user {
@@ -106,19 +106,19 @@ fn upstream(v: &Value) -> LlmError {
 #[async_trait]
 impl LlmProvider for AnthropicProvider {
     fn config(&self) -> &ProviderConfig {
-        &self.config
+        &self.api.config
     }
 
-    async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
-        let version = self.config.api_version.as_deref().unwrap_or(DEFAULT_VERSION);
+    async fn stream(&self, request: &LlmRequest) -> Result<LlmStream, LlmError> {
+        let version = self.api.config.api_version.as_deref().unwrap_or(DEFAULT_VERSION);
         let call = self
-            .client
-            .post(&self.url)
-            .header("x-api-key", self.config.api_key.expose())
+            .api
+            .post()
+            .header("x-api-key", self.api.config.api_key.expose())
             .header("anthropic-version", version)
-            .json(&self.body(&request));
-        let response = http::send(&self.config, call).await?;
-        if !self.config.stream {
+            .json(&self.body(request));
+        let response = self.api.send(call).await?;
+        if !self.api.config.stream {
             let message = http::json(response).await?;
             if message.get("type").and_then(Value::as_str) == Some("error") {
                 return Err(upstream(&message));

@@ -18,13 +18,13 @@ pub struct DemoProvider {
 
 impl DemoProvider {
     /// A demo model that pauses `chunk_delay` between words.
-    pub fn new(chunk_delay: Duration) -> Self {
+    pub fn new(chunk_delay: Duration) -> Result<Self, String> {
         let config = serde_json::from_value(serde_json::json!({
             "id": "demo", "name": "Demo (built-in)", "type": "openai", "endpoint": "builtin:demo",
             "first_token_timeout": "10s", "idle_timeout": "10s",
         }))
-        .expect("the demo configuration is valid");
-        DemoProvider { config, chunk_delay }
+        .map_err(|e| format!("the demo model's settings: {e}"))?;
+        Ok(DemoProvider { config, chunk_delay })
     }
 }
 
@@ -49,7 +49,7 @@ impl LlmProvider for DemoProvider {
         &self.config
     }
 
-    async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
+    async fn stream(&self, request: &LlmRequest) -> Result<LlmStream, LlmError> {
         let text = answer(request.question());
         let prompt_tokens: u64 = request.messages.iter().map(|m| estimate_tokens(&m.content)).sum();
         let completion_tokens = estimate_tokens(&text);
@@ -78,7 +78,7 @@ mod tests {
 
     #[tokio::test]
     async fn demo_streams_an_answer_that_explains_configuration() {
-        let provider = DemoProvider::new(Duration::ZERO);
+        let provider = DemoProvider::new(Duration::ZERO).unwrap();
         let request = LlmRequest {
             messages: vec![ChatMessage {
                 role: ChatRole::User,
@@ -86,7 +86,7 @@ mod tests {
             }],
             ..LlmRequest::default()
         };
-        let events: Vec<_> = provider.stream(request).await.unwrap().collect().await;
+        let events: Vec<_> = provider.stream(&request).await.unwrap().collect().await;
         let text: String = events
             .iter()
             .filter_map(|e| match e {

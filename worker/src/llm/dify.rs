@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tracing::debug;
 
+use super::http::Endpoint;
 use super::sse::{Decoder, SseEvent};
 use super::{LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
 
@@ -27,17 +28,15 @@ const ANONYMOUS: &str = "chatbox";
 
 /// A Dify chat app.
 pub struct DifyProvider {
-    config: ProviderConfig,
-    client: reqwest::Client,
-    url: String,
+    api: Endpoint,
 }
 
 impl DifyProvider {
     /// A provider for one configuration entry.
     pub fn new(config: ProviderConfig) -> Result<Self, String> {
-        let client = http::client(config.connect_timeout)?;
-        let url = http::url(&config, "chat-messages");
-        Ok(DifyProvider { config, client, url })
+        Ok(DifyProvider {
+            api: Endpoint::new(config, "chat-messages")?,
+        })
     }
 
     async fn call(
@@ -48,16 +47,16 @@ impl DifyProvider {
         let body = json!({
             "inputs": {},
             "query": request.question(),
-            "response_mode": if self.config.stream { "streaming" } else { "blocking" },
+            "response_mode": if self.api.config.stream { "streaming" } else { "blocking" },
             "user": request.user.as_deref().unwrap_or(ANONYMOUS),
             "conversation_id": conversation_id.unwrap_or_default(),
         });
         let call = self
-            .client
-            .post(&self.url)
-            .bearer_auth(self.config.api_key.expose())
+            .api
+            .post()
+            .bearer_auth(self.api.config.api_key.expose())
             .json(&body);
-        http::send(&self.config, call).await
+        self.api.send(call).await
     }
 }
 
@@ -79,21 +78,21 @@ fn usage(v: &Value) -> Option<LlmEvent> {
 #[async_trait]
 impl LlmProvider for DifyProvider {
     fn config(&self) -> &ProviderConfig {
-        &self.config
+        &self.api.config
     }
 
-    async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
+    async fn stream(&self, request: &LlmRequest) -> Result<LlmStream, LlmError> {
         let known = request.conversation_id.as_deref();
-        let response = match self.call(&request, known).await {
+        let response = match self.call(request, known).await {
             Err(LlmError::Status {
                 status: 404, message, ..
             }) if known.is_some() => {
-                debug!(provider = %self.config.id, "Dify no longer knows the conversation ({message}); starting a new one");
-                self.call(&request, None).await?
+                debug!(provider = %self.api.config.id, "Dify no longer knows the conversation ({message}); starting a new one");
+                self.call(request, None).await?
             }
             other => other?,
         };
-        if !self.config.stream {
+        if !self.api.config.stream {
             let answer = http::json(response).await?;
             let mut events = Vec::new();
             if let Some(id) = text(&answer, "conversation_id") {
@@ -110,9 +109,8 @@ impl LlmProvider for DifyProvider {
             ChatDecoder {
                 conversation: None,
                 stop: Stopper {
-                    client: self.client.clone(),
-                    config: self.config.clone(),
-                    user: request.user.unwrap_or_else(|| ANONYMOUS.to_owned()),
+                    api: self.api.clone(),
+                    user: request.user.clone().unwrap_or_else(|| ANONYMOUS.to_owned()),
                     task_id: None,
                 },
             },
@@ -177,8 +175,7 @@ impl Decoder for ChatDecoder {
 
 /// Asks Dify to stop a task whose answer nobody reads any more.
 struct Stopper {
-    client: reqwest::Client,
-    config: ProviderConfig,
+    api: Endpoint,
     user: String,
     task_id: Option<String>,
 }
@@ -189,18 +186,18 @@ impl Drop for Stopper {
         else {
             return;
         };
-        let url = http::url(&self.config, &format!("chat-messages/{task_id}/stop"));
         let call = self
-            .client
-            .post(url)
-            .bearer_auth(self.config.api_key.expose())
+            .api
+            .post_to(&format!("chat-messages/{task_id}/stop"))
+            .bearer_auth(self.api.config.api_key.expose())
             .timeout(Duration::from_secs(10))
             .json(&json!({ "user": self.user }));
-        let config = self.config.clone();
+        let api = self.api.clone();
         runtime.spawn(async move {
-            match http::send(&config, call).await {
-                Ok(_) => debug!(provider = %config.id, %task_id, "stopped the Dify task"),
-                Err(e) => debug!(provider = %config.id, %task_id, "cannot stop the Dify task: {e}"),
+            let provider = &api.config.id;
+            match api.send(call).await {
+                Ok(_) => debug!(%provider, %task_id, "stopped the Dify task"),
+                Err(e) => debug!(%provider, %task_id, "cannot stop the Dify task: {e}"),
             }
         });
     }

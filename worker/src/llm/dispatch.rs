@@ -91,7 +91,7 @@ async fn start_with(model: &Model, request: &LlmRequest, retry: &RetryConfig) ->
                 return Err(LlmError::Open(wait));
             }
         };
-        match first_text(model.provider.as_ref(), request.clone()).await {
+        match first_text(model.provider.as_ref(), request).await {
             Ok((head, stream)) => {
                 permit.succeeded();
                 metrics::llm_request(id, "ok");
@@ -135,7 +135,7 @@ async fn start_with(model: &Model, request: &LlmRequest, retry: &RetryConfig) ->
 /// timeout.
 async fn first_text(
     provider: &dyn LlmProvider,
-    request: LlmRequest,
+    request: &LlmRequest,
 ) -> Result<(Vec<LlmEvent>, LlmStream), LlmError> {
     let deadline = Instant::now() + provider.first_token_timeout();
     let started = async {

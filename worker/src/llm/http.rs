@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::LlmError;
 
 /// A `reqwest` client for provider calls, with the process's TLS provider.
-pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
+fn client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
     // Any provider will do; ring is the one compiled in. Installing twice
     // is harmless (the second attempt reports the first).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -21,30 +21,56 @@ pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
+/// Where a provider is reached: its configuration, an HTTP client, and the
+/// URL of the route its adapter calls.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// The provider's configuration entry.
+    pub config: ProviderConfig,
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Endpoint {
+    /// The provider's route `path` under its configured endpoint.
+    pub fn new(config: ProviderConfig, path: &str) -> Result<Self, String> {
+        let client = client(config.connect_timeout)?;
+        let url = url(&config, path);
+        Ok(Endpoint { config, client, url })
+    }
+
+    /// A POST to the route.
+    pub fn post(&self) -> reqwest::RequestBuilder {
+        self.client.post(&self.url)
+    }
+
+    /// A POST to another route of the provider.
+    pub fn post_to(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(url(&self.config, path))
+    }
+
+    /// Adds the configured extra headers and sends; an HTTP error status
+    /// becomes [`LlmError::Status`].
+    pub async fn send(&self, mut call: reqwest::RequestBuilder) -> Result<reqwest::Response, LlmError> {
+        for (name, value) in &self.config.headers {
+            call = call.header(name.as_str(), value.as_str());
+        }
+        let response = call.send().await.map_err(transport_error)?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(status_error(response).await)
+        }
+    }
+}
+
 /// `endpoint` + `path`, with exactly one `/` between them.
-pub fn url(config: &ProviderConfig, path: &str) -> String {
+fn url(config: &ProviderConfig, path: &str) -> String {
     format!(
         "{}/{}",
         config.endpoint.trim_end_matches('/'),
         path.trim_start_matches('/')
     )
-}
-
-/// Adds the configured extra headers and sends; an HTTP error status
-/// becomes [`LlmError::Status`].
-pub async fn send(
-    config: &ProviderConfig,
-    mut call: reqwest::RequestBuilder,
-) -> Result<reqwest::Response, LlmError> {
-    for (name, value) in &config.headers {
-        call = call.header(name.as_str(), value.as_str());
-    }
-    let response = call.send().await.map_err(transport_error)?;
-    if response.status().is_success() {
-        Ok(response)
-    } else {
-        Err(status_error(response).await)
-    }
 }
 
 /// A failure of the connection itself.

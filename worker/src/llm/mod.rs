@@ -223,7 +223,7 @@ pub trait LlmProvider: Send + Sync {
     }
 
     /// Starts a completion.
-    async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError>;
+    async fn stream(&self, request: &LlmRequest) -> Result<LlmStream, LlmError>;
 }
 
 /// A rough token count for providers that report none: about four
@@ -283,7 +283,7 @@ impl Providers {
         if list.is_empty() {
             list.push(Model {
                 kind: "demo",
-                provider: Arc::new(demo::DemoProvider::new(config.demo.chunk_delay)),
+                provider: Arc::new(demo::DemoProvider::new(config.demo.chunk_delay)?),
                 breaker: Arc::new(Breaker::new("demo", config.breaker.clone())),
                 fallback: None,
             });
@@ -310,10 +310,10 @@ impl Providers {
 
     /// The model a session uses: its choice while that is still
     /// configured, else the default.
-    pub fn for_session(&self, chosen: Option<&str>) -> &Model {
+    pub fn for_session(&self, chosen: Option<&str>) -> Option<&Model> {
         chosen
             .and_then(|id| self.select(Some(id)))
-            .unwrap_or(&self.list[0])
+            .or_else(|| self.select(None))
     }
 
     /// What users see of the models, default first.

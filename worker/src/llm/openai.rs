@@ -13,14 +13,13 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::http::Endpoint;
 use super::sse::{Decoder, SseEvent};
 use super::{LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
 
 /// An OpenAI-compatible provider.
 pub struct OpenAiProvider {
-    config: ProviderConfig,
-    client: reqwest::Client,
-    url: String,
+    api: Endpoint,
 }
 
 #[derive(Deserialize)]
@@ -66,14 +65,14 @@ struct ApiError {
 impl OpenAiProvider {
     /// A provider for one configuration entry.
     pub fn new(config: ProviderConfig) -> Result<Self, String> {
-        let client = http::client(config.connect_timeout)?;
-        let url = http::url(&config, "chat/completions");
-        Ok(OpenAiProvider { config, client, url })
+        Ok(OpenAiProvider {
+            api: Endpoint::new(config, "chat/completions")?,
+        })
     }
 
     fn body(&self, request: &LlmRequest, stream: bool) -> serde_json::Value {
         let mut messages = Vec::with_capacity(request.messages.len() + 1);
-        if let Some(system) = self.config.system_prompt.as_deref().filter(|s| !s.is_empty()) {
+        if let Some(system) = self.api.config.system_prompt.as_deref().filter(|s| !s.is_empty()) {
             messages.push(json!({ "role": "system", "content": system }));
         }
         messages.extend(
@@ -87,10 +86,10 @@ impl OpenAiProvider {
         if stream {
             body["stream_options"] = json!({ "include_usage": true });
         }
-        if let Some(max) = self.config.max_tokens {
+        if let Some(max) = self.api.config.max_tokens {
             body["max_tokens"] = json!(max);
         }
-        if let Some(t) = self.config.temperature {
+        if let Some(t) = self.api.config.temperature {
             body["temperature"] = json!(t);
         }
         if let Some(user) = &request.user {
@@ -125,19 +124,16 @@ fn events_of(chunk: Chunk, out: &mut Vec<Result<LlmEvent, LlmError>>) {
 #[async_trait]
 impl LlmProvider for OpenAiProvider {
     fn config(&self) -> &ProviderConfig {
-        &self.config
+        &self.api.config
     }
 
-    async fn stream(&self, request: LlmRequest) -> Result<LlmStream, LlmError> {
-        let mut call = self
-            .client
-            .post(&self.url)
-            .json(&self.body(&request, self.config.stream));
-        if !self.config.api_key.is_empty() {
-            call = call.bearer_auth(self.config.api_key.expose());
+    async fn stream(&self, request: &LlmRequest) -> Result<LlmStream, LlmError> {
+        let mut call = self.api.post().json(&self.body(request, self.api.config.stream));
+        if !self.api.config.api_key.is_empty() {
+            call = call.bearer_auth(self.api.config.api_key.expose());
         }
-        let response = http::send(&self.config, call).await?;
-        if !self.config.stream {
+        let response = self.api.send(call).await?;
+        if !self.api.config.stream {
             let chunk: Chunk = serde_json::from_value(http::json(response).await?)
                 .map_err(|e| LlmError::Protocol(format!("not a chat completion: {e}")))?;
             let mut events = Vec::new();

@@ -7,7 +7,8 @@ use std::time::Duration;
 use chatbox_shared::config::ProviderConfig;
 use serde_json::Value;
 
-use super::{LlmError, http};
+use super::LlmError;
+use super::http::{self, Endpoint};
 
 /// Longest a transcription may take.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -25,9 +26,7 @@ pub struct Audio {
 
 /// A provider's transcription endpoint.
 pub struct Transcriber {
-    config: ProviderConfig,
-    client: reqwest::Client,
-    url: String,
+    api: Endpoint,
     model: String,
 }
 
@@ -38,26 +37,22 @@ impl Transcriber {
             .transcription_model
             .clone()
             .ok_or_else(|| format!("provider {:?} has no transcription_model", config.id))?;
-        let client = http::client(config.connect_timeout)?;
-        let url = http::url(&config, "audio/transcriptions");
         Ok(Transcriber {
-            config,
-            client,
-            url,
+            api: Endpoint::new(config, "audio/transcriptions")?,
             model,
         })
     }
 
     /// The provider that transcribes.
     pub fn provider_id(&self) -> &str {
-        &self.config.id
+        &self.api.config.id
     }
 
     /// The text spoken in `audio`; `language` (ISO-639-1) helps when known.
     pub async fn transcribe(&self, audio: Audio, language: Option<&str>) -> Result<String, LlmError> {
         let result = self.request(audio, language).await;
         let outcome = result.as_ref().map_or_else(LlmError::kind, |_| "ok");
-        crate::metrics::transcription(&self.config.id, outcome);
+        crate::metrics::transcription(&self.api.config.id, outcome);
         result
     }
 
@@ -73,11 +68,11 @@ impl Transcriber {
         if let Some(language) = language {
             form = form.text("language", language.to_owned());
         }
-        let mut call = self.client.post(&self.url).timeout(TIMEOUT).multipart(form);
-        if !self.config.api_key.is_empty() {
-            call = call.bearer_auth(self.config.api_key.expose());
+        let mut call = self.api.post().timeout(TIMEOUT).multipart(form);
+        if !self.api.config.api_key.is_empty() {
+            call = call.bearer_auth(self.api.config.api_key.expose());
         }
-        let answer = http::json(http::send(&self.config, call).await?).await?;
+        let answer = http::json(self.api.send(call).await?).await?;
         answer
             .get("text")
             .and_then(Value::as_str)

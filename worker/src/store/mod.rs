@@ -333,6 +333,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<MessageRecord>, StoreError>;
 }
 
+/// What a refused insert of `m` means: the same message was stored
+/// before (a redelivery), or another message holds its `seq`.
+pub fn insert_conflict(m: &MessageRecord, same_id_stored: bool) -> Result<Appended, StoreError> {
+    if same_id_stored {
+        Ok(Appended::AlreadyStored)
+    } else {
+        Err(StoreError::SeqTaken {
+            session_id: m.session_id.clone(),
+            seq: m.seq,
+        })
+    }
+}
+
 /// The session's duration in seconds if it ends at `end`.
 pub fn duration_s(start: Timestamp, end: Timestamp) -> u64 {
     end.since(start).as_secs()

@@ -24,7 +24,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use super::cipher::{ContentCipher, Sealed};
 use super::{
     Appended, MessageRecord, SessionCounters, SessionCursor, SessionPatch, SessionRecord, Store, StoreError,
-    duration_s, message_context, session_context,
+    duration_s, insert_conflict, message_context, session_context,
 };
 use std::sync::Arc;
 
@@ -560,18 +560,8 @@ impl Store for MongoStore {
         match self.messages.insert_one(self.message_doc(message)?).await {
             Ok(_) => Ok(Appended::Inserted),
             Err(e) if is_duplicate_key(&e) => {
-                if self
-                    .message(&message.session_id, &message.message_id)
-                    .await?
-                    .is_some()
-                {
-                    Ok(Appended::AlreadyStored)
-                } else {
-                    Err(StoreError::SeqTaken {
-                        session_id: message.session_id.clone(),
-                        seq: message.seq,
-                    })
-                }
+                let stored = self.message(&message.session_id, &message.message_id).await?;
+                insert_conflict(message, stored.is_some())
             }
             Err(e) => Err(classify(e)),
         }

@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::cipher::{ContentCipher, Sealed};
 use super::{
     Appended, MessageRecord, SessionCounters, SessionCursor, SessionPatch, SessionRecord, Store, StoreError,
-    TurnView, duration_s, message_context, session_context,
+    TurnView, duration_s, insert_conflict, message_context, session_context,
 };
 
 const SCHEMA: &str = r#"
@@ -441,14 +441,7 @@ fn insert_message(
                 .optional()
                 .map_err(other)?
                 .unwrap_or(false);
-            if same_id {
-                Ok(Appended::AlreadyStored)
-            } else {
-                Err(StoreError::SeqTaken {
-                    session_id: m.session_id.clone(),
-                    seq: m.seq,
-                })
-            }
+            insert_conflict(m, same_id)
         }
         Err(e) => Err(other(e)),
     }
