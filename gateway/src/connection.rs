@@ -44,7 +44,7 @@ use crate::state::{ConnectionSlot, GatewayState};
 
 /// How a socket ended, for logs and the disconnect metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Exit {
+pub(crate) enum Exit {
     ClientClosed,
     ReadError,
     WriteError,
@@ -53,7 +53,7 @@ enum Exit {
 }
 
 impl Exit {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Exit::ClientClosed => "client_closed",
             Exit::ReadError => "read_error",
@@ -104,13 +104,13 @@ async fn serve(
             return;
         }
     };
-    let ctx = ConnContext {
+    let mut ctx = ConnContext {
         state: Arc::clone(&state),
         conn: Arc::clone(&conn),
         user_name: identity.name,
         last_typing: None,
     };
-    let exit = socket_loop(&state, &mut socket, ctx).await;
+    let exit = socket_loop(&state, &mut socket, &mut ctx).await;
     drop(socket);
     Box::pin(leave_session(&state, &conn)).await;
     metrics::disconnect(exit.label());
@@ -212,13 +212,63 @@ async fn leave_session(state: &GatewayState, conn: &ConnHandle) {
     release(state, &conn.user_id, &conn.session_id, &conn.owner).await;
 }
 
-async fn socket_loop(state: &GatewayState, socket: &mut WebSocket, mut ctx: ConnContext) -> Exit {
+/// What the socket loop needs from whoever reads a socket's frames: the
+/// user's connection ([`ConnContext`]) or an admin's.
+pub(crate) trait FrameHandler {
+    /// The socket's outbound queue.
+    fn queue(&self) -> Arc<SendQueue>;
+    /// Records that the client was heard from at `now` (gateway clock).
+    fn heard(&self, now: Duration);
+    /// Handles a text frame; returns the work still to do, if any.
+    fn handle_text(&mut self, text: &str) -> Option<Pending>;
+    /// Answers a binary frame.
+    fn refuse_binary(&self);
+    /// The client closed with 1000: it is done, not about to reconnect.
+    fn closed_normally(&self);
+    /// The session named in errors sent on this socket.
+    fn session_id(&self) -> Option<&str>;
+}
+
+impl FrameHandler for ConnContext {
+    fn queue(&self) -> Arc<SendQueue> {
+        Arc::clone(&self.conn.queue)
+    }
+
+    fn heard(&self, now: Duration) {
+        self.conn.heard(now);
+    }
+
+    fn handle_text(&mut self, text: &str) -> Option<Pending> {
+        inbound::handle_text(self, text)
+    }
+
+    fn refuse_binary(&self) {
+        inbound::refuse_binary(self);
+    }
+
+    fn closed_normally(&self) {
+        // An answer still streaming is stopped (and kept); any other close
+        // may be followed by a reconnect.
+        inbound::stop_answer(self, StopReason::Left);
+    }
+
+    fn session_id(&self) -> Option<&str> {
+        Some(&self.conn.session_id)
+    }
+}
+
+/// Reads and writes a socket until it closes; says how it ended.
+pub(crate) async fn socket_loop(
+    state: &GatewayState,
+    socket: &mut WebSocket,
+    handler: &mut impl FrameHandler,
+) -> Exit {
     let write_wait = state.config.chatbox.websocket.write_wait;
-    let conn = Arc::clone(&ctx.conn);
+    let queue = handler.queue();
     let mut out: Vec<Bytes> = Vec::new();
     let mut pending: Option<Pending> = None;
     loop {
-        let drained = conn.queue.drain_into(&mut out);
+        let drained = queue.drain_into(&mut out);
         if (!out.is_empty() || drained.ping)
             && let Err(e) = Box::pin(write_frames(socket, &mut out, drained.ping, write_wait)).await
         {
@@ -231,28 +281,25 @@ async fn socket_loop(state: &GatewayState, socket: &mut WebSocket, mut ctx: Conn
         }
         tokio::select! {
             biased;
-            _ = conn.queue.ready() => {}
+            _ = queue.ready() => {}
             Some(()) = OptionFuture::from(pending.as_mut()), if pending.is_some() => {
                 pending = None;
             }
             frame = socket.recv(), if pending.is_none() => {
                 let Some(frame) = frame else { return Exit::ClientClosed };
-                conn.heard(state.clock.elapsed());
+                handler.heard(state.clock.elapsed());
                 match frame {
-                    Ok(Message::Text(text)) => pending = inbound::handle_text(&mut ctx, text.as_str()),
-                    Ok(Message::Binary(_)) => inbound::refuse_binary(&ctx),
+                    Ok(Message::Text(text)) => pending = handler.handle_text(text.as_str()),
+                    Ok(Message::Binary(_)) => handler.refuse_binary(),
                     Ok(Message::Ping(_) | Message::Pong(_)) => {}
                     Ok(Message::Close(close)) => {
-                        // A normal close (1000) means the user is done: an
-                        // answer still streaming is stopped (and kept). Any
-                        // other close may be followed by a reconnect.
                         if close.is_some_and(|c| c.code == 1000) {
-                            inbound::stop_answer(&ctx, StopReason::Left);
+                            handler.closed_normally();
                         }
                         return Exit::ClientClosed;
                     }
                     Err(e) if is_too_large(&e) => {
-                        Box::pin(refuse_too_large(socket, state, &conn.session_id)).await;
+                        Box::pin(refuse_too_large(socket, state, handler.session_id())).await;
                         return Exit::TooLarge;
                     }
                     Err(_) => return Exit::ReadError,
@@ -263,7 +310,7 @@ async fn socket_loop(state: &GatewayState, socket: &mut WebSocket, mut ctx: Conn
 }
 
 /// A frame over `max_message_size` is fatal: the error, then close 1009.
-async fn refuse_too_large(socket: &mut WebSocket, state: &GatewayState, session_id: &str) {
+async fn refuse_too_large(socket: &mut WebSocket, state: &GatewayState, session_id: Option<&str>) {
     let ws = &state.config.chatbox.websocket;
     metrics::protocol_error(ErrorCode::MessageTooLarge.as_str());
     let info = ErrorInfo::new(
@@ -271,7 +318,7 @@ async fn refuse_too_large(socket: &mut WebSocket, state: &GatewayState, session_
         format!("frames are limited to {} bytes", ws.max_message_size),
     )
     .fatal();
-    let frame = outbound::error(Some(session_id), info).to_json();
+    let frame = outbound::error(session_id, info).to_json();
     send_close_with(socket, Some(frame), 1009, "message too large", ws.write_wait).await;
 }
 
@@ -454,6 +501,16 @@ pub fn status_order(state: &GatewayState, session_id: &str, reason: StatusReason
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A close order for an admin socket (which has no session of its own).
+pub fn admin_close_order(state: &GatewayState, reason: StatusReason) -> CloseOrder {
+    let mut status = outbound::connection_status("", reason, state.config.chatbox.reconnect_timeout);
+    status.session_id = None;
+    CloseOrder {
+        reason,
+        last_frame: Some(status.to_json()),
+    }
 }
 
 /// The close order of a socket whose session was opened elsewhere.

@@ -1,14 +1,13 @@
 //! Client frames, once read: validated, answered or handed to the workers.
 //!
-//! A `ping` is answered at once. A `user_message` or `model_select` is
-//! rate-limited (a token bucket shared by every pod), the session's
-//! `chat.out` subscription is made sure of, and the message goes to
-//! `chat.in.<sid>` — accepted only once JetStream has stored it,
+//! A `ping` is answered at once. A `user_message`, `model_select` or
+//! `help_request` is rate-limited (a token bucket shared by every pod),
+//! the session's `chat.out` subscription is made sure of, and the message
+//! goes to `chat.in.<sid>` — accepted only once JetStream has stored it,
 //! de-duplicated by the client's message id, so a client that resends
 //! after an error never gets two answers. A `stop` goes to every worker at
-//! once on `chat.stop.<sid>`. Every
-//! refusal is an `error` frame with a code and a sentence; the socket stays
-//! open.
+//! once on `chat.stop.<sid>`. Every refusal is an `error` frame with a
+//! code and a sentence; the socket stays open.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -126,10 +125,21 @@ pub fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
             ));
             None
         }
-        ClientCommand::HelpRequest { .. } => {
+        ClientCommand::HelpRequest { id, content } => Some(Box::pin(accept(
+            AcceptArgs::new(ctx),
+            id,
+            InboundBody::HelpRequest { content },
+        ))),
+        ClientCommand::Watch { .. }
+        | ClientCommand::Unwatch { .. }
+        | ClientCommand::Takeover { .. }
+        | ClientCommand::Release { .. } => {
             ctx.send_error(ErrorInfo::new(
-                ErrorCode::Unsupported,
-                "asking for a person is not available on this server yet",
+                ErrorCode::NotAllowed,
+                format!(
+                    "`{}` is for admin consoles, on /chat/admin/ws with an admin token",
+                    frame.command.kind()
+                ),
             ));
             None
         }
@@ -265,32 +275,9 @@ async fn accept(args: AcceptArgs, client_id: Option<String>, body: InboundBody) 
     let span = info_span!("accept_message", message_id = %message_id);
     async move {
         let state = &args.state;
-        let limit = RateLimit {
-            capacity: state.config.chatbox.rate_limit,
-            window: state.config.chatbox.rate_limit_window,
-        };
-        match state.coordinator.admit_message(&args.conn.user_id, limit).await {
-            Ok(Admission::Allowed) => {}
-            Ok(Admission::Limited { retry_after }) => {
-                state.metrics.rate_limited.increment(1);
-                args.send_error(
-                    ErrorInfo::new(
-                        ErrorCode::RateLimited,
-                        format!(
-                            "you are sending messages too fast (at most {} per {}); wait a moment",
-                            limit.capacity,
-                            humantime::format_duration(limit.window)
-                        ),
-                    )
-                    .retry_after(retry_after),
-                );
-                return;
-            }
-            Err(e) => {
-                // Fail open: a coordinator hiccup should not silence chat.
-                metrics::coordinator_error("admit_message");
-                warn!("rate limit unavailable, message allowed: {e}");
-            }
+        if let Err(info) = admit(state, &args.conn.user_id).await {
+            args.send_error(info);
+            return;
         }
         if let Err(e) = state.hub.attach(&args.conn.session_id).await {
             metrics::bus_error("subscribe");
@@ -301,54 +288,93 @@ async fn accept(args: AcceptArgs, client_id: Option<String>, body: InboundBody) 
             user_id: args.conn.user_id.clone(),
             user_name: args.user_name.clone(),
             sender: Sender::User,
-            message_id: message_id.clone(),
+            message_id,
             client_id,
             body,
             received_at: Timestamp::now(),
             gateway: state.pod_id.clone(),
         };
-        let Ok(payload) = serde_json::to_vec(&envelope) else {
-            return;
-        };
-        let mut headers = Headers::new()
-            .with(headers::SESSION, args.conn.session_id.as_str())
-            .with(headers::USER, args.conn.user_id.as_str());
-        propagation::inject_current(&mut headers);
-        let started = tokio::time::Instant::now();
-        match state
-            .bus
-            .enqueue(
-                state.subjects.inbound(&args.conn.session_id),
-                format!("{}:{message_id}", args.conn.session_id),
-                headers,
-                Bytes::from(payload),
-            )
-            .await
-        {
-            Ok(enqueued) => {
-                state
-                    .metrics
-                    .enqueue_seconds
-                    .record(started.elapsed().as_secs_f64());
-                if enqueued.duplicate {
-                    debug!("duplicate message id; already accepted");
-                }
-            }
-            Err(e) => {
-                metrics::bus_error("enqueue");
-                warn!("message not accepted: {e}");
-                args.send_error(
-                    ErrorInfo::new(
-                        ErrorCode::ServiceUnavailable,
-                        "your message could not be accepted right now; send it again (with the same id)",
-                    )
-                    .retry_after(Duration::from_secs(1)),
-                );
-            }
+        if let Err(info) = enqueue(state, &envelope).await {
+            args.send_error(info);
         }
     }
     .instrument(span)
     .await
+}
+
+/// Takes a token from the sender's message bucket (shared by every pod);
+/// the error to send when there is none.
+pub(crate) async fn admit(state: &GatewayState, sender_id: &str) -> Result<(), ErrorInfo> {
+    let limit = RateLimit {
+        capacity: state.config.chatbox.rate_limit,
+        window: state.config.chatbox.rate_limit_window,
+    };
+    match state.coordinator.admit_message(sender_id, limit).await {
+        Ok(Admission::Allowed) => Ok(()),
+        Ok(Admission::Limited { retry_after }) => {
+            state.metrics.rate_limited.increment(1);
+            Err(ErrorInfo::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "you are sending messages too fast (at most {} per {}); wait a moment",
+                    limit.capacity,
+                    humantime::format_duration(limit.window)
+                ),
+            )
+            .retry_after(retry_after))
+        }
+        Err(e) => {
+            // Fail open: a coordinator hiccup should not silence chat.
+            metrics::coordinator_error("admit_message");
+            warn!("rate limit unavailable, message allowed: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// Puts a message on its session's queue (`chat.in.<sid>`), de-duplicated
+/// by its id: accepted once JetStream has stored it.
+pub(crate) async fn enqueue(state: &GatewayState, envelope: &InboundEnvelope) -> Result<(), ErrorInfo> {
+    let unavailable = || {
+        ErrorInfo::new(
+            ErrorCode::ServiceUnavailable,
+            "your message could not be accepted right now; send it again (with the same id)",
+        )
+        .retry_after(Duration::from_secs(1))
+    };
+    let payload = serde_json::to_vec(envelope).map_err(|_| unavailable())?;
+    let sid = envelope.session_id.as_str();
+    let mut headers = Headers::new()
+        .with(headers::SESSION, sid)
+        .with(headers::USER, envelope.user_id.as_str());
+    propagation::inject_current(&mut headers);
+    let started = tokio::time::Instant::now();
+    match state
+        .bus
+        .enqueue(
+            state.subjects.inbound(sid),
+            format!("{sid}:{}", envelope.message_id),
+            headers,
+            Bytes::from(payload),
+        )
+        .await
+    {
+        Ok(enqueued) => {
+            state
+                .metrics
+                .enqueue_seconds
+                .record(started.elapsed().as_secs_f64());
+            if enqueued.duplicate {
+                debug!("duplicate message id; already accepted");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            metrics::bus_error("enqueue");
+            warn!(kind = envelope.body.kind(), "message not accepted: {e}");
+            Err(unavailable())
+        }
+    }
 }
 
 /// Stops the answer streaming to the connection's session, wherever it

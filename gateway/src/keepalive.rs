@@ -13,7 +13,7 @@ use chatbox_shared::protocol::outbound::StatusReason;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::connection::status_order;
+use crate::connection::{admin_close_order, status_order};
 use crate::state::GatewayState;
 
 /// Pings and reaps sockets until cancelled.
@@ -40,6 +40,14 @@ pub async fn keepalive_loop(state: Arc<GatewayState>, cancel: CancellationToken)
             if conn.silent_for(now) >= pong_wait {
                 debug!(conn_id = conn.conn_id, "client silent for too long");
                 conn.close(status_order(&state, &conn.session_id, StatusReason::IdleTimeout));
+            } else if ping {
+                conn.queue.request_ping();
+            }
+        }
+        for conn in state.admins.all() {
+            if conn.silent_for(now) >= pong_wait {
+                debug!(conn_id = conn.conn_id, "admin client silent for too long");
+                conn.close(admin_close_order(&state, StatusReason::IdleTimeout));
             } else if ping {
                 conn.queue.request_ping();
             }

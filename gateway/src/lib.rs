@@ -11,9 +11,12 @@
 //! [`registry`] (sockets of this pod), [`control`] (`chat.ctl`: kill
 //! switch, attach), [`ownership`] (lock renewal), [`keepalive`] (pings
 //! and idle sockets), [`heartbeat`], [`user_api`] (sessions over HTTP),
-//! [`rpc_client`] (asking workers).
+//! [`rpc_client`] (asking workers), [`admin`] (staff watching and taking
+//! over sessions), [`cors`].
 
+pub mod admin;
 pub mod connection;
+pub mod cors;
 pub mod control;
 pub mod credentials;
 pub mod heartbeat;
@@ -43,10 +46,12 @@ use chatbox_shared::config::Config;
 use chatbox_shared::coordinator::Coordinator;
 use chatbox_shared::namespace::Namespace;
 use chatbox_shared::protocol::InboundLimits;
+use chatbox_shared::protocol::outbound::StatusReason;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::admin::AdminRegistry;
 use crate::metrics::GatewayMetrics;
 use crate::origin::OriginPolicy;
 use crate::registry::ConnectionRegistry;
@@ -95,6 +100,7 @@ impl Gateway {
             },
             origins,
             registry: ConnectionRegistry::default(),
+            admins: AdminRegistry::default(),
             hub: SessionHub::new(
                 Arc::clone(&deps.bus),
                 subjects.clone(),
@@ -129,6 +135,10 @@ impl Gateway {
             Arc::clone(&state),
             background_cancel.clone(),
         ));
+        background.spawn(admin::renewal::renew_loop(
+            Arc::clone(&state),
+            background_cancel.clone(),
+        ));
         background.spawn(heartbeat::beat_loop(
             Arc::clone(&state),
             background_cancel.clone(),
@@ -146,16 +156,31 @@ impl Gateway {
         })
     }
 
-    /// The gateway's HTTP routes (`/chat/ws`, the user API). Serve them with
-    /// `into_make_service_with_connect_info::<SocketAddr>()`.
+    /// The gateway's HTTP routes (`/chat/ws`, `/chat/admin/ws`, the user
+    /// and admin APIs, with CORS per `CORS_ALLOWED_ORIGINS`). Serve them
+    /// with `into_make_service_with_connect_info::<SocketAddr>()`.
     pub fn router(&self) -> Router {
-        Router::new()
-            .route("/chat/ws", get(upgrade::handle))
+        let api = Router::new()
             .route("/chat/models", get(user_api::models))
             .route("/chat/sessions", get(user_api::list))
             .route("/chat/sessions/{id}", patch(user_api::rename))
             .route("/chat/sessions/{id}/messages", get(user_api::history))
             .route("/chat/sessions/{id}/end", post(user_api::end))
+            .route("/chat/admin/sessions", get(admin::api::sessions))
+            .route("/chat/admin/sessions/{id}", get(admin::api::session))
+            .route("/chat/admin/metrics", get(admin::api::session_metrics))
+            .route(
+                "/chat/admin/takeover/{id}",
+                post(admin::api::take_over).delete(admin::api::release),
+            );
+        let api = match cors::layer(&self.state.config.chatbox.gateway.cors_allowed_origins) {
+            Some(cors) => api.layer(cors),
+            None => api,
+        };
+        Router::new()
+            .route("/chat/ws", get(upgrade::handle))
+            .route("/chat/admin/ws", get(admin::socket::handle))
+            .merge(api)
             .with_state(Arc::clone(&self.state))
     }
 
@@ -177,6 +202,9 @@ impl Gateway {
         self.state.shutdown.cancel();
         for conn in self.state.registry.all() {
             conn.close(connection::shutdown_order(&self.state, &conn.session_id));
+        }
+        for conn in self.state.admins.all() {
+            conn.close(connection::admin_close_order(&self.state, StatusReason::ServerShutdown));
         }
         self.state.connections.close();
         if tokio::time::timeout(grace, self.state.connections.wait())

@@ -28,6 +28,8 @@ pub struct GatewayMetrics {
     pub rate_limited: Counter,
     pub kills: Counter,
     pub owner_renew_failures: Counter,
+    pub admin_connections: Gauge,
+    pub takeovers: Counter,
     pub session_subscriptions: Gauge,
     pub enqueue_seconds: Histogram,
     messages_in: Vec<Counter>,
@@ -48,6 +50,8 @@ impl GatewayMetrics {
             rate_limited: counter!("chatbox_gateway_rate_limited_total"),
             kills: counter!("chatbox_gateway_kills_total"),
             owner_renew_failures: counter!("chatbox_gateway_owner_renew_failures_total"),
+            admin_connections: gauge!("chatbox_gateway_admin_connections"),
+            takeovers: counter!("chatbox_gateway_takeovers_total"),
             session_subscriptions: gauge!("chatbox_gateway_session_subscriptions"),
             enqueue_seconds: histogram!("chatbox_gateway_enqueue_seconds"),
             messages_in: MessageType::ALL

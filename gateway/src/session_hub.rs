@@ -7,7 +7,8 @@
 //! so the server knows about it before any worker can answer), when a
 //! restored session may have an answer in flight, or when a worker asks
 //! over `chat.ctl` to attach before it publishes something unsolicited.
-//! After `out_idle_timeout` without traffic the subscription is dropped.
+//! After `out_idle_timeout` without traffic the subscription is dropped —
+//! unless an admin watches the session: then it lasts while they do.
 //! An idle socket therefore costs no subscription, neither here nor on
 //! the NATS server.
 //!
@@ -59,6 +60,10 @@ struct HubSession {
 impl HubSession {
     fn listeners(&self) -> MutexGuard<'_, Vec<Listener>> {
         self.listeners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn has_admin(&self) -> bool {
+        self.listeners().iter().any(|l| l.role == ListenerRole::Admin)
     }
 }
 
@@ -230,6 +235,11 @@ async fn pump(
                 let deadline = idle_deadline(&session);
                 if Instant::now() < deadline {
                     idle.as_mut().reset(deadline);
+                    continue;
+                }
+                if session.has_admin() {
+                    // An admin watching hears the session however quiet it is.
+                    idle.as_mut().reset(Instant::now() + idle_timeout);
                     continue;
                 }
                 // Re-check under the lock `attach` takes, so an attach that

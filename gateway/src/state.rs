@@ -12,6 +12,7 @@ use chatbox_shared::protocol::InboundLimits;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::AdminRegistry;
 use crate::metrics::GatewayMetrics;
 use crate::origin::OriginPolicy;
 use crate::registry::ConnectionRegistry;
@@ -35,8 +36,10 @@ pub struct GatewayState {
     pub limits: InboundLimits,
     /// The origin check.
     pub origins: OriginPolicy,
-    /// Open sockets.
+    /// Open user sockets.
     pub registry: ConnectionRegistry,
+    /// Open admin sockets.
+    pub admins: AdminRegistry,
     /// Session fan-out.
     pub hub: SessionHub,
     /// Metrics.

@@ -66,9 +66,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-type Answer<T> = Result<Json<T>, ApiError>;
+pub(crate) type Answer<T> = Result<Json<T>, ApiError>;
 
-fn query(query: Result<Query<PageQuery>, QueryRejection>) -> Result<PageQuery, ApiError> {
+pub(crate) fn query<Q>(query: Result<Query<Q>, QueryRejection>) -> Result<Q, ApiError> {
     query.map(|Query(q)| q).map_err(|e| {
         ApiError(ErrorInfo::new(
             ErrorCode::InvalidField,
@@ -77,7 +77,7 @@ fn query(query: Result<Query<PageQuery>, QueryRejection>) -> Result<PageQuery, A
     })
 }
 
-fn authenticate(
+pub(crate) fn authenticate(
     state: &GatewayState,
     headers: &HeaderMap,
     query_token: Option<&str>,
@@ -93,7 +93,7 @@ fn authenticate(
     })
 }
 
-fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
+pub(crate) fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
     match limit {
         None => Ok(default),
         Some(n) if (1..=100).contains(&n) => Ok(n),

@@ -42,6 +42,12 @@ pub mod rpc {
     pub const END_SESSION: &str = "sessions.end";
     /// The models users may pick.
     pub const LIST_MODELS: &str = "models.list";
+    /// Admin: every user's sessions, filtered and sorted.
+    pub const ADMIN_SESSIONS: &str = "admin.sessions";
+    /// Admin: one session, its recent messages and its takeovers.
+    pub const ADMIN_SESSION: &str = "admin.session";
+    /// Admin: session metrics over a period.
+    pub const ADMIN_METRICS: &str = "admin.metrics";
 }
 
 /// An accepted client message, as a gateway hands it to the workers on
@@ -84,6 +90,62 @@ pub enum InboundBody {
     },
     /// The model for this and every later turn of the session.
     ModelSelect { model_id: String },
+    /// The user asks for a person.
+    HelpRequest {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content: Option<String>,
+    },
+    /// An admin took the session over (the gateway holds the lock).
+    AdminJoin {
+        admin_id: String,
+        admin_name: String,
+        since: Timestamp,
+    },
+    /// A takeover ended; the assistant answers again.
+    AdminLeave {
+        admin_id: String,
+        admin_name: String,
+        since: Timestamp,
+        reason: TakeoverEnd,
+    },
+    /// Text from the admin who has taken the session over (the envelope's
+    /// `user_id` and `user_name` are the admin's).
+    AdminMessage { content: String },
+}
+
+impl InboundBody {
+    /// A short label for logs and metrics.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            InboundBody::UserMessage { .. } => "user_message",
+            InboundBody::ModelSelect { .. } => "model_select",
+            InboundBody::HelpRequest { .. } => "help_request",
+            InboundBody::AdminJoin { .. } => "admin_join",
+            InboundBody::AdminLeave { .. } => "admin_leave",
+            InboundBody::AdminMessage { .. } => "admin_message",
+        }
+    }
+}
+
+/// How a takeover ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TakeoverEnd {
+    /// The admin handed the session back.
+    Released,
+    /// The admin's socket dropped and they did not come back within the
+    /// grace period.
+    Disconnected,
+}
+
+impl TakeoverEnd {
+    /// The name kept in the audit log.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TakeoverEnd::Released => "released",
+            TakeoverEnd::Disconnected => "disconnected",
+        }
+    }
 }
 
 /// Stop what is being answered to a session, on `chat.stop.<sid>`.
@@ -107,6 +169,8 @@ pub enum StopReason {
     User,
     /// The user closed the conversation (a normal close of the socket).
     Left,
+    /// An admin took the session over.
+    Takeover,
 }
 
 impl StopReason {
@@ -115,6 +179,7 @@ impl StopReason {
         match self {
             StopReason::User => "stopped",
             StopReason::Left => "user_left",
+            StopReason::Takeover => "admin_takeover",
         }
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chatbox_shared::coordinator::memory::MemoryCoordinator;
 use chatbox_shared::coordinator::redis::{RedisCoordinator, RedisOptions};
-use chatbox_shared::coordinator::{Admission, Coordinator, RateLimit, Renewal};
+use chatbox_shared::coordinator::{AdminClaim, Admission, Coordinator, RateLimit, Renewal, Watcher};
+use chatbox_shared::protocol::Timestamp;
 use chatbox_shared::namespace::Namespace;
 
 struct Fixture {
@@ -79,6 +80,10 @@ conformance!(
     active_session_is_one_per_user_and_lingers,
     token_bucket_limits_then_refills,
     heartbeat_and_check_answer,
+    takeover_lock_is_one_admin_at_a_time,
+    takeover_lock_expires_without_renewal,
+    watchers_are_listed_while_renewed,
+    live_state_and_pods,
 );
 
 async fn ownership_is_fenced(c: &dyn Coordinator) {
@@ -236,4 +241,117 @@ async fn heartbeat_and_check_answer(c: &dyn Coordinator) {
         .await
         .unwrap();
     c.check().await.unwrap();
+}
+
+async fn takeover_lock_is_one_admin_at_a_time(c: &dyn Coordinator) {
+    let ttl = Duration::from_secs(10);
+    let t0 = Timestamp::from_millis(1_000);
+    assert_eq!(c.admin_holder("s1").await.unwrap(), None);
+    let AdminClaim::Taken(ann) = c.claim_admin("s1", "adm-ann", "Ann / Support", t0, ttl).await.unwrap() else {
+        panic!("a free lock is taken");
+    };
+    assert_eq!(ann.admin_name, "Ann / Support");
+    assert_eq!(ann.since, t0);
+    assert_eq!(c.admin_holder("s1").await.unwrap(), Some(ann.clone()));
+
+    let later = Timestamp::from_millis(2_000);
+    assert_eq!(
+        c.claim_admin("s1", "adm-bob", "Bob", later, ttl).await.unwrap(),
+        AdminClaim::HeldBy(ann.clone()),
+        "a second admin is refused and told who holds it"
+    );
+    assert_eq!(
+        c.claim_admin("s1", "adm-ann", "Ann / Support", later, ttl).await.unwrap(),
+        AdminClaim::Resumed(ann.clone()),
+        "the holder resumes the same takeover (same start)"
+    );
+    // An admin id that is a prefix of the holder's is someone else.
+    assert!(matches!(
+        c.claim_admin("s1", "adm", "A", later, ttl).await.unwrap(),
+        AdminClaim::HeldBy(_)
+    ));
+    assert_eq!(
+        c.renew_admins(&[("s1".into(), "adm-bob".into()), ("s1".into(), "adm-ann".into())], ttl)
+            .await
+            .unwrap(),
+        vec![false, true]
+    );
+    assert_eq!(c.release_admin("s1", "adm-bob").await.unwrap(), None, "only the holder releases");
+    assert_eq!(c.release_admin("s1", "adm-ann").await.unwrap(), Some(ann));
+    assert_eq!(c.admin_holder("s1").await.unwrap(), None);
+    assert!(matches!(
+        c.claim_admin("s1", "adm-bob", "Bob", later, ttl).await.unwrap(),
+        AdminClaim::Taken(_)
+    ));
+}
+
+async fn takeover_lock_expires_without_renewal(c: &dyn Coordinator) {
+    let short = Duration::from_millis(300);
+    let now = Timestamp::now();
+    assert!(matches!(
+        c.claim_admin("s2", "adm-1", "One", now, short).await.unwrap(),
+        AdminClaim::Taken(_)
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(c.renew_admins(&[("s2".into(), "adm-1".into())], short).await.unwrap(), vec![true]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(c.admin_holder("s2").await.unwrap().is_some(), "renewed in time");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(c.admin_holder("s2").await.unwrap(), None, "expired without renewal");
+    assert_eq!(c.renew_admins(&[("s2".into(), "adm-1".into())], short).await.unwrap(), vec![false]);
+}
+
+async fn watchers_are_listed_while_renewed(c: &dyn Coordinator) {
+    let ann = Watcher {
+        admin_id: "adm-ann".into(),
+        admin_name: "Ann".into(),
+    };
+    let bob = Watcher {
+        admin_id: "adm-bob".into(),
+        admin_name: "Bob/B".into(),
+    };
+    c.watch("s3", &ann, Duration::from_secs(10)).await.unwrap();
+    c.watch("s3", &bob, Duration::from_millis(300)).await.unwrap();
+    assert_eq!(watchers_of(c, "s3").await, vec![ann.clone(), bob.clone()]);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(watchers_of(c, "s3").await, vec![ann.clone()], "a watcher not renewed expires alone");
+    c.watch("s3", &bob, Duration::from_secs(10)).await.unwrap();
+    c.unwatch("s3", "adm-ann").await.unwrap();
+    assert_eq!(watchers_of(c, "s3").await, vec![bob]);
+    c.unwatch("s3", "adm-nobody").await.unwrap();
+}
+
+async fn live_state_and_pods(c: &dyn Coordinator) {
+    let ttl = Duration::from_secs(10);
+    let claim = c.claim_owner("s4", "gw-a", 3, ttl).await.unwrap();
+    c.claim_admin("s4", "adm-1", "One", Timestamp::from_millis(5), ttl)
+        .await
+        .unwrap();
+    let states = c
+        .live_state(&["s4".to_owned(), "nowhere".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(states.len(), 2);
+    assert_eq!(states[0].owner, Some(claim.token));
+    assert_eq!(states[0].assisting.as_ref().map(|h| h.admin_id.as_str()), Some("adm-1"));
+    assert!(states[0].watchers.is_empty());
+    assert_eq!(states[1], Default::default());
+
+    c.heartbeat("gw-a", r#"{"connections":2}"#, ttl).await.unwrap();
+    c.heartbeat("gw-b", r#"{"connections":5}"#, Duration::from_millis(200))
+        .await
+        .unwrap();
+    let pods = c.pods().await.unwrap();
+    assert_eq!(
+        pods.iter().map(|p| p.pod_id.as_str()).collect::<Vec<_>>(),
+        vec!["gw-a", "gw-b"]
+    );
+    assert_eq!(pods[1].info, r#"{"connections":5}"#);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pods = c.pods().await.unwrap();
+    assert_eq!(pods.len(), 1, "a pod that stopped beating is gone: {pods:?}");
+}
+
+async fn watchers_of(c: &dyn Coordinator, session_id: &str) -> Vec<Watcher> {
+    c.live_state(&[session_id.to_owned()]).await.unwrap().remove(0).watchers
 }

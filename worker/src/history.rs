@@ -65,7 +65,9 @@ pub fn context(newest_first: &[MessageRecord], budget: u64) -> Vec<ChatMessage> 
     let mut used = 0;
     let mut out: Vec<ChatMessage> = Vec::new();
     for m in newest_first {
-        if m.content.is_empty() {
+        // Help requests and admins joining or leaving are for people, not
+        // for the model.
+        if m.content.is_empty() || !matches!(m.kind, MessageType::UserMessage | MessageType::AiResponse) {
             continue;
         }
         let cost = estimate_tokens(&m.content);

@@ -2,10 +2,13 @@
 //!
 //! Workers are a competing-consumer group: any worker can take any
 //! session's next message. They answer gateways' RPCs ([`rpc`], session
-//! [`lifecycle`], [`history`]), run turns ([`consumer`], [`turn`]) against
-//! language models ([`llm`]), keep sessions and messages ([`store`]) and
-//! publish frames back to sessions ([`outbox`]).
+//! [`lifecycle`], [`history`], [`admin_queries`]), run turns
+//! ([`consumer`], [`turn`], [`staff_turns`]) against language models
+//! ([`llm`]), keep sessions and messages ([`store`]), publish frames back
+//! to sessions ([`outbox`]), and look after staff: abandoned
+//! [`takeovers`], concurrency samples ([`sampler`]).
 
+pub mod admin_queries;
 pub mod answer;
 pub mod consumer;
 pub mod history;
@@ -14,9 +17,12 @@ pub mod llm;
 pub mod metrics;
 pub mod outbox;
 pub mod rpc;
+pub mod sampler;
 pub mod session_name;
+pub mod staff_turns;
 pub mod state;
 pub mod stops;
+pub mod takeovers;
 pub mod store;
 pub mod turn;
 
@@ -114,6 +120,8 @@ impl Worker {
         let stop_listening = CancellationToken::new();
         tokio::spawn(stops::listen(Arc::clone(&state), stops, stop_listening.clone()));
         background.spawn(lifecycle::sweep_loop(Arc::clone(&state), stop_pulling.clone()));
+        background.spawn(takeovers::check_loop(Arc::clone(&state), stop_pulling.clone()));
+        background.spawn(sampler::sample_loop(Arc::clone(&state), stop_pulling.clone()));
         background.spawn(consumer::consume(
             Arc::clone(&state),
             stop_pulling.clone(),

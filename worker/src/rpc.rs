@@ -12,6 +12,7 @@ use chatbox_shared::envelope::{
     SessionHistory, rpc,
 };
 use chatbox_shared::protocol::ErrorCode;
+use chatbox_shared::protocol::admin::{AdminSessionRequest, AdminSessionsQuery, MetricsQuery};
 use chatbox_shared::protocol::sessions::{HistoryPage, SessionPage};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -21,7 +22,7 @@ use tracing::{debug, warn};
 
 use crate::state::WorkerState;
 use crate::store::{SessionCursor, SessionPatch};
-use crate::{history, lifecycle, metrics};
+use crate::{admin_queries, history, lifecycle, metrics};
 
 /// Longest page a client may ask for.
 const MAX_PAGE: usize = 100;
@@ -91,6 +92,27 @@ pub async fn serve(state: Arc<WorkerState>, mut requests: Subscription, cancel: 
                                 models: state.providers.infos(),
                             })
                         }
+                    })
+                    .await
+                }
+                rpc::ADMIN_SESSIONS => {
+                    handle(&state, &request, rpc::ADMIN_SESSIONS, |r: AdminSessionsQuery| {
+                        let state = Arc::clone(&state);
+                        async move { admin_queries::sessions(&state, r).await }
+                    })
+                    .await
+                }
+                rpc::ADMIN_SESSION => {
+                    handle(&state, &request, rpc::ADMIN_SESSION, |r: AdminSessionRequest| {
+                        let state = Arc::clone(&state);
+                        async move { admin_queries::session(&state, r).await }
+                    })
+                    .await
+                }
+                rpc::ADMIN_METRICS => {
+                    handle(&state, &request, rpc::ADMIN_METRICS, |r: MetricsQuery| {
+                        let state = Arc::clone(&state);
+                        async move { admin_queries::metrics(&state, r).await }
                     })
                     .await
                 }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatbox_shared::bus::InboundDelivery;
+use chatbox_shared::coordinator::AdminHolder;
 use chatbox_shared::envelope::{Audience, InboundBody, InboundEnvelope};
 use chatbox_shared::ids::answer_id;
 use chatbox_shared::protocol::outbound::{self, AnswerStats};
@@ -41,10 +42,10 @@ use crate::answer::{self, End};
 use crate::llm::{ChatMessage, ChatRole, LlmError, LlmRequest, estimate_tokens};
 use crate::state::WorkerState;
 use crate::store::{MessageRecord, SessionPatch, StoreError, TurnView};
-use crate::{history, metrics, session_name};
+use crate::{history, metrics, session_name, staff_turns};
 
 /// How a turn ends for the inbound queue.
-enum Settle {
+pub(crate) enum Settle {
     /// Done (answered, or refused with an error the user saw).
     Ack,
     /// Not done: deliver the message again after the delay.
@@ -184,6 +185,19 @@ async fn run(state: &WorkerState, envelope: &InboundEnvelope, attempt: u64) -> S
             content, model_id, ..
         } => user_turn(state, envelope, content, model_id.as_deref()).await,
         InboundBody::ModelSelect { model_id } => select_model(state, envelope, model_id).await,
+        InboundBody::HelpRequest { content } => staff_turns::help_request(state, envelope, content.as_deref()).await,
+        InboundBody::AdminJoin {
+            admin_id,
+            admin_name,
+            since,
+        } => staff_turns::admin_join(state, envelope, holder(admin_id, admin_name, *since)).await,
+        InboundBody::AdminLeave {
+            admin_id,
+            admin_name,
+            since,
+            reason,
+        } => staff_turns::admin_leave(state, envelope, holder(admin_id, admin_name, *since), *reason).await,
+        InboundBody::AdminMessage { content } => staff_turns::admin_message(state, envelope, content).await,
     };
     match result {
         Ok(settle) => settle,
@@ -204,6 +218,14 @@ async fn run(state: &WorkerState, envelope: &InboundEnvelope, attempt: u64) -> S
             }
             Settle::Retry(STORE_RETRY)
         }
+    }
+}
+
+fn holder(admin_id: &str, admin_name: &str, since: Timestamp) -> AdminHolder {
+    AdminHolder {
+        admin_id: admin_id.to_owned(),
+        admin_name: admin_name.to_owned(),
+        since,
     }
 }
 
@@ -314,6 +336,12 @@ async fn user_turn(
         return Ok(Settle::Ack);
     }
     let _ = outbox.send(sid, &echo, Audience::All).await;
+    if let Some(admin_id) = &session.assisting_admin_id {
+        // Taken over: the admin answers, not the model (property 54).
+        debug!(admin_id, "session taken over; the message goes to the admin");
+        metrics::turn("assisted");
+        return Ok(Settle::Ack);
+    }
     let _ = outbox
         .send(sid, &outbound::loading(sid, &answer, true), Audience::All)
         .await;

@@ -18,6 +18,7 @@ pub const SEED_ALIASES: &[(&str, &str)] = &[
     ("MAX_CONNECTIONS", "chatbox.max_connections"),
     ("RATE_LIMIT", "chatbox.rate_limit"),
     ("WS_ALLOWED_ORIGINS", "chatbox.websocket.allowed_origins"),
+    ("CORS_ALLOWED_ORIGINS", "chatbox.gateway.cors_allowed_origins"),
     ("POD_ID", "chatbox.pod_id"),
     ("REDIS_URL", "chatbox.redis.url"),
     ("NATS_URL", "chatbox.nats.url"),

@@ -100,6 +100,8 @@ pub struct ChatboxConfig {
     pub gateway: GatewayConfig,
     /// `[chatbox.worker]`
     pub worker: WorkerConfig,
+    /// `[chatbox.admin]`
+    pub admin: AdminConfig,
     /// `[chatbox.redis]`
     pub redis: RedisConfig,
     /// `[chatbox.nats]`
@@ -128,6 +130,7 @@ impl Default for ChatboxConfig {
             websocket: WebSocketConfig::default(),
             gateway: GatewayConfig::default(),
             worker: WorkerConfig::default(),
+            admin: AdminConfig::default(),
             redis: RedisConfig::default(),
             nats: NatsConfig::default(),
             llm: LlmConfig::default(),
@@ -290,6 +293,9 @@ pub struct GatewayConfig {
     /// How long a gateway waits for a worker's RPC answer.
     #[serde(with = "duration")]
     pub rpc_timeout: Duration,
+    /// Browser origins allowed to call the HTTP API from another origin
+    /// (`CORS_ALLOWED_ORIGINS`); empty: same origin only.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -300,6 +306,7 @@ impl Default for GatewayConfig {
             heartbeat_interval: Duration::from_secs(10),
             out_idle_timeout: Duration::from_secs(120),
             rpc_timeout: Duration::from_secs(5),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -342,6 +349,36 @@ impl Default for WorkerConfig {
             pull_batch: 64,
             turn_timeout: Duration::from_secs(300),
             chunk_window: Duration::from_millis(10),
+        }
+    }
+}
+
+/// `[chatbox.admin]`: staff watching and taking over sessions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// How long a takeover outlives its admin's socket: an admin who comes
+    /// back within it carries on; after it the user is told the admin left.
+    #[serde(with = "duration")]
+    pub takeover_grace: Duration,
+    /// How often workers look for takeovers whose admin is gone.
+    #[serde(with = "duration")]
+    pub takeover_check_interval: Duration,
+    /// Latest messages an admin receives when they start watching.
+    pub watch_messages: usize,
+    /// How often the number of connected sessions is sampled (for the
+    /// average and maximum concurrency of `/chat/admin/metrics`).
+    #[serde(with = "duration")]
+    pub sample_interval: Duration,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            takeover_grace: Duration::from_secs(30),
+            takeover_check_interval: Duration::from_secs(5),
+            watch_messages: 50,
+            sample_interval: Duration::from_secs(60),
         }
     }
 }

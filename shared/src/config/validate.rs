@@ -169,7 +169,27 @@ impl Config {
             p.positive(g.heartbeat_interval, "chatbox.gateway.heartbeat_interval");
             p.positive(g.out_idle_timeout, "chatbox.gateway.out_idle_timeout");
             p.positive(g.rpc_timeout, "chatbox.gateway.rpc_timeout");
+            for origin in &g.cors_allowed_origins {
+                p.check(
+                    origin.starts_with("http://") || origin.starts_with("https://"),
+                    "chatbox.gateway.cors_allowed_origins",
+                    || format!("{origin:?} is not an origin like https://admin.example.com (credentials are allowed, so `*` is not)"),
+                );
+            }
+            p.check(
+                c.admin.takeover_grace > g.owner_renew_interval,
+                "chatbox.admin.takeover_grace",
+                || "must be longer than chatbox.gateway.owner_renew_interval (the lock is renewed that often)".into(),
+            );
         }
+        let a = &c.admin;
+        p.positive(a.takeover_check_interval, "chatbox.admin.takeover_check_interval");
+        p.positive(a.sample_interval, "chatbox.admin.sample_interval");
+        p.check(
+            (1..=500).contains(&a.watch_messages),
+            "chatbox.admin.watch_messages",
+            || "must be from 1 to 500".into(),
+        );
 
         if matches!(role, Role::AllInOne | Role::Worker) {
             let store = &c.store;

@@ -9,9 +9,11 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    ActiveSession, Admission, Coordinator, CoordinatorError, OwnerClaim, OwnerToken, RateLimit, Renewal,
+    ActiveSession, AdminClaim, AdminHolder, Admission, Coordinator, CoordinatorError, LiveState, OwnerClaim,
+    OwnerToken, PodBeat, RateLimit, Renewal, Watcher,
 };
 use crate::namespace::Keys;
+use crate::protocol::Timestamp;
 
 /// The in-process [`Coordinator`].
 pub struct MemoryCoordinator {
@@ -24,6 +26,8 @@ struct State {
     values: HashMap<String, Entry>,
     counters: HashMap<String, u64>,
     buckets: HashMap<String, (f64, Instant)>,
+    /// Expiring hashes (watchers, live pods): key → field → (expiry, data).
+    hashes: HashMap<String, HashMap<String, (Instant, String)>>,
 }
 
 struct Entry {
@@ -51,6 +55,37 @@ impl State {
     fn set(&mut self, key: String, value: String, ttl: Option<Duration>) {
         let expires = ttl.map(|t| Instant::now() + t);
         self.values.insert(key, Entry { value, expires });
+    }
+
+    fn admin_holder(&mut self, key: &str) -> Option<AdminHolder> {
+        self.get_value(key).as_deref().and_then(AdminHolder::decode)
+    }
+
+    /// The admin lock at `key` if `admin_id` holds it.
+    fn admin_entry(&mut self, key: &str, admin_id: &str) -> Option<&mut Entry> {
+        self.get(key)
+            .filter(|e| AdminHolder::decode(&e.value).is_some_and(|h| h.admin_id == admin_id))
+    }
+
+    fn hash_set(&mut self, key: String, field: &str, ttl: Duration, data: &str) {
+        self.hashes
+            .entry(key)
+            .or_default()
+            .insert(field.to_owned(), (Instant::now() + ttl, data.to_owned()));
+    }
+
+    fn hash_live(&mut self, key: &str) -> Vec<(String, String)> {
+        let now = Instant::now();
+        let Some(hash) = self.hashes.get_mut(key) else {
+            return Vec::new();
+        };
+        hash.retain(|_, (expires, _)| *expires > now);
+        let mut live: Vec<(String, String)> = hash
+            .iter()
+            .map(|(field, (_, data))| (field.clone(), data.clone()))
+            .collect();
+        live.sort();
+        live
     }
 }
 
@@ -216,9 +251,119 @@ impl Coordinator for MemoryCoordinator {
         }
     }
 
+    async fn claim_admin(
+        &self,
+        session_id: &str,
+        admin_id: &str,
+        admin_name: &str,
+        since: Timestamp,
+        ttl: Duration,
+    ) -> Result<AdminClaim, CoordinatorError> {
+        let key = self.keys.admin(session_id);
+        let mut s = self.state();
+        if let Some(held) = s.admin_holder(&key) {
+            if held.admin_id != admin_id {
+                return Ok(AdminClaim::HeldBy(held));
+            }
+            if let Some(entry) = s.get(&key) {
+                entry.expires = Some(Instant::now() + ttl);
+            }
+            return Ok(AdminClaim::Resumed(held));
+        }
+        let holder = AdminHolder {
+            admin_id: admin_id.to_owned(),
+            admin_name: admin_name.to_owned(),
+            since,
+        };
+        s.set(key, holder.encode(), Some(ttl));
+        Ok(AdminClaim::Taken(holder))
+    }
+
+    async fn renew_admins(&self, held: &[(String, String)], ttl: Duration) -> Result<Vec<bool>, CoordinatorError> {
+        let mut s = self.state();
+        let expires = Instant::now() + ttl;
+        Ok(held
+            .iter()
+            .map(
+                |(session_id, admin_id)| match s.admin_entry(&self.keys.admin(session_id), admin_id) {
+                    Some(entry) => {
+                        entry.expires = Some(expires);
+                        true
+                    }
+                    None => false,
+                },
+            )
+            .collect())
+    }
+
+    async fn release_admin(
+        &self,
+        session_id: &str,
+        admin_id: &str,
+    ) -> Result<Option<AdminHolder>, CoordinatorError> {
+        let key = self.keys.admin(session_id);
+        let mut s = self.state();
+        if s.admin_entry(&key, admin_id).is_none() {
+            return Ok(None);
+        }
+        Ok(s.values
+            .remove(&key)
+            .and_then(|e| AdminHolder::decode(&e.value)))
+    }
+
+    async fn admin_holder(&self, session_id: &str) -> Result<Option<AdminHolder>, CoordinatorError> {
+        Ok(self.state().admin_holder(&self.keys.admin(session_id)))
+    }
+
+    async fn watch(&self, session_id: &str, watcher: &Watcher, ttl: Duration) -> Result<(), CoordinatorError> {
+        self.state().hash_set(
+            self.keys.watchers(session_id),
+            &watcher.admin_id,
+            ttl,
+            &watcher.admin_name,
+        );
+        Ok(())
+    }
+
+    async fn unwatch(&self, session_id: &str, admin_id: &str) -> Result<(), CoordinatorError> {
+        if let Some(hash) = self.state().hashes.get_mut(&self.keys.watchers(session_id)) {
+            hash.remove(admin_id);
+        }
+        Ok(())
+    }
+
+    async fn live_state(&self, session_ids: &[String]) -> Result<Vec<LiveState>, CoordinatorError> {
+        let mut s = self.state();
+        Ok(session_ids
+            .iter()
+            .map(|sid| LiveState {
+                owner: s
+                    .get_value(&self.keys.owner(sid))
+                    .as_deref()
+                    .and_then(OwnerToken::decode),
+                assisting: s.admin_holder(&self.keys.admin(sid)),
+                watchers: s
+                    .hash_live(&self.keys.watchers(sid))
+                    .into_iter()
+                    .map(|(admin_id, admin_name)| Watcher { admin_id, admin_name })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    async fn pods(&self) -> Result<Vec<PodBeat>, CoordinatorError> {
+        Ok(self
+            .state()
+            .hash_live(&self.keys.pods())
+            .into_iter()
+            .map(|(pod_id, info)| PodBeat { pod_id, info })
+            .collect())
+    }
+
     async fn heartbeat(&self, pod_id: &str, info: &str, ttl: Duration) -> Result<(), CoordinatorError> {
-        self.state()
-            .set(self.keys.pod(pod_id), info.to_owned(), Some(ttl));
+        let mut s = self.state();
+        s.set(self.keys.pod(pod_id), info.to_owned(), Some(ttl));
+        s.hash_set(self.keys.pods(), pod_id, ttl, info);
         Ok(())
     }
 

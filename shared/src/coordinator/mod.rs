@@ -6,6 +6,8 @@
 //!   never renew or release a newer owner's lock;
 //! * the user's **active session** (one per user, property 48);
 //! * **rate limits** (token buckets);
+//! * the **takeover lock** and the **admins watching** a session
+//!   ([`staff`]);
 //! * the **pod heartbeat**.
 //!
 //! Adapters: [`redis::RedisCoordinator`] (Lua for every compare-and-set) for
@@ -15,10 +17,15 @@
 
 pub mod memory;
 pub mod redis;
+mod staff;
+
+pub use staff::{AdminClaim, AdminHolder, LiveState, PodBeat, Watcher};
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::protocol::Timestamp;
 
 /// The holder of a session's ownership lock: `<pod>/<conn>/<fence>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -167,6 +174,43 @@ pub trait Coordinator: Send + Sync + 'static {
 
     /// Takes one token from the user's message bucket.
     async fn admit_message(&self, user_id: &str, limit: RateLimit) -> Result<Admission, CoordinatorError>;
+
+    /// Takes a session's takeover lock for `ttl` (the grace period an
+    /// admin has to come back after their socket drops), or renews it if
+    /// the same admin holds it; otherwise says who does.
+    async fn claim_admin(
+        &self,
+        session_id: &str,
+        admin_id: &str,
+        admin_name: &str,
+        since: Timestamp,
+        ttl: Duration,
+    ) -> Result<AdminClaim, CoordinatorError>;
+
+    /// Extends each takeover lock still held by its admin
+    /// (`(session_id, admin_id)`); returns, per lock, whether it was.
+    async fn renew_admins(&self, held: &[(String, String)], ttl: Duration) -> Result<Vec<bool>, CoordinatorError>;
+
+    /// Releases a session's takeover lock if `admin_id` holds it; returns
+    /// the takeover that ended.
+    async fn release_admin(&self, session_id: &str, admin_id: &str)
+    -> Result<Option<AdminHolder>, CoordinatorError>;
+
+    /// Who holds a session's takeover lock.
+    async fn admin_holder(&self, session_id: &str) -> Result<Option<AdminHolder>, CoordinatorError>;
+
+    /// Records, or refreshes for another `ttl`, an admin watching a session.
+    async fn watch(&self, session_id: &str, watcher: &Watcher, ttl: Duration) -> Result<(), CoordinatorError>;
+
+    /// Forgets an admin watching a session.
+    async fn unwatch(&self, session_id: &str, admin_id: &str) -> Result<(), CoordinatorError>;
+
+    /// For each session, in order: where its user is connected, who has
+    /// taken it over, who watches it.
+    async fn live_state(&self, session_ids: &[String]) -> Result<Vec<LiveState>, CoordinatorError>;
+
+    /// The pods whose heartbeat has not expired.
+    async fn pods(&self) -> Result<Vec<PodBeat>, CoordinatorError>;
 
     /// Records that a pod is alive, with a short JSON description.
     async fn heartbeat(&self, pod_id: &str, info: &str, ttl: Duration) -> Result<(), CoordinatorError>;

@@ -13,9 +13,10 @@ use fred::prelude::*;
 use fred::types::Value;
 
 use super::{
-    ActiveSession, Admission, Coordinator, CoordinatorError, OwnerClaim, OwnerToken, RateLimit, Renewal,
-    SESSION_COUNTER_TTL, millis,
+    ActiveSession, AdminClaim, AdminHolder, Admission, Coordinator, CoordinatorError, LiveState, OwnerClaim,
+    OwnerToken, PodBeat, RateLimit, Renewal, SESSION_COUNTER_TTL, Watcher, millis,
 };
+use crate::protocol::Timestamp;
 use crate::namespace::Keys;
 
 /// Settings of the Redis adapter.
@@ -56,6 +57,12 @@ struct Scripts {
     activate_session: Script,
     linger_session: Script,
     rate_limit: Script,
+    claim_admin: Script,
+    renew_admin: Script,
+    release_admin: Script,
+    hash_set: Script,
+    hash_live: Script,
+    hash_del: Script,
 }
 
 /// The Redis [`Coordinator`].
@@ -117,6 +124,12 @@ impl RedisCoordinator {
                 activate_session: Script::new(include_str!("lua/activate_session.lua")),
                 linger_session: Script::new(include_str!("lua/linger_session.lua")),
                 rate_limit: Script::new(include_str!("lua/rate_limit.lua")),
+                claim_admin: Script::new(include_str!("lua/claim_admin.lua")),
+                renew_admin: Script::new(include_str!("lua/renew_admin.lua")),
+                release_admin: Script::new(include_str!("lua/release_admin.lua")),
+                hash_set: Script::new(include_str!("lua/expiring_hash_set.lua")),
+                hash_live: Script::new(include_str!("lua/expiring_hash_live.lua")),
+                hash_del: Script::new("return redis.call('HDEL', KEYS[1], ARGV[1])"),
             },
         })
     }
@@ -142,6 +155,45 @@ impl RedisCoordinator {
             }
             result => result.map_err(unavailable),
         }
+    }
+
+    /// The live fields of an expiring hash: `(field, data)`.
+    async fn hash_live(&self, key: String) -> Result<Vec<(String, String)>, CoordinatorError> {
+        let flat: Vec<String> = self.eval(&self.scripts.hash_live, vec![key], Vec::new()).await?;
+        let mut pairs = Vec::with_capacity(flat.len() / 2);
+        let mut items = flat.into_iter();
+        while let (Some(field), Some(data)) = (items.next(), items.next()) {
+            pairs.push((field, data));
+        }
+        pairs.sort();
+        Ok(pairs)
+    }
+
+    async fn session_live_state(&self, session_id: &str) -> Result<LiveState, CoordinatorError> {
+        let client = self.pool.next();
+        let (owner, assisting, watchers) = futures_util::try_join!(
+            async {
+                client
+                    .get::<Option<String>, _>(self.keys.owner(session_id))
+                    .await
+                    .map_err(unavailable)
+            },
+            async {
+                client
+                    .get::<Option<String>, _>(self.keys.admin(session_id))
+                    .await
+                    .map_err(unavailable)
+            },
+            self.hash_live(self.keys.watchers(session_id)),
+        )?;
+        Ok(LiveState {
+            owner: owner.as_deref().and_then(OwnerToken::decode),
+            assisting: assisting.as_deref().and_then(AdminHolder::decode),
+            watchers: watchers
+                .into_iter()
+                .map(|(admin_id, admin_name)| Watcher { admin_id, admin_name })
+                .collect(),
+        })
     }
 
     /// Deletes every key of this namespace (tests clean up with it).
@@ -334,17 +386,134 @@ impl Coordinator for RedisCoordinator {
         })
     }
 
-    async fn heartbeat(&self, pod_id: &str, info: &str, ttl: Duration) -> Result<(), CoordinatorError> {
-        self.pool
-            .set::<(), _, _>(
-                self.keys.pod(pod_id),
-                info,
-                Some(Expiration::PX(ms_arg(ttl))),
-                None,
-                false,
+    async fn claim_admin(
+        &self,
+        session_id: &str,
+        admin_id: &str,
+        admin_name: &str,
+        since: Timestamp,
+        ttl: Duration,
+    ) -> Result<AdminClaim, CoordinatorError> {
+        let candidate = AdminHolder {
+            admin_id: admin_id.to_owned(),
+            admin_name: admin_name.to_owned(),
+            since,
+        };
+        let (outcome, value): (i64, String) = self
+            .eval(
+                &self.scripts.claim_admin,
+                vec![self.keys.admin(session_id)],
+                vec![admin_id.into(), candidate.encode().into(), ms_arg(ttl).into()],
             )
+            .await?;
+        let holder = AdminHolder::decode(&value)
+            .ok_or_else(|| CoordinatorError::Other(format!("unreadable takeover lock {value:?}")))?;
+        Ok(match outcome {
+            0 => AdminClaim::Taken(holder),
+            1 => AdminClaim::Resumed(holder),
+            _ => AdminClaim::HeldBy(holder),
+        })
+    }
+
+    async fn renew_admins(&self, held: &[(String, String)], ttl: Duration) -> Result<Vec<bool>, CoordinatorError> {
+        let ttl = ms_arg(ttl);
+        let results = futures_util::future::join_all(held.iter().map(|(session_id, admin_id)| {
+            self.eval::<i64>(
+                &self.scripts.renew_admin,
+                vec![self.keys.admin(session_id)],
+                vec![admin_id.as_str().into(), ttl.into()],
+            )
+        }))
+        .await;
+        results.into_iter().map(|r| r.map(|n| n == 1)).collect()
+    }
+
+    async fn release_admin(
+        &self,
+        session_id: &str,
+        admin_id: &str,
+    ) -> Result<Option<AdminHolder>, CoordinatorError> {
+        let released: Option<String> = self
+            .eval(
+                &self.scripts.release_admin,
+                vec![self.keys.admin(session_id)],
+                vec![admin_id.into()],
+            )
+            .await?;
+        Ok(released.as_deref().and_then(AdminHolder::decode))
+    }
+
+    async fn admin_holder(&self, session_id: &str) -> Result<Option<AdminHolder>, CoordinatorError> {
+        let value: Option<String> = self
+            .pool
+            .get(self.keys.admin(session_id))
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        Ok(value.as_deref().and_then(AdminHolder::decode))
+    }
+
+    async fn watch(&self, session_id: &str, watcher: &Watcher, ttl: Duration) -> Result<(), CoordinatorError> {
+        let _: i64 = self
+            .eval(
+                &self.scripts.hash_set,
+                vec![self.keys.watchers(session_id)],
+                vec![
+                    watcher.admin_id.as_str().into(),
+                    ms_arg(ttl).into(),
+                    watcher.admin_name.as_str().into(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn unwatch(&self, session_id: &str, admin_id: &str) -> Result<(), CoordinatorError> {
+        let _: i64 = self
+            .eval(
+                &self.scripts.hash_del,
+                vec![self.keys.watchers(session_id)],
+                vec![admin_id.into()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn live_state(&self, session_ids: &[String]) -> Result<Vec<LiveState>, CoordinatorError> {
+        futures_util::future::join_all(session_ids.iter().map(|sid| self.session_live_state(sid)))
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    async fn pods(&self) -> Result<Vec<PodBeat>, CoordinatorError> {
+        Ok(self
+            .hash_live(self.keys.pods())
+            .await?
+            .into_iter()
+            .map(|(pod_id, info)| PodBeat { pod_id, info })
+            .collect())
+    }
+
+    async fn heartbeat(&self, pod_id: &str, info: &str, ttl: Duration) -> Result<(), CoordinatorError> {
+        let key = async {
+            self.pool
+                .set::<(), _, _>(
+                    self.keys.pod(pod_id),
+                    info,
+                    Some(Expiration::PX(ms_arg(ttl))),
+                    None,
+                    false,
+                )
+                .await
+                .map_err(unavailable)
+        };
+        let listed = self.eval::<i64>(
+            &self.scripts.hash_set,
+            vec![self.keys.pods()],
+            vec![pod_id.into(), ms_arg(ttl).into(), info.into()],
+        );
+        futures_util::try_join!(key, listed)?;
+        Ok(())
     }
 
     async fn check(&self) -> Result<(), CoordinatorError> {

@@ -7,7 +7,10 @@
 //! | `chat:{s:<sid>}:owner` | `<pod>/<conn>/<fence>`: ownership lock and route | PX ~30 s, renewed ~10 s |
 //! | `chat:{s:<sid>}:fence` | last fencing token issued for the session | session lifetime |
 //! | `chat:{u:<uid>}:active` | the user's one active session id | while connected; then the reconnect timeout |
+//! | `chat:{s:<sid>}:admin` | `<admin_id>/<since_ms>/<admin_name>`: takeover lock | the grace period, renewed while the admin is connected |
+//! | `chat:{s:<sid>}:watchers` | hash: admin id → `<expires_ms>/<name>` (admin presence) | fields expire one by one, renewed while watching |
 //! | `chat:pod:<pod>` | pod heartbeat | PX ~30 s |
+//! | `chat:{pods}` | hash: pod id → `<expires_ms>/<heartbeat>` (live pods) | fields expire with the heartbeat |
 //! | `chat:rl:u:<uid>` | the user's message token bucket | until full again |
 
 /// Builds Redis keys for one namespace.
@@ -46,6 +49,16 @@ impl Keys {
     /// The session's takeover lock (one admin at a time).
     pub fn admin(&self, session_id: &str) -> String {
         format!("{}chat:{{s:{session_id}}}:admin", self.prefix)
+    }
+
+    /// The admins watching the session (a hash: admin id → expiry and name).
+    pub fn watchers(&self, session_id: &str) -> String {
+        format!("{}chat:{{s:{session_id}}}:watchers", self.prefix)
+    }
+
+    /// The live pods (a hash: pod id → expiry and heartbeat).
+    pub fn pods(&self) -> String {
+        format!("{}chat:{{pods}}", self.prefix)
     }
 
     /// The user's active session.

@@ -39,6 +39,8 @@ pub enum ErrorCode {
     SessionNotFound,
     /// The session has ended; start a new one.
     SessionEnded,
+    /// Another admin has taken the session over (one at a time).
+    SessionLocked,
     // Service (5xx)
     /// The language model backend failed or timed out.
     LlmUnavailable,
@@ -76,6 +78,7 @@ impl ErrorCode {
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::SessionNotFound => "SESSION_NOT_FOUND",
             ErrorCode::SessionEnded => "SESSION_ENDED",
+            ErrorCode::SessionLocked => "SESSION_LOCKED",
             ErrorCode::LlmUnavailable => "LLM_UNAVAILABLE",
             ErrorCode::DatabaseError => "DATABASE_ERROR",
             ErrorCode::StorageError => "STORAGE_ERROR",
@@ -110,7 +113,7 @@ impl ErrorCode {
             ErrorCode::MessageTooLarge => 413,
             ErrorCode::Unsupported => 501,
             ErrorCode::SessionNotFound => 404,
-            ErrorCode::SessionEnded => 409,
+            ErrorCode::SessionEnded | ErrorCode::SessionLocked => 409,
             ErrorCode::RateLimited => 429,
             ErrorCode::LlmUnavailable => 502,
             ErrorCode::ConnectionLimit

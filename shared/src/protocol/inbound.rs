@@ -80,6 +80,14 @@ pub enum ClientCommand {
     EndSession { id: Option<String> },
     /// Stop the answer streaming now; what arrived is kept.
     Stop { id: Option<String> },
+    /// Admin: receive everything of session `session_id` as it happens.
+    Watch { id: Option<String>, session_id: String },
+    /// Admin: stop watching a session.
+    Unwatch { id: Option<String>, session_id: String },
+    /// Admin: take a session over.
+    Takeover { id: Option<String>, session_id: String },
+    /// Admin: hand a session back to the assistant.
+    Release { id: Option<String>, session_id: String },
 }
 
 /// Which page of a list a request wants.
@@ -110,6 +118,10 @@ impl ClientCommand {
             ClientCommand::RenameSession { .. } => MessageType::RenameSession,
             ClientCommand::EndSession { .. } => MessageType::EndSession,
             ClientCommand::Stop { .. } => MessageType::Stop,
+            ClientCommand::Watch { .. } => MessageType::Watch,
+            ClientCommand::Unwatch { .. } => MessageType::Unwatch,
+            ClientCommand::Takeover { .. } => MessageType::Takeover,
+            ClientCommand::Release { .. } => MessageType::Release,
         }
     }
 
@@ -125,7 +137,11 @@ impl ClientCommand {
             | ClientCommand::GetHistory { id, .. }
             | ClientCommand::RenameSession { id, .. }
             | ClientCommand::EndSession { id }
-            | ClientCommand::Stop { id } => id.as_deref(),
+            | ClientCommand::Stop { id }
+            | ClientCommand::Watch { id, .. }
+            | ClientCommand::Unwatch { id, .. }
+            | ClientCommand::Takeover { id, .. }
+            | ClientCommand::Release { id, .. } => id.as_deref(),
             ClientCommand::TypingIndicator { .. } | ClientCommand::Ping => None,
         }
     }
@@ -271,6 +287,22 @@ pub fn parse_client_frame(text: &str, limits: &InboundLimits) -> Result<ClientFr
         }
         MessageType::EndSession => ClientCommand::EndSession { id },
         MessageType::Stop => ClientCommand::Stop { id },
+        MessageType::Watch => ClientCommand::Watch {
+            id,
+            session_id: fields.required_identifier("session_id")?,
+        },
+        MessageType::Unwatch => ClientCommand::Unwatch {
+            id,
+            session_id: fields.required_identifier("session_id")?,
+        },
+        MessageType::Takeover => ClientCommand::Takeover {
+            id,
+            session_id: fields.required_identifier("session_id")?,
+        },
+        MessageType::Release => ClientCommand::Release {
+            id,
+            session_id: fields.required_identifier("session_id")?,
+        },
         // Refused above by is_client_sendable.
         _ => {
             return Err(ProtocolError::new(

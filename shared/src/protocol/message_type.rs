@@ -1,7 +1,8 @@
 //! The message types of the protocol: the seed's twelve, `ping`/`pong`,
 //! the session requests (`list_sessions`, `get_history`,
-//! `rename_session`, `end_session`) with their answers, and `stop` (stop
-//! the answer streaming now).
+//! `rename_session`, `end_session`) with their answers, `stop` (stop
+//! the answer streaming now), and the admin socket's `watch`, `unwatch`,
+//! `takeover`, `release`, `session_state` and `presence`.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,12 +33,24 @@ pub enum MessageType {
     EndSession,
     /// Stop the answer streaming now (client → server).
     Stop,
+    /// Admin: receive everything of a live session (admin → server).
+    Watch,
+    /// Admin: stop watching a session.
+    Unwatch,
+    /// Admin: take a session over (one admin at a time).
+    Takeover,
+    /// Admin: hand a taken-over session back to the assistant.
+    Release,
+    /// Admin: a session's state and recent messages (reply to `watch`).
+    SessionState,
+    /// Admin: who watches a session and who assists it (server → admins).
+    Presence,
 }
 
 impl MessageType {
     /// Every type: the seed's twelve, the heartbeat pair, then the
     /// session requests and their answers.
-    pub const ALL: [MessageType; 22] = [
+    pub const ALL: [MessageType; 28] = [
         MessageType::UserMessage,
         MessageType::AiResponse,
         MessageType::FileUpload,
@@ -60,6 +73,12 @@ impl MessageType {
         MessageType::SessionRenamed,
         MessageType::EndSession,
         MessageType::Stop,
+        MessageType::Watch,
+        MessageType::Unwatch,
+        MessageType::Takeover,
+        MessageType::Release,
+        MessageType::SessionState,
+        MessageType::Presence,
     ];
 
     /// The wire name, as it appears in the `type` field.
@@ -87,6 +106,12 @@ impl MessageType {
             MessageType::SessionRenamed => "session_renamed",
             MessageType::EndSession => "end_session",
             MessageType::Stop => "stop",
+            MessageType::Watch => "watch",
+            MessageType::Unwatch => "unwatch",
+            MessageType::Takeover => "takeover",
+            MessageType::Release => "release",
+            MessageType::SessionState => "session_state",
+            MessageType::Presence => "presence",
         }
     }
 
@@ -111,6 +136,18 @@ impl MessageType {
                 | MessageType::RenameSession
                 | MessageType::EndSession
                 | MessageType::Stop
+                | MessageType::Watch
+                | MessageType::Unwatch
+                | MessageType::Takeover
+                | MessageType::Release
+        )
+    }
+
+    /// Whether only admin sockets (`/chat/admin/ws`) may send this type.
+    pub const fn is_admin_only(self) -> bool {
+        matches!(
+            self,
+            MessageType::Watch | MessageType::Unwatch | MessageType::Takeover | MessageType::Release
         )
     }
 }

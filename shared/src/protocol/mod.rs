@@ -7,6 +7,7 @@
 //! working. [`inbound`] turns a client frame into a validated
 //! [`ClientCommand`]; [`outbound`] builds the frames the server sends.
 
+pub mod admin;
 mod error_code;
 pub mod inbound;
 mod message;

@@ -1,0 +1,70 @@
+//! Keeps admins' takeover locks and presence alive while their sockets are
+//! open on this pod: every `owner_renew_interval`, one pass over the admin
+//! sockets. Entries of an admin whose pod dies simply expire (presence
+//! after `owner_ttl`, a takeover after `takeover_grace`).
+
+use std::sync::Arc;
+
+use chatbox_shared::coordinator::Watcher;
+use chatbox_shared::protocol::{MessageType, outbound};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::metrics;
+use crate::state::GatewayState;
+
+/// Renews until cancelled.
+pub async fn renew_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(state.config.chatbox.gateway.owner_renew_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => renew_once(&state).await,
+        }
+    }
+}
+
+/// One renewal pass.
+pub async fn renew_once(state: &GatewayState) {
+    let presence_ttl = state.config.chatbox.gateway.owner_ttl;
+    let grace = state.config.chatbox.admin.takeover_grace;
+    for conn in state.admins.all() {
+        let watcher = Watcher {
+            admin_id: conn.staff.admin_id.clone(),
+            admin_name: conn.staff.admin_name.clone(),
+        };
+        for session_id in conn.watching() {
+            if let Err(e) = state.coordinator.watch(&session_id, &watcher, presence_ttl).await {
+                metrics::coordinator_error("watch");
+                warn!(session_id, "cannot renew an admin's presence: {e}");
+            }
+        }
+        let held: Vec<(String, String)> = conn
+            .held()
+            .into_iter()
+            .map(|sid| (sid, conn.staff.admin_id.clone()))
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        let renewed = match state.coordinator.renew_admins(&held, grace).await {
+            Ok(renewed) => renewed,
+            Err(e) => {
+                metrics::coordinator_error("renew_admins");
+                warn!(admin_id = %conn.staff.admin_id, "cannot renew takeover locks: {e}");
+                continue;
+            }
+        };
+        for ((session_id, _), renewed) in held.iter().zip(renewed) {
+            if !renewed {
+                warn!(session_id, admin_id = %conn.staff.admin_id, "takeover lock lost (it expired or was released elsewhere)");
+                conn.set_held(session_id, false);
+                let lost = serde_json::json!({ "session_id": session_id, "lost": true });
+                let frame = outbound::reply(MessageType::Release, None, Some(session_id), lost);
+                let _ = conn.queue.push(frame.to_json());
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The admin console's questions, answered over `chat.rpc.admin.*`:
+//! every user's sessions (filtered, sorted, paged) with what is live about
+//! each (where its user is connected, who assists, who watches), one
+//! session in detail with its latest messages and its takeovers (the audit
+//! log), and session metrics over a period.
+
+use chatbox_shared::coordinator::{LiveState, PodBeat};
+use chatbox_shared::envelope::RpcError;
+use chatbox_shared::ids::is_valid_session_id;
+use chatbox_shared::protocol::ErrorCode;
+use chatbox_shared::protocol::admin::{
+    AdminMetrics, AdminSessionDetail, AdminSessionList, AdminSessionRequest, AdminSessionView,
+    AdminSessionsQuery, AdminSort, MetricsQuery, Order, Presence, SessionStatus, TakeoverView,
+};
+use tracing::warn;
+
+use crate::history;
+use crate::lifecycle::{not_found, store_error};
+use crate::state::WorkerState;
+use crate::store::{AdminSessionQuery, SessionRecord, SessionSort, TakeoverRecord};
+
+/// Longest page of sessions.
+const MAX_PAGE: usize = 100;
+/// Most messages in a session's detail.
+const MAX_MESSAGES: usize = 500;
+
+/// `admin.sessions`
+pub async fn sessions(state: &WorkerState, q: AdminSessionsQuery) -> Result<AdminSessionList, RpcError> {
+    let offset = match q.cursor.as_deref() {
+        Some(c) => c.parse::<usize>().map_err(|_| RpcError {
+            code: ErrorCode::InvalidField,
+            message: "cursor is not one this server gave".into(),
+        })?,
+        None => 0,
+    };
+    let limit = q.limit.clamp(1, MAX_PAGE);
+    let query = AdminSessionQuery {
+        user_id: q.user_id,
+        active: q.status.map(|s| s == SessionStatus::Active),
+        help_requested: q.help_requested,
+        admin_assisted: q.admin_assisted,
+        started_from: q.from,
+        started_to: q.to,
+        sort: match q.sort {
+            AdminSort::StartTime => SessionSort::StartTime,
+            AdminSort::LastActivity => SessionSort::LastActivity,
+            AdminSort::Tokens => SessionSort::Tokens,
+            AdminSort::ResponseTime => SessionSort::ResponseTime,
+        },
+        descending: q.order == Order::Desc,
+        offset,
+        limit,
+    };
+    let page = state.store.admin_sessions(&query).await.map_err(store_error)?;
+    let live = live_states(state, &page.sessions).await;
+    let next = offset + page.sessions.len();
+    Ok(AdminSessionList {
+        sessions: page
+            .sessions
+            .iter()
+            .zip(live)
+            .map(|(s, live)| view(s, live))
+            .collect(),
+        total: page.total,
+        next_cursor: (u64::try_from(next).unwrap_or(u64::MAX) < page.total && !page.sessions.is_empty())
+            .then(|| next.to_string()),
+    })
+}
+
+/// `admin.session`
+pub async fn session(state: &WorkerState, r: AdminSessionRequest) -> Result<AdminSessionDetail, RpcError> {
+    if !is_valid_session_id(&r.session_id) {
+        return Err(not_found());
+    }
+    let store = state.store.as_ref();
+    let sid = r.session_id.as_str();
+    let limit = r.messages.min(MAX_MESSAGES);
+    let (session, last_seq, takeovers) = futures_util::try_join!(
+        store.session(sid),
+        store.last_seq(sid),
+        store.takeovers(sid),
+    )
+    .map_err(store_error)?;
+    let Some(session) = session else {
+        return Err(not_found());
+    };
+    let mut messages = if limit == 0 {
+        Vec::new()
+    } else {
+        store
+            .messages_before(sid, last_seq + 1, limit)
+            .await
+            .map_err(store_error)?
+    };
+    messages.reverse();
+    let live = live_states(state, std::slice::from_ref(&session)).await;
+    Ok(AdminSessionDetail {
+        session: view(&session, live.into_iter().next().unwrap_or_default()),
+        messages: messages.iter().map(history::frame).collect(),
+        takeovers: takeovers.iter().map(takeover_view).collect(),
+    })
+}
+
+/// `admin.metrics`: totals of the sessions that started in the period,
+/// sessions active and connected now, and the concurrency samples taken in
+/// the period (property 58).
+pub async fn metrics(state: &WorkerState, q: MetricsQuery) -> Result<AdminMetrics, RpcError> {
+    let store = state.store.as_ref();
+    let (totals, active, samples) = futures_util::try_join!(
+        store.session_aggregates(q.from, q.to),
+        store.active_session_count(),
+        store.samples(q.from, q.to),
+    )
+    .map_err(store_error)?;
+    let connected = match state.coordinator.pods().await {
+        Ok(pods) => connected_sessions(&pods),
+        Err(e) => {
+            warn!("cannot count connected sessions: {e}");
+            0
+        }
+    };
+    let count = u64::try_from(samples.len()).unwrap_or(u64::MAX);
+    let sum: u64 = samples.iter().map(|s| s.concurrent).sum();
+    Ok(AdminMetrics {
+        from: q.from,
+        to: q.to,
+        total_sessions: totals.total_sessions,
+        active_sessions: active,
+        connected_sessions: connected,
+        avg_concurrent: if count == 0 { 0.0 } else { sum as f64 / count as f64 },
+        max_concurrent: samples.iter().map(|s| s.concurrent).max().unwrap_or(0),
+        samples: count,
+        total_tokens: totals.total_tokens,
+        avg_response_ms: totals.total_response_ms.checked_div(totals.response_count).unwrap_or(0),
+        max_response_ms: totals.max_response_ms,
+        admin_assisted: totals.admin_assisted,
+        help_requests: totals.help_requests,
+    })
+}
+
+/// User sockets open on every live gateway, from their heartbeats.
+pub fn connected_sessions(pods: &[PodBeat]) -> u64 {
+    pods.iter()
+        .filter_map(|p| serde_json::from_str::<serde_json::Value>(&p.info).ok())
+        .filter(|info| info["role"] == "gateway")
+        .filter_map(|info| info["connections"].as_u64())
+        .sum()
+}
+
+/// What is live about each session; empty states if the coordinator does
+/// not answer (the stored facts still come back).
+async fn live_states(state: &WorkerState, sessions: &[SessionRecord]) -> Vec<LiveState> {
+    let ids: Vec<String> = sessions.iter().map(|s| s.id.clone()).collect();
+    match state.coordinator.live_state(&ids).await {
+        Ok(live) => live,
+        Err(e) => {
+            warn!("cannot read live session state: {e}");
+            vec![LiveState::default(); ids.len()]
+        }
+    }
+}
+
+fn view(s: &SessionRecord, live: LiveState) -> AdminSessionView {
+    let gateway = live.owner.as_ref().map(|o| o.pod_id.clone());
+    let presence = Presence::from(live);
+    AdminSessionView {
+        session_id: s.id.clone(),
+        user_id: s.user_id.clone(),
+        name: s.name.clone(),
+        model_id: s.model_id.clone(),
+        start_time: s.start_time,
+        last_activity: s.last_activity,
+        end_time: s.end_time,
+        duration_s: s.duration_s,
+        is_active: s.is_active,
+        help_requested: s.help_requested,
+        help_requested_at: s.help_requested_at,
+        admin_assisted: s.admin_assisted,
+        message_count: s.counters.message_count,
+        total_tokens: s.counters.total_tokens,
+        avg_response_ms: s.counters.avg_response_ms,
+        max_response_ms: s.counters.max_response_ms,
+        connected: gateway.is_some(),
+        gateway,
+        assisting: presence.assisting,
+        watchers: presence.watchers,
+    }
+}
+
+fn takeover_view(t: &TakeoverRecord) -> TakeoverView {
+    TakeoverView {
+        admin_id: t.admin.id.clone(),
+        admin_name: t.admin.name.clone(),
+        started_at: t.started_at,
+        ended_at: t.ended_at,
+        end_reason: t.end_reason.clone(),
+    }
+}
