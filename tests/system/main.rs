@@ -11,6 +11,7 @@
 
 mod support;
 
+mod admin;
 mod all_in_one;
 mod answers;
 mod auth;

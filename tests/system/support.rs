@@ -71,6 +71,14 @@ pub fn token(sub: &str, roles: &[&str]) -> String {
         .expect("token")
 }
 
+/// A signed token with a display name.
+pub fn token_named(sub: &str, name: &str, roles: &[&str]) -> String {
+    let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+    TokenMinter::new(SECRET)
+        .mint(sub, Some(name), &roles, Duration::from_secs(3600))
+        .expect("token")
+}
+
 /// A unique name for a test run's namespace and logs.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{:08x}", rand::random::<u32>())
@@ -449,6 +457,18 @@ impl Client {
             .unwrap_or_else(|r| panic!("connection refused: {r:?}"))
     }
 
+    /// Connects an admin console (`/chat/admin/ws`).
+    pub async fn connect_admin(addr: &str, token: &str) -> Client {
+        Self::try_connect_admin(addr, token)
+            .await
+            .unwrap_or_else(|r| panic!("admin connection refused: {r:?}"))
+    }
+
+    /// Connects an admin console, or returns the refusal.
+    pub async fn try_connect_admin(addr: &str, token: &str) -> Result<Client, Refusal> {
+        Self::open(format!("ws://{addr}/chat/admin/ws?"), Some(token), None, TokenVia::Query, None).await
+    }
+
     /// Connects, or returns the refusal.
     pub async fn try_connect(
         addr: &str,
@@ -457,7 +477,16 @@ impl Client {
         via: TokenVia,
         origin: Option<&str>,
     ) -> Result<Client, Refusal> {
-        let mut url = format!("ws://{addr}/chat/ws?");
+        Self::open(format!("ws://{addr}/chat/ws?"), token, session, via, origin).await
+    }
+
+    async fn open(
+        mut url: String,
+        token: Option<&str>,
+        session: Option<&str>,
+        via: TokenVia,
+        origin: Option<&str>,
+    ) -> Result<Client, Refusal> {
         if let (Some(t), TokenVia::Query) = (token, via) {
             url.push_str(&format!("token={t}&"));
         }
@@ -515,7 +544,7 @@ impl Client {
                     retry_after,
                 })
             }
-            Err(e) => panic!("cannot connect to {addr}: {e}"),
+            Err(e) => panic!("cannot connect to {url}: {e}"),
         }
     }
 

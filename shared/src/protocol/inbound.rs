@@ -589,6 +589,29 @@ mod tests {
     }
 
     #[test]
+    fn admin_frames_need_a_session() {
+        assert_eq!(
+            parse(r#"{"type":"takeover","id":"t","session_id":"s-1"}"#).unwrap().command,
+            ClientCommand::Takeover {
+                id: Some("t".into()),
+                session_id: "s-1".into()
+            }
+        );
+        assert_eq!(
+            parse(r#"{"type":"watch","session_id":"s-1"}"#).unwrap().command,
+            ClientCommand::Watch {
+                id: None,
+                session_id: "s-1".into()
+            }
+        );
+        assert_eq!(code(r#"{"type":"release"}"#), ErrorCode::MissingField);
+        assert_eq!(code(r#"{"type":"unwatch","session_id":"a b"}"#), ErrorCode::InvalidField);
+        assert!(MessageType::Takeover.is_admin_only());
+        assert!(!MessageType::UserMessage.is_admin_only());
+        assert_eq!(code(r#"{"type":"presence"}"#), ErrorCode::NotAllowed);
+    }
+
+    #[test]
     fn session_requests_read_their_pages_and_names() {
         let f = parse(
             r#"{"type":"get_history","id":"h1","session_id":"s-2","metadata":{"limit":"10","cursor":"7"}}"#,
