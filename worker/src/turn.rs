@@ -319,8 +319,7 @@ async fn user_turn(
                 last_activity: Some(Timestamp::now()),
                 name,
                 counters: Some(session.counters),
-                is_active: None,
-                model_id: None,
+                ..SessionPatch::default()
             };
             store.record_message(&record, &patch).await?;
             record

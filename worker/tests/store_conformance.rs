@@ -10,8 +10,9 @@ use chatbox_shared::protocol::{MessageType, Metadata, Sender, Timestamp};
 use chatbox_worker::store::mongo::{MongoOptions, MongoStore};
 use chatbox_worker::store::sqlite::SqliteStore;
 use chatbox_worker::store::{
-    Appended, ContentCipher, MessageRecord, SessionCounters, SessionCursor, SessionPatch, SessionRecord,
-    Store, StoreError,
+    AdminRef, AdminSessionQuery, Appended, ConcurrencySample, ContentCipher, MessageRecord,
+    SessionAggregates, SessionCounters, SessionCursor, SessionPatch, SessionRecord, SessionSort, Store,
+    StoreError, TakeoverRecord,
 };
 
 const KEY: [u8; 32] = [42u8; 32];
@@ -123,6 +124,14 @@ conformance!(
     content_and_names_are_encrypted_at_rest,
     a_turn_reads_its_view_and_records_with_its_session,
     concurrent_writes_each_land_or_fail_alone,
+    admin_sessions_filter_by_each_field,
+    admin_sessions_sort_each_way_with_ties_by_id,
+    admin_sessions_pages_visit_every_session_once,
+    session_aggregates_cover_the_sessions_started_in_the_period,
+    active_sessions_are_counted_until_they_end,
+    patches_set_and_clear_help_and_assistance,
+    takeovers_are_recorded_once_and_ended_once,
+    samples_are_replaced_at_the_same_time_and_read_by_range,
 );
 
 fn at(ms: u64) -> Timestamp {
@@ -177,8 +186,8 @@ async fn sessions_round_trip_update_and_end_once(f: &Fixture) {
                 last_activity: Some(at(5_000)),
                 name: Some("Lisbon, renamed".into()),
                 counters: Some(counters),
-                is_active: None,
                 model_id: Some("claude".into()),
+                ..SessionPatch::default()
             },
         )
         .await
@@ -402,8 +411,7 @@ async fn a_turn_reads_its_view_and_records_with_its_session(f: &Fixture) {
         last_activity: Some(at(9_000)),
         name: Some("Named by the first message".into()),
         counters: Some(counters),
-        is_active: None,
-        model_id: None,
+        ..SessionPatch::default()
     };
     let user = message("s", 5, "m5", "text 5");
     assert_eq!(
@@ -497,4 +505,472 @@ async fn concurrent_writes_each_land_or_fail_alone(f: &Fixture) {
             assert_eq!(store.last_seq(&sid).await.unwrap(), 2);
         }
     }
+}
+
+/// The ids of a page of `admin_sessions` and its total.
+async fn admin_ids(store: &dyn Store, query: AdminSessionQuery) -> (Vec<String>, u64) {
+    let page = store.admin_sessions(&query).await.unwrap();
+    (page.sessions.into_iter().map(|s| s.id).collect(), page.total)
+}
+
+fn all(sort: SessionSort, descending: bool) -> AdminSessionQuery {
+    AdminSessionQuery {
+        sort,
+        descending,
+        limit: 100,
+        ..AdminSessionQuery::default()
+    }
+}
+
+async fn admin_sessions_filter_by_each_field(f: &Fixture) {
+    let store = f.store();
+    // id, user, start, asked for help, assisted, ended
+    let rows = [
+        ("a", "ann", 0, false, false, false),
+        ("b", "bob", 100, true, true, true),
+        ("c", "ann", 200, true, false, false),
+        ("d", "cid", 300, false, true, true),
+        ("e", "ann", 400, false, false, true),
+    ];
+    let mut created = Vec::new();
+    for (id, user, start, help, assisted, ended) in rows {
+        let mut s = SessionRecord::new(id, user, at(start));
+        s.name = format!("secret name {id}");
+        if help {
+            s.help_requested = true;
+            s.help_requested_at = Some(at(start + 5));
+        }
+        s.admin_assisted = assisted;
+        store.create_session(&s).await.unwrap();
+        if ended {
+            s = store.end_session(id, at(start + 50)).await.unwrap().unwrap();
+        }
+        created.push(s);
+    }
+    let base = all(SessionSort::StartTime, false);
+    let ann = || Some("ann".to_owned());
+    let cases: Vec<(AdminSessionQuery, &[&str])> = vec![
+        (base.clone(), &["a", "b", "c", "d", "e"]),
+        (
+            AdminSessionQuery {
+                user_id: ann(),
+                ..base.clone()
+            },
+            &["a", "c", "e"],
+        ),
+        (
+            AdminSessionQuery {
+                user_id: Some("nobody".into()),
+                ..base.clone()
+            },
+            &[],
+        ),
+        (
+            AdminSessionQuery {
+                active: Some(true),
+                ..base.clone()
+            },
+            &["a", "c"],
+        ),
+        (
+            AdminSessionQuery {
+                active: Some(false),
+                ..base.clone()
+            },
+            &["b", "d", "e"],
+        ),
+        (
+            AdminSessionQuery {
+                help_requested: Some(true),
+                ..base.clone()
+            },
+            &["b", "c"],
+        ),
+        (
+            AdminSessionQuery {
+                help_requested: Some(false),
+                ..base.clone()
+            },
+            &["a", "d", "e"],
+        ),
+        (
+            AdminSessionQuery {
+                admin_assisted: Some(true),
+                ..base.clone()
+            },
+            &["b", "d"],
+        ),
+        (
+            AdminSessionQuery {
+                admin_assisted: Some(false),
+                ..base.clone()
+            },
+            &["a", "c", "e"],
+        ),
+        (
+            AdminSessionQuery {
+                started_from: Some(at(100)),
+                ..base.clone()
+            },
+            &["b", "c", "d", "e"],
+        ),
+        (
+            AdminSessionQuery {
+                started_from: Some(at(100)),
+                started_to: Some(at(300)),
+                ..base.clone()
+            },
+            &["b", "c"],
+        ),
+        (
+            AdminSessionQuery {
+                user_id: ann(),
+                active: Some(true),
+                help_requested: Some(true),
+                started_to: Some(at(201)),
+                ..base.clone()
+            },
+            &["c"],
+        ),
+    ];
+    for (i, (query, expected)) in cases.into_iter().enumerate() {
+        let (ids, total) = admin_ids(store, query).await;
+        assert_eq!(ids, expected, "case {i}");
+        assert_eq!(total, expected.len() as u64, "case {i}");
+    }
+    // Whole records, names decrypted, as they were stored.
+    let page = store
+        .admin_sessions(&all(SessionSort::StartTime, false))
+        .await
+        .unwrap();
+    assert_eq!(page.sessions, created);
+}
+
+async fn admin_sessions_sort_each_way_with_ties_by_id(f: &Fixture) {
+    let store = f.store();
+    // id, start, last activity, tokens, average response; not in id order,
+    // with ties in every column.
+    let rows = [
+        ("s3", 30, 500, 10, 200),
+        ("s1", 10, 700, 50, 100),
+        ("s5", 30, 100, 10, 300),
+        ("s0", 20, 700, 30, 100),
+        ("s4", 10, 300, 50, 0),
+        ("s2", 40, 700, 10, 100),
+    ];
+    for (id, start, last, tokens, avg) in rows {
+        let mut s = SessionRecord::new(id, "ann", at(start));
+        s.last_activity = at(last);
+        s.counters.total_tokens = tokens;
+        s.counters.avg_response_ms = avg;
+        store.create_session(&s).await.unwrap();
+    }
+    let ascending = [
+        (SessionSort::StartTime, ["s1", "s4", "s0", "s3", "s5", "s2"]),
+        (SessionSort::LastActivity, ["s5", "s4", "s3", "s0", "s1", "s2"]),
+        (SessionSort::Tokens, ["s2", "s3", "s5", "s0", "s1", "s4"]),
+        (SessionSort::ResponseTime, ["s4", "s0", "s1", "s2", "s3", "s5"]),
+    ];
+    for (sort, expected) in ascending {
+        let (ids, total) = admin_ids(store, all(sort, false)).await;
+        assert_eq!(ids, expected, "{sort:?} ascending");
+        assert_eq!(total, 6);
+        let (ids, _) = admin_ids(store, all(sort, true)).await;
+        let reversed: Vec<&str> = expected.iter().rev().copied().collect();
+        assert_eq!(ids, reversed, "{sort:?} descending, ties by id descending");
+    }
+    assert_eq!(
+        AdminSessionQuery::default().sort,
+        SessionSort::StartTime,
+        "start time by default"
+    );
+}
+
+async fn admin_sessions_pages_visit_every_session_once(f: &Fixture) {
+    let store = f.store();
+    for i in 0..23u64 {
+        // Three start times only: pages split runs of ties.
+        let mut s = SessionRecord::new(
+            &format!("p{i:02}"),
+            if i % 2 == 0 { "ann" } else { "bob" },
+            at(i % 3),
+        );
+        s.counters.total_tokens = i % 4;
+        store.create_session(&s).await.unwrap();
+    }
+    for (sort, descending) in [(SessionSort::StartTime, true), (SessionSort::Tokens, false)] {
+        let (whole, total) = admin_ids(store, all(sort, descending)).await;
+        assert_eq!((whole.len(), total), (23, 23));
+        let mut paged = Vec::new();
+        let mut sizes = Vec::new();
+        for offset in (0..30).step_by(5) {
+            let query = AdminSessionQuery {
+                offset,
+                limit: 5,
+                ..all(sort, descending)
+            };
+            let (ids, total) = admin_ids(store, query).await;
+            assert_eq!(total, 23, "the total counts every match, not the page");
+            sizes.push(ids.len());
+            paged.extend(ids);
+        }
+        assert_eq!(sizes, [5, 5, 5, 5, 3, 0]);
+        assert_eq!(paged, whole, "{sort:?}: pages in order, each session once");
+    }
+    let filtered = AdminSessionQuery {
+        user_id: Some("ann".into()),
+        offset: 10,
+        limit: 5,
+        ..all(SessionSort::StartTime, false)
+    };
+    let (ids, total) = admin_ids(store, filtered).await;
+    assert_eq!((ids.len(), total), (2, 12), "ann has 12 sessions");
+    let count_only = AdminSessionQuery {
+        limit: 0,
+        ..all(SessionSort::StartTime, false)
+    };
+    assert_eq!(admin_ids(store, count_only).await, (vec![], 23));
+}
+
+async fn session_aggregates_cover_the_sessions_started_in_the_period(f: &Fixture) {
+    let store = f.store();
+    // id, start, tokens, answers, their ms, longest, assisted, help
+    let rows = [
+        ("before", 99, 1_000, 9, 9_000, 9_000, true, true),
+        ("first", 100, 10, 2, 300, 200, true, false),
+        ("second", 200, 20, 3, 600, 400, false, true),
+        ("third", 299, 5, 1, 50, 50, true, true),
+        ("at-end", 300, 1_000, 9, 9_000, 9_000, true, true),
+    ];
+    for (id, start, tokens, answers, ms, longest, assisted, help) in rows {
+        let mut s = SessionRecord::new(id, "ann", at(start));
+        s.counters = SessionCounters {
+            total_tokens: tokens,
+            response_count: answers,
+            total_response_ms: ms,
+            avg_response_ms: ms / answers,
+            max_response_ms: longest,
+            ..SessionCounters::default()
+        };
+        s.admin_assisted = assisted;
+        s.help_requested = help;
+        store.create_session(&s).await.unwrap();
+    }
+    store.end_session("second", at(500)).await.unwrap();
+    assert_eq!(
+        store.session_aggregates(at(100), at(300)).await.unwrap(),
+        SessionAggregates {
+            total_sessions: 3,
+            total_tokens: 35,
+            response_count: 6,
+            total_response_ms: 950,
+            max_response_ms: 400,
+            admin_assisted: 2,
+            help_requests: 2,
+        }
+    );
+    assert_eq!(
+        store.session_aggregates(at(1_000), at(2_000)).await.unwrap(),
+        SessionAggregates::default(),
+        "no session started then"
+    );
+}
+
+async fn active_sessions_are_counted_until_they_end(f: &Fixture) {
+    let store = f.store();
+    assert_eq!(store.active_session_count().await.unwrap(), 0);
+    for id in ["a", "b", "c", "d"] {
+        store
+            .create_session(&SessionRecord::new(id, "ann", at(0)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.active_session_count().await.unwrap(), 4);
+    store.end_session("b", at(10)).await.unwrap();
+    store.end_session("b", at(20)).await.unwrap();
+    assert_eq!(store.active_session_count().await.unwrap(), 3);
+    store.end_session("d", at(30)).await.unwrap();
+    assert_eq!(store.active_session_count().await.unwrap(), 2);
+}
+
+async fn patches_set_and_clear_help_and_assistance(f: &Fixture) {
+    let store = f.store();
+    let mut s = SessionRecord::new("h", "ann", at(0));
+    s.name = "kept".into();
+    store.create_session(&s).await.unwrap();
+    let patch = |p: SessionPatch| async move {
+        store.update_session("h", &p).await.unwrap();
+        store.session("h").await.unwrap().unwrap()
+    };
+
+    let got = patch(SessionPatch {
+        help_requested_at: Some(at(100)),
+        ..SessionPatch::default()
+    })
+    .await;
+    assert!(got.help_requested);
+    assert_eq!(got.help_requested_at, Some(at(100)));
+    assert_eq!(
+        (got.admin_assisted, got.assisting_admin_id.as_deref()),
+        (false, None)
+    );
+    let got = patch(SessionPatch {
+        help_requested_at: Some(at(200)),
+        ..SessionPatch::default()
+    })
+    .await;
+    assert_eq!(got.help_requested_at, Some(at(200)), "the last request counts");
+
+    let ada = AdminRef {
+        id: "admin-1".into(),
+        name: "Ada".into(),
+    };
+    let got = patch(SessionPatch {
+        admin_assisted: Some(true),
+        assisting_admin: Some(Some(ada)),
+        ..SessionPatch::default()
+    })
+    .await;
+    assert!(got.admin_assisted);
+    assert_eq!(
+        (
+            got.assisting_admin_id.as_deref(),
+            got.assisting_admin_name.as_deref()
+        ),
+        (Some("admin-1"), Some("Ada"))
+    );
+    // An empty patch changes nothing.
+    assert_eq!(patch(SessionPatch::default()).await, got);
+
+    let got = patch(SessionPatch {
+        assisting_admin: Some(None),
+        ..SessionPatch::default()
+    })
+    .await;
+    assert_eq!(
+        (got.assisting_admin_id, got.assisting_admin_name),
+        (None, None),
+        "cleared"
+    );
+    assert!(got.admin_assisted, "an admin took part, still");
+    let got = patch(SessionPatch {
+        admin_assisted: Some(false),
+        ..SessionPatch::default()
+    })
+    .await;
+    assert!(!got.admin_assisted);
+    assert_eq!(
+        (got.name.as_str(), got.help_requested, got.help_requested_at),
+        ("kept", true, Some(at(200)))
+    );
+}
+
+fn takeover(id: &str, session: &str, started: u64) -> TakeoverRecord {
+    TakeoverRecord {
+        id: id.into(),
+        session_id: session.into(),
+        user_id: format!("user-of-{session}"),
+        admin: AdminRef {
+            id: "admin-1".into(),
+            name: "Ada Lovelace".into(),
+        },
+        started_at: at(started),
+        ended_at: None,
+        end_reason: None,
+    }
+}
+
+async fn takeovers_are_recorded_once_and_ended_once(f: &Fixture) {
+    let store = f.store();
+    let t1 = takeover("t1", "s", 100);
+    let t2 = takeover("t2", "s", 50);
+    let t3 = takeover("t3", "other", 75);
+    let a4 = takeover("a4", "other", 75);
+    for t in [&t1, &t2, &t3, &a4] {
+        store.start_takeover(t).await.unwrap();
+    }
+    let mut renamed = t1.clone();
+    renamed.admin.name = "someone else".into();
+    renamed.started_at = at(1);
+    store.start_takeover(&renamed).await.unwrap();
+    assert_eq!(
+        store.takeovers("s").await.unwrap(),
+        [t2.clone(), t1.clone()],
+        "oldest first; the same id again changed nothing"
+    );
+    assert_eq!(store.takeovers("nobody").await.unwrap(), []);
+    let open = |limit| async move {
+        store
+            .open_takeovers(limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(open(10).await, ["t2", "a4", "t3", "t1"], "ties by id");
+    assert_eq!(open(2).await, ["t2", "a4"]);
+
+    let ended = store.end_takeover("t2", at(200), "released").await.unwrap();
+    let mut t2_ended = t2.clone();
+    t2_ended.ended_at = Some(at(200));
+    t2_ended.end_reason = Some("released".into());
+    assert_eq!(ended, Some(t2_ended.clone()));
+    assert_eq!(
+        store.end_takeover("t2", at(300), "disconnected").await.unwrap(),
+        None,
+        "ended once"
+    );
+    assert_eq!(
+        store.end_takeover("unknown", at(300), "released").await.unwrap(),
+        None
+    );
+    // Starting it again does not reopen it.
+    store.start_takeover(&t2).await.unwrap();
+    assert_eq!(store.takeovers("s").await.unwrap(), [t2_ended, t1]);
+    assert_eq!(open(10).await, ["a4", "t3", "t1"]);
+    for (id, reason) in [
+        ("a4", "session_ended"),
+        ("t3", "disconnected"),
+        ("t1", "released"),
+    ] {
+        assert!(store.end_takeover(id, at(400), reason).await.unwrap().is_some());
+    }
+    assert_eq!(open(10).await, Vec::<String>::new());
+    assert_eq!(
+        store.takeovers("other").await.unwrap()[1].end_reason.as_deref(),
+        Some("disconnected")
+    );
+}
+
+async fn samples_are_replaced_at_the_same_time_and_read_by_range(f: &Fixture) {
+    let store = f.store();
+    let sample = |ms: u64, concurrent: u64| ConcurrencySample {
+        at: Timestamp::from_millis(ms),
+        concurrent,
+    };
+    // Times of different lengths: ordered as numbers, not as text.
+    for s in [
+        sample(10_000, 5),
+        sample(900, 3),
+        sample(1_700_000_000_000, 7),
+        sample(1_000, 4),
+        sample(900, 8),
+        sample(99, 1),
+    ] {
+        store.add_sample(&s).await.unwrap();
+    }
+    let range = |from: u64, to: u64| async move {
+        store
+            .samples(Timestamp::from_millis(from), Timestamp::from_millis(to))
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        range(900, 1_700_000_000_000).await,
+        [sample(900, 8), sample(1_000, 4), sample(10_000, 5)],
+        "the later sample at 900 replaced the first; the end is excluded"
+    );
+    assert_eq!(range(0, 1_800_000_000_000).await.len(), 5);
+    assert_eq!(range(1_001, 10_000).await, []);
 }

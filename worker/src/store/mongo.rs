@@ -1,15 +1,33 @@
 //! The MongoDB adapter of the store (the official `mongodb` driver),
 //! written for MongoDB 6/7.
 //!
-//! Collections: `sessions` (`_id` = session id) and `messages` (`_id` =
+//! Collections: `sessions` (`_id` = session id), `messages` (`_id` =
 //! `<session id>/<message id>`, so a message is stored once; one document
-//! per message, never an array that grows inside the session). Indexes
-//! are created at start, idempotently: the seed's `idx_user_id`,
-//! `idx_start_time`, `idx_admin_assisted` and `idx_user_start_time`, the
-//! listing and sweep indexes, and the unique `(session_id, seq)`. Updates
+//! per message, never an array that grows inside the session),
+//! `takeovers` (`_id` = the takeover id, so one is recorded once) and
+//! `concurrency_samples` (unique on `at`). Indexes are created at start,
+//! idempotently: the seed's `idx_user_id`, `idx_start_time`,
+//! `idx_admin_assisted` and `idx_user_start_time`, the listing and sweep
+//! indexes, those of the admin session list's filters and sorts, the
+//! unique `(session_id, seq)`, and the takeover and sample indexes. Updates
 //! use only `$set` (counters are computed by the one worker holding the
 //! session), no transactions and no change streams. Times are Int64
 //! milliseconds since the epoch.
+//!
+//! The tests run against the nx-27017 stand-in as well as real MongoDB, so
+//! the adapter keeps to what both do alike:
+//! - no `_id` inside a compound index (the stand-in then refuses
+//!   inserts): samples are unique on a plain `at` field, not on `_id`,
+//!   and integer `_id`s would sort as text there anyway;
+//! - no `find_one_and_update`: an update, then a read by `_id`;
+//! - reads take a flag stored as 0/1 for `false`/`true` (the stand-in's
+//!   `$set` writes booleans so, though its queries match them as
+//!   booleans) and a time stored as Int32 (it narrows small Int64s);
+//! - no `$or` for paging: the admin list pages by sort, skip and limit,
+//!   with `count_documents` for the total;
+//! - aggregation with `$match` and `$group` (`$sum`, `$max`) works on both,
+//!   but the stand-in refuses a bare field path as the condition of
+//!   `$cond`: flags are counted with `$cond: [{$eq: [field, true]}, 1, 0]`.
 
 use std::time::Duration;
 
@@ -23,13 +41,19 @@ use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::cipher::{ContentCipher, Sealed};
 use super::{
-    Appended, MessageRecord, SessionCounters, SessionCursor, SessionPatch, SessionRecord, Store, StoreError,
-    duration_s, insert_conflict, message_context, session_context,
+    AdminRef, AdminSessionPage, AdminSessionQuery, Appended, ConcurrencySample, MessageRecord,
+    SessionAggregates, SessionCounters, SessionCursor, SessionPatch, SessionRecord, Store, StoreError,
+    TakeoverRecord, duration_s, insert_conflict, message_context, session_context,
 };
 use std::sync::Arc;
 
 /// Sessions of one user that may share the cursor's millisecond.
 const TIE_ALLOWANCE: usize = 64;
+
+const SESSIONS: &str = "sessions";
+const MESSAGES: &str = "messages";
+const TAKEOVERS: &str = "takeovers";
+const SAMPLES: &str = "concurrency_samples";
 
 /// Settings of the MongoDB adapter.
 #[derive(Debug, Clone)]
@@ -51,6 +75,8 @@ pub struct MongoStore {
     db: Database,
     sessions: Collection<Document>,
     messages: Collection<Document>,
+    takeovers: Collection<Document>,
+    samples: Collection<Document>,
     cipher: Arc<ContentCipher>,
     index_timeout: Duration,
 }
@@ -118,8 +144,15 @@ impl Fields<'_> {
             .map(|_| self.uint(field))
     }
 
+    /// A flag. The stand-in stores a boolean written by `$set` as the
+    /// integer 0 or 1 (its queries still match it as `false`/`true`).
     fn bool(&self, field: &str) -> bool {
-        self.0.get_bool(field).unwrap_or(false)
+        match self.0.get(field) {
+            Some(Bson::Boolean(b)) => *b,
+            Some(Bson::Int32(v)) => *v != 0,
+            Some(Bson::Int64(v)) => *v != 0,
+            _ => false,
+        }
     }
 
     fn time(&self, field: &str) -> Result<Timestamp, StoreError> {
@@ -129,6 +162,8 @@ impl Fields<'_> {
     fn opt_time(&self, field: &str) -> Option<Timestamp> {
         match self.0.get(field)? {
             Bson::Int64(ms) => Some(Timestamp::from_millis(u64::try_from(*ms).unwrap_or(0))),
+            // The stand-in hands back an Int64 that fits 32 bits as Int32.
+            Bson::Int32(ms) => Some(Timestamp::from_millis(u64::try_from(*ms).unwrap_or(0))),
             Bson::DateTime(d) => Some(Timestamp::from_millis(
                 u64::try_from(d.timestamp_millis()).unwrap_or(0),
             )),
@@ -150,8 +185,10 @@ impl MongoStore {
         let client = Client::with_options(client_options).map_err(classify)?;
         let db = client.database(&options.database);
         Ok(MongoStore {
-            sessions: db.collection("sessions"),
-            messages: db.collection("messages"),
+            sessions: db.collection(SESSIONS),
+            messages: db.collection(MESSAGES),
+            takeovers: db.collection(TAKEOVERS),
+            samples: db.collection(SAMPLES),
             db,
             cipher,
             index_timeout: options.index_timeout,
@@ -175,10 +212,7 @@ impl MongoStore {
             .map_err(classify)
     }
 
-    async fn create_indexes(
-        sessions: Collection<Document>,
-        messages: Collection<Document>,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn create_indexes(db: Database) -> Result<Vec<String>, StoreError> {
         let index = |name: &str, keys: Document, unique: bool| {
             IndexModel::builder()
                 .keys(keys)
@@ -209,15 +243,56 @@ impl MongoStore {
                 doc! { "is_active": 1, "last_activity": 1 },
                 false,
             ),
+            // The admin session list: its sorts and filters.
+            index("idx_last_activity", doc! { "last_activity": -1 }, false),
+            index("idx_total_tokens", doc! { "total_tokens": -1 }, false),
+            index("idx_avg_response_time", doc! { "avg_response_time": -1 }, false),
+            index(
+                "idx_help_requested",
+                doc! { "help_requested": 1, "start_time": -1 },
+                false,
+            ),
+            index(
+                "idx_active_start_time",
+                doc! { "is_active": 1, "start_time": -1 },
+                false,
+            ),
         ];
-        let message_indexes = vec![index("idx_session_seq", doc! { "session_id": 1, "seq": 1 }, true)];
-        let mut names: Vec<String> = session_indexes
-            .iter()
-            .chain(&message_indexes)
-            .filter_map(|m| m.options.as_ref().and_then(|o| o.name.clone()))
-            .collect();
-        sessions.create_indexes(session_indexes).await.map_err(classify)?;
-        messages.create_indexes(message_indexes).await.map_err(classify)?;
+        let plan = [
+            (SESSIONS, session_indexes),
+            (
+                MESSAGES,
+                vec![index("idx_session_seq", doc! { "session_id": 1, "seq": 1 }, true)],
+            ),
+            (
+                TAKEOVERS,
+                vec![
+                    index(
+                        "idx_takeover_session",
+                        doc! { "session_id": 1, "started_at": 1 },
+                        false,
+                    ),
+                    index(
+                        "idx_takeover_open",
+                        doc! { "ended_at": 1, "started_at": 1 },
+                        false,
+                    ),
+                ],
+            ),
+            (SAMPLES, vec![index("idx_sample_at", doc! { "at": 1 }, true)]),
+        ];
+        let mut names = Vec::new();
+        for (collection, indexes) in plan {
+            names.extend(
+                indexes
+                    .iter()
+                    .filter_map(|m| m.options.as_ref().and_then(|o| o.name.clone())),
+            );
+            db.collection::<Document>(collection)
+                .create_indexes(indexes)
+                .await
+                .map_err(classify)?;
+        }
         names.sort();
         Ok(names)
     }
@@ -237,6 +312,7 @@ impl MongoStore {
             "duration": s.duration_s.map(n),
             "is_active": s.is_active,
             "help_requested": s.help_requested,
+            "help_requested_at": s.help_requested_at.map(date),
             "admin_assisted": s.admin_assisted,
             "assisting_admin_id": s.assisting_admin_id.clone(),
             "assisting_admin_name": s.assisting_admin_name.clone(),
@@ -272,6 +348,7 @@ impl MongoStore {
             duration_s: f.opt_uint("duration"),
             is_active: f.bool("is_active"),
             help_requested: f.bool("help_requested"),
+            help_requested_at: f.opt_time("help_requested_at"),
             admin_assisted: f.bool("admin_assisted"),
             assisting_admin_id: f.opt_str("assisting_admin_id"),
             assisting_admin_name: f.opt_str("assisting_admin_name"),
@@ -384,9 +461,26 @@ async fn find(
     sort: Document,
     limit: usize,
 ) -> Result<Vec<Document>, StoreError> {
+    find_page(collection, filter, sort, 0, limit).await
+}
+
+/// Up to `limit` documents matching `filter`, in `sort` order, after the
+/// first `skip`.
+async fn find_page(
+    collection: &Collection<Document>,
+    filter: Document,
+    sort: Document,
+    skip: usize,
+    limit: usize,
+) -> Result<Vec<Document>, StoreError> {
+    // A limit of 0 means "no limit" to MongoDB.
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
     collection
         .find(filter)
         .sort(sort)
+        .skip(u64::try_from(skip).unwrap_or(u64::MAX))
         .limit(i64::try_from(limit).unwrap_or(i64::MAX))
         .await
         .map_err(classify)?
@@ -404,7 +498,7 @@ impl Store for MongoStore {
     async fn prepare(&self) -> Result<(), StoreError> {
         // Index creation can take long on a big collection; start-up goes on
         // after `index_timeout` and the indexes finish in the background.
-        let task = tokio::spawn(Self::create_indexes(self.sessions.clone(), self.messages.clone()));
+        let task = tokio::spawn(Self::create_indexes(self.db.clone()));
         let timeout = self.index_timeout;
         match tokio::time::timeout(timeout, task).await {
             Ok(Ok(Ok(indexes))) => {
@@ -476,6 +570,18 @@ impl Store for MongoStore {
         }
         if let Some(model) = &patch.model_id {
             set.insert("model_id", model.as_str());
+        }
+        if let Some(t) = patch.help_requested_at {
+            set.insert("help_requested", true);
+            set.insert("help_requested_at", date(t));
+        }
+        if let Some(assisted) = patch.admin_assisted {
+            set.insert("admin_assisted", assisted);
+        }
+        if let Some(admin) = &patch.assisting_admin {
+            let (id, name) = admin.as_ref().map(|a| (a.id.as_str(), a.name.as_str())).unzip();
+            set.insert("assisting_admin_id", id);
+            set.insert("assisting_admin_name", name);
         }
         if set.is_empty() {
             return Ok(());
@@ -609,4 +715,226 @@ impl Store for MongoStore {
         )
         .await
     }
+
+    async fn admin_sessions(&self, query: &AdminSessionQuery) -> Result<AdminSessionPage, StoreError> {
+        let filter = admin_filter(query);
+        let direction = if query.descending { -1 } else { 1 };
+        let mut sort = Document::new();
+        sort.insert(query.sort.field(), direction);
+        sort.insert("_id", direction);
+        let (total, docs) = futures_util::try_join!(
+            async {
+                self.sessions
+                    .count_documents(filter.clone())
+                    .await
+                    .map_err(classify)
+            },
+            find_page(&self.sessions, filter.clone(), sort, query.offset, query.limit),
+        )?;
+        let sessions = docs
+            .iter()
+            .map(|d| self.session_from(d))
+            .collect::<Result<_, _>>()?;
+        Ok(AdminSessionPage { sessions, total })
+    }
+
+    async fn session_aggregates(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<SessionAggregates, StoreError> {
+        // The stand-in refuses a bare field path as `$cond`'s condition:
+        // `{$eq: [field, true]}` means the same on both.
+        let count_true = |field: &str| doc! { "$sum": { "$cond": [{ "$eq": [field, true] }, 1, 0] } };
+        let pipeline = [
+            doc! { "$match": { "start_time": { "$gte": date(from), "$lt": date(to) } } },
+            doc! { "$group": {
+                "_id": Bson::Null,
+                "total_sessions": { "$sum": 1 },
+                "total_tokens": { "$sum": "$total_tokens" },
+                "response_count": { "$sum": "$response_count" },
+                "total_response_ms": { "$sum": "$total_response_ms" },
+                "max_response_ms": { "$max": "$max_response_time" },
+                "admin_assisted": count_true("$admin_assisted"),
+                "help_requests": count_true("$help_requested"),
+            } },
+        ];
+        let totals = self
+            .sessions
+            .aggregate(pipeline)
+            .await
+            .map_err(classify)?
+            .try_next()
+            .await
+            .map_err(classify)?;
+        // No session in the period: no group at all.
+        let Some(totals) = totals else {
+            return Ok(SessionAggregates::default());
+        };
+        let f = Fields(&totals);
+        Ok(SessionAggregates {
+            total_sessions: f.uint("total_sessions"),
+            total_tokens: f.uint("total_tokens"),
+            response_count: f.uint("response_count"),
+            total_response_ms: f.uint("total_response_ms"),
+            max_response_ms: f.uint("max_response_ms"),
+            admin_assisted: f.uint("admin_assisted"),
+            help_requests: f.uint("help_requests"),
+        })
+    }
+
+    async fn active_session_count(&self) -> Result<u64, StoreError> {
+        self.sessions
+            .count_documents(doc! { "is_active": true })
+            .await
+            .map_err(classify)
+    }
+
+    async fn start_takeover(&self, t: &TakeoverRecord) -> Result<(), StoreError> {
+        let document = doc! {
+            "_id": &t.id,
+            "session_id": &t.session_id,
+            "user_id": &t.user_id,
+            "admin_id": &t.admin.id,
+            "admin_name": &t.admin.name,
+            "started_at": date(t.started_at),
+            "ended_at": t.ended_at.map(date),
+            "end_reason": t.end_reason.clone(),
+        };
+        match self.takeovers.insert_one(document).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate_key(&e) => Ok(()),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn end_takeover(
+        &self,
+        id: &str,
+        ended_at: Timestamp,
+        reason: &str,
+    ) -> Result<Option<TakeoverRecord>, StoreError> {
+        // `ended_at: null` matches only a takeover not ended yet, so one
+        // call of many ends it; the read comes after (no find_one_and_update).
+        let ended = self
+            .takeovers
+            .update_one(
+                doc! { "_id": id, "ended_at": Bson::Null },
+                doc! { "$set": { "ended_at": date(ended_at), "end_reason": reason } },
+            )
+            .await
+            .map_err(classify)?;
+        if ended.matched_count == 0 {
+            return Ok(None);
+        }
+        let found = self
+            .takeovers
+            .find_one(doc! { "_id": id })
+            .await
+            .map_err(classify)?;
+        found.as_ref().map(takeover_from).transpose()
+    }
+
+    async fn takeovers(&self, session_id: &str) -> Result<Vec<TakeoverRecord>, StoreError> {
+        let docs = find(
+            &self.takeovers,
+            doc! { "session_id": session_id },
+            doc! { "started_at": 1, "_id": 1 },
+            usize::MAX,
+        )
+        .await?;
+        docs.iter().map(takeover_from).collect()
+    }
+
+    async fn open_takeovers(&self, limit: usize) -> Result<Vec<TakeoverRecord>, StoreError> {
+        let docs = find(
+            &self.takeovers,
+            doc! { "ended_at": Bson::Null },
+            doc! { "started_at": 1, "_id": 1 },
+            limit,
+        )
+        .await?;
+        docs.iter().map(takeover_from).collect()
+    }
+
+    async fn add_sample(&self, sample: &ConcurrencySample) -> Result<(), StoreError> {
+        let upsert = || {
+            self.samples
+                .update_one(
+                    doc! { "at": date(sample.at) },
+                    doc! { "$set": { "concurrent": n(sample.concurrent) } },
+                )
+                .upsert(true)
+        };
+        match upsert().await {
+            Ok(_) => Ok(()),
+            // Another writer inserted the same moment first: replace theirs.
+            Err(e) if is_duplicate_key(&e) => upsert().await.map(drop).map_err(classify),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn samples(&self, from: Timestamp, to: Timestamp) -> Result<Vec<ConcurrencySample>, StoreError> {
+        let docs = find(
+            &self.samples,
+            doc! { "at": { "$gte": date(from), "$lt": date(to) } },
+            doc! { "at": 1 },
+            usize::MAX,
+        )
+        .await?;
+        docs.iter()
+            .map(|d| {
+                let f = Fields(d);
+                Ok(ConcurrencySample {
+                    at: f.time("at")?,
+                    concurrent: f.uint("concurrent"),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The filter of an admin session query: an equality per flag given, a
+/// range on the start time.
+fn admin_filter(q: &AdminSessionQuery) -> Document {
+    let mut filter = Document::new();
+    if let Some(user) = &q.user_id {
+        filter.insert("user_id", user.as_str());
+    }
+    if let Some(active) = q.active {
+        filter.insert("is_active", active);
+    }
+    if let Some(help) = q.help_requested {
+        filter.insert("help_requested", help);
+    }
+    if let Some(assisted) = q.admin_assisted {
+        filter.insert("admin_assisted", assisted);
+    }
+    let mut started = Document::new();
+    if let Some(from) = q.started_from {
+        started.insert("$gte", date(from));
+    }
+    if let Some(to) = q.started_to {
+        started.insert("$lt", date(to));
+    }
+    if !started.is_empty() {
+        filter.insert("start_time", started);
+    }
+    filter
+}
+
+fn takeover_from(d: &Document) -> Result<TakeoverRecord, StoreError> {
+    let f = Fields(d);
+    Ok(TakeoverRecord {
+        id: f.str("_id")?,
+        session_id: f.str("session_id")?,
+        user_id: f.str("user_id")?,
+        admin: AdminRef {
+            id: f.str("admin_id")?,
+            name: f.str("admin_name")?,
+        },
+        started_at: f.time("started_at")?,
+        ended_at: f.opt_time("ended_at"),
+        end_reason: f.opt_str("end_reason"),
+    })
 }

@@ -17,8 +17,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::cipher::{ContentCipher, Sealed};
 use super::{
-    Appended, MessageRecord, SessionCounters, SessionCursor, SessionPatch, SessionRecord, Store, StoreError,
-    TurnView, duration_s, insert_conflict, message_context, session_context,
+    AdminRef, AdminSessionPage, AdminSessionQuery, Appended, ConcurrencySample, MessageRecord,
+    SessionAggregates, SessionCounters, SessionCursor, SessionPatch, SessionRecord, Store, StoreError,
+    TakeoverRecord, TurnView, duration_s, insert_conflict, message_context, session_context,
 };
 
 const SCHEMA: &str = r#"
@@ -71,10 +72,35 @@ CREATE TABLE IF NOT EXISTS messages (
 
 /// Changes to the schema after version 1, in order: the database's
 /// `user_version` says how many of them it has (plus one).
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 2: time to first token, per session.
     "ALTER TABLE sessions ADD COLUMN total_first_token_ms INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE sessions ADD COLUMN avg_first_token_time INTEGER NOT NULL DEFAULT 0;",
+    // 3: the admin console — when help was asked for, the sorts and
+    // filters of the session list, the takeover audit log and the
+    // concurrency samples.
+    "ALTER TABLE sessions ADD COLUMN help_requested_at INTEGER;
+     CREATE INDEX idx_last_activity ON sessions (last_activity DESC);
+     CREATE INDEX idx_total_tokens ON sessions (total_tokens DESC);
+     CREATE INDEX idx_avg_response_time ON sessions (avg_response_time DESC);
+     CREATE INDEX idx_help_requested ON sessions (help_requested, start_time DESC);
+     CREATE INDEX idx_active_start_time ON sessions (is_active, start_time DESC);
+     CREATE TABLE takeovers (
+         id TEXT PRIMARY KEY,
+         session_id TEXT NOT NULL,
+         user_id TEXT NOT NULL,
+         admin_id TEXT NOT NULL,
+         admin_name TEXT NOT NULL,
+         started_at INTEGER NOT NULL,
+         ended_at INTEGER,
+         end_reason TEXT
+     );
+     CREATE INDEX idx_takeover_session ON takeovers (session_id, started_at);
+     CREATE INDEX idx_takeover_open ON takeovers (ended_at, started_at);
+     CREATE TABLE concurrency_samples (
+         at INTEGER PRIMARY KEY,
+         concurrent INTEGER NOT NULL
+     );",
 ];
 
 /// Creates the tables if needed and brings them to the current version.
@@ -251,7 +277,7 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 const SESSION_COLUMNS: &str = "id, user_id, name, name_key_id, model_id, start_time, last_activity, end_time, \
     duration, is_active, help_requested, admin_assisted, assisting_admin_id, assisting_admin_name, total_tokens, \
     message_count, response_count, total_response_ms, avg_response_time, max_response_time, total_first_token_ms, \
-    avg_first_token_time";
+    avg_first_token_time, help_requested_at";
 
 fn session_from_row(row: &Row<'_>, cipher: &ContentCipher) -> Result<SessionRecord, StoreError> {
     let get = |e: rusqlite::Error| StoreError::Corrupt(e.to_string());
@@ -273,6 +299,7 @@ fn session_from_row(row: &Row<'_>, cipher: &ContentCipher) -> Result<SessionReco
         duration_s: row.get::<_, Option<i64>>(8).map_err(get)?.map(u),
         is_active: row.get(9).map_err(get)?,
         help_requested: row.get(10).map_err(get)?,
+        help_requested_at: row.get::<_, Option<i64>>(22).map_err(get)?.map(ts),
         admin_assisted: row.get(11).map_err(get)?,
         assisting_admin_id: row.get(12).map_err(get)?,
         assisting_admin_name: row.get(13).map_err(get)?,
@@ -382,6 +409,18 @@ fn apply_patch(
     if let Some(active) = patch.is_active {
         push("is_active", i64::from(active).into());
     }
+    if let Some(t) = patch.help_requested_at {
+        push("help_requested", 1i64.into());
+        push("help_requested_at", ms(t).into());
+    }
+    if let Some(assisted) = patch.admin_assisted {
+        push("admin_assisted", i64::from(assisted).into());
+    }
+    if let Some(admin) = &patch.assisting_admin {
+        let (id, name) = admin.as_ref().map(|a| (a.id.clone(), a.name.clone())).unzip();
+        push("assisting_admin_id", id.into());
+        push("assisting_admin_name", name.into());
+    }
     if sets.is_empty() {
         return Ok(());
     }
@@ -473,13 +512,13 @@ impl Store for SqliteStore {
             let name = cipher.seal(&s.name, &session_context(&s.id));
             let c = s.counters;
             conn.execute(
-                &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"),
+                &format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"),
                 params![
                     s.id, s.user_id, name.text, name.key_id, s.model_id, ms(s.start_time), ms(s.last_activity),
                     s.end_time.map(ms), s.duration_s.map(n), s.is_active, s.help_requested, s.admin_assisted,
                     s.assisting_admin_id, s.assisting_admin_name, n(c.total_tokens), n(c.message_count),
                     n(c.response_count), n(c.total_response_ms), n(c.avg_response_ms), n(c.max_response_ms),
-                    n(c.total_first_token_ms), n(c.avg_first_token_ms)
+                    n(c.total_first_token_ms), n(c.avg_first_token_ms), s.help_requested_at.map(ms)
                 ],
             )
             .map_err(other)?;
@@ -661,6 +700,250 @@ impl Store for SqliteStore {
         self.run(move |conn, cipher| select_messages(conn, cipher, &sid, Around::Before(before_seq), limit))
             .await
     }
+
+    async fn admin_sessions(&self, query: &AdminSessionQuery) -> Result<AdminSessionPage, StoreError> {
+        let query = query.clone();
+        self.run(move |conn, cipher| {
+            let (filter, mut values) = admin_filter(&query);
+            let total: i64 = conn
+                .prepare_cached(&format!("SELECT COUNT(*) FROM sessions{filter}"))
+                .and_then(|mut stmt| stmt.query_row(rusqlite::params_from_iter(values.clone()), |r| r.get(0)))
+                .map_err(other)?;
+            if query.limit == 0 {
+                return Ok(AdminSessionPage {
+                    sessions: Vec::new(),
+                    total: u(total),
+                });
+            }
+            // A column name from the enum, never from the caller.
+            let column = query.sort.field();
+            let direction = if query.descending { "DESC" } else { "ASC" };
+            values.push(n(query.limit as u64).into());
+            values.push(n(query.offset as u64).into());
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions{filter} \
+                     ORDER BY {column} {direction}, id {direction} LIMIT ?{} OFFSET ?{}",
+                    values.len() - 1,
+                    values.len()
+                ))
+                .map_err(other)?;
+            let sessions = collect(
+                &mut stmt,
+                rusqlite::params_from_iter(values),
+                cipher,
+                session_from_row,
+            )?;
+            Ok(AdminSessionPage {
+                sessions,
+                total: u(total),
+            })
+        })
+        .await
+    }
+
+    async fn session_aggregates(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<SessionAggregates, StoreError> {
+        self.run(move |conn, _| {
+            conn.prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(total_tokens), 0), COALESCE(SUM(response_count), 0), \
+                 COALESCE(SUM(total_response_ms), 0), COALESCE(MAX(max_response_time), 0), \
+                 COALESCE(SUM(admin_assisted), 0), COALESCE(SUM(help_requested), 0) \
+                 FROM sessions WHERE start_time >= ?1 AND start_time < ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![ms(from), ms(to)], |r| {
+                    Ok(SessionAggregates {
+                        total_sessions: u(r.get(0)?),
+                        total_tokens: u(r.get(1)?),
+                        response_count: u(r.get(2)?),
+                        total_response_ms: u(r.get(3)?),
+                        max_response_ms: u(r.get(4)?),
+                        admin_assisted: u(r.get(5)?),
+                        help_requests: u(r.get(6)?),
+                    })
+                })
+            })
+            .map_err(other)
+        })
+        .await
+    }
+
+    async fn active_session_count(&self) -> Result<u64, StoreError> {
+        self.run(|conn, _| {
+            conn.prepare_cached("SELECT COUNT(*) FROM sessions WHERE is_active = 1")
+                .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+                .map(u)
+                .map_err(other)
+        })
+        .await
+    }
+
+    async fn start_takeover(&self, t: &TakeoverRecord) -> Result<(), StoreError> {
+        let t = t.clone();
+        self.run(move |conn, _| {
+            conn.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO takeovers ({TAKEOVER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ))
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    t.id,
+                    t.session_id,
+                    t.user_id,
+                    t.admin.id,
+                    t.admin.name,
+                    ms(t.started_at),
+                    t.ended_at.map(ms),
+                    t.end_reason
+                ])
+            })
+            .map(drop)
+            .map_err(other)
+        })
+        .await
+    }
+
+    async fn end_takeover(
+        &self,
+        id: &str,
+        ended_at: Timestamp,
+        reason: &str,
+    ) -> Result<Option<TakeoverRecord>, StoreError> {
+        let (id, reason) = (id.to_owned(), reason.to_owned());
+        self.run(move |conn, cipher| {
+            let ended = conn
+                .prepare_cached(
+                    "UPDATE takeovers SET ended_at = ?2, end_reason = ?3 WHERE id = ?1 AND ended_at IS NULL",
+                )
+                .and_then(|mut stmt| stmt.execute(params![id, ms(ended_at), reason]))
+                .map_err(other)?;
+            if ended == 0 {
+                return Ok(None);
+            }
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {TAKEOVER_COLUMNS} FROM takeovers WHERE id = ?1"))
+                .map_err(other)?;
+            Ok(collect(&mut stmt, params![id], cipher, takeover_from_row)?.pop())
+        })
+        .await
+    }
+
+    async fn takeovers(&self, session_id: &str) -> Result<Vec<TakeoverRecord>, StoreError> {
+        let sid = session_id.to_owned();
+        self.run(move |conn, cipher| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {TAKEOVER_COLUMNS} FROM takeovers WHERE session_id = ?1 ORDER BY started_at, id"
+                ))
+                .map_err(other)?;
+            collect(&mut stmt, params![sid], cipher, takeover_from_row)
+        })
+        .await
+    }
+
+    async fn open_takeovers(&self, limit: usize) -> Result<Vec<TakeoverRecord>, StoreError> {
+        self.run(move |conn, cipher| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {TAKEOVER_COLUMNS} FROM takeovers WHERE ended_at IS NULL \
+                     ORDER BY started_at, id LIMIT ?1"
+                ))
+                .map_err(other)?;
+            collect(&mut stmt, params![n(limit as u64)], cipher, takeover_from_row)
+        })
+        .await
+    }
+
+    async fn add_sample(&self, sample: &ConcurrencySample) -> Result<(), StoreError> {
+        let sample = *sample;
+        self.run(move |conn, _| {
+            conn.prepare_cached(
+                "INSERT INTO concurrency_samples (at, concurrent) VALUES (?1, ?2) \
+                 ON CONFLICT (at) DO UPDATE SET concurrent = excluded.concurrent",
+            )
+            .and_then(|mut stmt| stmt.execute(params![ms(sample.at), n(sample.concurrent)]))
+            .map(drop)
+            .map_err(other)
+        })
+        .await
+    }
+
+    async fn samples(&self, from: Timestamp, to: Timestamp) -> Result<Vec<ConcurrencySample>, StoreError> {
+        self.run(move |conn, cipher| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT at, concurrent FROM concurrency_samples WHERE at >= ?1 AND at < ?2 ORDER BY at",
+                )
+                .map_err(other)?;
+            collect(&mut stmt, params![ms(from), ms(to)], cipher, sample_from_row)
+        })
+        .await
+    }
+}
+
+/// The `WHERE` clause of an admin session query (empty if it filters
+/// nothing) and the values bound to its placeholders, in order: user input
+/// only ever reaches the database as a bound value.
+fn admin_filter(q: &AdminSessionQuery) -> (String, Vec<rusqlite::types::Value>) {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    let mut push = |condition: &str, value: rusqlite::types::Value| {
+        values.push(value);
+        conditions.push(format!("{condition} ?{}", values.len()));
+    };
+    if let Some(user) = &q.user_id {
+        push("user_id =", user.clone().into());
+    }
+    if let Some(active) = q.active {
+        push("is_active =", i64::from(active).into());
+    }
+    if let Some(help) = q.help_requested {
+        push("help_requested =", i64::from(help).into());
+    }
+    if let Some(assisted) = q.admin_assisted {
+        push("admin_assisted =", i64::from(assisted).into());
+    }
+    if let Some(from) = q.started_from {
+        push("start_time >=", ms(from).into());
+    }
+    if let Some(to) = q.started_to {
+        push("start_time <", ms(to).into());
+    }
+    if conditions.is_empty() {
+        (String::new(), values)
+    } else {
+        (format!(" WHERE {}", conditions.join(" AND ")), values)
+    }
+}
+
+const TAKEOVER_COLUMNS: &str =
+    "id, session_id, user_id, admin_id, admin_name, started_at, ended_at, end_reason";
+
+fn takeover_from_row(row: &Row<'_>, _: &ContentCipher) -> Result<TakeoverRecord, StoreError> {
+    let get = |e: rusqlite::Error| StoreError::Corrupt(e.to_string());
+    Ok(TakeoverRecord {
+        id: row.get(0).map_err(get)?,
+        session_id: row.get(1).map_err(get)?,
+        user_id: row.get(2).map_err(get)?,
+        admin: AdminRef {
+            id: row.get(3).map_err(get)?,
+            name: row.get(4).map_err(get)?,
+        },
+        started_at: ts(row.get(5).map_err(get)?),
+        ended_at: row.get::<_, Option<i64>>(6).map_err(get)?.map(ts),
+        end_reason: row.get(7).map_err(get)?,
+    })
+}
+
+fn sample_from_row(row: &Row<'_>, _: &ContentCipher) -> Result<ConcurrencySample, StoreError> {
+    let get = |e: rusqlite::Error| StoreError::Corrupt(e.to_string());
+    Ok(ConcurrencySample {
+        at: ts(row.get(0).map_err(get)?),
+        concurrent: u(row.get(1).map_err(get)?),
+    })
 }
 
 fn select_session(
@@ -750,24 +1033,40 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SessionSort;
+
+    /// A database as `version` of the schema left it, holding what
+    /// `insert` wrote.
+    fn database_at_version(version: usize, insert: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("chatbox-migrate-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = Connection::open(dir.join("chatbox.db")).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        for step in &MIGRATIONS[..version - 1] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {version}"))
+            .unwrap();
+        conn.execute(insert, []).unwrap();
+        dir
+    }
+
+    fn user_version(dir: &Path) -> usize {
+        let version: i64 = Connection::open(dir.join("chatbox.db"))
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        usize::try_from(version).unwrap()
+    }
 
     #[tokio::test]
     async fn a_version_1_database_is_migrated_and_keeps_its_sessions() {
-        let dir = std::env::temp_dir().join(format!("chatbox-migrate-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = database_at_version(
+            1,
+            "INSERT INTO sessions (id, user_id, name, start_time, last_activity, is_active, response_count, \
+             total_response_ms, avg_response_time) VALUES ('s1', 'u1', 'old', 1, 2, 1, 2, 900, 450)",
+        );
         let cipher = Arc::new(ContentCipher::plaintext());
-        {
-            // What version 1 wrote.
-            let conn = Connection::open(dir.join("chatbox.db")).unwrap();
-            conn.execute_batch(SCHEMA).unwrap();
-            conn.execute_batch("PRAGMA user_version = 1").unwrap();
-            conn.execute(
-                "INSERT INTO sessions (id, user_id, name, start_time, last_activity, is_active, response_count, \
-                 total_response_ms, avg_response_time) VALUES ('s1', 'u1', 'old', 1, 2, 1, 2, 900, 450)",
-                [],
-            )
-            .unwrap();
-        }
         let store = SqliteStore::open(&dir, Arc::clone(&cipher)).unwrap();
         store.prepare().await.unwrap();
         store.prepare().await.unwrap();
@@ -784,11 +1083,71 @@ mod tests {
         let new = store.session("s1").await.unwrap().unwrap();
         assert_eq!(new.counters.avg_first_token_ms, 40, "120 ms over three answers");
         assert_eq!(new.model_id.as_deref(), Some("claude"));
-        let version: i64 = Connection::open(dir.join("chatbox.db"))
-            .unwrap()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
+        assert_eq!(user_version(&dir), MIGRATIONS.len() + 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_version_2_database_is_migrated_and_keeps_its_sessions() {
+        let dir = database_at_version(
+            2,
+            "INSERT INTO sessions (id, user_id, name, start_time, last_activity, is_active, help_requested, \
+             admin_assisted, total_tokens, response_count, total_response_ms, avg_response_time, \
+             max_response_time, total_first_token_ms, avg_first_token_time) \
+             VALUES ('s2', 'u2', 'kept', 10, 20, 1, 1, 1, 70, 2, 900, 450, 600, 300, 150)",
+        );
+        let store = SqliteStore::open(&dir, Arc::new(ContentCipher::plaintext())).unwrap();
+        store.prepare().await.unwrap();
+        store.prepare().await.unwrap();
+        let old = store.session("s2").await.unwrap().expect("kept");
+        assert_eq!(old.name, "kept");
+        assert!(old.help_requested && old.admin_assisted);
+        assert_eq!(old.help_requested_at, None, "not known before version 3");
+        assert_eq!(
+            (old.counters.avg_first_token_ms, old.counters.max_response_ms),
+            (150, 600)
+        );
+
+        // What version 3 added works on the old rows.
+        let patch = SessionPatch {
+            help_requested_at: Some(Timestamp::from_millis(30)),
+            assisting_admin: Some(Some(AdminRef {
+                id: "a1".into(),
+                name: "Ada".into(),
+            })),
+            ..SessionPatch::default()
+        };
+        store.update_session("s2", &patch).await.unwrap();
+        let new = store.session("s2").await.unwrap().unwrap();
+        assert_eq!(new.help_requested_at, Some(Timestamp::from_millis(30)));
+        assert_eq!(new.assisting_admin_name.as_deref(), Some("Ada"));
+        let query = AdminSessionQuery {
+            help_requested: Some(true),
+            sort: SessionSort::Tokens,
+            limit: 10,
+            ..AdminSessionQuery::default()
+        };
+        let page = store.admin_sessions(&query).await.unwrap();
+        assert_eq!((page.total, page.sessions), (1, vec![new]));
+        let totals = store
+            .session_aggregates(Timestamp::from_millis(0), Timestamp::from_millis(100))
+            .await
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!((totals.total_sessions, totals.total_tokens), (1, 70));
+        let sample = ConcurrencySample {
+            at: Timestamp::from_millis(40),
+            concurrent: 1,
+        };
+        store.add_sample(&sample).await.unwrap();
+        assert_eq!(
+            store
+                .samples(Timestamp::from_millis(0), Timestamp::from_millis(100))
+                .await
+                .unwrap(),
+            [sample]
+        );
+        assert_eq!(store.open_takeovers(10).await.unwrap(), []);
+        assert_eq!(user_version(&dir), MIGRATIONS.len() + 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
