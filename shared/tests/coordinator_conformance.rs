@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chatbox_shared::coordinator::memory::MemoryCoordinator;
 use chatbox_shared::coordinator::redis::{RedisCoordinator, RedisOptions};
-use chatbox_shared::coordinator::{Admission, Coordinator, RateLimit, Renewal};
+use chatbox_shared::coordinator::{Admission, Coordinator, NotifyAdmission, RateLimit, Renewal, Suppressed};
 use chatbox_shared::namespace::Namespace;
 
 struct Fixture {
@@ -78,6 +78,8 @@ conformance!(
     ownership_lock_expires_without_renewal,
     active_session_is_one_per_user_and_lingers,
     token_bucket_limits_then_refills,
+    notifications_are_held_back_then_taken_once_for_the_digest,
+    held_back_notifications_outlive_their_window,
     heartbeat_and_check_answer,
 );
 
@@ -228,6 +230,90 @@ async fn token_bucket_limits_then_refills(c: &dyn Coordinator) {
         c.admit_message("u9", limit).await.unwrap(),
         Admission::Allowed,
         "refilled"
+    );
+}
+
+async fn notifications_are_held_back_then_taken_once_for_the_digest(c: &dyn Coordinator) {
+    use NotifyAdmission::{Send, Suppressed as Held};
+    let limit = RateLimit {
+        capacity: 2,
+        window: Duration::from_millis(500),
+    };
+    let mut seen = Vec::new();
+    for user in ["u1", "u2", "u1", "u3", "u1", ""] {
+        seen.push(c.admit_notification("help_request", limit, user).await.unwrap());
+    }
+    assert_eq!(seen, [Send, Send, Held, Held, Held, Held]);
+    assert_eq!(
+        c.admit_notification("llm_failure", limit, "u1").await.unwrap(),
+        Send,
+        "each kind has its own window"
+    );
+    assert_eq!(
+        c.take_suppressed("help_request").await.unwrap(),
+        None,
+        "nothing is taken while the window runs"
+    );
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (a, b) = tokio::join!(
+        c.take_suppressed("help_request"),
+        c.take_suppressed("help_request")
+    );
+    let taken: Vec<Suppressed> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(
+        taken,
+        [Suppressed {
+            count: 4,
+            affected_users: 2
+        }],
+        "one caller gets the digest: four held back, naming u1 and u3"
+    );
+    assert_eq!(
+        c.take_suppressed("help_request").await.unwrap(),
+        None,
+        "taken once"
+    );
+    assert_eq!(
+        c.take_suppressed("llm_failure").await.unwrap(),
+        None,
+        "nothing was held back"
+    );
+    assert_eq!(
+        c.admit_notification("help_request", limit, "u1").await.unwrap(),
+        Send,
+        "a new window"
+    );
+}
+
+async fn held_back_notifications_outlive_their_window(c: &dyn Coordinator) {
+    let limit = RateLimit {
+        capacity: 1,
+        window: Duration::from_millis(300),
+    };
+    let admit = |user| c.admit_notification("database_failure", limit, user);
+    assert_eq!(admit("u1").await.unwrap(), NotifyAdmission::Send);
+    assert_eq!(admit("u1").await.unwrap(), NotifyAdmission::Suppressed);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // A new window starts before anyone took the old one's digest.
+    assert_eq!(admit("u2").await.unwrap(), NotifyAdmission::Send);
+    assert_eq!(admit("u2").await.unwrap(), NotifyAdmission::Suppressed);
+    assert_eq!(admit("u3").await.unwrap(), NotifyAdmission::Suppressed);
+    assert_eq!(
+        c.take_suppressed("database_failure").await.unwrap(),
+        Some(Suppressed {
+            count: 1,
+            affected_users: 1
+        }),
+        "the ended window's digest, not the running one's"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        c.take_suppressed("database_failure").await.unwrap(),
+        Some(Suppressed {
+            count: 2,
+            affected_users: 2
+        })
     );
 }
 

@@ -1,7 +1,8 @@
 //! The in-process coordinator of the all-in-one: the same semantics as the
-//! Redis adapter (expiries, fencing, token buckets) in one locked map.
+//! Redis adapter (expiries, fencing, token buckets, notification windows)
+//! in one locked map.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    ActiveSession, Admission, Coordinator, CoordinatorError, OwnerClaim, OwnerToken, RateLimit, Renewal,
+    ActiveSession, Admission, Coordinator, CoordinatorError, NotifyAdmission, OwnerClaim, OwnerToken,
+    RateLimit, Renewal, SUPPRESSED_USERS_MAX, Suppressed,
 };
 use crate::namespace::Keys;
 
@@ -24,6 +26,33 @@ struct State {
     values: HashMap<String, Entry>,
     counters: HashMap<String, u64>,
     buckets: HashMap<String, (f64, Instant)>,
+    notify_windows: HashMap<String, NotifyWindow>,
+    digests: HashMap<String, Suppressed>,
+}
+
+/// The current window of one kind of notification.
+struct NotifyWindow {
+    ends: Instant,
+    count: u64,
+    held: u64,
+    users: HashSet<String>,
+}
+
+impl State {
+    /// Moves what an ended window of `key` held back to its digest.
+    fn close_window(&mut self, key: &str, now: Instant) {
+        if self.notify_windows.get(key).is_some_and(|w| w.ends <= now)
+            && let Some(ended) = self.notify_windows.remove(key)
+            && ended.held > 0
+        {
+            let digest = self.digests.entry(key.to_owned()).or_insert(Suppressed {
+                count: 0,
+                affected_users: 0,
+            });
+            digest.count += ended.held;
+            digest.affected_users += ended.users.len() as u64;
+        }
+    }
 }
 
 struct Entry {
@@ -214,6 +243,40 @@ impl Coordinator for MemoryCoordinator {
                 retry_after: wait.max(Duration::from_millis(1)),
             })
         }
+    }
+
+    async fn admit_notification(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        affected: &str,
+    ) -> Result<NotifyAdmission, CoordinatorError> {
+        let key = self.keys.notification(key);
+        let now = Instant::now();
+        let mut s = self.state();
+        s.close_window(&key, now);
+        let window = s.notify_windows.entry(key).or_insert_with(|| NotifyWindow {
+            ends: now + limit.window,
+            count: 0,
+            held: 0,
+            users: HashSet::new(),
+        });
+        window.count += 1;
+        if window.count <= u64::from(limit.capacity) {
+            return Ok(NotifyAdmission::Send);
+        }
+        window.held += 1;
+        if !affected.is_empty() && (window.users.len() as u64) < SUPPRESSED_USERS_MAX {
+            window.users.insert(affected.to_owned());
+        }
+        Ok(NotifyAdmission::Suppressed)
+    }
+
+    async fn take_suppressed(&self, key: &str) -> Result<Option<Suppressed>, CoordinatorError> {
+        let key = self.keys.notification(key);
+        let mut s = self.state();
+        s.close_window(&key, Instant::now());
+        Ok(s.digests.remove(&key))
     }
 
     async fn heartbeat(&self, pod_id: &str, info: &str, ttl: Duration) -> Result<(), CoordinatorError> {

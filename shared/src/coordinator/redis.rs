@@ -13,8 +13,8 @@ use fred::prelude::*;
 use fred::types::Value;
 
 use super::{
-    ActiveSession, Admission, Coordinator, CoordinatorError, OwnerClaim, OwnerToken, RateLimit, Renewal,
-    SESSION_COUNTER_TTL, millis,
+    ActiveSession, Admission, Coordinator, CoordinatorError, DIGEST_GRACE, NotifyAdmission, OwnerClaim,
+    OwnerToken, RateLimit, Renewal, SESSION_COUNTER_TTL, SUPPRESSED_USERS_MAX, Suppressed, millis,
 };
 use crate::namespace::Keys;
 
@@ -56,6 +56,8 @@ struct Scripts {
     activate_session: Script,
     linger_session: Script,
     rate_limit: Script,
+    admit_notification: Script,
+    take_suppressed: Script,
 }
 
 /// The Redis [`Coordinator`].
@@ -117,6 +119,8 @@ impl RedisCoordinator {
                 activate_session: Script::new(include_str!("lua/activate_session.lua")),
                 linger_session: Script::new(include_str!("lua/linger_session.lua")),
                 rate_limit: Script::new(include_str!("lua/rate_limit.lua")),
+                admit_notification: Script::new(include_str!("lua/admit_notification.lua")),
+                take_suppressed: Script::new(include_str!("lua/take_suppressed.lua")),
             },
         })
     }
@@ -142,6 +146,16 @@ impl RedisCoordinator {
             }
             result => result.map_err(unavailable),
         }
+    }
+
+    /// The keys of notification `key`'s window, users and digest (one hash
+    /// slot).
+    fn notification_keys(&self, key: &str) -> Vec<String> {
+        vec![
+            self.keys.notification(key),
+            self.keys.notification_users(key),
+            self.keys.notification_digest(key),
+        ]
     }
 
     /// Deletes every key of this namespace (tests clean up with it).
@@ -332,6 +346,46 @@ impl Coordinator for RedisCoordinator {
                 retry_after: Duration::from_millis(u64::try_from(retry_ms).unwrap_or(1).max(1)),
             }
         })
+    }
+
+    async fn admit_notification(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        affected: &str,
+    ) -> Result<NotifyAdmission, CoordinatorError> {
+        let send: i64 = self
+            .eval(
+                &self.scripts.admit_notification,
+                self.notification_keys(key),
+                vec![
+                    i64::from(limit.capacity).into(),
+                    ms_arg(limit.window).into(),
+                    affected.into(),
+                    i64::try_from(SUPPRESSED_USERS_MAX).unwrap_or(i64::MAX).into(),
+                    ms_arg(DIGEST_GRACE).into(),
+                ],
+            )
+            .await?;
+        Ok(if send == 1 {
+            NotifyAdmission::Send
+        } else {
+            NotifyAdmission::Suppressed
+        })
+    }
+
+    async fn take_suppressed(&self, key: &str) -> Result<Option<Suppressed>, CoordinatorError> {
+        let (count, affected_users): (u64, u64) = self
+            .eval(
+                &self.scripts.take_suppressed,
+                self.notification_keys(key),
+                Vec::new(),
+            )
+            .await?;
+        Ok((count > 0).then_some(Suppressed {
+            count,
+            affected_users,
+        }))
     }
 
     async fn heartbeat(&self, pod_id: &str, info: &str, ttl: Duration) -> Result<(), CoordinatorError> {
