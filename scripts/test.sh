@@ -3,7 +3,8 @@
 # suites (in-process, Redis, NATS, SQLite, MongoDB), and the system tests
 # that run the real binaries. Installs and starts what is missing on a
 # fresh Debian machine: the Rust toolchain, a C compiler, redis-server,
-# nats-server and the MongoDB stand-in (nx-27017, from PyPI).
+# nats-server, the MongoDB stand-in (nx-27017, from PyPI) and the SMTP
+# server aiosmtpd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/services.sh
@@ -13,7 +14,8 @@ ensure_toolchain
 ensure_redis
 ensure_nats
 ensure_mongo
-say "Redis: $CHATBOX_TEST_REDIS_URL  NATS: $CHATBOX_TEST_NATS_URL  MongoDB: $CHATBOX_TEST_MONGO_URI"
+ensure_smtp_sink
+say "Redis: $CHATBOX_TEST_REDIS_URL  NATS: $CHATBOX_TEST_NATS_URL  MongoDB: $CHATBOX_TEST_MONGO_URI  SMTP sink: $CHATBOX_TEST_SMTP_PYTHON -m aiosmtpd"
 
 # One target directory per machine, shared by every checkout (CI clones
 # afresh each run): dependencies are built once. Cargo locks it, so runs

@@ -16,8 +16,8 @@
 
 pub mod admin;
 pub mod connection;
-pub mod cors;
 pub mod control;
+pub mod cors;
 pub mod credentials;
 pub mod heartbeat;
 pub mod http_error;
@@ -204,7 +204,10 @@ impl Gateway {
             conn.close(connection::shutdown_order(&self.state, &conn.session_id));
         }
         for conn in self.state.admins.all() {
-            conn.close(connection::admin_close_order(&self.state, StatusReason::ServerShutdown));
+            conn.close(connection::admin_close_order(
+                &self.state,
+                StatusReason::ServerShutdown,
+            ));
         }
         self.state.connections.close();
         if tokio::time::timeout(grace, self.state.connections.wait())

@@ -131,3 +131,28 @@ ensure_mongo() {
   wait_port 127.0.0.1 "$port" nx-27017
   export CHATBOX_TEST_MONGO_URI=mongodb://127.0.0.1:$port
 }
+
+# aiosmtpd, the SMTP server the notification tests mail to. Debian's
+# python3-aiosmtpd installs it for /usr/bin/python3, which need not be the
+# python3 first on PATH (a pyenv, say), so the interpreter that has it is
+# exported as CHATBOX_TEST_SMTP_PYTHON. Without apt, it goes into a
+# virtualenv under ~/.cache/chatbox.
+ensure_smtp_sink() {
+  local python venv=$HOME/.cache/chatbox/aiosmtpd
+  for python in "${CHATBOX_TEST_SMTP_PYTHON:-}" /usr/bin/python3 "$venv/bin/python" "$(command -v python3 || true)"; do
+    if [ -n "$python" ] && [ -x "$python" ] && "$python" -c 'import aiosmtpd' >/dev/null 2>&1; then
+      export CHATBOX_TEST_SMTP_PYTHON=$python
+      return 0
+    fi
+  done
+  if apt_install python3-aiosmtpd && /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+    export CHATBOX_TEST_SMTP_PYTHON=/usr/bin/python3
+    return 0
+  fi
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  say "installing aiosmtpd (pip, into $venv)"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || { apt_install python3-venv && python3 -m venv "$venv"; }
+  "$venv/bin/pip" install -q aiosmtpd
+  export CHATBOX_TEST_SMTP_PYTHON=$venv/bin/python
+}

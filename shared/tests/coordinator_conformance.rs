@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use chatbox_shared::coordinator::memory::MemoryCoordinator;
 use chatbox_shared::coordinator::redis::{RedisCoordinator, RedisOptions};
-use chatbox_shared::coordinator::{AdminClaim, Admission, Coordinator, RateLimit, Renewal, Watcher};
-use chatbox_shared::protocol::Timestamp;
+use chatbox_shared::coordinator::{
+    AdminClaim, Admission, Coordinator, NotifyAdmission, RateLimit, Renewal, Suppressed, Watcher,
+};
 use chatbox_shared::namespace::Namespace;
+use chatbox_shared::protocol::Timestamp;
 
 struct Fixture {
     c: Arc<dyn Coordinator>,
@@ -79,6 +81,8 @@ conformance!(
     ownership_lock_expires_without_renewal,
     active_session_is_one_per_user_and_lingers,
     token_bucket_limits_then_refills,
+    notifications_are_held_back_then_taken_once_for_the_digest,
+    held_back_notifications_outlive_their_window,
     heartbeat_and_check_answer,
     takeover_lock_is_one_admin_at_a_time,
     takeover_lock_expires_without_renewal,
@@ -236,6 +240,90 @@ async fn token_bucket_limits_then_refills(c: &dyn Coordinator) {
     );
 }
 
+async fn notifications_are_held_back_then_taken_once_for_the_digest(c: &dyn Coordinator) {
+    use NotifyAdmission::{Send, Suppressed as Held};
+    let limit = RateLimit {
+        capacity: 2,
+        window: Duration::from_millis(500),
+    };
+    let mut seen = Vec::new();
+    for user in ["u1", "u2", "u1", "u3", "u1", ""] {
+        seen.push(c.admit_notification("help_request", limit, user).await.unwrap());
+    }
+    assert_eq!(seen, [Send, Send, Held, Held, Held, Held]);
+    assert_eq!(
+        c.admit_notification("llm_failure", limit, "u1").await.unwrap(),
+        Send,
+        "each kind has its own window"
+    );
+    assert_eq!(
+        c.take_suppressed("help_request").await.unwrap(),
+        None,
+        "nothing is taken while the window runs"
+    );
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (a, b) = tokio::join!(
+        c.take_suppressed("help_request"),
+        c.take_suppressed("help_request")
+    );
+    let taken: Vec<Suppressed> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(
+        taken,
+        [Suppressed {
+            count: 4,
+            affected_users: 2
+        }],
+        "one caller gets the digest: four held back, naming u1 and u3"
+    );
+    assert_eq!(
+        c.take_suppressed("help_request").await.unwrap(),
+        None,
+        "taken once"
+    );
+    assert_eq!(
+        c.take_suppressed("llm_failure").await.unwrap(),
+        None,
+        "nothing was held back"
+    );
+    assert_eq!(
+        c.admit_notification("help_request", limit, "u1").await.unwrap(),
+        Send,
+        "a new window"
+    );
+}
+
+async fn held_back_notifications_outlive_their_window(c: &dyn Coordinator) {
+    let limit = RateLimit {
+        capacity: 1,
+        window: Duration::from_millis(300),
+    };
+    let admit = |user| c.admit_notification("database_failure", limit, user);
+    assert_eq!(admit("u1").await.unwrap(), NotifyAdmission::Send);
+    assert_eq!(admit("u1").await.unwrap(), NotifyAdmission::Suppressed);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // A new window starts before anyone took the old one's digest.
+    assert_eq!(admit("u2").await.unwrap(), NotifyAdmission::Send);
+    assert_eq!(admit("u2").await.unwrap(), NotifyAdmission::Suppressed);
+    assert_eq!(admit("u3").await.unwrap(), NotifyAdmission::Suppressed);
+    assert_eq!(
+        c.take_suppressed("database_failure").await.unwrap(),
+        Some(Suppressed {
+            count: 1,
+            affected_users: 1
+        }),
+        "the ended window's digest, not the running one's"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        c.take_suppressed("database_failure").await.unwrap(),
+        Some(Suppressed {
+            count: 2,
+            affected_users: 2
+        })
+    );
+}
+
 async fn heartbeat_and_check_answer(c: &dyn Coordinator) {
     c.heartbeat("gw-a", r#"{"connections":0}"#, Duration::from_secs(1))
         .await
@@ -247,7 +335,11 @@ async fn takeover_lock_is_one_admin_at_a_time(c: &dyn Coordinator) {
     let ttl = Duration::from_secs(10);
     let t0 = Timestamp::from_millis(1_000);
     assert_eq!(c.admin_holder("s1").await.unwrap(), None);
-    let AdminClaim::Taken(ann) = c.claim_admin("s1", "adm-ann", "Ann / Support", t0, ttl).await.unwrap() else {
+    let AdminClaim::Taken(ann) = c
+        .claim_admin("s1", "adm-ann", "Ann / Support", t0, ttl)
+        .await
+        .unwrap()
+    else {
         panic!("a free lock is taken");
     };
     assert_eq!(ann.admin_name, "Ann / Support");
@@ -261,7 +353,9 @@ async fn takeover_lock_is_one_admin_at_a_time(c: &dyn Coordinator) {
         "a second admin is refused and told who holds it"
     );
     assert_eq!(
-        c.claim_admin("s1", "adm-ann", "Ann / Support", later, ttl).await.unwrap(),
+        c.claim_admin("s1", "adm-ann", "Ann / Support", later, ttl)
+            .await
+            .unwrap(),
         AdminClaim::Resumed(ann.clone()),
         "the holder resumes the same takeover (same start)"
     );
@@ -271,12 +365,19 @@ async fn takeover_lock_is_one_admin_at_a_time(c: &dyn Coordinator) {
         AdminClaim::HeldBy(_)
     ));
     assert_eq!(
-        c.renew_admins(&[("s1".into(), "adm-bob".into()), ("s1".into(), "adm-ann".into())], ttl)
-            .await
-            .unwrap(),
+        c.renew_admins(
+            &[("s1".into(), "adm-bob".into()), ("s1".into(), "adm-ann".into())],
+            ttl
+        )
+        .await
+        .unwrap(),
         vec![false, true]
     );
-    assert_eq!(c.release_admin("s1", "adm-bob").await.unwrap(), None, "only the holder releases");
+    assert_eq!(
+        c.release_admin("s1", "adm-bob").await.unwrap(),
+        None,
+        "only the holder releases"
+    );
     assert_eq!(c.release_admin("s1", "adm-ann").await.unwrap(), Some(ann));
     assert_eq!(c.admin_holder("s1").await.unwrap(), None);
     assert!(matches!(
@@ -293,12 +394,26 @@ async fn takeover_lock_expires_without_renewal(c: &dyn Coordinator) {
         AdminClaim::Taken(_)
     ));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(c.renew_admins(&[("s2".into(), "adm-1".into())], short).await.unwrap(), vec![true]);
+    assert_eq!(
+        c.renew_admins(&[("s2".into(), "adm-1".into())], short)
+            .await
+            .unwrap(),
+        vec![true]
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(c.admin_holder("s2").await.unwrap().is_some(), "renewed in time");
     tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(c.admin_holder("s2").await.unwrap(), None, "expired without renewal");
-    assert_eq!(c.renew_admins(&[("s2".into(), "adm-1".into())], short).await.unwrap(), vec![false]);
+    assert_eq!(
+        c.admin_holder("s2").await.unwrap(),
+        None,
+        "expired without renewal"
+    );
+    assert_eq!(
+        c.renew_admins(&[("s2".into(), "adm-1".into())], short)
+            .await
+            .unwrap(),
+        vec![false]
+    );
 }
 
 async fn watchers_are_listed_while_renewed(c: &dyn Coordinator) {
@@ -314,7 +429,11 @@ async fn watchers_are_listed_while_renewed(c: &dyn Coordinator) {
     c.watch("s3", &bob, Duration::from_millis(300)).await.unwrap();
     assert_eq!(watchers_of(c, "s3").await, vec![ann.clone(), bob.clone()]);
     tokio::time::sleep(Duration::from_millis(450)).await;
-    assert_eq!(watchers_of(c, "s3").await, vec![ann.clone()], "a watcher not renewed expires alone");
+    assert_eq!(
+        watchers_of(c, "s3").await,
+        vec![ann.clone()],
+        "a watcher not renewed expires alone"
+    );
     c.watch("s3", &bob, Duration::from_secs(10)).await.unwrap();
     c.unwatch("s3", "adm-ann").await.unwrap();
     assert_eq!(watchers_of(c, "s3").await, vec![bob]);
@@ -333,7 +452,10 @@ async fn live_state_and_pods(c: &dyn Coordinator) {
         .unwrap();
     assert_eq!(states.len(), 2);
     assert_eq!(states[0].owner, Some(claim.token));
-    assert_eq!(states[0].assisting.as_ref().map(|h| h.admin_id.as_str()), Some("adm-1"));
+    assert_eq!(
+        states[0].assisting.as_ref().map(|h| h.admin_id.as_str()),
+        Some("adm-1")
+    );
     assert!(states[0].watchers.is_empty());
     assert_eq!(states[1], Default::default());
 
@@ -353,5 +475,9 @@ async fn live_state_and_pods(c: &dyn Coordinator) {
 }
 
 async fn watchers_of(c: &dyn Coordinator, session_id: &str) -> Vec<Watcher> {
-    c.live_state(&[session_id.to_owned()]).await.unwrap().remove(0).watchers
+    c.live_state(&[session_id.to_owned()])
+        .await
+        .unwrap()
+        .remove(0)
+        .watchers
 }

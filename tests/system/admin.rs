@@ -19,19 +19,19 @@ const WAIT: Duration = Duration::from_secs(20);
 /// SMS recorder. (Fields drop in order: processes before the namespace.)
 struct StaffCluster {
     gateways: Vec<Proc>,
-    workers: Vec<Proc>,
+    _workers: Vec<Proc>,
     mock: Proc,
     smtp: SmtpSink,
     sms: TwilioRecorder,
-    ns: TestNamespace,
+    _ns: TestNamespace,
 }
 
 impl StaffCluster {
     async fn start(mock_args: &[&str], per_window: u32, window: &str) -> StaffCluster {
         let ns = TestNamespace::new();
         let dir = log_dir(&ns.name);
-        let smtp = SmtpSink::start().await;
-        let sms = TwilioRecorder::start().await;
+        let smtp = SmtpSink::start();
+        let sms = TwilioRecorder::start(TWILIO_SID, "twilio-secret").await;
         let mock = start_mock(&dir, "mock", mock_args).await;
         let config = staff_config(&dir, &mock.addr, &smtp, &sms, per_window, window);
         let mut env = scaled_env(&ns);
@@ -53,11 +53,11 @@ impl StaffCluster {
         ];
         StaffCluster {
             gateways,
-            workers,
+            _workers: workers,
             mock,
             smtp,
             sms,
-            ns,
+            _ns: ns,
         }
     }
 
@@ -68,7 +68,14 @@ impl StaffCluster {
 
 /// The workers' configuration: the mock LLM, mail to the sink, SMS to the
 /// recorder, `per_window` notifications per `window`.
-fn staff_config(dir: &Path, mock_addr: &str, smtp: &SmtpSink, sms: &TwilioRecorder, per_window: u32, window: &str) -> std::path::PathBuf {
+fn staff_config(
+    dir: &Path,
+    mock_addr: &str,
+    smtp: &SmtpSink,
+    sms: &TwilioRecorder,
+    per_window: u32,
+    window: &str,
+) -> std::path::PathBuf {
     let path = dir.join("staff.toml");
     let text = format!(
         r#"[[chatbox.llm.providers]]
@@ -80,10 +87,46 @@ model = "mock-model"
 
 {notifications}
 "#,
-        notifications = crate::sinks::notifications_toml(smtp, sms, per_window, window),
+        notifications = notifications_toml(smtp, sms, per_window, window),
     );
     std::fs::write(&path, text).expect("config file");
     path
+}
+
+const TWILIO_SID: &str = "AC00000000000000000000000000000001";
+
+/// Mail to the sink and SMS to the recorder, `per_window` of each event
+/// per `window`; help requests go by both (the default rule).
+fn notifications_toml(smtp: &SmtpSink, sms: &TwilioRecorder, per_window: u32, window: &str) -> String {
+    format!(
+        r#"[chatbox.notifications]
+admin_emails = ["oncall@example.com"]
+admin_phones = ["+15550001111"]
+admin_console_url = "https://console.example/chat/admin/"
+from = "chatbox@example.com"
+email_engine = "smtp"
+sms_engine = "twilio"
+
+[chatbox.notifications.smtp]
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+
+[chatbox.notifications.twilio]
+account_sid = "{sid}"
+auth_token = "{token}"
+from_number = "+15550002222"
+base_url = "{base}"
+
+[chatbox.notifications.rate_limit]
+max_per_window = {per_window}
+window = "{window}"
+"#,
+        port = smtp.port,
+        sid = sms.account_sid,
+        token = sms.auth_token,
+        base = sms.base_url,
+    )
 }
 
 fn admin_token(sub: &str, name: &str) -> String {
@@ -127,14 +170,22 @@ async fn help_watch_takeover_and_release_across_two_gateways() {
     assert_eq!(mails.len(), 1, "one mail for one help request");
     let mail = &mails[0];
     for needle in ["ann", sid.as_str(), "?session=", "I need a person"] {
-        assert!(mail.body.contains(needle), "mail body lacks {needle:?}:\n{}", mail.body);
+        assert!(
+            mail.body.contains(needle),
+            "mail body lacks {needle:?}:\n{}",
+            mail.body
+        );
     }
     let texts = c.sms.wait_for(1, WAIT).await;
     assert_eq!(texts.len(), 1, "one SMS for one help request");
     assert!(texts[0].body.contains(&sid), "SMS body: {}", texts[0].body);
 
     let alice = admin_token("adm-alice", "Alice");
-    let listed = admin_get(&c.url(1, "/chat/admin/sessions?help_requested=true&status=active"), &alice).await;
+    let listed = admin_get(
+        &c.url(1, "/chat/admin/sessions?help_requested=true&status=active"),
+        &alice,
+    )
+    .await;
     let row = listed["sessions"]
         .as_array()
         .unwrap()
@@ -148,11 +199,17 @@ async fn help_watch_takeover_and_release_across_two_gateways() {
 
     // Alice watches from gateway B and sees the next turn as it streams.
     let mut admin = Client::connect_admin(&c.gateways[1].addr, &alice).await;
-    admin.send(json!({"type": "watch", "id": "w1", "session_id": sid})).await;
+    admin
+        .send(json!({"type": "watch", "id": "w1", "session_id": sid}))
+        .await;
     let state = admin.until(WAIT, |f| f["type"] == "session_state").await;
     assert_eq!(state["id"], "w1");
     assert!(
-        state["data"]["messages"].as_array().unwrap().iter().any(|m| m["type"] == "help_request"),
+        state["data"]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["type"] == "help_request"),
         "the watch starts with the conversation so far: {state}"
     );
     assert_eq!(state["data"]["session"]["watchers"][0]["admin_name"], "Alice");
@@ -164,7 +221,12 @@ async fn help_watch_takeover_and_release_across_two_gateways() {
         .await;
     assert_eq!(echo["content"], "hello there");
     let done = admin.answer(WAIT).await;
-    assert!(done["content"].as_str().unwrap().starts_with("You said: hello there"));
+    assert!(
+        done["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("You said: hello there")
+    );
     assert!(
         frames_of(&admin, "ai_response").any(|f| f["done"] == false),
         "the admin sees the streamed chunks, not only the end"
@@ -173,8 +235,12 @@ async fn help_watch_takeover_and_release_across_two_gateways() {
     assert_eq!(completions, 1);
 
     // Takeover: the user is told who assists; the model is silent.
-    admin.send(json!({"type": "takeover", "id": "t1", "session_id": sid})).await;
-    let taken = admin.until(WAIT, |f| f["type"] == "takeover" || f["type"] == "error").await;
+    admin
+        .send(json!({"type": "takeover", "id": "t1", "session_id": sid}))
+        .await;
+    let taken = admin
+        .until(WAIT, |f| f["type"] == "takeover" || f["type"] == "error")
+        .await;
     assert_eq!(taken["type"], "takeover", "{taken}");
     assert_eq!(taken["data"]["admin_name"], "Alice");
     let join = user.until(WAIT, |f| f["type"] == "admin_join").await;
@@ -187,7 +253,9 @@ async fn help_watch_takeover_and_release_across_two_gateways() {
         .await;
     assert_eq!(heard["sender"], "user");
     admin
-        .send(json!({"type": "user_message", "id": "a1", "session_id": sid, "content": "Yes, this is Alice."}))
+        .send(
+            json!({"type": "user_message", "id": "a1", "session_id": sid, "content": "Yes, this is Alice."}),
+        )
         .await;
     let reply = user
         .until(WAIT, |f| f["type"] == "user_message" && f["sender"] == "admin")
@@ -198,11 +266,20 @@ async fn help_watch_takeover_and_release_across_two_gateways() {
     // A second admin, on gateway A, is refused and told who holds it.
     let bob = admin_token("adm-bob", "Bob");
     let mut second = Client::connect_admin(&c.gateways[0].addr, &bob).await;
-    second.send(json!({"type": "takeover", "id": "t2", "session_id": sid})).await;
-    let refused = second.until(WAIT, |f| f["type"] == "error" && f["id"] == "t2").await;
+    second
+        .send(json!({"type": "takeover", "id": "t2", "session_id": sid}))
+        .await;
+    let refused = second
+        .until(WAIT, |f| f["type"] == "error" && f["id"] == "t2")
+        .await;
     assert!(is_error(&refused, "SESSION_LOCKED"), "{refused}");
     assert!(refused["error"]["message"].as_str().unwrap().contains("Alice"));
-    let (status, body) = api(reqwest::Method::POST, &c.url(0, &format!("/chat/admin/takeover/{sid}")), &bob).await;
+    let (status, body) = api(
+        reqwest::Method::POST,
+        &c.url(0, &format!("/chat/admin/takeover/{sid}")),
+        &bob,
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
     // Presence: Alice sees Bob watching too.
     let presence = admin
@@ -211,10 +288,16 @@ async fn help_watch_takeover_and_release_across_two_gateways() {
         })
         .await;
     assert_eq!(presence["data"]["assisting"]["admin_name"], "Alice");
-    assert_eq!(completions, mock_completions(&c.mock).await, "no model call during the takeover");
+    assert_eq!(
+        completions,
+        mock_completions(&c.mock).await,
+        "no model call during the takeover"
+    );
 
     // Release: the user is told; the model answers again.
-    admin.send(json!({"type": "release", "id": "r1", "session_id": sid})).await;
+    admin
+        .send(json!({"type": "release", "id": "r1", "session_id": sid}))
+        .await;
     let leave = user.until(WAIT, |f| f["type"] == "admin_leave").await;
     assert_eq!(leave["metadata"]["reason"], "released");
     user.say("m3", "thanks").await;
@@ -267,13 +350,19 @@ async fn a_takeover_stops_the_streaming_answer_and_an_admin_who_vanishes_is_let_
     let mut user = Client::connect(&c.gateways[0].addr, &token("cy", &[]), None).await;
     let sid = user.status().await["session_id"].as_str().unwrap().to_owned();
     user.say("long", "tell me a long story").await;
-    user.until(WAIT, |f| f["type"] == "ai_response" && f["done"] == false).await;
+    user.until(WAIT, |f| f["type"] == "ai_response" && f["done"] == false)
+        .await;
 
     let mut admin = Client::connect_admin(&c.gateways[1].addr, &admin_token("adm-dee", "Dee")).await;
-    admin.send(json!({"type": "takeover", "id": "t", "session_id": sid})).await;
+    admin
+        .send(json!({"type": "takeover", "id": "t", "session_id": sid}))
+        .await;
     admin.until(WAIT, |f| f["type"] == "takeover").await;
     let stopped = user.answer(WAIT).await;
-    assert_eq!(stopped["metadata"]["finish_reason"], "admin_takeover", "{stopped}");
+    assert_eq!(
+        stopped["metadata"]["finish_reason"], "admin_takeover",
+        "{stopped}"
+    );
     let join = user.until(WAIT, |f| f["type"] == "admin_join").await;
     assert!(
         join["seq"].as_u64() > stopped["seq"].as_u64(),
@@ -283,7 +372,9 @@ async fn a_takeover_stops_the_streaming_answer_and_an_admin_who_vanishes_is_let_
     // The admin's socket drops without a release: after the grace period
     // the user is told and the takeover is closed in the audit log.
     drop(admin);
-    let leave = user.until(Duration::from_secs(15), |f| f["type"] == "admin_leave").await;
+    let leave = user
+        .until(Duration::from_secs(15), |f| f["type"] == "admin_leave")
+        .await;
     assert_eq!(leave["metadata"]["reason"], "disconnected");
     let detail = admin_get(
         &c.url(0, &format!("/chat/admin/sessions/{sid}")),
@@ -294,7 +385,9 @@ async fn a_takeover_stops_the_streaming_answer_and_an_admin_who_vanishes_is_let_
     assert!(detail["session"]["assisting"].is_null(), "{detail}");
     user.say("back", "hello?").await;
     let answered = user
-        .until(WAIT, |f| f["type"] == "ai_response" && f["done"] == true && f["seq"].as_u64() > leave["seq"].as_u64())
+        .until(WAIT, |f| {
+            f["type"] == "ai_response" && f["done"] == true && f["seq"].as_u64() > leave["seq"].as_u64()
+        })
         .await;
     assert_eq!(answered["metadata"]["finish_reason"], "complete");
 }
@@ -310,7 +403,8 @@ async fn a_burst_of_fifty_help_requests_sends_the_configured_number_and_one_dige
     }
     for round in 0..5 {
         for u in users.iter_mut() {
-            u.send(json!({"type": "help_request", "id": format!("h{round}")})).await;
+            u.send(json!({"type": "help_request", "id": format!("h{round}")}))
+                .await;
         }
     }
     for u in users.iter_mut() {
@@ -320,13 +414,25 @@ async fn a_burst_of_fifty_help_requests_sends_the_configured_number_and_one_dige
     }
     let burst = c.smtp.wait_for(3, WAIT).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(c.smtp.messages().len(), 3, "at most 3 mails in the window: {burst:?}");
+    assert_eq!(
+        c.smtp.messages().len(),
+        3,
+        "at most 3 mails in the window: {burst:?}"
+    );
     assert_eq!(c.sms.requests().len(), 3, "at most 3 texts in the window");
     let all = c.smtp.wait_for(4, Duration::from_secs(20)).await;
     assert_eq!(all.len(), 4, "one digest after the window");
     let digest = &all[3];
-    assert!(digest.body.contains("47"), "the digest counts what was held back:\n{}", digest.body);
-    assert!(digest.body.contains("10"), "and the users affected:\n{}", digest.body);
+    assert!(
+        digest.body.contains("47"),
+        "the digest counts what was held back:\n{}",
+        digest.body
+    );
+    assert!(
+        digest.body.contains("10"),
+        "and the users affected:\n{}",
+        digest.body
+    );
 }
 
 #[tokio::test]
@@ -349,10 +455,21 @@ async fn users_are_refused_by_every_admin_endpoint() {
         let (status, body) = api(method.clone(), &format!("{base}{path}"), &user).await;
         assert_eq!(status, 403, "{method} {path}: {body}");
         assert_eq!(body["error"]["code"], "FORBIDDEN", "{body}");
-        let anonymous = http().request(method.clone(), format!("{base}{path}")).send().await.unwrap();
-        assert_eq!(anonymous.status().as_u16(), 401, "{method} {path} without a token");
+        let anonymous = http()
+            .request(method.clone(), format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            anonymous.status().as_u16(),
+            401,
+            "{method} {path} without a token"
+        );
     }
-    let refused = Client::try_connect_admin(&gateway.addr, &user).await.err().expect("refused");
+    let refused = Client::try_connect_admin(&gateway.addr, &user)
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(refused.status, 403);
     assert_eq!(refused.body["error"]["code"], "FORBIDDEN");
 
@@ -368,7 +485,9 @@ async fn users_are_refused_by_every_admin_endpoint() {
             .await
             .unwrap();
         let headers = preflight.headers();
-        let allow = headers.get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned());
+        let allow = headers
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned());
         if allowed {
             assert_eq!(preflight.status().as_u16(), 200);
             assert_eq!(allow.as_deref(), Some(origin));

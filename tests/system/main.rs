@@ -7,8 +7,11 @@
 //! each other; the namespace is deleted when the test ends. Redis and NATS
 //! addresses come from `CHATBOX_TEST_REDIS_URL` and `CHATBOX_TEST_NATS_URL`
 //! (default: the standard local ports); `scripts/test.sh` starts them when
-//! they are missing.
+//! they are missing. The notification tests deliver to real servers too
+//! ([`sinks`]: aiosmtpd, and recorders that speak Twilio's and SES's
+//! APIs).
 
+mod sinks;
 mod support;
 
 mod admin;
@@ -17,6 +20,7 @@ mod answers;
 mod auth;
 mod cli;
 mod llm;
+mod notifications;
 mod persistence;
 mod resilience;
 mod scaled;

@@ -466,7 +466,14 @@ impl Client {
 
     /// Connects an admin console, or returns the refusal.
     pub async fn try_connect_admin(addr: &str, token: &str) -> Result<Client, Refusal> {
-        Self::open(format!("ws://{addr}/chat/admin/ws?"), Some(token), None, TokenVia::Query, None).await
+        Self::open(
+            format!("ws://{addr}/chat/admin/ws?"),
+            Some(token),
+            None,
+            TokenVia::Query,
+            None,
+        )
+        .await
     }
 
     /// Connects, or returns the refusal.

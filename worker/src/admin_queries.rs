@@ -75,12 +75,9 @@ pub async fn session(state: &WorkerState, r: AdminSessionRequest) -> Result<Admi
     let store = state.store.as_ref();
     let sid = r.session_id.as_str();
     let limit = r.messages.min(MAX_MESSAGES);
-    let (session, last_seq, takeovers) = futures_util::try_join!(
-        store.session(sid),
-        store.last_seq(sid),
-        store.takeovers(sid),
-    )
-    .map_err(store_error)?;
+    let (session, last_seq, takeovers) =
+        futures_util::try_join!(store.session(sid), store.last_seq(sid), store.takeovers(sid),)
+            .map_err(store_error)?;
     let Some(session) = session else {
         return Err(not_found());
     };
@@ -127,11 +124,18 @@ pub async fn metrics(state: &WorkerState, q: MetricsQuery) -> Result<AdminMetric
         total_sessions: totals.total_sessions,
         active_sessions: active,
         connected_sessions: connected,
-        avg_concurrent: if count == 0 { 0.0 } else { sum as f64 / count as f64 },
+        avg_concurrent: if count == 0 {
+            0.0
+        } else {
+            sum as f64 / count as f64
+        },
         max_concurrent: samples.iter().map(|s| s.concurrent).max().unwrap_or(0),
         samples: count,
         total_tokens: totals.total_tokens,
-        avg_response_ms: totals.total_response_ms.checked_div(totals.response_count).unwrap_or(0),
+        avg_response_ms: totals
+            .total_response_ms
+            .checked_div(totals.response_count)
+            .unwrap_or(0),
         max_response_ms: totals.max_response_ms,
         admin_assisted: totals.admin_assisted,
         help_requests: totals.help_requests,

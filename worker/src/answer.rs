@@ -130,13 +130,14 @@ pub async fn stream(
                 send(std::mem::take(&mut pending)).await;
             }
             Err(_) => {
-                begun.breaker.record_failure();
-                break End::Interrupted(LlmError::Timeout("between tokens"));
+                let e = LlmError::Timeout("between tokens");
+                begun.breaker.record_failure(&e);
+                break End::Interrupted(e);
             }
             Ok(None) => break End::Complete,
             Ok(Some(Err(e))) => {
                 if e.counts_against_provider() {
-                    begun.breaker.record_failure();
+                    begun.breaker.record_failure(&e);
                 }
                 break End::Interrupted(e);
             }

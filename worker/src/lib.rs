@@ -5,8 +5,9 @@
 //! [`lifecycle`], [`history`], [`admin_queries`]), run turns
 //! ([`consumer`], [`turn`], [`staff_turns`]) against language models
 //! ([`llm`]), keep sessions and messages ([`store`]), publish frames back
-//! to sessions ([`outbox`]), and look after staff: abandoned
-//! [`takeovers`], concurrency samples ([`sampler`]).
+//! to sessions ([`outbox`]), tell the admins what needs a person
+//! ([`notify`]), and look after staff: abandoned [`takeovers`],
+//! concurrency samples ([`sampler`]).
 
 pub mod admin_queries;
 pub mod answer;
@@ -15,6 +16,7 @@ pub mod history;
 pub mod lifecycle;
 pub mod llm;
 pub mod metrics;
+pub mod notify;
 pub mod outbox;
 pub mod rpc;
 pub mod sampler;
@@ -22,8 +24,8 @@ pub mod session_name;
 pub mod staff_turns;
 pub mod state;
 pub mod stops;
-pub mod takeovers;
 pub mod store;
+pub mod takeovers;
 pub mod turn;
 
 use std::sync::Arc;
@@ -38,6 +40,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::llm::Providers;
+use crate::llm::breaker::Opened;
+use crate::notify::{Alert, EventKind, Notifications};
 use crate::outbox::Outbox;
 use crate::state::WorkerState;
 use crate::store::{Store, StoreError};
@@ -70,6 +74,9 @@ pub enum WorkerError {
     /// The store could not be prepared.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The notification engines are unusable.
+    #[error("{0}")]
+    Notifications(String),
 }
 
 /// A running worker.
@@ -86,6 +93,10 @@ impl Worker {
     /// Starts answering RPCs and consuming the inbound queue.
     pub async fn start(deps: WorkerDeps) -> Result<Worker, WorkerError> {
         let providers = Providers::from_config(&deps.config.chatbox.llm).map_err(WorkerError::Providers)?;
+        let notifications =
+            Notifications::from_config(&deps.config, Arc::clone(&deps.coordinator), &deps.pod_id)
+                .map_err(WorkerError::Notifications)?;
+        watch_breakers(&providers, &notifications, &deps.pod_id);
         let subjects = deps.namespace.subjects();
         let state = Arc::new(WorkerState {
             outbox: Outbox::new(
@@ -97,6 +108,7 @@ impl Worker {
             providers,
             store: deps.store,
             stops: Arc::default(),
+            notifications,
             subjects,
             config: deps.config,
             pod_id: deps.pod_id,
@@ -122,6 +134,7 @@ impl Worker {
         background.spawn(lifecycle::sweep_loop(Arc::clone(&state), stop_pulling.clone()));
         background.spawn(takeovers::check_loop(Arc::clone(&state), stop_pulling.clone()));
         background.spawn(sampler::sample_loop(Arc::clone(&state), stop_pulling.clone()));
+        background.spawn(Arc::clone(&state.notifications).digest_loop(stop_pulling.clone()));
         background.spawn(consumer::consume(
             Arc::clone(&state),
             stop_pulling.clone(),
@@ -164,5 +177,33 @@ impl Worker {
             self.turns.wait().await;
         }
         self.stop_listening.cancel();
+        self.state.notifications.shutdown(NOTIFY_GRACE.min(grace)).await;
+    }
+}
+
+/// How long shutdown waits for notifications still being sent.
+const NOTIFY_GRACE: Duration = Duration::from_secs(5);
+
+/// Tells the admins each time a provider's circuit breaker opens.
+fn watch_breakers(providers: &Providers, notifications: &Arc<Notifications>, pod_id: &str) {
+    for model in providers.all() {
+        let notifications = Arc::clone(notifications);
+        let pod_id = pod_id.to_owned();
+        model.breaker.on_open(Arc::new(move |opened: Opened| {
+            let alert = Alert::new(
+                EventKind::LlmFailure,
+                format!("model provider {} keeps failing: its circuit breaker opened", opened.provider),
+                format!(
+                    "Provider: {}\nFailed requests in a row: {}\nRequests refused (or sent to its fallback) for: {}\nLast error: {}",
+                    opened.provider,
+                    opened.failures,
+                    humantime::format_duration(opened.open_for),
+                    opened.last_error
+                ),
+                pod_id.as_str(),
+            )
+            .affecting(u64::from(opened.failures));
+            notifications.notify(alert);
+        }));
     }
 }

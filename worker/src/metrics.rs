@@ -17,6 +17,7 @@
 //! | `chatbox_worker_redeliveries_total` | counter | | inbound messages delivered more than once |
 //! | `chatbox_worker_rpc_total` | counter | `method`, `outcome` | RPCs answered |
 //! | `chatbox_bus_errors_total` | counter | `op` | failed bus operations |
+//! | `chatbox_notifications_total` | counter | `event`, `channel`, `outcome` | notifications by what became of them: `sent`, `failed`, `suppressed` (held back for the digest) |
 //! | `chatbox_coordinator_errors_total` | counter | `op` | failed coordinator operations |
 
 use metrics::{counter, gauge, histogram};
@@ -98,6 +99,12 @@ pub fn rpc(method: &'static str, outcome: &'static str) {
 /// Counts a failed bus operation.
 pub fn bus_error(op: &'static str) {
     counter!("chatbox_bus_errors_total", "op" => op).increment(1);
+}
+
+/// Counts a notification on one channel by its outcome.
+pub fn notification(event: &'static str, channel: &'static str, outcome: &'static str) {
+    counter!("chatbox_notifications_total", "event" => event, "channel" => channel, "outcome" => outcome)
+        .increment(1);
 }
 
 /// Counts a failed coordinator operation.

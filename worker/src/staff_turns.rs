@@ -9,7 +9,9 @@
 //! admins watching through theirs.
 
 use chatbox_shared::envelope::{Audience, InboundEnvelope, TakeoverEnd};
-use chatbox_shared::protocol::{ErrorCode, ErrorInfo, Message, MessageType, Metadata, Sender, Timestamp, outbound};
+use chatbox_shared::protocol::{
+    ErrorCode, ErrorInfo, Message, MessageType, Metadata, Sender, Timestamp, outbound,
+};
 use tracing::{info, warn};
 
 use crate::history;
@@ -32,7 +34,11 @@ struct Note<'a> {
 
 /// Stores the turn's message once (a redelivered turn finds it) with its
 /// session patch; returns it and whether it is new.
-async fn store_once(state: &WorkerState, session: &SessionRecord, note: Note<'_>) -> Result<(MessageRecord, bool), StoreError> {
+async fn store_once(
+    state: &WorkerState,
+    session: &SessionRecord,
+    note: Note<'_>,
+) -> Result<(MessageRecord, bool), StoreError> {
     let sid = session.id.as_str();
     let store = state.store.as_ref();
     if let Some(stored) = store.message(sid, &note.envelope.message_id).await? {
@@ -71,7 +77,12 @@ async fn announce(state: &WorkerState, sid: &str, frame: &Message) {
     let _ = state.outbox.send(sid, frame, Audience::All).await;
 }
 
-async fn refuse(state: &WorkerState, envelope: &InboundEnvelope, audience: Audience, info: ErrorInfo) -> Settle {
+async fn refuse(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+    audience: Audience,
+    info: ErrorInfo,
+) -> Settle {
     let sid = envelope.session_id.as_str();
     let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
     let _ = state.outbox.send(sid, &frame, audience).await;
@@ -80,7 +91,10 @@ async fn refuse(state: &WorkerState, envelope: &InboundEnvelope, audience: Audie
 }
 
 /// The session a staff turn is about, if it is still going.
-async fn live_session(state: &WorkerState, envelope: &InboundEnvelope) -> Result<Option<SessionRecord>, StoreError> {
+async fn live_session(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+) -> Result<Option<SessionRecord>, StoreError> {
     Ok(state
         .store
         .session(&envelope.session_id)
@@ -92,7 +106,7 @@ async fn live_session(state: &WorkerState, envelope: &InboundEnvelope) -> Result
 /// in the conversation and acknowledged, and the admins are told by the
 /// channels the rules name (property 52) — unless an admin is already
 /// there.
-pub async fn help_request(
+pub(crate) async fn help_request(
     state: &WorkerState,
     envelope: &InboundEnvelope,
     content: Option<&str>,
@@ -102,14 +116,20 @@ pub async fn help_request(
             state,
             envelope,
             Audience::User,
-            ErrorInfo::new(ErrorCode::SessionEnded, "this conversation has ended; reconnect to start a new one"),
+            ErrorInfo::new(
+                ErrorCode::SessionEnded,
+                "this conversation has ended; reconnect to start a new one",
+            ),
         )
         .await);
     };
     let assisted = session.assisting_admin_id.is_some();
     let now = Timestamp::now();
     let mut metadata = Metadata::new();
-    metadata.insert("status".into(), if assisted { "assisted" } else { "requested" }.into());
+    metadata.insert(
+        "status".into(),
+        if assisted { "assisted" } else { "requested" }.into(),
+    );
     let text = content
         .filter(|c| !c.trim().is_empty())
         .unwrap_or("I would like to talk to a person.")
@@ -156,7 +176,11 @@ pub async fn help_request(
 
 /// `admin_join`: the takeover begins for the user ("assisted by <name>"),
 /// the session records who assists, the audit log records the start.
-pub async fn admin_join(state: &WorkerState, envelope: &InboundEnvelope, holder: AdminHolder) -> Result<Settle, StoreError> {
+pub(crate) async fn admin_join(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+    holder: AdminHolder,
+) -> Result<Settle, StoreError> {
     let Some(session) = live_session(state, envelope).await? else {
         warn!(admin_id = %holder.admin_id, "takeover of a session that has ended; ignored");
         return Ok(Settle::Ack);
@@ -206,7 +230,7 @@ pub async fn admin_join(state: &WorkerState, envelope: &InboundEnvelope, holder:
 /// the audit entry gets its end (property 56), the user is told. A
 /// takeover already ended (the release and the workers' check both asked)
 /// ends once.
-pub async fn admin_leave(
+pub(crate) async fn admin_leave(
     state: &WorkerState,
     envelope: &InboundEnvelope,
     holder: AdminHolder,
@@ -240,7 +264,10 @@ pub async fn admin_leave(
     metadata.insert("admin_name".into(), holder.admin_name.clone());
     metadata.insert("reason".into(), reason.as_str().into());
     let content = match reason {
-        TakeoverEnd::Released => format!("{} has left the conversation; the assistant is back", holder.admin_name),
+        TakeoverEnd::Released => format!(
+            "{} has left the conversation; the assistant is back",
+            holder.admin_name
+        ),
         TakeoverEnd::Disconnected => format!(
             "{} lost their connection and has left the conversation; the assistant is back",
             holder.admin_name
@@ -274,7 +301,11 @@ pub async fn admin_leave(
 /// An admin's message to the user of a session they have taken over
 /// (property 54): stored and sent to everyone on the session; the
 /// assistant says nothing.
-pub async fn admin_message(state: &WorkerState, envelope: &InboundEnvelope, content: &str) -> Result<Settle, StoreError> {
+pub(crate) async fn admin_message(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+    content: &str,
+) -> Result<Settle, StoreError> {
     let Some(session) = live_session(state, envelope).await? else {
         return Ok(refuse(
             state,
@@ -289,7 +320,10 @@ pub async fn admin_message(state: &WorkerState, envelope: &InboundEnvelope, cont
             state,
             envelope,
             Audience::Admins,
-            ErrorInfo::new(ErrorCode::NotAllowed, "you are not assisting this session (take it over first)"),
+            ErrorInfo::new(
+                ErrorCode::NotAllowed,
+                "you are not assisting this session (take it over first)",
+            ),
         )
         .await);
     }

@@ -8,6 +8,7 @@ use chatbox_shared::coordinator::Coordinator;
 use chatbox_shared::namespace::Subjects;
 
 use crate::llm::Providers;
+use crate::notify::Notifications;
 use crate::outbox::Outbox;
 use crate::stops::Stops;
 use crate::store::Store;
@@ -32,4 +33,6 @@ pub struct WorkerState {
     pub store: Arc<dyn Store>,
     /// The answers streaming here, to stop on request.
     pub stops: Arc<Stops>,
+    /// Alerts to the admins (e-mail, SMS).
+    pub notifications: Arc<Notifications>,
 }

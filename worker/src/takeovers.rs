@@ -103,10 +103,15 @@ async fn end_abandoned(state: &WorkerState, takeover: &TakeoverRecord) {
         )
         .await
     {
-        Ok(_) => info!(session_id = sid, admin_id = %holder.admin_id, "takeover abandoned (admin gone past the grace period); ending it"),
+        Ok(_) => {
+            info!(session_id = sid, admin_id = %holder.admin_id, "takeover abandoned (admin gone past the grace period); ending it")
+        }
         Err(e) => {
             metrics::bus_error("enqueue");
-            warn!(session_id = sid, "cannot end an abandoned takeover (next pass retries): {e}");
+            warn!(
+                session_id = sid,
+                "cannot end an abandoned takeover (next pass retries): {e}"
+            );
         }
     }
 }

@@ -16,7 +16,8 @@
 //! the provider named one).
 //!
 //! While storage fails nothing is acked: the message comes back until it
-//! can be stored. A worker that dies before the ack leaves the message to
+//! can be stored; the user and the admins (a `database_failure`
+//! notification) hear about it on the first attempt. A worker that dies before the ack leaves the message to
 //! be redelivered to another worker, which streams the answer again under
 //! the same `message_id` (the `loading` frame tells the client to drop the
 //! partial text it holds).
@@ -40,6 +41,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::answer::{self, End};
 use crate::llm::{ChatMessage, ChatRole, LlmError, LlmRequest, estimate_tokens};
+use crate::notify::{Alert, EventKind};
 use crate::state::WorkerState;
 use crate::store::{MessageRecord, SessionPatch, StoreError, TurnView};
 use crate::{history, metrics, session_name, staff_turns};
@@ -185,7 +187,9 @@ async fn run(state: &WorkerState, envelope: &InboundEnvelope, attempt: u64) -> S
             content, model_id, ..
         } => user_turn(state, envelope, content, model_id.as_deref()).await,
         InboundBody::ModelSelect { model_id } => select_model(state, envelope, model_id).await,
-        InboundBody::HelpRequest { content } => staff_turns::help_request(state, envelope, content.as_deref()).await,
+        InboundBody::HelpRequest { content } => {
+            staff_turns::help_request(state, envelope, content.as_deref()).await
+        }
         InboundBody::AdminJoin {
             admin_id,
             admin_name,
@@ -215,6 +219,15 @@ async fn run(state: &WorkerState, envelope: &InboundEnvelope, attempt: u64) -> S
                 let sid = envelope.session_id.as_str();
                 let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
                 let _ = state.outbox.send(sid, &frame, Audience::User).await;
+                let alert = Alert::new(
+                    EventKind::DatabaseFailure,
+                    "a message cannot be stored; it waits in the queue until storage is back",
+                    format!("Store: {}\nError: {e}", state.store.adapter()),
+                    state.pod_id.as_str(),
+                )
+                .affecting(1)
+                .about(sid, envelope.user_id.as_str());
+                state.notifications.notify(alert);
             }
             Settle::Retry(STORE_RETRY)
         }

@@ -65,7 +65,12 @@ fn invalid(message: String) -> ApiError {
 }
 
 /// The admin a request comes from: a valid token with the admin role.
-fn admin(state: &GatewayState, headers: &HeaderMap, token: Option<&str>, action: &str) -> Result<Staff, ApiError> {
+fn admin(
+    state: &GatewayState,
+    headers: &HeaderMap,
+    token: Option<&str>,
+    action: &str,
+) -> Result<Staff, ApiError> {
     let identity = authenticate(state, headers, token)?;
     let role = &state.config.chatbox.auth.admin_role;
     if !identity.has_role(role) {
@@ -84,7 +89,11 @@ fn admin(state: &GatewayState, headers: &HeaderMap, token: Option<&str>, action:
 fn time(value: Option<&str>, name: &str) -> Result<Option<Timestamp>, ApiError> {
     value
         .map(|v| {
-            Timestamp::parse(v).ok_or_else(|| invalid(format!("{name} must be an RFC 3339 time like 2026-11-24T10:00:00Z")))
+            Timestamp::parse(v).ok_or_else(|| {
+                invalid(format!(
+                    "{name} must be an RFC 3339 time like 2026-11-24T10:00:00Z"
+                ))
+            })
         })
         .transpose()
 }

@@ -22,17 +22,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header::ORIGIN;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use chatbox_shared::bus::Headers;
 use chatbox_shared::coordinator::Watcher;
-use chatbox_shared::protocol::admin::Presence;
 use chatbox_shared::envelope::{Audience, InboundBody, headers};
 use chatbox_shared::ids::new_message_id;
+use chatbox_shared::protocol::admin::Presence;
 use chatbox_shared::protocol::outbound::StatusReason;
 use chatbox_shared::protocol::{
     ClientCommand, ErrorCode, ErrorInfo, MessageType, ProtocolError, Sender, outbound, parse_client_frame,
@@ -40,16 +40,16 @@ use chatbox_shared::protocol::{
 use serde::Deserialize;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::admin::staff::{self, Staff};
 use crate::admin::AdminConn;
+use crate::admin::staff::{self, Staff};
 use crate::connection::{FrameHandler, admin_close_order, socket_loop};
 use crate::credentials::{Credentials, PROTOCOL};
 use crate::http_error::refuse;
 use crate::inbound::{self, Pending};
+use crate::metrics;
 use crate::send_queue::SendQueue;
 use crate::session_hub::ListenerRole;
 use crate::state::{ConnectionSlot, GatewayState};
-use crate::metrics;
 
 /// Query of `/chat/admin/ws`.
 #[derive(Debug, Default, Deserialize)]
@@ -146,9 +146,16 @@ pub async fn handle(
         })
 }
 
-async fn run(state: Arc<GatewayState>, mut socket: WebSocket, staff: Staff, remote: SocketAddr, _slot: ConnectionSlot) {
+async fn run(
+    state: Arc<GatewayState>,
+    mut socket: WebSocket,
+    staff: Staff,
+    remote: SocketAddr,
+    _slot: ConnectionSlot,
+) {
     let conn_id = state.next_conn_id.fetch_add(1, Ordering::Relaxed);
-    let span = info_span!("admin_connection", pod_id = %state.pod_id, conn_id, admin_id = %staff.admin_id, %remote);
+    let span =
+        info_span!("admin_connection", pod_id = %state.pod_id, conn_id, admin_id = %staff.admin_id, %remote);
     async move {
         let queue = Arc::new(SendQueue::new(state.config.chatbox.websocket.send_queue_limit));
         let conn = Arc::new(AdminConn::new(conn_id, staff, Arc::clone(&queue), state.clock.elapsed()));
@@ -232,7 +239,13 @@ impl FrameHandler for AdminContext {
                 if stop_watching(&state, &conn, &session_id).await {
                     info!(session_id, "admin stopped watching");
                 }
-                reply(&conn, MessageType::Unwatch, id.as_deref(), &session_id, serde_json::Value::Null);
+                reply(
+                    &conn,
+                    MessageType::Unwatch,
+                    id.as_deref(),
+                    &session_id,
+                    serde_json::Value::Null,
+                );
             })),
             ClientCommand::Takeover { id, session_id } => Some(Box::pin(async move {
                 take_over(&state, &conn, id.as_deref(), &session_id).await;
@@ -241,7 +254,13 @@ impl FrameHandler for AdminContext {
                 match staff::release(&state, &conn.staff, &session_id).await {
                     Ok(done) => {
                         conn.set_held(&session_id, false);
-                        reply(&conn, MessageType::Release, id.as_deref(), &session_id, json(&done));
+                        reply(
+                            &conn,
+                            MessageType::Release,
+                            id.as_deref(),
+                            &session_id,
+                            json(&done),
+                        );
                         staff::publish_presence(&state, &session_id).await;
                     }
                     Err(info) => send_error(&conn, id.as_deref(), Some(&session_id), info),
@@ -297,7 +316,10 @@ impl AdminContext {
             self.send_error(
                 request_id,
                 None,
-                ErrorInfo::new(ErrorCode::MissingField, "field `session_id` is required on admin sockets"),
+                ErrorInfo::new(
+                    ErrorCode::MissingField,
+                    "field `session_id` is required on admin sockets",
+                ),
             );
             return None;
         };
@@ -320,8 +342,18 @@ fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or_default()
 }
 
-fn reply(conn: &AdminConn, kind: MessageType, request_id: Option<&str>, session_id: &str, data: serde_json::Value) {
-    let data = if data.is_null() { serde_json::json!({}) } else { data };
+fn reply(
+    conn: &AdminConn,
+    kind: MessageType,
+    request_id: Option<&str>,
+    session_id: &str,
+    data: serde_json::Value,
+) {
+    let data = if data.is_null() {
+        serde_json::json!({})
+    } else {
+        data
+    };
     let _ = conn
         .queue
         .push(outbound::reply(kind, request_id, Some(session_id), data).to_json());
@@ -338,9 +370,12 @@ async fn watch(state: &GatewayState, conn: &AdminConn, request_id: Option<&str>,
         }
     };
     if conn.start_watching(session_id) {
-        state
-            .hub
-            .join(session_id, conn.conn_id, ListenerRole::Admin, Arc::clone(&conn.queue));
+        state.hub.join(
+            session_id,
+            conn.conn_id,
+            ListenerRole::Admin,
+            Arc::clone(&conn.queue),
+        );
         if let Err(e) = state.hub.attach(session_id).await {
             metrics::bus_error("subscribe");
             warn!(session_id, "cannot listen to the session: {e}");
@@ -367,7 +402,13 @@ async fn watch(state: &GatewayState, conn: &AdminConn, request_id: Option<&str>,
         detail.session.watchers = presence.watchers;
         detail.session.assisting = presence.assisting;
     }
-    reply(conn, MessageType::SessionState, request_id, session_id, json(&detail));
+    reply(
+        conn,
+        MessageType::SessionState,
+        request_id,
+        session_id,
+        json(&detail),
+    );
     staff::publish_presence(state, session_id).await;
     true
 }
@@ -380,7 +421,10 @@ async fn stop_watching(state: &GatewayState, conn: &AdminConn, session_id: &str)
     state.hub.leave(session_id, conn.conn_id);
     if let Err(e) = state.coordinator.unwatch(session_id, &conn.staff.admin_id).await {
         metrics::coordinator_error("unwatch");
-        warn!(session_id, "cannot clear the admin's presence (it expires by itself): {e}");
+        warn!(
+            session_id,
+            "cannot clear the admin's presence (it expires by itself): {e}"
+        );
     }
     staff::publish_presence(state, session_id).await;
     true
@@ -401,7 +445,13 @@ async fn take_over(state: &GatewayState, conn: &AdminConn, request_id: Option<&s
 }
 
 /// The admin's text for the user of a session they have taken over.
-async fn say(state: Arc<GatewayState>, conn: Arc<AdminConn>, client_id: Option<String>, session_id: String, content: String) {
+async fn say(
+    state: Arc<GatewayState>,
+    conn: Arc<AdminConn>,
+    client_id: Option<String>,
+    session_id: String,
+    content: String,
+) {
     if let Err(info) = inbound::admit(&state, &conn.staff.admin_id).await {
         send_error(&conn, client_id.as_deref(), Some(&session_id), info);
         return;

@@ -95,7 +95,11 @@ pub async fn session_detail(
 /// Takes a session over: the takeover lock, a stop for the answer that may
 /// be streaming, and `admin_join` on the session's queue. The same admin
 /// taking it again resumes their takeover.
-pub async fn take_over(state: &GatewayState, staff: &Staff, session_id: &str) -> Result<TakeoverState, ErrorInfo> {
+pub async fn take_over(
+    state: &GatewayState,
+    staff: &Staff,
+    session_id: &str,
+) -> Result<TakeoverState, ErrorInfo> {
     let detail = session_detail(state, staff, session_id, 1).await?;
     if !detail.session.is_active {
         return Err(ErrorInfo::new(
@@ -140,7 +144,9 @@ pub async fn take_over(state: &GatewayState, staff: &Staff, session_id: &str) ->
         since: holder.since,
     };
     let message_id = holder.join_message_id(session_id);
-    if let Err(info) = inbound::enqueue(state, &staff_envelope(state, staff, session_id, message_id, join)).await {
+    if let Err(info) =
+        inbound::enqueue(state, &staff_envelope(state, staff, session_id, message_id, join)).await
+    {
         // Without its join the takeover would be invisible: give it back.
         let _ = state.coordinator.release_admin(session_id, &staff.admin_id).await;
         return Err(info);
@@ -152,7 +158,11 @@ pub async fn take_over(state: &GatewayState, staff: &Staff, session_id: &str) ->
 
 /// Hands a session back to the assistant: the lock is released and
 /// `admin_leave` goes on the session's queue.
-pub async fn release(state: &GatewayState, staff: &Staff, session_id: &str) -> Result<TakeoverState, ErrorInfo> {
+pub async fn release(
+    state: &GatewayState,
+    staff: &Staff,
+    session_id: &str,
+) -> Result<TakeoverState, ErrorInfo> {
     let released = state
         .coordinator
         .release_admin(session_id, &staff.admin_id)

@@ -26,7 +26,26 @@ pub const SEED_ALIASES: &[(&str, &str)] = &[
     ("OTEL_SERVICE_NAME", "chatbox.telemetry.service_name"),
     ("MONGO_URI", "chatbox.store.mongo_uri"),
     ("ENCRYPTION_KEY", "chatbox.store.encryption_key"),
+    ("ADMIN_EMAILS", "chatbox.notifications.admin_emails"),
+    ("ADMIN_PHONES", "chatbox.notifications.admin_phones"),
+    ("SMTP_HOST", "chatbox.notifications.smtp.host"),
+    ("SMTP_PORT", "chatbox.notifications.smtp.port"),
+    ("SMTP_USER", "chatbox.notifications.smtp.username"),
+    ("SMTP_PASS", "chatbox.notifications.smtp.password"),
+    ("SMTP_FROM", "chatbox.notifications.from"),
+    ("SES_REGION", "chatbox.notifications.ses.region"),
+    ("SES_ACCESS_KEY_ID", "chatbox.notifications.ses.access_key_id"),
+    (
+        "SES_SECRET_ACCESS_KEY",
+        "chatbox.notifications.ses.secret_access_key",
+    ),
+    ("TWILIO_ACCOUNT_SID", "chatbox.notifications.twilio.account_sid"),
+    ("TWILIO_AUTH_TOKEN", "chatbox.notifications.twilio.auth_token"),
+    ("TWILIO_FROM_NUMBER", "chatbox.notifications.twilio.from_number"),
 ];
+
+/// Lists of tables (`[[...]]`): not set from the environment.
+const TABLE_LISTS: &[&str] = &["providers", "rules"];
 
 /// The `CHATBOX_` variable of a key path.
 pub fn env_name(path: &str) -> String {
@@ -106,9 +125,9 @@ fn collect_leaves(table: &Table, prefix: String, out: &mut Vec<(String, Value)>)
             Value::Table(t) => collect_leaves(t, path, out),
             Value::Array(items) if items.iter().any(|v| v.is_table()) => {}
             // An empty default array is a list of strings in this schema;
-            // arrays of tables (providers) default to empty too, so skip
-            // the ones whose name says so.
-            Value::Array(_) if key == "providers" => {}
+            // arrays of tables (providers, rules) default to empty too, so
+            // skip the ones whose name says so.
+            Value::Array(_) if TABLE_LISTS.contains(&key.as_str()) => {}
             _ => out.push((path, value.clone())),
         }
     }

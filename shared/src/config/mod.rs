@@ -12,6 +12,7 @@
 
 pub(crate) mod duration;
 pub mod env;
+pub mod notifications;
 mod secret;
 mod validate;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use notifications::NotificationsConfig;
 pub use secret::Secret;
 pub use validate::{Role, decode_key};
 
@@ -112,6 +114,8 @@ pub struct ChatboxConfig {
     pub log: LogConfig,
     /// `[chatbox.telemetry]`
     pub telemetry: TelemetryConfig,
+    /// `[chatbox.notifications]`
+    pub notifications: NotificationsConfig,
 }
 
 impl Default for ChatboxConfig {
@@ -136,6 +140,7 @@ impl Default for ChatboxConfig {
             llm: LlmConfig::default(),
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
+            notifications: NotificationsConfig::default(),
         }
     }
 }
@@ -829,6 +834,114 @@ mod tests {
         assert!(err.to_string().contains("chatbox.reconnect_timeout"), "{err}");
         let err = load(Some("[chatbox\n"), &[], Role::AllInOne).unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn notifications_come_from_the_seed_variables_and_keep_their_secrets() {
+        use notifications::{Channel, EmailEngine, EventKind, SmsEngine};
+        let file = "[chatbox.notifications]\nemail_engine = \"smtp\"\nsms_engine = \"twilio\"\n\
+                    [[chatbox.notifications.rules]]\nevent = \"llm_failure\"\nchannels = [\"sms\"]\n";
+        let c = load(
+            Some(file),
+            &[
+                ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("ENCRYPTION_KEY", "c3lzdGVtLXRlc3QtZW5jcnlwdGlvbi1rZXktMzJieXQ="),
+                ("ADMIN_EMAILS", "ops@example.com, oncall@example.com"),
+                ("ADMIN_PHONES", "+14155550100"),
+                ("SMTP_HOST", "smtp.example.com"),
+                ("SMTP_PORT", "2525"),
+                ("SMTP_USER", "mailer"),
+                ("SMTP_PASS", "smtp-secret"),
+                ("SMTP_FROM", "noreply@example.com"),
+                ("TWILIO_ACCOUNT_SID", "AC0123"),
+                ("TWILIO_AUTH_TOKEN", "twilio-secret"),
+                ("TWILIO_FROM_NUMBER", "+14155550199"),
+                ("SES_SECRET_ACCESS_KEY", "ses-secret"),
+                ("CHATBOX_NOTIFICATIONS_RATE_LIMIT_WINDOW", "1m"),
+            ],
+            Role::Worker,
+        )
+        .unwrap();
+        let n = &c.chatbox.notifications;
+        assert_eq!(n.admin_emails, ["ops@example.com", "oncall@example.com"]);
+        assert_eq!(n.admin_phones, ["+14155550100"]);
+        assert_eq!(
+            (n.email_engine, n.sms_engine),
+            (EmailEngine::Smtp, SmsEngine::Twilio)
+        );
+        assert_eq!((n.smtp.host.as_str(), n.smtp.port), ("smtp.example.com", 2525));
+        assert_eq!(n.smtp.password.expose(), "smtp-secret");
+        assert_eq!(n.from, "noreply@example.com");
+        assert_eq!(n.twilio.auth_token.expose(), "twilio-secret");
+        assert_eq!(n.rate_limit.window, Duration::from_secs(60));
+        assert_eq!(n.rule(EventKind::LlmFailure).channels, [Channel::Sms]);
+        let debug = format!("{c:?}");
+        for secret in ["smtp-secret", "twilio-secret", "ses-secret"] {
+            assert!(!debug.contains(secret), "{secret} printed");
+        }
+    }
+
+    #[test]
+    fn notification_problems_name_their_keys() {
+        let problems = |file: &str, env: &[(&str, &str)]| match load(Some(file), env, Role::AllInOne) {
+            Err(ConfigError::Invalid(problems)) => problems.join("\n"),
+            Ok(_) => panic!("accepted: {file}"),
+            Err(e) => panic!("{e}"),
+        };
+        let text = problems(
+            "[chatbox.notifications]\nemail_engine = \"smtp\"\nsms_engine = \"twilio\"\n\
+             admin_emails = [\"not-an-address\"]\nadmin_phones = [\"555-0100\"]\n\
+             [chatbox.notifications.rate_limit]\nmax_per_window = 0\n",
+            &[("TWILIO_AUTH_TOKEN", "twilio-secret")],
+        );
+        for expected in [
+            "chatbox.notifications.smtp.host (CHATBOX_NOTIFICATIONS_SMTP_HOST or SMTP_HOST): is required when email_engine is smtp",
+            "chatbox.notifications.twilio.account_sid (CHATBOX_NOTIFICATIONS_TWILIO_ACCOUNT_SID or TWILIO_ACCOUNT_SID): is required",
+            "chatbox.notifications.twilio.from_number",
+            "chatbox.notifications.admin_emails (CHATBOX_NOTIFICATIONS_ADMIN_EMAILS or ADMIN_EMAILS): \"not-an-address\"",
+            "chatbox.notifications.admin_phones (CHATBOX_NOTIFICATIONS_ADMIN_PHONES or ADMIN_PHONES): \"555-0100\" is not a phone number in E.164",
+            "chatbox.notifications.rate_limit.max_per_window (CHATBOX_NOTIFICATIONS_RATE_LIMIT_MAX_PER_WINDOW): must be at least 1",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+        }
+        assert!(!text.contains("twilio-secret"));
+
+        for (key, rule, word) in [
+            (
+                "event",
+                "event = \"meteor_strike\"\nchannels = [\"email\"]",
+                "meteor_strike",
+            ),
+            (
+                "channels",
+                "event = \"help_request\"\nchannels = [\"pigeon\"]",
+                "pigeon",
+            ),
+        ] {
+            let file = format!("[[chatbox.notifications.rules]]\n{rule}\n");
+            let err = load(Some(&file), &[], Role::AllInOne).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("chatbox.notifications.rules[0].{key}")) && err.contains(word),
+                "{err}"
+            );
+        }
+        let text = problems(
+            "[[chatbox.notifications.rules]]\nevent = \"help_request\"\nchannels = [\"sms\"]\nphones = [\"+1\"]\n\
+             [[chatbox.notifications.rules]]\nevent = \"help_request\"\nchannels = []\n",
+            &[],
+        );
+        assert!(
+            text.contains("chatbox.notifications.rules[0].phones: \"+1\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("chatbox.notifications.rules[1].event: \"help_request\" has a rule already"),
+            "{text}"
+        );
+        assert!(
+            text.contains("chatbox.notifications.rules[1].channels: names no channel"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::env::names_for;
+use super::notifications::{EmailEngine, NotificationsConfig, SmsEngine, SmtpTls, is_e164, is_email_address};
 use super::{Config, ProviderKind, StoreKind};
 use crate::ids::is_valid_pod_id;
 
@@ -323,6 +324,7 @@ impl Config {
                 "chatbox.llm.breaker.half_open_probes",
                 || "must be at least 1".into(),
             );
+            notifications(&mut p, &c.notifications);
         }
 
         p.check(
@@ -332,6 +334,140 @@ impl Config {
         );
 
         if p.0.is_empty() { Ok(()) } else { Err(p.0) }
+    }
+}
+
+/// `[chatbox.notifications]`: the engines chosen have what they need, and
+/// every address and number is one.
+fn notifications(p: &mut Problems, n: &NotificationsConfig) {
+    const KEY: &str = "chatbox.notifications";
+    let emails = |p: &mut Problems, list: &[String], key: &str| {
+        for address in list {
+            p.check(is_email_address(address), key, || {
+                format!("{address:?} is not an e-mail address like ops@example.com")
+            });
+        }
+    };
+    let phones = |p: &mut Problems, list: &[String], key: &str| {
+        for number in list {
+            p.check(is_e164(number), key, || {
+                format!("{number:?} is not a phone number in E.164, like +14155550100")
+            });
+        }
+    };
+    emails(p, &n.admin_emails, &format!("{KEY}.admin_emails"));
+    phones(p, &n.admin_phones, &format!("{KEY}.admin_phones"));
+    let url = &n.admin_console_url;
+    p.check(
+        url.starts_with("http://") || url.starts_with("https://"),
+        &format!("{KEY}.admin_console_url"),
+        || format!("{url:?} must be an http(s) URL"),
+    );
+    p.check(is_email_address(&n.from), &format!("{KEY}.from"), || {
+        format!("{:?} is not an e-mail address like noreply@example.com", n.from)
+    });
+    p.check(
+        n.reply_to.is_empty() || is_email_address(&n.reply_to),
+        &format!("{KEY}.reply_to"),
+        || format!("{:?} is not an e-mail address", n.reply_to),
+    );
+    match n.email_engine {
+        EmailEngine::Smtp => {
+            p.check(
+                !n.smtp.host.trim().is_empty(),
+                &format!("{KEY}.smtp.host"),
+                || "is required when email_engine is smtp".into(),
+            );
+            p.check(n.smtp.port > 0, &format!("{KEY}.smtp.port"), || {
+                "must be a port number".into()
+            });
+            p.check(
+                n.smtp.username.is_empty() || !n.smtp.password.is_empty(),
+                &format!("{KEY}.smtp.password"),
+                || "is required when smtp.username is set".into(),
+            );
+            p.check(
+                n.smtp.username.is_empty() || n.smtp.tls != SmtpTls::None,
+                &format!("{KEY}.smtp.tls"),
+                || "must be starttls or tls when a password is sent".into(),
+            );
+            p.positive(n.smtp.timeout, &format!("{KEY}.smtp.timeout"));
+        }
+        EmailEngine::Ses => {
+            p.check(
+                !n.ses.region.trim().is_empty(),
+                &format!("{KEY}.ses.region"),
+                || "is required when email_engine is ses".into(),
+            );
+            p.check(
+                !n.ses.access_key_id.is_empty(),
+                &format!("{KEY}.ses.access_key_id"),
+                || "is required when email_engine is ses".into(),
+            );
+            p.check(
+                !n.ses.secret_access_key.is_empty(),
+                &format!("{KEY}.ses.secret_access_key"),
+                || "is required when email_engine is ses".into(),
+            );
+            let endpoint = &n.ses.endpoint;
+            p.check(
+                endpoint.is_empty() || endpoint.starts_with("http://") || endpoint.starts_with("https://"),
+                &format!("{KEY}.ses.endpoint"),
+                || format!("{endpoint:?} must be an http(s) URL"),
+            );
+            p.positive(n.ses.timeout, &format!("{KEY}.ses.timeout"));
+        }
+        EmailEngine::Log => {}
+    }
+    if n.sms_engine == SmsEngine::Twilio {
+        let t = &n.twilio;
+        p.check(
+            !t.account_sid.is_empty(),
+            &format!("{KEY}.twilio.account_sid"),
+            || "is required when sms_engine is twilio".into(),
+        );
+        p.check(
+            !t.auth_token.is_empty(),
+            &format!("{KEY}.twilio.auth_token"),
+            || "is required when sms_engine is twilio".into(),
+        );
+        p.check(is_e164(&t.from_number), &format!("{KEY}.twilio.from_number"), || {
+            format!(
+                "{:?} must be the sending number in E.164, like +14155550100 (required when sms_engine is twilio)",
+                t.from_number
+            )
+        });
+        p.check(
+            t.base_url.starts_with("http://") || t.base_url.starts_with("https://"),
+            &format!("{KEY}.twilio.base_url"),
+            || format!("{:?} must be an http(s) URL", t.base_url),
+        );
+        p.positive(t.timeout, &format!("{KEY}.twilio.timeout"));
+    }
+    p.check(
+        n.rate_limit.max_per_window > 0,
+        &format!("{KEY}.rate_limit.max_per_window"),
+        || "must be at least 1".into(),
+    );
+    p.positive(n.rate_limit.window, &format!("{KEY}.rate_limit.window"));
+    let mut seen = Vec::new();
+    for (i, rule) in n.rules.iter().enumerate() {
+        let key = format!("{KEY}.rules[{i}]");
+        p.check(!seen.contains(&rule.event), &format!("{key}.event"), || {
+            format!("{:?} has a rule already", rule.event.as_str())
+        });
+        seen.push(rule.event);
+        p.check(
+            !rule.enabled || !rule.channels.is_empty(),
+            &format!("{key}.channels"),
+            || "names no channel; list email and/or sms, or set enabled = false".into(),
+        );
+        if let Some(list) = &rule.emails {
+            emails(p, list, &format!("{key}.emails"));
+        }
+        if let Some(list) = &rule.phones {
+            phones(p, list, &format!("{key}.phones"));
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The in-process coordinator of the all-in-one: the same semantics as the
-//! Redis adapter (expiries, fencing, token buckets) in one locked map.
+//! Redis adapter (expiries, fencing, token buckets, notification windows)
+//! in one locked map.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -9,8 +10,9 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    ActiveSession, AdminClaim, AdminHolder, Admission, Coordinator, CoordinatorError, LiveState, OwnerClaim,
-    OwnerToken, PodBeat, RateLimit, Renewal, Watcher,
+    ActiveSession, AdminClaim, AdminHolder, Admission, Coordinator, CoordinatorError, LiveState,
+    NotifyAdmission, OwnerClaim, OwnerToken, PodBeat, RateLimit, Renewal, SUPPRESSED_USERS_MAX, Suppressed,
+    Watcher,
 };
 use crate::namespace::Keys;
 use crate::protocol::Timestamp;
@@ -28,6 +30,33 @@ struct State {
     buckets: HashMap<String, (f64, Instant)>,
     /// Expiring hashes (watchers, live pods): key → field → (expiry, data).
     hashes: HashMap<String, HashMap<String, (Instant, String)>>,
+    notify_windows: HashMap<String, NotifyWindow>,
+    digests: HashMap<String, Suppressed>,
+}
+
+/// The current window of one kind of notification.
+struct NotifyWindow {
+    ends: Instant,
+    count: u64,
+    held: u64,
+    users: HashSet<String>,
+}
+
+impl State {
+    /// Moves what an ended window of `key` held back to its digest.
+    fn close_window(&mut self, key: &str, now: Instant) {
+        if self.notify_windows.get(key).is_some_and(|w| w.ends <= now)
+            && let Some(ended) = self.notify_windows.remove(key)
+            && ended.held > 0
+        {
+            let digest = self.digests.entry(key.to_owned()).or_insert(Suppressed {
+                count: 0,
+                affected_users: 0,
+            });
+            digest.count += ended.held;
+            digest.affected_users += ended.users.len() as u64;
+        }
+    }
 }
 
 struct Entry {
@@ -279,7 +308,11 @@ impl Coordinator for MemoryCoordinator {
         Ok(AdminClaim::Taken(holder))
     }
 
-    async fn renew_admins(&self, held: &[(String, String)], ttl: Duration) -> Result<Vec<bool>, CoordinatorError> {
+    async fn renew_admins(
+        &self,
+        held: &[(String, String)],
+        ttl: Duration,
+    ) -> Result<Vec<bool>, CoordinatorError> {
         let mut s = self.state();
         let expires = Instant::now() + ttl;
         Ok(held
@@ -306,16 +339,19 @@ impl Coordinator for MemoryCoordinator {
         if s.admin_entry(&key, admin_id).is_none() {
             return Ok(None);
         }
-        Ok(s.values
-            .remove(&key)
-            .and_then(|e| AdminHolder::decode(&e.value)))
+        Ok(s.values.remove(&key).and_then(|e| AdminHolder::decode(&e.value)))
     }
 
     async fn admin_holder(&self, session_id: &str) -> Result<Option<AdminHolder>, CoordinatorError> {
         Ok(self.state().admin_holder(&self.keys.admin(session_id)))
     }
 
-    async fn watch(&self, session_id: &str, watcher: &Watcher, ttl: Duration) -> Result<(), CoordinatorError> {
+    async fn watch(
+        &self,
+        session_id: &str,
+        watcher: &Watcher,
+        ttl: Duration,
+    ) -> Result<(), CoordinatorError> {
         self.state().hash_set(
             self.keys.watchers(session_id),
             &watcher.admin_id,
@@ -358,6 +394,40 @@ impl Coordinator for MemoryCoordinator {
             .into_iter()
             .map(|(pod_id, info)| PodBeat { pod_id, info })
             .collect())
+    }
+
+    async fn admit_notification(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        affected: &str,
+    ) -> Result<NotifyAdmission, CoordinatorError> {
+        let key = self.keys.notification(key);
+        let now = Instant::now();
+        let mut s = self.state();
+        s.close_window(&key, now);
+        let window = s.notify_windows.entry(key).or_insert_with(|| NotifyWindow {
+            ends: now + limit.window,
+            count: 0,
+            held: 0,
+            users: HashSet::new(),
+        });
+        window.count += 1;
+        if window.count <= u64::from(limit.capacity) {
+            return Ok(NotifyAdmission::Send);
+        }
+        window.held += 1;
+        if !affected.is_empty() && (window.users.len() as u64) < SUPPRESSED_USERS_MAX {
+            window.users.insert(affected.to_owned());
+        }
+        Ok(NotifyAdmission::Suppressed)
+    }
+
+    async fn take_suppressed(&self, key: &str) -> Result<Option<Suppressed>, CoordinatorError> {
+        let key = self.keys.notification(key);
+        let mut s = self.state();
+        s.close_window(&key, Instant::now());
+        Ok(s.digests.remove(&key))
     }
 
     async fn heartbeat(&self, pod_id: &str, info: &str, ttl: Duration) -> Result<(), CoordinatorError> {

@@ -5,9 +5,11 @@
 //!   and connection that own it, with a fencing token so a stale owner can
 //!   never renew or release a newer owner's lock;
 //! * the user's **active session** (one per user, property 48);
-//! * **rate limits** (token buckets);
 //! * the **takeover lock** and the **admins watching** a session
 //!   ([`staff`]);
+//! * **rate limits**: token buckets for users' messages, and fixed
+//!   windows for notifications, whose held-back occurrences are taken by
+//!   exactly one pod for the digest;
 //! * the **pod heartbeat**.
 //!
 //! Adapters: [`redis::RedisCoordinator`] (Lua for every compare-and-set) for
@@ -94,6 +96,33 @@ pub enum Admission {
     /// Not now; a token is back after `retry_after`.
     Limited { retry_after: Duration },
 }
+
+/// Whether a notification goes out, from [`Coordinator::admit_notification`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyAdmission {
+    /// Send it.
+    Send,
+    /// Too many of its kind in this window: held back for the digest.
+    Suppressed,
+}
+
+/// What was held back in a notification window that has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Suppressed {
+    /// Occurrences held back.
+    pub count: u64,
+    /// Distinct `affected` values (user ids) they named, counted up to
+    /// [`SUPPRESSED_USERS_MAX`].
+    pub affected_users: u64,
+}
+
+/// Distinct affected users remembered per notification window: bounds the
+/// memory a flood can take.
+pub const SUPPRESSED_USERS_MAX: u64 = 10_000;
+
+/// How long what was held back waits for its digest after its window
+/// ended, before it is forgotten (no pod took it).
+pub const DIGEST_GRACE: Duration = Duration::from_secs(3600);
 
 /// One lock to renew in [`Coordinator::renew_owners`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,18 +218,26 @@ pub trait Coordinator: Send + Sync + 'static {
 
     /// Extends each takeover lock still held by its admin
     /// (`(session_id, admin_id)`); returns, per lock, whether it was.
-    async fn renew_admins(&self, held: &[(String, String)], ttl: Duration) -> Result<Vec<bool>, CoordinatorError>;
+    async fn renew_admins(
+        &self,
+        held: &[(String, String)],
+        ttl: Duration,
+    ) -> Result<Vec<bool>, CoordinatorError>;
 
     /// Releases a session's takeover lock if `admin_id` holds it; returns
     /// the takeover that ended.
-    async fn release_admin(&self, session_id: &str, admin_id: &str)
-    -> Result<Option<AdminHolder>, CoordinatorError>;
+    async fn release_admin(
+        &self,
+        session_id: &str,
+        admin_id: &str,
+    ) -> Result<Option<AdminHolder>, CoordinatorError>;
 
     /// Who holds a session's takeover lock.
     async fn admin_holder(&self, session_id: &str) -> Result<Option<AdminHolder>, CoordinatorError>;
 
     /// Records, or refreshes for another `ttl`, an admin watching a session.
-    async fn watch(&self, session_id: &str, watcher: &Watcher, ttl: Duration) -> Result<(), CoordinatorError>;
+    async fn watch(&self, session_id: &str, watcher: &Watcher, ttl: Duration)
+    -> Result<(), CoordinatorError>;
 
     /// Forgets an admin watching a session.
     async fn unwatch(&self, session_id: &str, admin_id: &str) -> Result<(), CoordinatorError>;
@@ -211,6 +248,21 @@ pub trait Coordinator: Send + Sync + 'static {
 
     /// The pods whose heartbeat has not expired.
     async fn pods(&self) -> Result<Vec<PodBeat>, CoordinatorError>;
+    /// Counts one occurrence of notification `key` in a fixed window of
+    /// `limit.window`: `Send` while at most `limit.capacity` were counted
+    /// in the window, else `Suppressed` (the occurrence and `affected` —
+    /// e.g. a user id, kept in a bounded set; empty for none — are
+    /// remembered for the digest).
+    async fn admit_notification(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        affected: &str,
+    ) -> Result<NotifyAdmission, CoordinatorError>;
+
+    /// Once the window of `key` is over, takes (atomically: one caller
+    /// across all pods gets it) what was suppressed in it.
+    async fn take_suppressed(&self, key: &str) -> Result<Option<Suppressed>, CoordinatorError>;
 
     /// Records that a pod is alive, with a short JSON description.
     async fn heartbeat(&self, pod_id: &str, info: &str, ttl: Duration) -> Result<(), CoordinatorError>;

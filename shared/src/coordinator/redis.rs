@@ -13,11 +13,12 @@ use fred::prelude::*;
 use fred::types::Value;
 
 use super::{
-    ActiveSession, AdminClaim, AdminHolder, Admission, Coordinator, CoordinatorError, LiveState, OwnerClaim,
-    OwnerToken, PodBeat, RateLimit, Renewal, SESSION_COUNTER_TTL, Watcher, millis,
+    ActiveSession, AdminClaim, AdminHolder, Admission, Coordinator, CoordinatorError, DIGEST_GRACE,
+    LiveState, NotifyAdmission, OwnerClaim, OwnerToken, PodBeat, RateLimit, Renewal, SESSION_COUNTER_TTL,
+    SUPPRESSED_USERS_MAX, Suppressed, Watcher, millis,
 };
-use crate::protocol::Timestamp;
 use crate::namespace::Keys;
+use crate::protocol::Timestamp;
 
 /// Settings of the Redis adapter.
 #[derive(Debug, Clone)]
@@ -63,6 +64,8 @@ struct Scripts {
     hash_set: Script,
     hash_live: Script,
     hash_del: Script,
+    admit_notification: Script,
+    take_suppressed: Script,
 }
 
 /// The Redis [`Coordinator`].
@@ -130,6 +133,8 @@ impl RedisCoordinator {
                 hash_set: Script::new(include_str!("lua/expiring_hash_set.lua")),
                 hash_live: Script::new(include_str!("lua/expiring_hash_live.lua")),
                 hash_del: Script::new("return redis.call('HDEL', KEYS[1], ARGV[1])"),
+                admit_notification: Script::new(include_str!("lua/admit_notification.lua")),
+                take_suppressed: Script::new(include_str!("lua/take_suppressed.lua")),
             },
         })
     }
@@ -194,6 +199,16 @@ impl RedisCoordinator {
                 .map(|(admin_id, admin_name)| Watcher { admin_id, admin_name })
                 .collect(),
         })
+    }
+
+    /// The keys of notification `key`'s window, users and digest (one hash
+    /// slot).
+    fn notification_keys(&self, key: &str) -> Vec<String> {
+        vec![
+            self.keys.notification(key),
+            self.keys.notification_users(key),
+            self.keys.notification_digest(key),
+        ]
     }
 
     /// Deletes every key of this namespace (tests clean up with it).
@@ -415,7 +430,11 @@ impl Coordinator for RedisCoordinator {
         })
     }
 
-    async fn renew_admins(&self, held: &[(String, String)], ttl: Duration) -> Result<Vec<bool>, CoordinatorError> {
+    async fn renew_admins(
+        &self,
+        held: &[(String, String)],
+        ttl: Duration,
+    ) -> Result<Vec<bool>, CoordinatorError> {
         let ttl = ms_arg(ttl);
         let results = futures_util::future::join_all(held.iter().map(|(session_id, admin_id)| {
             self.eval::<i64>(
@@ -452,7 +471,12 @@ impl Coordinator for RedisCoordinator {
         Ok(value.as_deref().and_then(AdminHolder::decode))
     }
 
-    async fn watch(&self, session_id: &str, watcher: &Watcher, ttl: Duration) -> Result<(), CoordinatorError> {
+    async fn watch(
+        &self,
+        session_id: &str,
+        watcher: &Watcher,
+        ttl: Duration,
+    ) -> Result<(), CoordinatorError> {
         let _: i64 = self
             .eval(
                 &self.scripts.hash_set,
@@ -492,6 +516,46 @@ impl Coordinator for RedisCoordinator {
             .into_iter()
             .map(|(pod_id, info)| PodBeat { pod_id, info })
             .collect())
+    }
+
+    async fn admit_notification(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        affected: &str,
+    ) -> Result<NotifyAdmission, CoordinatorError> {
+        let send: i64 = self
+            .eval(
+                &self.scripts.admit_notification,
+                self.notification_keys(key),
+                vec![
+                    i64::from(limit.capacity).into(),
+                    ms_arg(limit.window).into(),
+                    affected.into(),
+                    i64::try_from(SUPPRESSED_USERS_MAX).unwrap_or(i64::MAX).into(),
+                    ms_arg(DIGEST_GRACE).into(),
+                ],
+            )
+            .await?;
+        Ok(if send == 1 {
+            NotifyAdmission::Send
+        } else {
+            NotifyAdmission::Suppressed
+        })
+    }
+
+    async fn take_suppressed(&self, key: &str) -> Result<Option<Suppressed>, CoordinatorError> {
+        let (count, affected_users): (u64, u64) = self
+            .eval(
+                &self.scripts.take_suppressed,
+                self.notification_keys(key),
+                Vec::new(),
+            )
+            .await?;
+        Ok((count > 0).then_some(Suppressed {
+            count,
+            affected_users,
+        }))
     }
 
     async fn heartbeat(&self, pod_id: &str, info: &str, ttl: Duration) -> Result<(), CoordinatorError> {

@@ -12,6 +12,9 @@
 //! | `chat:pod:<pod>` | pod heartbeat | PX ~30 s |
 //! | `chat:{pods}` | hash: pod id → `<expires_ms>/<heartbeat>` (live pods) | fields expire with the heartbeat |
 //! | `chat:rl:u:<uid>` | the user's message token bucket | until full again |
+//! | `chat:rl:{n:<key>}` | notification window: start, length, count, held back | the window; an hour more while something is held back |
+//! | `chat:rl:{n:<key>}:users` | users named by the held-back notifications (bounded set) | as the window |
+//! | `chat:rl:{n:<key>}:digest` | held back in ended windows, not yet taken for a digest | an hour |
 
 /// Builds Redis keys for one namespace.
 #[derive(Debug, Clone)]
@@ -75,6 +78,21 @@ impl Keys {
     pub fn user_rate(&self, user_id: &str) -> String {
         format!("{}chat:rl:u:{user_id}", self.prefix)
     }
+
+    /// The current window of notification `key`.
+    pub fn notification(&self, key: &str) -> String {
+        format!("{}chat:rl:{{n:{key}}}", self.prefix)
+    }
+
+    /// The users named by notifications of `key` held back in its window.
+    pub fn notification_users(&self, key: &str) -> String {
+        format!("{}chat:rl:{{n:{key}}}:users", self.prefix)
+    }
+
+    /// What was held back in ended windows of `key`, awaiting its digest.
+    pub fn notification_digest(&self, key: &str) -> String {
+        format!("{}chat:rl:{{n:{key}}}:digest", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -90,5 +108,10 @@ mod tests {
         let k = Namespace::new("t1").unwrap().keys();
         assert_eq!(k.owner("s1"), "t1:chat:{s:s1}:owner");
         assert_eq!(k.user_rate("u1"), "t1:chat:rl:u:u1");
+        assert_eq!(k.notification("help_request"), "t1:chat:rl:{n:help_request}");
+        assert_eq!(
+            k.notification_digest("help_request"),
+            "t1:chat:rl:{n:help_request}:digest"
+        );
     }
 }

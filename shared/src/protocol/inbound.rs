@@ -591,7 +591,9 @@ mod tests {
     #[test]
     fn admin_frames_need_a_session() {
         assert_eq!(
-            parse(r#"{"type":"takeover","id":"t","session_id":"s-1"}"#).unwrap().command,
+            parse(r#"{"type":"takeover","id":"t","session_id":"s-1"}"#)
+                .unwrap()
+                .command,
             ClientCommand::Takeover {
                 id: Some("t".into()),
                 session_id: "s-1".into()
@@ -605,7 +607,10 @@ mod tests {
             }
         );
         assert_eq!(code(r#"{"type":"release"}"#), ErrorCode::MissingField);
-        assert_eq!(code(r#"{"type":"unwatch","session_id":"a b"}"#), ErrorCode::InvalidField);
+        assert_eq!(
+            code(r#"{"type":"unwatch","session_id":"a b"}"#),
+            ErrorCode::InvalidField
+        );
         assert!(MessageType::Takeover.is_admin_only());
         assert!(!MessageType::UserMessage.is_admin_only());
         assert_eq!(code(r#"{"type":"presence"}"#), ErrorCode::NotAllowed);

@@ -6,9 +6,11 @@
 //! again). Then half-open: up to `half_open_probes` requests go through;
 //! one success closes it, one failure opens it again. The state is the
 //! gauge `chatbox_llm_breaker_state{provider}` (0 closed, 1 open, 2
-//! half-open).
+//! half-open); whoever registered with [`Breaker::on_open`] hears each
+//! time it opens (the worker tells the admins).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::fmt::Display;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use chatbox_shared::config::BreakerConfig;
@@ -38,11 +40,28 @@ impl BreakerState {
     }
 }
 
+/// A breaker just opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The provider.
+    pub provider: String,
+    /// The failed requests in a row that opened it.
+    pub failures: u32,
+    /// What the last of them said.
+    pub last_error: String,
+    /// How long it refuses requests before a probe.
+    pub open_for: Duration,
+}
+
+/// Called each time a breaker opens.
+pub type OnOpen = Arc<dyn Fn(Opened) + Send + Sync>;
+
 /// One provider's breaker.
 pub struct Breaker {
     provider: String,
     config: BreakerConfig,
     state: Mutex<BreakerState>,
+    on_open: OnceLock<OnOpen>,
 }
 
 /// Leave to send one request; say how it went with [`Permit::succeeded`]
@@ -62,7 +81,13 @@ impl Breaker {
             provider: provider.to_owned(),
             config,
             state: Mutex::new(BreakerState::Closed { failures: 0 }),
+            on_open: OnceLock::new(),
         }
+    }
+
+    /// Calls `hook` each time the breaker opens (the first hook set stays).
+    pub fn on_open(&self, hook: OnOpen) {
+        let _ = self.on_open.set(hook);
     }
 
     /// Where it stands now.
@@ -109,7 +134,9 @@ impl Breaker {
         *state = to;
     }
 
-    fn report(&self, probe: bool, ok: Option<bool>) {
+    /// Takes a verdict; returns the failures in a row if it opened the
+    /// breaker.
+    fn report(&self, probe: bool, ok: Option<bool>) -> Option<u32> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let open = BreakerState::Open {
             until: Instant::now() + self.config.open_for,
@@ -120,14 +147,17 @@ impl Breaker {
                 let failures = failures + 1;
                 if failures >= self.config.failure_threshold {
                     self.set(&mut state, open);
-                } else {
-                    *state = BreakerState::Closed { failures };
+                    return Some(failures);
                 }
+                *state = BreakerState::Closed { failures };
             }
             (BreakerState::HalfOpen { .. }, Some(true)) if probe => {
                 self.set(&mut state, BreakerState::Closed { failures: 0 });
             }
-            (BreakerState::HalfOpen { .. }, Some(false)) if probe => self.set(&mut state, open),
+            (BreakerState::HalfOpen { .. }, Some(false)) if probe => {
+                self.set(&mut state, open);
+                return Some(1);
+            }
             (BreakerState::HalfOpen { probing }, None) if probe => {
                 *state = BreakerState::HalfOpen {
                     probing: probing.saturating_sub(1),
@@ -137,12 +167,28 @@ impl Breaker {
             // already counted.
             _ => {}
         }
+        None
+    }
+
+    /// Counts a failure; tells the hook, outside the lock, if it opened
+    /// the breaker.
+    fn fail(&self, probe: bool, error: &dyn Display) {
+        if let Some(failures) = self.report(probe, Some(false))
+            && let Some(hook) = self.on_open.get()
+        {
+            hook(Opened {
+                provider: self.provider.clone(),
+                failures,
+                last_error: error.to_string(),
+                open_for: self.config.open_for,
+            });
+        }
     }
 
     /// Counts a failure seen outside a permit (an answer that broke off
     /// midway).
-    pub fn record_failure(&self) {
-        self.report(false, Some(false));
+    pub fn record_failure(&self, error: &dyn Display) {
+        self.fail(false, error);
     }
 }
 
@@ -152,16 +198,16 @@ impl Permit {
         self.breaker.report(std::mem::take(&mut self.probe), Some(true));
     }
 
-    /// The request failed because of the provider.
-    pub fn failed(mut self) {
-        self.breaker.report(std::mem::take(&mut self.probe), Some(false));
+    /// The request failed because of the provider, with `error`.
+    pub fn failed(mut self, error: &dyn Display) {
+        self.breaker.fail(std::mem::take(&mut self.probe), error);
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         if self.probe {
-            self.breaker.report(true, None);
+            let _ = self.breaker.report(true, None);
         }
     }
 }
@@ -184,8 +230,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn opens_after_failures_in_a_row_and_closes_after_a_good_probe() {
         let b = breaker(3, 1);
-        b.try_acquire().unwrap().failed();
-        b.try_acquire().unwrap().failed();
+        b.try_acquire().unwrap().failed(&"HTTP 503");
+        b.try_acquire().unwrap().failed(&"HTTP 503");
         b.try_acquire().unwrap().succeeded();
         assert_eq!(
             b.state(),
@@ -193,7 +239,7 @@ mod tests {
             "a success resets the count"
         );
         for _ in 0..3 {
-            b.try_acquire().unwrap().failed();
+            b.try_acquire().unwrap().failed(&"HTTP 503");
         }
         let wait = b.try_acquire().err().expect("open breakers refuse");
         assert!(wait <= Duration::from_secs(30) && wait > Duration::from_secs(29));
@@ -209,13 +255,45 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_hook_hears_each_opening_with_the_last_error() {
+        let b = breaker(2, 1);
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&heard);
+        b.on_open(Arc::new(move |opened| sink.lock().unwrap().push(opened)));
+        b.try_acquire().unwrap().failed(&"first");
+        assert!(heard.lock().unwrap().is_empty());
+        b.try_acquire().unwrap().failed(&"HTTP 500: boom");
+        b.record_failure(&"late: already open");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        b.try_acquire().unwrap().failed(&"probe failed");
+        let heard = heard.lock().unwrap();
+        assert_eq!(
+            *heard,
+            [
+                Opened {
+                    provider: "test".into(),
+                    failures: 2,
+                    last_error: "HTTP 500: boom".into(),
+                    open_for: Duration::from_secs(30),
+                },
+                Opened {
+                    provider: "test".into(),
+                    failures: 1,
+                    last_error: "probe failed".into(),
+                    open_for: Duration::from_secs(30),
+                },
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_failed_probe_opens_again_and_a_dropped_one_frees_its_slot() {
         let b = breaker(1, 1);
-        b.try_acquire().unwrap().failed();
+        b.try_acquire().unwrap().failed(&"HTTP 503");
         tokio::time::advance(Duration::from_secs(31)).await;
         drop(b.try_acquire().unwrap());
         assert!(matches!(b.state(), BreakerState::HalfOpen { probing: 0 }));
-        b.try_acquire().unwrap().failed();
+        b.try_acquire().unwrap().failed(&"HTTP 503");
         assert!(matches!(b.state(), BreakerState::Open { .. }));
         assert!(b.try_acquire().is_err());
     }

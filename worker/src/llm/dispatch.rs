@@ -106,7 +106,7 @@ async fn start_with(model: &Model, request: &LlmRequest, retry: &RetryConfig) ->
             Err(e) => {
                 metrics::llm_request(id, e.kind());
                 if e.counts_against_provider() {
-                    permit.failed();
+                    permit.failed(&e);
                 } else {
                     drop(permit);
                 }

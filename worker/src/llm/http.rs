@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use super::LlmError;
 
-/// A `reqwest` client for provider calls, with the process's TLS provider.
-fn client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
+/// A `reqwest` client with the process's TLS provider, for provider calls
+/// (and the notification services' HTTP APIs).
+pub(crate) fn client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
     // Any provider will do; ring is the one compiled in. Installing twice
     // is harmless (the second attempt reports the first).
     let _ = rustls::crypto::ring::default_provider().install_default();
