@@ -70,6 +70,16 @@ pub fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
         }
     };
     ctx.state.metrics.message_in(frame.command.kind());
+    if frame.command.kind().is_admin_only() {
+        ctx.send_error(ErrorInfo::new(
+            ErrorCode::NotAllowed,
+            format!(
+                "`{}` is for admin consoles, on /chat/admin/ws with an admin token",
+                frame.command.kind()
+            ),
+        ));
+        return None;
+    }
     // Requests about sessions may name any of the user's sessions; every
     // other frame belongs to the connection's session.
     let names_any_session = matches!(
@@ -130,19 +140,11 @@ pub fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
             id,
             InboundBody::HelpRequest { content },
         ))),
+        // Refused above.
         ClientCommand::Watch { .. }
         | ClientCommand::Unwatch { .. }
         | ClientCommand::Takeover { .. }
-        | ClientCommand::Release { .. } => {
-            ctx.send_error(ErrorInfo::new(
-                ErrorCode::NotAllowed,
-                format!(
-                    "`{}` is for admin consoles, on /chat/admin/ws with an admin token",
-                    frame.command.kind()
-                ),
-            ));
-            None
-        }
+        | ClientCommand::Release { .. } => None,
         command @ (ClientCommand::ListSessions { .. }
         | ClientCommand::GetHistory { .. }
         | ClientCommand::RenameSession { .. }

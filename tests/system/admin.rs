@@ -40,6 +40,7 @@ impl StaffCluster {
                 ("CHATBOX_ADMIN_TAKEOVER_GRACE", "2s"),
                 ("CHATBOX_ADMIN_TAKEOVER_CHECK_INTERVAL", "300ms"),
                 ("CHATBOX_ADMIN_SAMPLE_INTERVAL", "500ms"),
+                ("CHATBOX_GATEWAY_HEARTBEAT_INTERVAL", "500ms"),
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
@@ -335,12 +336,14 @@ async fn help_watch_takeover_and_release_across_two_gateways() {
         "the history keeps who joined and when"
     );
 
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let metrics = admin_get(&c.url(1, "/chat/admin/metrics"), &alice).await;
     assert_eq!(metrics["total_sessions"], 1, "{metrics}");
     assert_eq!(metrics["help_requests"], 1);
     assert_eq!(metrics["admin_assisted"], 1);
     assert!(metrics["samples"].as_u64().unwrap() >= 1, "{metrics}");
     assert!(metrics["max_concurrent"].as_u64().unwrap() >= 1, "{metrics}");
+    assert_eq!(metrics["connected_sessions"], 1, "{metrics}");
     assert!(metrics["total_tokens"].as_u64().unwrap() > 0);
 }
 
@@ -394,7 +397,7 @@ async fn a_takeover_stops_the_streaming_answer_and_an_admin_who_vanishes_is_let_
 
 #[tokio::test]
 async fn a_burst_of_fifty_help_requests_sends_the_configured_number_and_one_digest() {
-    let c = StaffCluster::start(&[], 3, "4s").await;
+    let c = StaffCluster::start(&[], 3, "8s").await;
     let mut users = Vec::new();
     for i in 0..10 {
         let mut u = Client::connect(&c.gateways[i % 2].addr, &token(&format!("u{i}"), &[]), None).await;
