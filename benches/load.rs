@@ -354,7 +354,7 @@ async fn open_loop(dep: &Deployment, o: &Options) {
             while Instant::now() < deadline {
                 tick.tick().await;
                 n += 1;
-                writer_times.lock().unwrap().push_back(Instant::now());
+                locked(&writer_times).push_back(Instant::now());
                 let frame = format!(r#"{{"type":"user_message","id":"r{c}-{n}","content":"hello"}}"#);
                 sink.send(Message::text(frame)).await.expect("send");
             }
@@ -368,11 +368,7 @@ async fn open_loop(dep: &Deployment, o: &Options) {
                 match next {
                     Ok(Some(Ok(Message::Text(t)))) if is_final(&t) => {
                         received += 1;
-                        let sent = sent_at
-                            .lock()
-                            .unwrap()
-                            .pop_front()
-                            .expect("a send for every answer");
+                        let sent = locked(&sent_at).pop_front().expect("a send for every answer");
                         if sent >= measure_from && sent < deadline {
                             latencies.push(sent.elapsed());
                         }
@@ -380,7 +376,7 @@ async fn open_loop(dep: &Deployment, o: &Options) {
                     Ok(Some(Ok(_))) => {}
                     _ => break,
                 }
-                if Instant::now() > deadline && sent_at.lock().unwrap().is_empty() {
+                if Instant::now() > deadline && locked(&sent_at).is_empty() {
                     break;
                 }
             }
@@ -450,4 +446,10 @@ fn main() {
             }
         }
     });
+}
+
+/// A lock that outlives a panicked holder (the numbers it guards are still
+/// good to print).
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

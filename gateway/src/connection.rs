@@ -18,7 +18,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -36,7 +36,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::inbound::{self, ConnContext, Pending};
 use crate::metrics;
-use crate::registry::ConnHandle;
+use crate::registry::{ConnHandle, Liveness};
 use crate::rpc_client;
 use crate::send_queue::{CloseOrder, SendQueue};
 use crate::session_hub::ListenerRole;
@@ -172,9 +172,9 @@ async fn join_session(
         queue: Arc::clone(&queue),
         owner: claim.token,
         active_confirmed: AtomicBool::new(false),
-        last_heard: AtomicU64::new(millis(state.clock.elapsed())),
+        liveness: Liveness::at(state.clock.elapsed()),
     });
-    state.registry.insert(Arc::clone(&conn));
+    state.registry.insert(conn_id, Arc::clone(&conn));
     if state.shutdown.is_cancelled() {
         // Shutdown began while this socket was being set up, after the
         // drain closed the registered ones.
@@ -235,7 +235,7 @@ impl FrameHandler for ConnContext {
     }
 
     fn heard(&self, now: Duration) {
-        self.conn.heard(now);
+        self.conn.liveness.heard(now);
     }
 
     fn handle_text(&mut self, text: &str) -> Option<Pending> {
@@ -497,10 +497,6 @@ pub fn status_order(state: &GatewayState, session_id: &str, reason: StatusReason
             outbound::connection_status(session_id, reason, state.config.chatbox.reconnect_timeout).to_json(),
         ),
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A close order for an admin socket (which has no session of its own).

@@ -37,7 +37,7 @@ pub async fn keepalive_loop(state: Arc<GatewayState>, cancel: CancellationToken)
         }
         let now = state.clock.elapsed();
         for conn in state.registry.all() {
-            if conn.silent_for(now) >= pong_wait {
+            if conn.liveness.silent_for(now) >= pong_wait {
                 debug!(conn_id = conn.conn_id, "client silent for too long");
                 conn.close(status_order(&state, &conn.session_id, StatusReason::IdleTimeout));
             } else if ping {
@@ -45,7 +45,7 @@ pub async fn keepalive_loop(state: Arc<GatewayState>, cancel: CancellationToken)
             }
         }
         for conn in state.admins.all() {
-            if conn.silent_for(now) >= pong_wait {
+            if conn.liveness.silent_for(now) >= pong_wait {
                 debug!(conn_id = conn.conn_id, "admin client silent for too long");
                 conn.close(admin_close_order(&state, StatusReason::IdleTimeout));
             } else if ping {

@@ -10,7 +10,33 @@ use chatbox_shared::coordinator::OwnerToken;
 
 use crate::send_queue::{CloseOrder, SendQueue};
 
-/// One open socket, as the rest of the pod sees it.
+/// When a client was last heard from, in milliseconds on the gateway's
+/// clock: what the keepalive reads to close silent sockets.
+pub struct Liveness(AtomicU64);
+
+impl Liveness {
+    /// Heard from at `now` (gateway clock).
+    pub fn at(now: Duration) -> Self {
+        let liveness = Liveness(AtomicU64::new(0));
+        liveness.heard(now);
+        liveness
+    }
+
+    /// Records that the client was heard from at `now` (gateway clock).
+    pub fn heard(&self, now: Duration) {
+        self.0.store(
+            u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// How long the client has been silent at `now` (gateway clock).
+    pub fn silent_for(&self, now: Duration) -> Duration {
+        now.saturating_sub(Duration::from_millis(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+/// One open user socket, as the rest of the pod sees it.
 pub struct ConnHandle {
     /// Unique on this pod.
     pub conn_id: u64,
@@ -25,28 +51,14 @@ pub struct ConnHandle {
     /// Whether the renewal task has confirmed the user's active-session key
     /// has no expiry left from an earlier socket's disconnect.
     pub active_confirmed: AtomicBool,
-    /// When the client was last heard from, in milliseconds on the
-    /// gateway's clock.
-    pub last_heard: AtomicU64,
+    /// When the client was last heard from.
+    pub liveness: Liveness,
 }
 
 impl ConnHandle {
     /// Orders the socket closed.
     pub fn close(&self, order: CloseOrder) {
         self.queue.close(order);
-    }
-
-    /// Records that the client was heard from at `now` (gateway clock).
-    pub fn heard(&self, now: Duration) {
-        self.last_heard.store(
-            u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-    }
-
-    /// How long the client has been silent at `now` (gateway clock).
-    pub fn silent_for(&self, now: Duration) -> Duration {
-        now.saturating_sub(Duration::from_millis(self.last_heard.load(Ordering::Relaxed)))
     }
 
     /// Marks the active-session key as confirmed; returns whether it was
@@ -56,20 +68,31 @@ impl ConnHandle {
     }
 }
 
-/// The sockets of this pod.
-#[derive(Default)]
-pub struct ConnectionRegistry {
-    conns: Mutex<HashMap<u64, Arc<ConnHandle>>>,
+/// The sockets of one kind on this pod (user sockets, admin sockets), by
+/// connection id.
+pub struct Registry<T> {
+    conns: Mutex<HashMap<u64, Arc<T>>>,
 }
 
-impl ConnectionRegistry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<ConnHandle>>> {
+/// The user sockets of this pod.
+pub type ConnectionRegistry = Registry<ConnHandle>;
+
+impl<T> Default for Registry<T> {
+    fn default() -> Self {
+        Registry {
+            conns: Mutex::default(),
+        }
+    }
+}
+
+impl<T> Registry<T> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<T>>> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Adds a socket.
-    pub fn insert(&self, handle: Arc<ConnHandle>) {
-        self.lock().insert(handle.conn_id, handle);
+    pub fn insert(&self, conn_id: u64, conn: Arc<T>) {
+        self.lock().insert(conn_id, conn);
     }
 
     /// Removes a socket.
@@ -78,12 +101,12 @@ impl ConnectionRegistry {
     }
 
     /// A socket by id.
-    pub fn get(&self, conn_id: u64) -> Option<Arc<ConnHandle>> {
+    pub fn get(&self, conn_id: u64) -> Option<Arc<T>> {
         self.lock().get(&conn_id).cloned()
     }
 
     /// Every socket (a snapshot).
-    pub fn all(&self) -> Vec<Arc<ConnHandle>> {
+    pub fn all(&self) -> Vec<Arc<T>> {
         self.lock().values().cloned().collect()
     }
 

@@ -168,19 +168,9 @@ fn view(s: &SessionRecord, live: LiveState) -> AdminSessionView {
     let gateway = live.owner.as_ref().map(|o| o.pod_id.clone());
     let presence = Presence::from(live);
     AdminSessionView {
-        session_id: s.id.clone(),
+        summary: history::summary(s),
         user_id: s.user_id.clone(),
-        name: s.name.clone(),
-        model_id: s.model_id.clone(),
-        start_time: s.start_time,
-        last_activity: s.last_activity,
-        end_time: s.end_time,
-        duration_s: s.duration_s,
-        is_active: s.is_active,
-        help_requested: s.help_requested,
         help_requested_at: s.help_requested_at,
-        admin_assisted: s.admin_assisted,
-        message_count: s.counters.message_count,
         total_tokens: s.counters.total_tokens,
         avg_response_ms: s.counters.avg_response_ms,
         max_response_ms: s.counters.max_response_ms,

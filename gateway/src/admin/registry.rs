@@ -1,12 +1,12 @@
 //! The admin sockets open on this pod: what the keepalive, the renewal of
 //! takeover locks and presence, and the shutdown drain act on.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::admin::Staff;
+use crate::registry::{Liveness, Registry};
 use crate::send_queue::{CloseOrder, SendQueue};
 
 /// One admin socket.
@@ -17,8 +17,8 @@ pub struct AdminConn {
     pub staff: Staff,
     /// Its outbound queue.
     pub queue: Arc<SendQueue>,
-    /// When the client was last heard from (gateway clock, ms).
-    last_heard: AtomicU64,
+    /// When the client was last heard from.
+    pub liveness: Liveness,
     /// Sessions it watches.
     watching: Mutex<BTreeSet<String>>,
     /// Sessions it has taken over.
@@ -32,34 +32,19 @@ fn locked(set: &Mutex<BTreeSet<String>>) -> MutexGuard<'_, BTreeSet<String>> {
 impl AdminConn {
     /// A new admin socket, heard from at `now`.
     pub fn new(conn_id: u64, staff: Staff, queue: Arc<SendQueue>, now: Duration) -> Self {
-        let conn = AdminConn {
+        AdminConn {
             conn_id,
             staff,
             queue,
-            last_heard: AtomicU64::new(0),
+            liveness: Liveness::at(now),
             watching: Mutex::default(),
             held: Mutex::default(),
-        };
-        conn.heard(now);
-        conn
+        }
     }
 
     /// Orders the socket closed.
     pub fn close(&self, order: CloseOrder) {
         self.queue.close(order);
-    }
-
-    /// Records that the client was heard from at `now` (gateway clock).
-    pub fn heard(&self, now: Duration) {
-        self.last_heard.store(
-            u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-    }
-
-    /// How long the client has been silent at `now` (gateway clock).
-    pub fn silent_for(&self, now: Duration) -> Duration {
-        now.saturating_sub(Duration::from_millis(self.last_heard.load(Ordering::Relaxed)))
     }
 
     /// Starts watching `session_id`; `false` if it already did.
@@ -104,38 +89,4 @@ impl AdminConn {
 }
 
 /// The admin sockets of this pod.
-#[derive(Default)]
-pub struct AdminRegistry {
-    conns: Mutex<HashMap<u64, Arc<AdminConn>>>,
-}
-
-impl AdminRegistry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<AdminConn>>> {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds a socket.
-    pub fn insert(&self, conn: Arc<AdminConn>) {
-        self.lock().insert(conn.conn_id, conn);
-    }
-
-    /// Removes a socket.
-    pub fn remove(&self, conn_id: u64) {
-        self.lock().remove(&conn_id);
-    }
-
-    /// Every admin socket (a snapshot).
-    pub fn all(&self) -> Vec<Arc<AdminConn>> {
-        self.lock().values().cloned().collect()
-    }
-
-    /// How many are open.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether none are.
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-}
+pub type AdminRegistry = Registry<AdminConn>;

@@ -25,8 +25,7 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::header::ORIGIN;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use chatbox_shared::bus::Headers;
 use chatbox_shared::coordinator::Watcher;
@@ -43,13 +42,13 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::admin::AdminConn;
 use crate::admin::staff::{self, Staff};
 use crate::connection::{FrameHandler, admin_close_order, socket_loop};
-use crate::credentials::{Credentials, PROTOCOL};
 use crate::http_error::refuse;
 use crate::inbound::{self, Pending};
 use crate::metrics;
 use crate::send_queue::SendQueue;
 use crate::session_hub::ListenerRole;
 use crate::state::{ConnectionSlot, GatewayState};
+use crate::upgrade::{authenticate, prepare, refuse_early};
 
 /// Query of `/chat/admin/ws`.
 #[derive(Debug, Default, Deserialize)]
@@ -66,37 +65,12 @@ pub async fn handle(
     Query(params): Query<AdminParams>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    if state.shutdown.is_cancelled() {
-        metrics::refused("shutting_down");
-        return refuse(
-            ErrorCode::ServerShutdown,
-            "this server is shutting down; connect again to reach another one",
-            Some(Duration::from_secs(1)),
-        );
+    if let Some(refusal) = refuse_early(&state, remote, &headers) {
+        return refusal;
     }
-    let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
-    if !state.origins.allows(origin) {
-        metrics::refused("origin");
-        info!(%remote, origin = origin.unwrap_or_default(), "admin socket refused: origin not allowed");
-        return refuse(
-            ErrorCode::OriginNotAllowed,
-            "this page's origin is not allowed to open chat connections",
-            None,
-        );
-    }
-    let credentials = Credentials::from_request(&headers, params.token.as_deref());
-    let identity = match credentials.token.as_deref() {
-        None => Err(chatbox_shared::auth::AuthError::Missing),
-        Some(token) => state.validator.validate(token),
-    };
-    let identity = match identity {
-        Ok(identity) => identity,
-        Err(e) => {
-            metrics::refused("unauthorized");
-            metrics::auth_failure(e.reason());
-            info!(%remote, reason = e.reason(), "admin socket refused: {e}");
-            return refuse(e.code(), e.to_string(), None);
-        }
+    let (identity, credentials) = match authenticate(&state, remote, &headers, params.token.as_deref()) {
+        Ok(found) => found,
+        Err(refusal) => return *refusal,
     };
     let admin_role = &state.config.chatbox.auth.admin_role;
     if !identity.has_role(admin_role) {
@@ -109,41 +83,17 @@ pub async fn handle(
             None,
         );
     }
-    let mut upgrade = match upgrade {
-        Ok(u) => u,
-        Err(e) => {
-            metrics::refused("not_websocket");
-            return refuse(
-                ErrorCode::InvalidMessage,
-                format!("/chat/admin/ws speaks WebSocket only: {e}"),
-                None,
-            );
-        }
+    let (upgrade, slot) = match prepare(&state, upgrade, &credentials, "/chat/admin/ws") {
+        Ok(ready) => ready,
+        Err(refusal) => return *refusal,
     };
-    let Some(slot) = ConnectionSlot::acquire(&state) else {
-        metrics::refused("connection_limit");
-        return refuse(
-            ErrorCode::ConnectionLimit,
-            "this server holds as many connections as it may; try again shortly",
-            Some(Duration::from_secs(5)),
-        );
-    };
-    if credentials.offers_protocol {
-        upgrade.set_selected_protocol(HeaderValue::from_static(PROTOCOL));
-    }
-    let ws = &state.config.chatbox.websocket;
     let staff = Staff::from_identity(&identity);
     let state_for_socket = Arc::clone(&state);
-    upgrade
-        .read_buffer_size(ws.read_buffer_size)
-        .write_buffer_size(ws.write_buffer_size)
-        .max_message_size(ws.max_message_size)
-        .max_frame_size(ws.max_frame_size)
-        .on_upgrade(move |socket| {
-            let state = state_for_socket;
-            let tracker = state.connections.clone();
-            tracker.track_future(run(state, socket, staff, remote, slot))
-        })
+    upgrade.on_upgrade(move |socket| {
+        let state = state_for_socket;
+        let tracker = state.connections.clone();
+        tracker.track_future(run(state, socket, staff, remote, slot))
+    })
 }
 
 async fn run(
@@ -159,7 +109,7 @@ async fn run(
     async move {
         let queue = Arc::new(SendQueue::new(state.config.chatbox.websocket.send_queue_limit));
         let conn = Arc::new(AdminConn::new(conn_id, staff, Arc::clone(&queue), state.clock.elapsed()));
-        state.admins.insert(Arc::clone(&conn));
+        state.admins.insert(conn_id, Arc::clone(&conn));
         state.metrics.admin_connections.increment(1.0);
         if state.shutdown.is_cancelled() {
             conn.close(admin_close_order(&state, StatusReason::ServerShutdown));
@@ -212,7 +162,7 @@ impl FrameHandler for AdminContext {
     }
 
     fn heard(&self, now: Duration) {
-        self.conn.heard(now);
+        self.conn.liveness.heard(now);
     }
 
     fn handle_text(&mut self, text: &str) -> Option<Pending> {

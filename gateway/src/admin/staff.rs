@@ -101,7 +101,7 @@ pub async fn take_over(
     session_id: &str,
 ) -> Result<TakeoverState, ErrorInfo> {
     let detail = session_detail(state, staff, session_id, 1).await?;
-    if !detail.session.is_active {
+    if !detail.session.summary.is_active {
         return Err(ErrorInfo::new(
             ErrorCode::SessionEnded,
             "this session has ended; there is no one to assist",

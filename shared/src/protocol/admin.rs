@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::sessions::SessionSummary;
 use super::{Message, Timestamp};
 
 /// An admin, as the console shows them.
@@ -98,40 +99,19 @@ pub struct AdminSessionsQuery {
     pub cursor: Option<String>,
 }
 
-/// A session as the admin console lists it: what is stored, and what is
-/// live (where its user is connected, who assists, who watches).
+/// A session as the admin console lists it: what its user sees in their
+/// own list, plus whose it is, its figures, and what is live (where its
+/// user is connected, who assists, who watches).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminSessionView {
-    /// The session.
-    pub session_id: String,
+    /// Id, name, times, flags, message count, model.
+    #[serde(flatten)]
+    pub summary: SessionSummary,
     /// Its user.
     pub user_id: String,
-    /// Its name.
-    pub name: String,
-    /// The model chosen for it, if not the default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_id: Option<String>,
-    /// When it started.
-    pub start_time: Timestamp,
-    /// When it last saw a message.
-    pub last_activity: Timestamp,
-    /// When it ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_time: Option<Timestamp>,
-    /// How long it lasted, in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_s: Option<u64>,
-    /// Not ended.
-    pub is_active: bool,
-    /// Whether its user asked for a person.
-    pub help_requested: bool,
-    /// When they last did.
+    /// When its user last asked for a person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub help_requested_at: Option<Timestamp>,
-    /// Whether an admin took part.
-    pub admin_assisted: bool,
-    /// Messages in it.
-    pub message_count: u64,
     /// Tokens its answers used.
     pub total_tokens: u64,
     /// Average response time, in milliseconds.
