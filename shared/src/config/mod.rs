@@ -14,6 +14,7 @@ pub(crate) mod duration;
 pub mod env;
 pub mod notifications;
 mod secret;
+pub mod uploads;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use notifications::NotificationsConfig;
 pub use secret::Secret;
+pub use uploads::{BlobConfig, BlobKind, S3Config, UploadsConfig};
 pub use validate::{Role, decode_key};
 
 /// Why configuration could not be loaded.
@@ -116,6 +118,10 @@ pub struct ChatboxConfig {
     pub telemetry: TelemetryConfig,
     /// `[chatbox.notifications]`
     pub notifications: NotificationsConfig,
+    /// What users may upload (`[chatbox.uploads]`).
+    pub uploads: UploadsConfig,
+    /// Where files are kept (`[chatbox.blob]`).
+    pub blob: BlobConfig,
 }
 
 impl Default for ChatboxConfig {
@@ -141,6 +147,8 @@ impl Default for ChatboxConfig {
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
             notifications: NotificationsConfig::default(),
+            uploads: UploadsConfig::default(),
+            blob: BlobConfig::default(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::env::names_for;
 use super::notifications::{EmailEngine, NotificationsConfig, SmsEngine, SmtpTls, is_e164, is_email_address};
-use super::{Config, ProviderKind, StoreKind};
+use super::{BlobKind, ChatboxConfig, Config, ProviderKind, StoreKind};
 use crate::ids::is_valid_pod_id;
 
 /// Which role the process runs; some checks apply to some roles only.
@@ -229,6 +229,7 @@ impl Config {
             }
             p.positive(store.index_timeout, "chatbox.store.index_timeout");
             p.positive(store.sweep_interval, "chatbox.store.sweep_interval");
+            check_files(&mut p, c, role);
             p.check(c.llm.context_tokens > 0, "chatbox.llm.context_tokens", || {
                 "must be at least 1".into()
             });
@@ -506,4 +507,77 @@ pub fn decode_key(text: &str) -> Option<[u8; 32]> {
         .or_else(|_| URL_SAFE_NO_PAD.decode(text))
         .ok()?;
     bytes.try_into().ok()
+}
+
+/// Longest a presigned S3 URL may live (SigV4's limit).
+const MAX_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn check_files(p: &mut Problems, c: &ChatboxConfig, role: Role) {
+    let u = &c.uploads;
+    p.check(u.max_size > 0, "chatbox.uploads.max_size", || "must be more than zero".into());
+    p.check(u.max_voice_size > 0, "chatbox.uploads.max_voice_size", || {
+        "must be more than zero".into()
+    });
+    for (ttl, key) in [
+        (u.upload_url_ttl, "chatbox.uploads.upload_url_ttl"),
+        (u.download_url_ttl, "chatbox.uploads.download_url_ttl"),
+    ] {
+        p.check(!ttl.is_zero() && ttl <= MAX_URL_TTL, key, || {
+            "must be longer than zero and at most 7 days".into()
+        });
+    }
+    p.positive(u.cleanup_interval, "chatbox.uploads.cleanup_interval");
+    for (prefix, key) in [
+        (&u.prefix, "chatbox.uploads.prefix"),
+        (&u.quarantine_prefix, "chatbox.uploads.quarantine_prefix"),
+    ] {
+        let prefix = prefix.trim_matches('/');
+        p.check(
+            !prefix.is_empty() && !prefix.split('/').any(|part| part.is_empty() || part == ".."),
+            key,
+            || "must be a key prefix like \"chat-files\"".into(),
+        );
+    }
+    p.check(
+        u.prefix.trim_matches('/') != u.quarantine_prefix.trim_matches('/'),
+        "chatbox.uploads.quarantine_prefix",
+        || "must differ from chatbox.uploads.prefix".into(),
+    );
+    let b = &c.blob;
+    p.check(
+        b.signing_key.is_empty() || decode_key(b.signing_key.expose()).is_some(),
+        "chatbox.blob.signing_key",
+        || "must be 32 bytes in base64 (try: openssl rand -base64 32)".into(),
+    );
+    if b.resolved_kind(role) == BlobKind::S3 {
+        let s3 = &b.s3;
+        p.check(!s3.bucket.trim().is_empty(), "chatbox.blob.s3.bucket", || {
+            "is required for the S3 file store".into()
+        });
+        p.check(!s3.region.trim().is_empty(), "chatbox.blob.s3.region", || {
+            "must not be empty".into()
+        });
+        for (url, key) in [
+            (&s3.endpoint, "chatbox.blob.s3.endpoint"),
+            (&s3.public_endpoint, "chatbox.blob.s3.public_endpoint"),
+        ] {
+            p.check(
+                url.is_empty() || url.starts_with("http://") || url.starts_with("https://"),
+                key,
+                || format!("{url:?} must start with http:// or https://"),
+            );
+        }
+        p.check(
+            s3.access_key_id.is_empty() == s3.secret_access_key.is_empty(),
+            "chatbox.blob.s3.secret_access_key",
+            || "set both access_key_id and secret_access_key, or neither (the standard AWS chain)".into(),
+        );
+    }
+    if !b.public_url.is_empty() {
+        p.check(
+            b.public_url.starts_with("http://") || b.public_url.starts_with("https://"),
+            "chatbox.blob.public_url",
+            || format!("{:?} must start with http:// or https://", b.public_url),
+        );
+    }
 }
