@@ -133,6 +133,7 @@ async fn deploy(o: &Options) -> Deployment {
     env.extend(
         [
             ("CHATBOX_STORE_KIND", "sqlite"),
+            ("CHATBOX_BLOB_KIND", "local"),
             ("CHATBOX_DATA_DIR", &dir.join("data").display().to_string()),
             ("ENCRYPTION_KEY", ENCRYPTION_KEY),
             ("RUST_LOG", "warn"),

@@ -11,6 +11,7 @@
 //! before the async runtime starts; each role lives in [`role`].
 
 mod backplane;
+mod blobs;
 mod cli;
 mod mock_llm;
 mod ops;

@@ -115,9 +115,22 @@ pub async fn serve(
     app: Router,
     stop: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    serve_on(bind(addr).await?, app, stop)
+}
+
+/// Binds `addr` (to learn the port before the routes are built).
+pub async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// Serves `app` on a bound listener until `stop`.
+pub fn serve_on(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    stop: CancellationToken,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let local = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {
         // Small frames (streamed chunks) must not wait for Nagle.

@@ -1,12 +1,13 @@
 //! Client frames, once read: validated, answered or handed to the workers.
 //!
-//! A `ping` is answered at once. A `user_message`, `model_select` or
-//! `help_request` is rate-limited (a token bucket shared by every pod),
+//! A `ping` is answered at once. A `user_message`, `file_upload`,
+//! `voice_message`, `model_select` or `help_request` is rate-limited (a token bucket shared by every pod),
 //! the session's `chat.out` subscription is made sure of, and the message
 //! goes to `chat.in.<sid>` — accepted only once JetStream has stored it,
 //! de-duplicated by the client's message id, so a client that resends
 //! after an error never gets two answers. A `stop` goes to every worker at
-//! once on `chat.stop.<sid>`. Every refusal is an `error` frame with a
+//! once on `chat.stop.<sid>`. A `request_upload` is answered by a worker
+//! with an upload slot (the file's bytes never pass here). Every refusal is an `error` frame with a
 //! code and a sentence; the socket stays open.
 
 use std::future::Future;
@@ -19,10 +20,11 @@ use chatbox_shared::bus::Headers;
 use chatbox_shared::coordinator::{Admission, RateLimit};
 use chatbox_shared::envelope::{
     Audience, EndSession, InboundBody, InboundEnvelope, ListSessions, RenameSession, SessionHistory,
-    StopAnswer, StopReason, headers, rpc,
+    StopAnswer, StopReason, UploadSlotRequest, headers, rpc,
 };
 use chatbox_shared::ids::new_message_id;
 use chatbox_shared::protocol::sessions::{HistoryPage, SessionPage, SessionSummary};
+use chatbox_shared::protocol::uploads::{UploadRequest, UploadSlot};
 use chatbox_shared::protocol::{
     ClientCommand, ErrorCode, ErrorInfo, MessageType, ProtocolError, Sender, Timestamp, outbound,
     parse_client_frame,
@@ -128,12 +130,18 @@ pub fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
             typing(ctx, active);
             None
         }
-        ClientCommand::FileUpload { .. } | ClientCommand::VoiceMessage { .. } => {
-            ctx.send_error(ErrorInfo::new(
-                ErrorCode::Unsupported,
-                "file and voice messages are not available on this server yet",
-            ));
-            None
+        ClientCommand::FileUpload { id, file_id, content } => Some(Box::pin(accept(
+            AcceptArgs::new(ctx),
+            id,
+            InboundBody::FileUpload { file_id, content },
+        ))),
+        ClientCommand::VoiceMessage { id, file_id } => Some(Box::pin(accept(
+            AcceptArgs::new(ctx),
+            id,
+            InboundBody::VoiceMessage { file_id },
+        ))),
+        ClientCommand::RequestUpload { id, upload } => {
+            Some(Box::pin(request_upload(AcceptArgs::new(ctx), id, upload)))
         }
         ClientCommand::HelpRequest { id, content } => Some(Box::pin(accept(
             AcceptArgs::new(ctx),
@@ -150,6 +158,39 @@ pub fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
         | ClientCommand::RenameSession { .. }
         | ClientCommand::EndSession { .. }) => Some(Box::pin(session_request(AcceptArgs::new(ctx), command))),
     }
+}
+
+/// Answers `request_upload` with an upload slot from a worker. Slots count
+/// against the user's message rate: each one is a file to come.
+async fn request_upload(args: AcceptArgs, request_id: Option<String>, upload: UploadRequest) {
+    let state = &args.state;
+    let conn = &args.conn;
+    let sid = conn.session_id.as_str();
+    let frame = match admit(state, &conn.user_id).await {
+        Err(info) => outbound::error_reply(request_id.as_deref(), Some(sid), info),
+        Ok(()) => {
+            let request = UploadSlotRequest {
+                user_id: conn.user_id.clone(),
+                session_id: sid.to_owned(),
+                upload,
+            };
+            let answer: Result<UploadSlot, _> =
+                rpc_client::call(state, rpc::UPLOAD_SLOT, &conn.user_id, &request).await;
+            match answer {
+                Ok(slot) => {
+                    let mut m =
+                        outbound::reply(MessageType::UploadSlot, request_id.as_deref(), Some(sid), json(&slot));
+                    m.file_id = Some(slot.file_id);
+                    m
+                }
+                Err(info) => {
+                    metrics::protocol_error(info.code.as_str());
+                    outbound::error_reply(request_id.as_deref(), Some(sid), info)
+                }
+            }
+        }
+    };
+    let _ = conn.queue.push(frame.to_json());
 }
 
 /// Page size of `list_sessions` when the client names none.

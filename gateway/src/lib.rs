@@ -166,6 +166,7 @@ impl Gateway {
             .route("/chat/sessions/{id}", patch(user_api::rename))
             .route("/chat/sessions/{id}/messages", get(user_api::history))
             .route("/chat/sessions/{id}/end", post(user_api::end))
+            .route("/chat/uploads", post(user_api::upload_slot))
             .route("/chat/admin/sessions", get(admin::api::sessions))
             .route("/chat/admin/sessions/{id}", get(admin::api::session))
             .route("/chat/admin/metrics", get(admin::api::session_metrics))

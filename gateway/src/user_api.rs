@@ -9,6 +9,7 @@
 //! | `GET /chat/sessions/{id}/messages?limit=&cursor=` | a session's messages in order (`cursor` = the last `seq` held) |
 //! | `PATCH /chat/sessions/{id}` `{"name": …}` | the renamed session |
 //! | `POST /chat/sessions/{id}/end` | the ended session (its socket is closed) |
+//! | `POST /chat/uploads?session_id=` `{"name","size","content_type","purpose"}` | 201: an upload slot (file id, signed PUT URL) |
 //!
 //! Errors are the seed's error body: 401 for a bad token, 404
 //! `SESSION_NOT_FOUND` for a session that is not the user's, 503 when no
@@ -19,11 +20,14 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chatbox_shared::auth::{AuthError, Identity};
-use chatbox_shared::envelope::{EndSession, ListSessions, ModelList, RenameSession, SessionHistory, rpc};
+use chatbox_shared::envelope::{
+    EndSession, ListSessions, ModelList, RenameSession, SessionHistory, UploadSlotRequest, rpc,
+};
 use chatbox_shared::protocol::sessions::{HistoryPage, SessionPage, SessionSummary};
+use chatbox_shared::protocol::uploads::{UploadRequest, UploadSlot};
 use chatbox_shared::protocol::{ErrorCode, ErrorInfo};
 use serde::Deserialize;
 
@@ -179,6 +183,49 @@ pub async fn rename(
     Ok(Json(
         rpc_client::call(&state, rpc::RENAME_SESSION, &identity.user_id, &request).await?,
     ))
+}
+
+/// Query of `POST /chat/uploads`.
+#[derive(Debug, Default, Deserialize)]
+pub struct UploadQuery {
+    /// A token, for clients that cannot set headers.
+    pub token: Option<String>,
+    /// The session the file is for.
+    pub session_id: Option<String>,
+}
+
+/// `POST /chat/uploads`: an upload slot, rate-limited like messages.
+pub async fn upload_slot(
+    State(state): State<Arc<GatewayState>>,
+    headers: HeaderMap,
+    q: Result<Query<UploadQuery>, QueryRejection>,
+    body: Result<Json<UploadRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<UploadSlot>), ApiError> {
+    let q = query(q)?;
+    let identity = authenticate(&state, &headers, q.token.as_deref())?;
+    let Some(session_id) = q.session_id else {
+        return Err(ApiError(ErrorInfo::new(
+            ErrorCode::MissingField,
+            "?session_id= is required: the conversation the file is for",
+        )));
+    };
+    let Json(upload) = body.map_err(|e| {
+        ApiError(ErrorInfo::new(
+            ErrorCode::InvalidMessage,
+            format!("expected a JSON body like {{\"name\":\"photo.png\",\"size\":1234,\"content_type\":\"image/png\"}}: {e}"),
+        ))
+    })?;
+    let upload = upload
+        .validated()
+        .map_err(|e| ApiError(ErrorInfo::new(e.code, e.message)))?;
+    crate::inbound::admit(&state, &identity.user_id).await?;
+    let request = UploadSlotRequest {
+        user_id: identity.user_id.clone(),
+        session_id,
+        upload,
+    };
+    let slot = rpc_client::call(&state, rpc::UPLOAD_SLOT, &identity.user_id, &request).await?;
+    Ok((StatusCode::CREATED, Json(slot)))
 }
 
 /// `POST /chat/sessions/{id}/end`

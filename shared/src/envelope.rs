@@ -48,6 +48,8 @@ pub mod rpc {
     pub const ADMIN_SESSION: &str = "admin.session";
     /// Admin: session metrics over a period.
     pub const ADMIN_METRICS: &str = "admin.metrics";
+    /// A signed URL to upload a file to.
+    pub const UPLOAD_SLOT: &str = "uploads.slot";
 }
 
 /// An accepted client message, as a gateway hands it to the workers on
@@ -111,6 +113,14 @@ pub enum InboundBody {
     /// Text from the admin who has taken the session over (the envelope's
     /// `user_id` and `user_name` are the admin's).
     AdminMessage { content: String },
+    /// A file the user uploaded, shared in the conversation.
+    FileUpload {
+        file_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content: Option<String>,
+    },
+    /// A voice message the user uploaded.
+    VoiceMessage { file_id: String },
 }
 
 impl InboundBody {
@@ -123,6 +133,8 @@ impl InboundBody {
             InboundBody::AdminJoin { .. } => "admin_join",
             InboundBody::AdminLeave { .. } => "admin_leave",
             InboundBody::AdminMessage { .. } => "admin_message",
+            InboundBody::FileUpload { .. } => "file_upload",
+            InboundBody::VoiceMessage { .. } => "voice_message",
         }
     }
 }
@@ -298,6 +310,18 @@ pub struct RenameSession {
     pub session_id: String,
     /// Its new name.
     pub name: String,
+}
+
+/// Request of [`rpc::UPLOAD_SLOT`]; the answer is an
+/// [`UploadSlot`](crate::protocol::uploads::UploadSlot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadSlotRequest {
+    /// Who uploads.
+    pub user_id: String,
+    /// The session the file is for.
+    pub session_id: String,
+    /// What they are about to upload (validated by the gateway).
+    pub upload: crate::protocol::uploads::UploadRequest,
 }
 
 /// Request of [`rpc::END_SESSION`].

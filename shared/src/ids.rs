@@ -43,6 +43,11 @@ pub fn new_session_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// A new file id (time-ordered UUID).
+pub fn new_file_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// A new server-side message id (time-ordered UUID).
 pub fn new_message_id() -> String {
     uuid::Uuid::now_v7().to_string()

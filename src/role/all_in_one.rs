@@ -1,6 +1,6 @@
 //! `chatbox` with no subcommand: gateway and worker in one process on the
-//! embedded adapters (in-process bus and coordinator, demo model unless a
-//! provider is configured). Nothing to install; prints where to connect
+//! embedded adapters (in-process bus and coordinator, SQLite, files in a
+//! local folder, demo model unless a provider is configured). Nothing to install; prints where to connect
 //! and ready-made development tokens.
 
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::ops::{self, Readiness};
-use crate::{backplane, shutdown, storage};
+use crate::{backplane, blobs, shutdown, storage};
 
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -50,11 +50,14 @@ pub async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow::Resul
     }));
     let coordinator: Arc<dyn Coordinator> = Arc::new(MemoryCoordinator::new(namespace.keys()));
     let store = storage::open(&config, Role::AllInOne, &pod_id).await?;
+    let listener = ops::bind(&config.app.listen).await?;
+    let (blob, blob_routes) = blobs::open(&config, Role::AllInOne, Some(listener.local_addr()?)).await?;
     let config = Arc::new(config);
 
     let worker = Worker::start(WorkerDeps {
         config: Arc::clone(&config),
         store,
+        blob,
         pod_id: pod_id.clone(),
         bus: Arc::clone(&bus),
         coordinator: Arc::clone(&coordinator),
@@ -74,11 +77,14 @@ pub async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow::Resul
     .context("cannot start the gateway")?;
 
     let draining = CancellationToken::new();
-    let app = gateway
+    let mut app = gateway
         .router()
         .merge(ops::router(Readiness::new(Vec::new(), draining.clone()), metrics));
+    if let Some(routes) = blob_routes {
+        app = app.merge(routes);
+    }
     let stop_http = CancellationToken::new();
-    let (addr, server) = ops::serve(&config.app.listen, app, stop_http.clone()).await?;
+    let (addr, server) = ops::serve_on(listener, app, stop_http.clone())?;
     print_banner(&config, addr, generated_secret, &worker);
 
     signal.cancelled().await;

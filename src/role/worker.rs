@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::ops::{self, Probe, Readiness};
-use crate::{backplane, shutdown, storage};
+use crate::{backplane, blobs, shutdown, storage};
 
 /// Runs a worker until a shutdown signal, then drains it.
 pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()> {
@@ -22,10 +22,13 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
     let bus = backplane::nats(&config, &pod_id, &namespace).await?;
     let coordinator = backplane::redis(&config, &namespace).await?;
     let store = storage::open(&config, Role::Worker, &pod_id).await?;
+    let listener = ops::bind(&config.chatbox.worker.listen).await?;
+    let (blob, blob_routes) = blobs::open(&config, Role::Worker, Some(listener.local_addr()?)).await?;
     let config = Arc::new(config);
     let worker = Worker::start(WorkerDeps {
         config: Arc::clone(&config),
         store: Arc::clone(&store),
+        blob: Arc::clone(&blob),
         pod_id,
         bus: Arc::clone(&bus) as Arc<dyn Bus>,
         coordinator: Arc::clone(&coordinator) as Arc<dyn Coordinator>,
@@ -40,14 +43,17 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
         let store = Arc::clone(&store);
         async move { store.check().await.map_err(|e| e.to_string()) }
     }));
+    probes.push(Probe::new("files", move || {
+        let blob = Arc::clone(&blob);
+        async move { blob.check().await.map_err(|e| e.to_string()) }
+    }));
     let readiness = Readiness::new(probes, draining.clone());
     let stop_http = CancellationToken::new();
-    let (_, server) = ops::serve(
-        &config.chatbox.worker.listen,
-        ops::router(readiness, metrics),
-        stop_http.clone(),
-    )
-    .await?;
+    let mut app = ops::router(readiness, metrics);
+    if let Some(routes) = blob_routes {
+        app = app.merge(routes);
+    }
+    let (_, server) = ops::serve_on(listener, app, stop_http.clone())?;
 
     signal.cancelled().await;
     draining.cancel();

@@ -12,6 +12,7 @@
 //! APIs).
 
 mod sinks;
+mod uploads;
 mod support;
 
 mod admin;

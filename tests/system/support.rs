@@ -303,7 +303,8 @@ pub async fn redis_get(key: &str) -> Option<String> {
 }
 
 /// The environment every scaled process of a test shares: the backplane,
-/// and the store on the namespace's MongoDB database.
+/// the store on the namespace's MongoDB database, and files in the S3
+/// stand-in under the namespace's prefixes.
 pub fn scaled_env(ns: &TestNamespace) -> Vec<(String, String)> {
     let mut env = backplane_env(ns);
     env.extend(
@@ -311,10 +312,25 @@ pub fn scaled_env(ns: &TestNamespace) -> Vec<(String, String)> {
             ("MONGO_URI", mongo_uri()),
             ("CHATBOX_STORE_DATABASE", ns.database()),
             ("ENCRYPTION_KEY", ENCRYPTION_KEY.to_owned()),
+            ("CHATBOX_BLOB_KIND", "s3".to_owned()),
+            ("S3_ENDPOINT", s3_env("CHATBOX_TEST_S3_ENDPOINT")),
+            ("S3_BUCKET", s3_env("CHATBOX_TEST_S3_BUCKET")),
+            ("CHATBOX_BLOB_S3_PATH_STYLE", "true".to_owned()),
+            ("CHATBOX_BLOB_S3_ACCESS_KEY_ID", s3_env("CHATBOX_TEST_S3_ACCESS_KEY")),
+            ("CHATBOX_BLOB_S3_SECRET_ACCESS_KEY", s3_env("CHATBOX_TEST_S3_SECRET_KEY")),
+            ("CHATBOX_UPLOADS_PREFIX", format!("{}/files", ns.name)),
+            ("CHATBOX_UPLOADS_QUARANTINE_PREFIX", format!("{}/quarantine", ns.name)),
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );
     env
+}
+
+/// A setting of the S3 stand-in that `scripts/test.sh` starts.
+pub fn s3_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: start the S3 stand-in (scripts/test.sh does: ensure_s3)")
+    })
 }
 
 /// The backplane part of [`scaled_env`] (Redis, NATS, secrets, timings).

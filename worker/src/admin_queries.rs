@@ -91,9 +91,11 @@ pub async fn session(state: &WorkerState, r: AdminSessionRequest) -> Result<Admi
     };
     messages.reverse();
     let live = live_states(state, std::slice::from_ref(&session)).await;
+    let mut frames: Vec<_> = messages.iter().map(history::frame).collect();
+    crate::uploads::links::sign(state, &mut frames).await;
     Ok(AdminSessionDetail {
         session: view(&session, live.into_iter().next().unwrap_or_default()),
-        messages: messages.iter().map(history::frame).collect(),
+        messages: frames,
         takeovers: takeovers.iter().map(takeover_view).collect(),
     })
 }

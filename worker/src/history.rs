@@ -5,6 +5,7 @@ use chatbox_shared::protocol::{Message, MessageType, Sender};
 
 use crate::llm::{ChatMessage, ChatRole, estimate_tokens};
 use crate::store::{MessageRecord, SessionRecord};
+use crate::uploads::{meta, prompt};
 
 /// A session for a user's list.
 pub fn summary(s: &SessionRecord) -> SessionSummary {
@@ -66,11 +67,21 @@ pub fn context(newest_first: &[MessageRecord], budget: u64) -> Vec<ChatMessage> 
     let mut out: Vec<ChatMessage> = Vec::new();
     for m in newest_first {
         // Help requests and admins joining or leaving are for people, not
-        // for the model.
-        if m.content.is_empty() || !matches!(m.kind, MessageType::UserMessage | MessageType::AiResponse) {
+        // for the model; a file reads as its caption and its name.
+        let content = match m.kind {
+            MessageType::UserMessage | MessageType::AiResponse | MessageType::VoiceMessage => {
+                std::borrow::Cow::Borrowed(m.content.as_str())
+            }
+            MessageType::FileUpload => {
+                let name = m.metadata.as_ref().and_then(|meta| meta.get(meta::FILE_NAME));
+                std::borrow::Cow::Owned(prompt::mention(&m.content, name.map_or("file", String::as_str)))
+            }
+            _ => continue,
+        };
+        if content.is_empty() {
             continue;
         }
-        let cost = estimate_tokens(&m.content);
+        let cost = estimate_tokens(&content);
         if used + cost > budget {
             break;
         }
@@ -81,7 +92,8 @@ pub fn context(newest_first: &[MessageRecord], budget: u64) -> Vec<ChatMessage> 
         };
         out.push(ChatMessage {
             role,
-            content: m.content.clone(),
+            content: content.into_owned(),
+            attachments: Vec::new(),
         });
     }
     out.reverse();

@@ -6,11 +6,13 @@
 //! ([`consumer`], [`turn`], [`staff_turns`]) against language models
 //! ([`llm`]), keep sessions and messages ([`store`]), publish frames back
 //! to sessions ([`outbox`]), tell the admins what needs a person
-//! ([`notify`]), and look after staff: abandoned [`takeovers`],
+//! ([`notify`]), take in files and voice messages ([`uploads`], kept in
+//! the [`blob`] store), and look after staff: abandoned [`takeovers`],
 //! concurrency samples ([`sampler`]).
 
 pub mod admin_queries;
 pub mod answer;
+pub mod blob;
 pub mod consumer;
 pub mod history;
 pub mod lifecycle;
@@ -27,6 +29,7 @@ pub mod stops;
 pub mod store;
 pub mod takeovers;
 pub mod turn;
+pub mod uploads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +47,7 @@ use crate::llm::breaker::Opened;
 use crate::notify::{Alert, EventKind, Notifications};
 use crate::outbox::Outbox;
 use crate::state::WorkerState;
+use crate::blob::BlobStore;
 use crate::store::{Store, StoreError};
 
 /// What a worker is built from.
@@ -58,6 +62,8 @@ pub struct WorkerDeps {
     pub coordinator: Arc<dyn Coordinator>,
     /// The store port.
     pub store: Arc<dyn Store>,
+    /// The file store port.
+    pub blob: Arc<dyn BlobStore>,
     /// The deployment's namespace.
     pub namespace: Namespace,
 }
@@ -107,6 +113,7 @@ impl Worker {
             ),
             providers,
             store: deps.store,
+            blob: deps.blob,
             stops: Arc::default(),
             notifications,
             subjects,
@@ -134,6 +141,7 @@ impl Worker {
         background.spawn(lifecycle::sweep_loop(Arc::clone(&state), stop_pulling.clone()));
         background.spawn(takeovers::check_loop(Arc::clone(&state), stop_pulling.clone()));
         background.spawn(sampler::sample_loop(Arc::clone(&state), stop_pulling.clone()));
+        background.spawn(uploads::cleanup::cleanup_loop(Arc::clone(&state), stop_pulling.clone()));
         background.spawn(Arc::clone(&state.notifications).digest_loop(stop_pulling.clone()));
         background.spawn(consumer::consume(
             Arc::clone(&state),
@@ -143,7 +151,7 @@ impl Worker {
         ));
         background.close();
         let models: Vec<&str> = state.providers.all().iter().map(|m| m.id()).collect();
-        info!(pod_id = %state.pod_id, bus = state.bus.adapter(), store = state.store.adapter(), ?models, "worker started");
+        info!(pod_id = %state.pod_id, bus = state.bus.adapter(), store = state.store.adapter(), blob = state.blob.adapter(), ?models, "worker started");
         Ok(Worker {
             state,
             stop_pulling,

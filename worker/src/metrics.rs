@@ -19,6 +19,10 @@
 //! | `chatbox_bus_errors_total` | counter | `op` | failed bus operations |
 //! | `chatbox_notifications_total` | counter | `event`, `channel`, `outcome` | notifications by what became of them: `sent`, `failed`, `suppressed` (held back for the digest) |
 //! | `chatbox_coordinator_errors_total` | counter | `op` | failed coordinator operations |
+//! | `chatbox_uploads_total` | counter | `stage`, `kind`, `outcome` | upload slots given (`stage=slot`) and uploads checked (`stage=intake`) by outcome: `ok`, `too_large`, `type_not_allowed`, `rejected`, `missing`, `expired` |
+//! | `chatbox_upload_bytes_total` | counter | `kind` | bytes of accepted uploads |
+//! | `chatbox_upload_slots_expired_total` | counter | | upload slots never used, cleaned up |
+//! | `chatbox_generated_files_total` | counter | `source` | files that came with answers: `audio` (stored), `provider` and `answer` (linked) |
 
 use metrics::{counter, gauge, histogram};
 
@@ -110,4 +114,24 @@ pub fn notification(event: &'static str, channel: &'static str, outcome: &'stati
 /// Counts a failed coordinator operation.
 pub fn coordinator_error(op: &'static str) {
     counter!("chatbox_coordinator_errors_total", "op" => op).increment(1);
+}
+
+/// Counts an upload step by its outcome.
+pub fn upload(stage: &'static str, kind: &'static str, outcome: &'static str) {
+    counter!("chatbox_uploads_total", "stage" => stage, "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+/// Counts the bytes of an accepted upload.
+pub fn upload_bytes(kind: &'static str, bytes: u64) {
+    counter!("chatbox_upload_bytes_total", "kind" => kind).increment(bytes);
+}
+
+/// Counts upload slots cleaned up unused.
+pub fn slots_expired(n: u64) {
+    counter!("chatbox_upload_slots_expired_total").increment(n);
+}
+
+/// Counts files that came with an answer.
+pub fn generated_file(source: &'static str) {
+    counter!("chatbox_generated_files_total", "source" => source).increment(1);
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chatbox_shared::bus::{BusMessage, Subscription, respond};
 use chatbox_shared::envelope::{
     EndSession, KillReason, ListSessions, ModelList, OpenSession, RenameSession, RpcError, RpcReply,
-    SessionHistory, rpc,
+    SessionHistory, UploadSlotRequest, rpc,
 };
 use chatbox_shared::protocol::ErrorCode;
 use chatbox_shared::protocol::admin::{AdminSessionRequest, AdminSessionsQuery, MetricsQuery};
@@ -22,7 +22,7 @@ use tracing::{debug, warn};
 
 use crate::state::WorkerState;
 use crate::store::{SessionCursor, SessionPatch};
-use crate::{admin_queries, history, lifecycle, metrics};
+use crate::{admin_queries, history, lifecycle, metrics, uploads};
 
 /// Longest page a client may ask for.
 const MAX_PAGE: usize = 100;
@@ -113,6 +113,13 @@ pub async fn serve(state: Arc<WorkerState>, mut requests: Subscription, cancel: 
                     handle(&state, &request, rpc::ADMIN_METRICS, |r: MetricsQuery| {
                         let state = Arc::clone(&state);
                         async move { admin_queries::metrics(&state, r).await }
+                    })
+                    .await
+                }
+                rpc::UPLOAD_SLOT => {
+                    handle(&state, &request, rpc::UPLOAD_SLOT, |r: UploadSlotRequest| {
+                        let state = Arc::clone(&state);
+                        async move { uploads::slots::open(&state, r).await }
                     })
                     .await
                 }
@@ -214,9 +221,11 @@ async fn session_history(state: &WorkerState, r: SessionHistory) -> Result<Histo
     let more = messages.len() > limit;
     messages.truncate(limit);
     let next_cursor = more.then(|| messages.last()).flatten().map(|m| m.seq.to_string());
+    let mut frames: Vec<_> = messages.iter().map(history::frame).collect();
+    uploads::links::sign(state, &mut frames).await;
     Ok(HistoryPage {
         session_id: r.session_id,
-        messages: messages.iter().map(history::frame).collect(),
+        messages: frames,
         next_cursor,
     })
 }

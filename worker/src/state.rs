@@ -7,6 +7,7 @@ use chatbox_shared::config::Config;
 use chatbox_shared::coordinator::Coordinator;
 use chatbox_shared::namespace::Subjects;
 
+use crate::blob::BlobStore;
 use crate::llm::Providers;
 use crate::notify::Notifications;
 use crate::outbox::Outbox;
@@ -31,6 +32,8 @@ pub struct WorkerState {
     pub providers: Providers,
     /// Sessions and messages.
     pub store: Arc<dyn Store>,
+    /// Uploaded and generated files.
+    pub blob: Arc<dyn BlobStore>,
     /// The answers streaming here, to stop on request.
     pub stops: Arc<Stops>,
     /// Alerts to the admins (e-mail, SMS).

@@ -43,7 +43,11 @@ use crate::answer::{self, End};
 use crate::llm::{ChatMessage, ChatRole, LlmError, LlmRequest, estimate_tokens};
 use crate::notify::{Alert, EventKind};
 use crate::state::WorkerState;
-use crate::store::{MessageRecord, SessionPatch, StoreError, TurnView};
+use crate::store::{FileKind, FileRecord, MessageRecord, SessionPatch, StoreError, TurnView};
+use crate::uploads::intake::{self, IntakeError};
+use crate::uploads::meta;
+use crate::uploads::voice::{self, Transcript};
+use crate::uploads::{self, generated, links, prompt};
 use crate::{history, metrics, session_name, staff_turns};
 
 /// How a turn ends for the inbound queue.
@@ -185,7 +189,21 @@ async fn run(state: &WorkerState, envelope: &InboundEnvelope, attempt: u64) -> S
     let result = match &envelope.body {
         InboundBody::UserMessage {
             content, model_id, ..
-        } => user_turn(state, envelope, content, model_id.as_deref()).await,
+        } => {
+            let input = Input::Text {
+                content,
+                model_id: model_id.as_deref(),
+            };
+            user_turn(state, envelope, input, attempt).await
+        }
+        InboundBody::FileUpload { file_id, content } => {
+            let input = Input::File {
+                file_id,
+                caption: content.as_deref().unwrap_or_default(),
+            };
+            user_turn(state, envelope, input, attempt).await
+        }
+        InboundBody::VoiceMessage { file_id } => user_turn(state, envelope, Input::Voice { file_id }, attempt).await,
         InboundBody::ModelSelect { model_id } => select_model(state, envelope, model_id).await,
         InboundBody::HelpRequest { content } => {
             staff_turns::help_request(state, envelope, content.as_deref()).await
@@ -248,24 +266,33 @@ const STORE_RETRY: Duration = Duration::from_secs(2);
 /// Earlier messages a turn reads for context, at most.
 const CONTEXT_MESSAGES: usize = 50;
 
+/// What the user sent: text, a file, or a voice message.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Text { content: &'a str, model_id: Option<&'a str> },
+    File { file_id: &'a str, caption: &'a str },
+    Voice { file_id: &'a str },
+}
+
 async fn user_turn(
     state: &WorkerState,
     envelope: &InboundEnvelope,
-    content: &str,
-    model_id: Option<&str>,
+    input: Input<'_>,
+    attempt: u64,
 ) -> Result<Settle, StoreError> {
     let sid = envelope.session_id.as_str();
     let outbox = &state.outbox;
     let store = state.store.as_ref();
-    let reject = |code: ErrorCode, message: String| async move {
-        let frame = outbound::error_reply(
-            envelope.client_id.as_deref(),
-            Some(sid),
-            ErrorInfo::new(code, message),
-        );
+    let refuse = |info: ErrorInfo| async move {
+        let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
         let _ = outbox.send(sid, &frame, Audience::User).await;
         metrics::turn("rejected");
         Ok(Settle::Ack)
+    };
+    let reject = |code: ErrorCode, message: String| refuse(ErrorInfo::new(code, message));
+    let model_id = match input {
+        Input::Text { model_id, .. } => model_id,
+        Input::File { .. } | Input::Voice { .. } => None,
     };
     let answer = answer_id(sid, &envelope.message_id);
     let Some(view) = store
@@ -298,8 +325,14 @@ async fn user_turn(
     };
 
     // The user's message, stored once: a redelivered turn finds it.
-    let user_message = match user_message {
-        Some(stored) => stored,
+    let (user_message, file) = match user_message {
+        Some(stored) => {
+            let file = match &stored.file_id {
+                Some(id) => store.file(id).await?,
+                None => None,
+            };
+            (stored, file)
+        }
         None => {
             if !session.is_active {
                 return reject(
@@ -308,6 +341,21 @@ async fn user_turn(
                 )
                 .await;
             }
+            let said = match said(state, envelope, input).await {
+                Ok(said) => said,
+                Err(IntakeError::Refused(info)) => return refuse(info).await,
+                Err(IntakeError::Store(e)) => return Err(e),
+                Err(IntakeError::BlobUnavailable(info)) => {
+                    // Accepted messages are not lost: the file is taken in
+                    // once the store is back. Say so once.
+                    if attempt == 1 {
+                        let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
+                        let _ = outbox.send(sid, &frame, Audience::User).await;
+                    }
+                    metrics::turn("blob_error");
+                    return Ok(Settle::Retry(STORE_RETRY));
+                }
+            };
             last_seq += 1;
             let record = MessageRecord {
                 session_id: sid.to_owned(),
@@ -315,19 +363,19 @@ async fn user_turn(
                 message_id: envelope.message_id.clone(),
                 client_id: envelope.client_id.clone(),
                 sender: envelope.sender,
-                kind: MessageType::UserMessage,
-                content: content.to_owned(),
-                file_id: None,
+                kind: said.kind,
+                content: said.content,
+                file_id: said.file.as_ref().map(|f| f.id.clone()),
                 model_id: None,
                 timestamp: envelope.received_at,
-                metadata: None,
+                metadata: said.metadata,
                 tokens: None,
             };
             session.counters.message_count += 1;
-            let name = session
-                .name
-                .is_empty()
-                .then(|| session_name::from_first_message(content));
+            let name = session.name.is_empty().then(|| match &said.file {
+                Some(file) if record.content.is_empty() => session_name::from_first_message(&file.name),
+                _ => session_name::from_first_message(&record.content),
+            });
             let patch = SessionPatch {
                 last_activity: Some(Timestamp::now()),
                 name,
@@ -335,15 +383,20 @@ async fn user_turn(
                 ..SessionPatch::default()
             };
             store.record_message(&record, &patch).await?;
-            record
+            (record, said.file)
         }
     };
-    let echo = history::frame(&user_message);
+    let mut echo = history::frame(&user_message);
+    if let Some(file) = &file {
+        echo.file_url = links::download_url(state, file).await;
+    }
     // Answered already (a redelivery after the answer was stored): send it
     // again for a client that may have missed it, and nothing more.
     if let Some(stored) = stored_answer {
         let _ = outbox.send(sid, &echo, Audience::All).await;
-        let _ = outbox.send(sid, &history::frame(&stored), Audience::All).await;
+        let mut answered = [history::frame(&stored)];
+        links::sign(state, &mut answered).await;
+        let _ = outbox.send(sid, &answered[0], Audience::All).await;
         metrics::turn("ok");
         return Ok(Settle::Ack);
     }
@@ -354,14 +407,39 @@ async fn user_turn(
         metrics::turn("assisted");
         return Ok(Settle::Ack);
     }
+    if user_message.kind == MessageType::VoiceMessage && user_message.content.is_empty() {
+        // Nothing to answer: the recording is kept, the user is told.
+        let transcription = user_message.metadata.as_ref().and_then(|m| m.get(meta::TRANSCRIPTION));
+        let info = match transcription.map(String::as_str) {
+            Some("unavailable") => ErrorInfo::new(
+                ErrorCode::Unsupported,
+                "voice messages cannot be transcribed here; the recording is kept — please type your message",
+            ),
+            _ => ErrorInfo::new(
+                ErrorCode::LlmUnavailable,
+                "the voice message could not be transcribed; the recording is kept — try again or type your message",
+            ),
+        };
+        let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
+        let _ = outbox.send(sid, &frame, Audience::All).await;
+        metrics::turn("llm_error");
+        return Ok(Settle::Ack);
+    }
     let _ = outbox
         .send(sid, &outbound::loading(sid, &answer, true), Audience::All)
         .await;
 
     let mut messages = history::context(&earlier, state.config.chatbox.llm.context_tokens);
+    let (content, attachments) = match (&file, user_message.kind) {
+        (Some(file), MessageType::FileUpload) => {
+            prompt::with_file(state, model.provider.as_ref(), &user_message.content, file).await
+        }
+        _ => (user_message.content.clone(), Vec::new()),
+    };
     messages.push(ChatMessage {
         role: ChatRole::User,
-        content: content.to_owned(),
+        content,
+        attachments,
     });
     let request = LlmRequest {
         messages,
@@ -410,9 +488,24 @@ async fn user_turn(
         response_time_ms: millis(elapsed),
     };
     let seq = last_seq + 1;
+    let audio = match streamed.audio {
+        Some((data, format)) => generated::keep_audio(state, sid, &envelope.user_id, data, &format).await,
+        None => None,
+    };
+    let audio_url = match &audio {
+        Some(file) => links::download_url(state, file).await,
+        None => None,
+    };
+    let linked = generated::linked(&streamed.files, &streamed.text);
     let mut done = outbound::ai_final(sid, &answer, Some(seq), streamed.text, &provider_id, &stats);
+    done.file_id = audio.as_ref().map(|f| f.id.clone());
+    done.file_url = audio_url.clone().or_else(|| linked.first().map(|l| l.url.clone()));
     let meta = done.metadata.get_or_insert_with(Default::default);
     meta.insert("finish_reason".into(), finish.into());
+    let listed = audio.as_ref().zip(audio_url);
+    if let Some(files) = generated::files_metadata(listed, &linked) {
+        meta.insert(uploads::meta::FILES.into(), files);
+    }
     if let Some(from) = &streamed.fell_back_from {
         meta.insert("fallback_from".into(), from.clone());
     }
@@ -439,7 +532,7 @@ async fn user_turn(
                 sender: Sender::Ai,
                 kind: MessageType::AiResponse,
                 content: done.content.clone().unwrap_or_default(),
-                file_id: None,
+                file_id: done.file_id.clone(),
                 model_id: Some(provider_id.clone()),
                 timestamp: done.timestamp.unwrap_or_else(Timestamp::now),
                 metadata: Some(kept),
@@ -474,6 +567,55 @@ async fn user_turn(
         }
     }
     finish_turn(state, sid, &answer).await
+}
+
+/// The user's message as it is stored: its type, its text (a caption, a
+/// transcript), its file and the file's details.
+struct Said {
+    kind: MessageType,
+    content: String,
+    file: Option<FileRecord>,
+    metadata: Option<chatbox_shared::protocol::Metadata>,
+}
+
+/// Takes in the file of a file or voice message (and transcribes a voice
+/// message); text passes as it is.
+async fn said(state: &WorkerState, envelope: &InboundEnvelope, input: Input<'_>) -> Result<Said, IntakeError> {
+    let (file_id, kind, caption) = match input {
+        Input::Text { content, .. } => {
+            return Ok(Said {
+                kind: MessageType::UserMessage,
+                content: content.to_owned(),
+                file: None,
+                metadata: None,
+            });
+        }
+        Input::File { file_id, caption } => (file_id, FileKind::Upload, caption),
+        Input::Voice { file_id } => (file_id, FileKind::Voice, ""),
+    };
+    let file = intake::accept(state, envelope, file_id, kind).await?;
+    let mut metadata = chatbox_shared::protocol::Metadata::new();
+    metadata.insert(meta::FILE_NAME.into(), file.name.clone());
+    let media_type = file.media_type.clone().unwrap_or_else(|| file.declared_type.clone());
+    metadata.insert(meta::CONTENT_TYPE.into(), media_type);
+    metadata.insert(meta::FILE_SIZE.into(), file.size.unwrap_or(file.declared_size).to_string());
+    let (kind, content) = if kind == FileKind::Voice {
+        let transcript = voice::transcribe(state, &file).await?;
+        metadata.insert(meta::TRANSCRIPTION.into(), transcript.label().into());
+        let text = match transcript {
+            Transcript::Text(text) => text,
+            Transcript::Failed | Transcript::Unavailable => String::new(),
+        };
+        (MessageType::VoiceMessage, text)
+    } else {
+        (MessageType::FileUpload, caption.to_owned())
+    };
+    Ok(Said {
+        kind,
+        content,
+        file: Some(file),
+        metadata: Some(metadata),
+    })
 }
 
 fn millis(d: Duration) -> u64 {

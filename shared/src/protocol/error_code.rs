@@ -59,6 +59,16 @@ pub enum ErrorCode {
     RateLimited,
     /// The server holds as many connections as it may.
     ConnectionLimit,
+
+    /// The file is larger than the configured limit.
+    FileTooLarge,
+    /// The file's type is not on the allow-list.
+    FileTypeNotAllowed,
+    /// The file's content failed the checks (executable, script, disguised
+    /// or damaged file); it was deleted.
+    FileRejected,
+    /// No such upload for this user, or it was never completed or expired.
+    FileNotFound,
 }
 
 impl ErrorCode {
@@ -87,6 +97,10 @@ impl ErrorCode {
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::ConnectionLimit => "CONNECTION_LIMIT",
+            ErrorCode::FileTooLarge => "FILE_TOO_LARGE",
+            ErrorCode::FileTypeNotAllowed => "FILE_TYPE_NOT_ALLOWED",
+            ErrorCode::FileRejected => "FILE_REJECTED",
+            ErrorCode::FileNotFound => "FILE_NOT_FOUND",
         }
     }
 
@@ -110,7 +124,10 @@ impl ErrorCode {
             | ErrorCode::UnknownMessageType
             | ErrorCode::MissingField
             | ErrorCode::InvalidField => 400,
-            ErrorCode::MessageTooLarge => 413,
+            ErrorCode::MessageTooLarge | ErrorCode::FileTooLarge => 413,
+            ErrorCode::FileTypeNotAllowed => 415,
+            ErrorCode::FileRejected => 422,
+            ErrorCode::FileNotFound => 404,
             ErrorCode::Unsupported => 501,
             ErrorCode::SessionNotFound => 404,
             ErrorCode::SessionEnded | ErrorCode::SessionLocked => 409,

@@ -7,6 +7,9 @@
 
 use serde_json::{Map, Value};
 
+use serde::Deserialize;
+
+use super::uploads::UploadRequest;
 use super::{ErrorCode, MessageType, Metadata, Timestamp};
 
 /// Limits applied to client frames.
@@ -88,6 +91,9 @@ pub enum ClientCommand {
     Takeover { id: Option<String>, session_id: String },
     /// Admin: hand a session back to the assistant.
     Release { id: Option<String>, session_id: String },
+    /// A URL to upload a file or voice message to (`data`: name, size,
+    /// content_type, purpose).
+    RequestUpload { id: Option<String>, upload: UploadRequest },
 }
 
 /// Which page of a list a request wants.
@@ -122,6 +128,7 @@ impl ClientCommand {
             ClientCommand::Unwatch { .. } => MessageType::Unwatch,
             ClientCommand::Takeover { .. } => MessageType::Takeover,
             ClientCommand::Release { .. } => MessageType::Release,
+            ClientCommand::RequestUpload { .. } => MessageType::RequestUpload,
         }
     }
 
@@ -141,7 +148,8 @@ impl ClientCommand {
             | ClientCommand::Watch { id, .. }
             | ClientCommand::Unwatch { id, .. }
             | ClientCommand::Takeover { id, .. }
-            | ClientCommand::Release { id, .. } => id.as_deref(),
+            | ClientCommand::Release { id, .. }
+            | ClientCommand::RequestUpload { id, .. } => id.as_deref(),
             ClientCommand::TypingIndicator { .. } | ClientCommand::Ping => None,
         }
     }
@@ -168,7 +176,7 @@ pub struct ProtocolError {
 }
 
 impl ProtocolError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ProtocolError {
             code,
             message: message.into(),
@@ -303,6 +311,10 @@ pub fn parse_client_frame(text: &str, limits: &InboundLimits) -> Result<ClientFr
             id,
             session_id: fields.required_identifier("session_id")?,
         },
+        MessageType::RequestUpload => ClientCommand::RequestUpload {
+            id,
+            upload: fields.upload()?,
+        },
         // Refused above by is_client_sendable.
         _ => {
             return Err(ProtocolError::new(
@@ -404,6 +416,28 @@ impl Fields<'_> {
                 format!("field `{name}` must not be empty"),
             )
         })
+    }
+
+    /// `data` of a `request_upload`.
+    fn upload(&self) -> Result<UploadRequest, ProtocolError> {
+        let data = match self.0.get("data") {
+            Some(data @ Value::Object(_)) => data,
+            None | Some(Value::Null) => {
+                return Err(ProtocolError::new(
+                    ErrorCode::MissingField,
+                    "field `data` is required: {\"name\":…,\"size\":…,\"content_type\":…}",
+                ));
+            }
+            Some(_) => {
+                return Err(ProtocolError::new(
+                    ErrorCode::InvalidField,
+                    "field `data` must be an object",
+                ));
+            }
+        };
+        UploadRequest::deserialize(data)
+            .map_err(|e| ProtocolError::new(ErrorCode::InvalidField, format!("field `data`: {e}")))?
+            .validated()
     }
 
     /// `metadata.limit` (1 to 100) and `metadata.cursor`.

@@ -2,7 +2,8 @@
 //! the session requests (`list_sessions`, `get_history`,
 //! `rename_session`, `end_session`) with their answers, `stop` (stop
 //! the answer streaming now), and the admin socket's `watch`, `unwatch`,
-//! `takeover`, `release`, `session_state` and `presence`.
+//! `takeover`, `release`, `session_state` and `presence`, and the
+//! upload handshake (`request_upload` → `upload_slot`).
 
 use serde::{Deserialize, Serialize};
 
@@ -45,12 +46,16 @@ pub enum MessageType {
     SessionState,
     /// Admin: who watches a session and who assists it (server → admins).
     Presence,
+    /// Ask for a URL to upload a file or voice message to (client → server).
+    RequestUpload,
+    /// Where to upload: the file id and a signed URL (reply to `request_upload`).
+    UploadSlot,
 }
 
 impl MessageType {
     /// Every type: the seed's twelve, the heartbeat pair, then the
     /// session requests and their answers.
-    pub const ALL: [MessageType; 28] = [
+    pub const ALL: [MessageType; 30] = [
         MessageType::UserMessage,
         MessageType::AiResponse,
         MessageType::FileUpload,
@@ -79,6 +84,8 @@ impl MessageType {
         MessageType::Release,
         MessageType::SessionState,
         MessageType::Presence,
+        MessageType::RequestUpload,
+        MessageType::UploadSlot,
     ];
 
     /// The wire name, as it appears in the `type` field.
@@ -112,6 +119,8 @@ impl MessageType {
             MessageType::Release => "release",
             MessageType::SessionState => "session_state",
             MessageType::Presence => "presence",
+            MessageType::RequestUpload => "request_upload",
+            MessageType::UploadSlot => "upload_slot",
         }
     }
 
@@ -140,6 +149,7 @@ impl MessageType {
                 | MessageType::Unwatch
                 | MessageType::Takeover
                 | MessageType::Release
+                | MessageType::RequestUpload
         )
     }
 

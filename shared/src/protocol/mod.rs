@@ -15,6 +15,7 @@ mod message_type;
 pub mod outbound;
 pub mod sessions;
 mod timestamp;
+pub mod uploads;
 
 #[cfg(test)]
 mod properties;
