@@ -10,9 +10,9 @@ use chatbox_shared::protocol::{MessageType, Metadata, Sender, Timestamp};
 use chatbox_worker::store::mongo::{MongoOptions, MongoStore};
 use chatbox_worker::store::sqlite::SqliteStore;
 use chatbox_worker::store::{
-    AdminRef, AdminSessionQuery, Appended, ConcurrencySample, ContentCipher, MessageRecord,
-    SessionAggregates, SessionCounters, SessionCursor, SessionPatch, SessionRecord, SessionSort, Store,
-    StoreError, TakeoverRecord,
+    AdminRef, AdminSessionQuery, Appended, ConcurrencySample, ContentCipher, FileKind, FilePatch, FileRecord,
+    FileStatus, MessageRecord, SessionAggregates, SessionCounters, SessionCursor, SessionPatch,
+    SessionRecord, SessionSort, Store, StoreError, TakeoverRecord,
 };
 
 const KEY: [u8; 32] = [42u8; 32];
@@ -77,6 +77,14 @@ impl Fixture {
         }
     }
 
+    /// A file's stored record, whole, exactly as the database holds it.
+    async fn raw_file(&self, id: &str) -> String {
+        match self {
+            Fixture::Sqlite(s, _) => s.raw_file(id).await.unwrap().unwrap(),
+            Fixture::Mongo(s) => s.raw_file(id).await.unwrap().unwrap().to_string(),
+        }
+    }
+
     async fn cleanup(self) {
         match self {
             Fixture::Sqlite(_, dir) => {
@@ -132,6 +140,11 @@ conformance!(
     patches_set_and_clear_help_and_assistance,
     takeovers_are_recorded_once_and_ended_once,
     samples_are_replaced_at_the_same_time_and_read_by_range,
+    files_are_stored_once_and_read_back,
+    file_updates_apply_only_from_the_expected_status,
+    file_names_and_transcripts_are_encrypted_at_rest,
+    files_are_looked_up_together,
+    expired_slots_are_the_pending_files_oldest_first,
 );
 
 fn at(ms: u64) -> Timestamp {
@@ -973,4 +986,218 @@ async fn samples_are_replaced_at_the_same_time_and_read_by_range(f: &Fixture) {
     );
     assert_eq!(range(0, 1_800_000_000_000).await.len(), 5);
     assert_eq!(range(1_001, 10_000).await, []);
+}
+
+fn file(id: &str, expires: u64) -> FileRecord {
+    FileRecord {
+        id: id.into(),
+        user_id: "ann".into(),
+        session_id: "s".into(),
+        kind: FileKind::Upload,
+        status: FileStatus::Pending,
+        name: format!("holiday photo {id}.jpg"),
+        declared_type: "image/jpeg".into(),
+        media_type: None,
+        declared_size: 5_000_000_000,
+        size: None,
+        key: format!("uploads/ann/{id}"),
+        created_at: at(0),
+        expires_at: at(expires),
+        reason: None,
+        transcript: None,
+        sha256: None,
+    }
+}
+
+async fn files_are_stored_once_and_read_back(f: &Fixture) {
+    let store = f.store();
+    let photo = file("f1", 900_000);
+    store.create_file(&photo).await.unwrap();
+    assert_eq!(store.file("f1").await.unwrap(), Some(photo.clone()));
+    assert_eq!(store.file("nope").await.unwrap(), None);
+
+    // The same id again (a retried request) changes nothing.
+    let mut other = file("f1", 5);
+    other.name = "something else".into();
+    other.kind = FileKind::Voice;
+    other.status = FileStatus::Ready;
+    store.create_file(&other).await.unwrap();
+    assert_eq!(store.file("f1").await.unwrap(), Some(photo));
+
+    // Every kind and status round-trips, and so do small numbers.
+    let mut made = file("f2", 1);
+    made.kind = FileKind::Generated;
+    made.status = FileStatus::Ready;
+    made.declared_size = 3;
+    made.size = Some(0);
+    made.media_type = Some("image/png".into());
+    made.sha256 = Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into());
+    made.transcript = Some(String::new());
+    made.name = String::new();
+    store.create_file(&made).await.unwrap();
+    assert_eq!(store.file("f2").await.unwrap(), Some(made));
+}
+
+async fn file_updates_apply_only_from_the_expected_status(f: &Fixture) {
+    let store = f.store();
+    let pending = file("f1", 900_000);
+    store.create_file(&pending).await.unwrap();
+    let accept = FilePatch {
+        media_type: Some("image/webp".into()),
+        size: Some(48_213),
+        key: Some("files/ann/f1".into()),
+        sha256: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
+        ..FilePatch::status(FileStatus::Ready)
+    };
+    assert!(
+        store
+            .update_file("f1", FileStatus::Pending, &accept)
+            .await
+            .unwrap()
+    );
+    let ready = FileRecord {
+        status: FileStatus::Ready,
+        media_type: Some("image/webp".into()),
+        size: Some(48_213),
+        key: "files/ann/f1".into(),
+        sha256: accept.sha256.clone(),
+        ..pending.clone()
+    };
+    assert_eq!(store.file("f1").await.unwrap(), Some(ready.clone()));
+
+    // The cleanup of its slot comes too late: the file is no longer pending.
+    let expire = FilePatch {
+        reason: Some("upload slot expired".into()),
+        ..FilePatch::status(FileStatus::Expired)
+    };
+    assert!(
+        !store
+            .update_file("f1", FileStatus::Pending, &expire)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_file("f1", FileStatus::Pending, &accept)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.file("f1").await.unwrap(),
+        Some(ready.clone()),
+        "nothing changed"
+    );
+    assert!(
+        !store
+            .update_file("nope", FileStatus::Pending, &accept)
+            .await
+            .unwrap()
+    );
+
+    // Refused after all (say, by a later scan): only status and reason move.
+    let refuse = FilePatch {
+        reason: Some("malware found".into()),
+        ..FilePatch::status(FileStatus::Rejected)
+    };
+    assert!(store.update_file("f1", FileStatus::Ready, &refuse).await.unwrap());
+    assert_eq!(
+        store.file("f1").await.unwrap(),
+        Some(FileRecord {
+            status: FileStatus::Rejected,
+            reason: Some("malware found".into()),
+            ..ready
+        })
+    );
+}
+
+async fn file_names_and_transcripts_are_encrypted_at_rest(f: &Fixture) {
+    let store = f.store();
+    let mut voice = file("v1", 900_000);
+    voice.kind = FileKind::Voice;
+    voice.name = "diagnosis recording 4711.ogg".into();
+    voice.declared_type = "audio/ogg".into();
+    store.create_file(&voice).await.unwrap();
+    assert_eq!(store.file("v1").await.unwrap().unwrap().transcript, None);
+
+    let heard = FilePatch {
+        transcript: Some("my confidential symptoms 98765".into()),
+        ..FilePatch::status(FileStatus::Ready)
+    };
+    assert!(
+        store
+            .update_file("v1", FileStatus::Pending, &heard)
+            .await
+            .unwrap()
+    );
+    let got = store.file("v1").await.unwrap().unwrap();
+    assert_eq!(got.transcript.as_deref(), Some("my confidential symptoms 98765"));
+    assert_eq!(got.name, "diagnosis recording 4711.ogg");
+
+    let raw = f.raw_file("v1").await;
+    for plain in ["diagnosis", "4711", "confidential", "98765"] {
+        assert!(!raw.contains(plain), "{plain:?} stored in the clear: {raw}");
+    }
+    // A transcript stored with the record from the start is sealed too.
+    let mut told = file("v2", 900_000);
+    told.transcript = Some("another secret 24680".into());
+    store.create_file(&told).await.unwrap();
+    assert!(!f.raw_file("v2").await.contains("24680"));
+    assert_eq!(store.file("v2").await.unwrap(), Some(told));
+}
+
+async fn files_are_looked_up_together(f: &Fixture) {
+    let store = f.store();
+    let (a, b, c) = (file("a", 1), file("b", 2), file("c", 3));
+    for x in [&a, &b, &c] {
+        store.create_file(x).await.unwrap();
+    }
+    let mut got = store
+        .files(&["b".into(), "unknown".into(), "a".into()])
+        .await
+        .unwrap();
+    got.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(got, [a, b]);
+    assert_eq!(store.files(&[]).await.unwrap(), []);
+    assert_eq!(store.files(&["unknown".into()]).await.unwrap(), []);
+}
+
+async fn expired_slots_are_the_pending_files_oldest_first(f: &Fixture) {
+    let store = f.store();
+    // Created out of order; one already ready, though its slot ended first.
+    let (t1, t2, t3) = (1_000, 2_000, 3_000);
+    for x in [file("p2", t2), file("p3", t3), file("p1", t1)] {
+        store.create_file(&x).await.unwrap();
+    }
+    let mut ready = file("r0", 500);
+    ready.status = FileStatus::Ready;
+    store.create_file(&ready).await.unwrap();
+
+    let expired = |limit| async move {
+        store
+            .expired_slots(at(t2 + 1), limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|x| x.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(expired(10).await, ["p1", "p2"]);
+    assert_eq!(expired(1).await, ["p1"]);
+    assert_eq!(
+        store.expired_slots(at(t2), 10).await.unwrap(),
+        [file("p1", t1)],
+        "a slot ending exactly then has not ended before it"
+    );
+
+    assert!(
+        store
+            .update_file("p1", FileStatus::Pending, &FilePatch::status(FileStatus::Expired))
+            .await
+            .unwrap()
+    );
+    assert_eq!(expired(10).await, ["p2"]);
+    assert_eq!(
+        store.file("p1").await.unwrap().unwrap().status,
+        FileStatus::Expired
+    );
 }

@@ -7,8 +7,12 @@
 //! both. Messages live in their own collection, one document per message,
 //! so a session grows without limit; `(session_id, seq)` and the message's
 //! id are unique, which is what makes a redelivered turn store nothing
-//! twice. Content and session names are sealed by a [`ContentCipher`] on
-//! the way in and opened on the way out.
+//! twice. Files users upload (or models produce) are recorded in a
+//! `files` collection of their own: their bytes live in the blob store,
+//! the record says whose they are and where they are in their life
+//! (pending → ready, rejected or expired). Content, session names, file
+//! names and transcripts are sealed by a [`ContentCipher`] on the way in
+//! and opened on the way out.
 //!
 //! Messages of a session are written by one worker at a time (the inbound
 //! queue's session order), so a worker may read a session, compute its new
@@ -336,6 +340,147 @@ impl SessionCursor {
     }
 }
 
+/// What a stored file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A file the user attached.
+    Upload,
+    /// A voice message the user recorded.
+    Voice,
+    /// A file a model produced.
+    Generated,
+}
+
+impl FileKind {
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Upload => "upload",
+            FileKind::Voice => "voice",
+            FileKind::Generated => "generated",
+        }
+    }
+
+    /// Reads what [`FileKind::as_str`] wrote.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "upload" => Some(FileKind::Upload),
+            "voice" => Some(FileKind::Voice),
+            "generated" => Some(FileKind::Generated),
+            _ => None,
+        }
+    }
+}
+
+/// Where a file is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileStatus {
+    /// Its upload slot is open; no bytes accepted yet.
+    Pending,
+    /// Its bytes are stored and checked.
+    Ready,
+    /// Its bytes were refused (see [`FileRecord::reason`]).
+    Rejected,
+    /// Its upload slot ended before the upload did.
+    Expired,
+}
+
+impl FileStatus {
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Pending => "pending",
+            FileStatus::Ready => "ready",
+            FileStatus::Rejected => "rejected",
+            FileStatus::Expired => "expired",
+        }
+    }
+
+    /// Reads what [`FileStatus::as_str`] wrote.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(FileStatus::Pending),
+            "ready" => Some(FileStatus::Ready),
+            "rejected" => Some(FileStatus::Rejected),
+            "expired" => Some(FileStatus::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// A file a user uploaded (or a model produced), as stored (`files`
+/// collection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// Unique; chosen by the caller.
+    pub id: String,
+    /// Its user.
+    pub user_id: String,
+    /// The session it belongs to.
+    pub session_id: String,
+    /// What it is.
+    pub kind: FileKind,
+    /// Where it is in its life.
+    pub status: FileStatus,
+    /// Its name as the user gave it (sealed, context [`file_context`]).
+    pub name: String,
+    /// The media type the client declared.
+    pub declared_type: String,
+    /// The media type found in its bytes (once ready).
+    pub media_type: Option<String>,
+    /// The size the client declared, in bytes.
+    pub declared_size: u64,
+    /// Its actual size, in bytes (once ready).
+    pub size: Option<u64>,
+    /// Its object key in the blob store.
+    pub key: String,
+    /// When it was recorded.
+    pub created_at: Timestamp,
+    /// When its upload slot ends.
+    pub expires_at: Timestamp,
+    /// Why it was refused.
+    pub reason: Option<String>,
+    /// A voice message's text (sealed, context [`transcript_context`]).
+    pub transcript: Option<String>,
+    /// The hex SHA-256 of its content (once ready).
+    pub sha256: Option<String>,
+}
+
+/// A change of a file's status and what comes with it; `None` leaves a
+/// field as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePatch {
+    /// The new status.
+    pub status: FileStatus,
+    /// The media type found in its bytes.
+    pub media_type: Option<String>,
+    /// Its actual size, in bytes.
+    pub size: Option<u64>,
+    /// Its object key in the blob store.
+    pub key: Option<String>,
+    /// Why it was refused.
+    pub reason: Option<String>,
+    /// A voice message's text.
+    pub transcript: Option<String>,
+    /// The hex SHA-256 of its content.
+    pub sha256: Option<String>,
+}
+
+impl FilePatch {
+    /// A change of status only.
+    pub fn status(status: FileStatus) -> Self {
+        FilePatch {
+            status,
+            media_type: None,
+            size: None,
+            key: None,
+            reason: None,
+            transcript: None,
+            sha256: None,
+        }
+    }
+}
+
 /// Why a store operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -497,6 +642,30 @@ pub trait Store: Send + Sync + 'static {
 
     /// Samples in `[from, to)`, oldest first.
     async fn samples(&self, from: Timestamp, to: Timestamp) -> Result<Vec<ConcurrencySample>, StoreError>;
+
+    /// Stores a new file record; storing the same id again changes nothing.
+    async fn create_file(&self, file: &FileRecord) -> Result<(), StoreError>;
+
+    /// A file by id.
+    async fn file(&self, id: &str) -> Result<Option<FileRecord>, StoreError>;
+
+    /// Files by id, in any order; unknown ids are left out (history pages
+    /// look up their files at once).
+    async fn files(&self, ids: &[String]) -> Result<Vec<FileRecord>, StoreError>;
+
+    /// Applies `patch` if the file's status is `expected` (compare and set:
+    /// an upload being accepted and the cleanup of its expired slot cannot
+    /// both win). Returns whether it applied.
+    async fn update_file(
+        &self,
+        id: &str,
+        expected: FileStatus,
+        patch: &FilePatch,
+    ) -> Result<bool, StoreError>;
+
+    /// Pending files whose slot ended before `before`, oldest `expires_at`
+    /// first (ties by id), at most `limit`.
+    async fn expired_slots(&self, before: Timestamp, limit: usize) -> Result<Vec<FileRecord>, StoreError>;
 }
 
 /// What a refused insert of `m` means: the same message was stored
@@ -525,4 +694,14 @@ pub fn message_context(session_id: &str, message_id: &str) -> String {
 /// The cipher context of a session's name.
 pub fn session_context(session_id: &str) -> String {
     format!("session:{session_id}")
+}
+
+/// The cipher context of a file's name.
+pub fn file_context(file_id: &str) -> String {
+    format!("file:{file_id}")
+}
+
+/// The cipher context of a voice message's transcript.
+pub fn transcript_context(file_id: &str) -> String {
+    format!("transcript:{file_id}")
 }

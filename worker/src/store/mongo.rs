@@ -4,12 +4,15 @@
 //! Collections: `sessions` (`_id` = session id), `messages` (`_id` =
 //! `<session id>/<message id>`, so a message is stored once; one document
 //! per message, never an array that grows inside the session),
-//! `takeovers` (`_id` = the takeover id, so one is recorded once) and
-//! `concurrency_samples` (unique on `at`). Indexes are created at start,
+//! `takeovers` (`_id` = the takeover id, so one is recorded once),
+//! `concurrency_samples` (unique on `at`) and `files` (`_id` = the file
+//! id; a status change is a compare and set on `status`). Indexes are
+//! created at start,
 //! idempotently: the seed's `idx_user_id`, `idx_start_time`,
 //! `idx_admin_assisted` and `idx_user_start_time`, the listing and sweep
 //! indexes, those of the admin session list's filters and sorts, the
-//! unique `(session_id, seq)`, and the takeover and sample indexes. Updates
+//! unique `(session_id, seq)`, the takeover and sample indexes, and the
+//! `(status, expires_at)` index of the sweep of ended upload slots. Updates
 //! use only `$set` (counters are computed by the one worker holding the
 //! session), no transactions and no change streams. Times are Int64
 //! milliseconds since the epoch.
@@ -41,9 +44,10 @@ use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::cipher::{ContentCipher, Sealed};
 use super::{
-    AdminRef, AdminSessionPage, AdminSessionQuery, Appended, ConcurrencySample, MessageRecord,
-    SessionAggregates, SessionCounters, SessionCursor, SessionPatch, SessionRecord, Store, StoreError,
-    TakeoverRecord, duration_s, insert_conflict, message_context, session_context,
+    AdminRef, AdminSessionPage, AdminSessionQuery, Appended, ConcurrencySample, FileKind, FilePatch,
+    FileRecord, FileStatus, MessageRecord, SessionAggregates, SessionCounters, SessionCursor, SessionPatch,
+    SessionRecord, Store, StoreError, TakeoverRecord, duration_s, file_context, insert_conflict,
+    message_context, session_context, transcript_context,
 };
 use std::sync::Arc;
 
@@ -54,6 +58,7 @@ const SESSIONS: &str = "sessions";
 const MESSAGES: &str = "messages";
 const TAKEOVERS: &str = "takeovers";
 const SAMPLES: &str = "concurrency_samples";
+const FILES: &str = "files";
 
 /// Settings of the MongoDB adapter.
 #[derive(Debug, Clone)]
@@ -77,6 +82,7 @@ pub struct MongoStore {
     messages: Collection<Document>,
     takeovers: Collection<Document>,
     samples: Collection<Document>,
+    files: Collection<Document>,
     cipher: Arc<ContentCipher>,
     index_timeout: Duration,
 }
@@ -189,6 +195,7 @@ impl MongoStore {
             messages: db.collection(MESSAGES),
             takeovers: db.collection(TAKEOVERS),
             samples: db.collection(SAMPLES),
+            files: db.collection(FILES),
             db,
             cipher,
             index_timeout: options.index_timeout,
@@ -210,6 +217,11 @@ impl MongoStore {
             .find_one(doc! { "_id": format!("{session_id}/{message_id}") })
             .await
             .map_err(classify)
+    }
+
+    /// The raw stored document of a file, as the database holds it.
+    pub async fn raw_file(&self, id: &str) -> Result<Option<Document>, StoreError> {
+        self.files.find_one(doc! { "_id": id }).await.map_err(classify)
     }
 
     async fn create_indexes(db: Database) -> Result<Vec<String>, StoreError> {
@@ -280,6 +292,14 @@ impl MongoStore {
                 ],
             ),
             (SAMPLES, vec![index("idx_sample_at", doc! { "at": 1 }, true)]),
+            (
+                FILES,
+                vec![index(
+                    "idx_file_slot",
+                    doc! { "status": 1, "expires_at": 1 },
+                    false,
+                )],
+            ),
         ];
         let mut names = Vec::new();
         for (collection, indexes) in plan {
@@ -431,6 +451,92 @@ impl MongoStore {
             session_id,
             message_id,
         })
+    }
+
+    fn file_doc(&self, f: &FileRecord) -> Document {
+        let name = self.cipher.seal(&f.name, &file_context(&f.id));
+        let transcript = f
+            .transcript
+            .as_ref()
+            .map(|t| self.cipher.seal(t, &transcript_context(&f.id)));
+        let (transcript, transcript_key_id) = transcript.map(|t| (t.text, t.key_id)).unzip();
+        doc! {
+            "_id": &f.id,
+            "user_id": &f.user_id,
+            "session_id": &f.session_id,
+            "kind": f.kind.as_str(),
+            "status": f.status.as_str(),
+            "name": name.text,
+            "name_key_id": name.key_id,
+            "declared_type": &f.declared_type,
+            "media_type": f.media_type.clone(),
+            "declared_size": n(f.declared_size),
+            "size": f.size.map(n),
+            "object_key": &f.key,
+            "created_at": date(f.created_at),
+            "expires_at": date(f.expires_at),
+            "reason": f.reason.clone(),
+            "transcript": transcript,
+            "transcript_key_id": transcript_key_id.flatten(),
+            "sha256": f.sha256.clone(),
+        }
+    }
+
+    fn file_from(&self, d: &Document) -> Result<FileRecord, StoreError> {
+        let f = Fields(d);
+        let id = f.str("_id")?;
+        let name = Sealed {
+            text: f.opt_str("name").unwrap_or_default(),
+            key_id: f.opt_str("name_key_id"),
+        };
+        let name = self
+            .cipher
+            .open(&name, &file_context(&id))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let transcript = f
+            .opt_str("transcript")
+            .map(|text| {
+                let sealed = Sealed {
+                    text,
+                    key_id: f.opt_str("transcript_key_id"),
+                };
+                self.cipher
+                    .open(&sealed, &transcript_context(&id))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .transpose()?;
+        let kind = f.str("kind")?;
+        let status = f.str("status")?;
+        Ok(FileRecord {
+            user_id: f.str("user_id")?,
+            session_id: f.str("session_id")?,
+            kind: FileKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown file kind {kind:?}")))?,
+            status: FileStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown file status {status:?}")))?,
+            name,
+            declared_type: f.str("declared_type")?,
+            media_type: f.opt_str("media_type"),
+            declared_size: f.uint("declared_size"),
+            size: f.opt_uint("size"),
+            key: f.str("object_key")?,
+            created_at: f.time("created_at")?,
+            expires_at: f.time("expires_at")?,
+            reason: f.opt_str("reason"),
+            transcript,
+            sha256: f.opt_str("sha256"),
+            id,
+        })
+    }
+
+    async fn find_files(
+        &self,
+        filter: Document,
+        sort: Document,
+        limit: usize,
+    ) -> Result<Vec<FileRecord>, StoreError> {
+        let docs = find(&self.files, filter, sort, limit).await?;
+        docs.iter().map(|d| self.file_from(d)).collect()
     }
 
     async fn find_sessions(
@@ -891,6 +997,83 @@ impl Store for MongoStore {
                 })
             })
             .collect()
+    }
+
+    async fn create_file(&self, file: &FileRecord) -> Result<(), StoreError> {
+        match self.files.insert_one(self.file_doc(file)).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate_key(&e) => Ok(()),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn file(&self, id: &str) -> Result<Option<FileRecord>, StoreError> {
+        let found = self.raw_file(id).await?;
+        found.as_ref().map(|d| self.file_from(d)).transpose()
+    }
+
+    async fn files(&self, ids: &[String]) -> Result<Vec<FileRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.find_files(
+            doc! { "_id": { "$in": ids.to_vec() } },
+            doc! { "_id": 1 },
+            usize::MAX,
+        )
+        .await
+    }
+
+    async fn update_file(
+        &self,
+        id: &str,
+        expected: FileStatus,
+        patch: &FilePatch,
+    ) -> Result<bool, StoreError> {
+        let mut set = doc! { "status": patch.status.as_str() };
+        if let Some(media_type) = &patch.media_type {
+            set.insert("media_type", media_type.as_str());
+        }
+        if let Some(size) = patch.size {
+            set.insert("size", n(size));
+        }
+        if let Some(key) = &patch.key {
+            set.insert("object_key", key.as_str());
+        }
+        if let Some(reason) = &patch.reason {
+            set.insert("reason", reason.as_str());
+        }
+        if let Some(transcript) = &patch.transcript {
+            let sealed = self.cipher.seal(transcript, &transcript_context(id));
+            set.insert("transcript", sealed.text);
+            set.insert("transcript_key_id", sealed.key_id);
+        }
+        if let Some(sha256) = &patch.sha256 {
+            set.insert("sha256", sha256.as_str());
+        }
+        // Matching on the status is the compare and set: of two writers
+        // expecting the same status, one matches and the other finds none.
+        let updated = self
+            .files
+            .update_one(
+                doc! { "_id": id, "status": expected.as_str() },
+                doc! { "$set": set },
+            )
+            .await
+            .map_err(classify)?;
+        Ok(updated.matched_count > 0)
+    }
+
+    async fn expired_slots(&self, before: Timestamp, limit: usize) -> Result<Vec<FileRecord>, StoreError> {
+        self.find_files(
+            doc! {
+                "status": FileStatus::Pending.as_str(),
+                "expires_at": { "$lt": date(before) },
+            },
+            doc! { "expires_at": 1, "_id": 1 },
+            limit,
+        )
+        .await
     }
 }
 

@@ -17,9 +17,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::cipher::{ContentCipher, Sealed};
 use super::{
-    AdminRef, AdminSessionPage, AdminSessionQuery, Appended, ConcurrencySample, MessageRecord,
-    SessionAggregates, SessionCounters, SessionCursor, SessionPatch, SessionRecord, Store, StoreError,
-    TakeoverRecord, TurnView, duration_s, insert_conflict, message_context, session_context,
+    AdminRef, AdminSessionPage, AdminSessionQuery, Appended, ConcurrencySample, FileKind, FilePatch,
+    FileRecord, FileStatus, MessageRecord, SessionAggregates, SessionCounters, SessionCursor, SessionPatch,
+    SessionRecord, Store, StoreError, TakeoverRecord, TurnView, duration_s, file_context, insert_conflict,
+    message_context, session_context, transcript_context,
 };
 
 const SCHEMA: &str = r#"
@@ -72,7 +73,7 @@ CREATE TABLE IF NOT EXISTS messages (
 
 /// Changes to the schema after version 1, in order: the database's
 /// `user_version` says how many of them it has (plus one).
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // 2: time to first token, per session.
     "ALTER TABLE sessions ADD COLUMN total_first_token_ms INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE sessions ADD COLUMN avg_first_token_time INTEGER NOT NULL DEFAULT 0;",
@@ -101,6 +102,29 @@ const MIGRATIONS: [&str; 2] = [
          at INTEGER PRIMARY KEY,
          concurrent INTEGER NOT NULL
      );",
+    // 4: files users upload (or models produce), and the sweep of upload
+    // slots that ended while still pending.
+    "CREATE TABLE files (
+         id TEXT PRIMARY KEY,
+         user_id TEXT NOT NULL,
+         session_id TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         status TEXT NOT NULL,
+         name TEXT NOT NULL,
+         name_key_id TEXT,
+         declared_type TEXT NOT NULL,
+         media_type TEXT,
+         declared_size INTEGER NOT NULL,
+         size INTEGER,
+         object_key TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL,
+         reason TEXT,
+         transcript TEXT,
+         transcript_key_id TEXT,
+         sha256 TEXT
+     );
+     CREATE INDEX idx_file_slot ON files (status, expires_at);",
 ];
 
 /// Creates the tables if needed and brings them to the current version.
@@ -882,6 +906,148 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn create_file(&self, file: &FileRecord) -> Result<(), StoreError> {
+        let f = file.clone();
+        self.run(move |conn, cipher| {
+            let name = cipher.seal(&f.name, &file_context(&f.id));
+            let transcript = f
+                .transcript
+                .as_ref()
+                .map(|t| cipher.seal(t, &transcript_context(&f.id)));
+            let (transcript, transcript_key_id) = transcript.map(|t| (t.text, t.key_id)).unzip();
+            conn.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO files ({FILE_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+            ))
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    f.id,
+                    f.user_id,
+                    f.session_id,
+                    f.kind.as_str(),
+                    f.status.as_str(),
+                    name.text,
+                    name.key_id,
+                    f.declared_type,
+                    f.media_type,
+                    n(f.declared_size),
+                    f.size.map(n),
+                    f.key,
+                    ms(f.created_at),
+                    ms(f.expires_at),
+                    f.reason,
+                    transcript,
+                    transcript_key_id.flatten(),
+                    f.sha256
+                ])
+            })
+            .map(drop)
+            .map_err(other)
+        })
+        .await
+    }
+
+    async fn file(&self, id: &str) -> Result<Option<FileRecord>, StoreError> {
+        let id = id.to_owned();
+        self.run(move |conn, cipher| {
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {FILE_COLUMNS} FROM files WHERE id = ?1"))
+                .map_err(other)?;
+            Ok(collect(&mut stmt, params![id], cipher, file_from_row)?.pop())
+        })
+        .await
+    }
+
+    async fn files(&self, ids: &[String]) -> Result<Vec<FileRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The ids travel as one JSON array: one statement, prepared once,
+        // whatever their number.
+        let ids = serde_json::to_string(ids).map_err(other)?;
+        self.run(move |conn, cipher| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {FILE_COLUMNS} FROM files WHERE id IN (SELECT value FROM json_each(?1))"
+                ))
+                .map_err(other)?;
+            collect(&mut stmt, params![ids], cipher, file_from_row)
+        })
+        .await
+    }
+
+    async fn update_file(
+        &self,
+        id: &str,
+        expected: FileStatus,
+        patch: &FilePatch,
+    ) -> Result<bool, StoreError> {
+        let (id, patch) = (id.to_owned(), patch.clone());
+        self.run(move |conn, cipher| {
+            let mut sets: Vec<&str> = Vec::new();
+            let mut values: Vec<rusqlite::types::Value> =
+                vec![id.clone().into(), expected.as_str().to_owned().into()];
+            let mut push = |set: &'static str, value: rusqlite::types::Value| {
+                sets.push(set);
+                values.push(value);
+            };
+            push("status", patch.status.as_str().to_owned().into());
+            if let Some(media_type) = patch.media_type {
+                push("media_type", media_type.into());
+            }
+            if let Some(size) = patch.size {
+                push("size", n(size).into());
+            }
+            if let Some(key) = patch.key {
+                push("object_key", key.into());
+            }
+            if let Some(reason) = patch.reason {
+                push("reason", reason.into());
+            }
+            if let Some(transcript) = &patch.transcript {
+                let sealed = cipher.seal(transcript, &transcript_context(&id));
+                push("transcript", sealed.text.into());
+                push("transcript_key_id", sealed.key_id.into());
+            }
+            if let Some(sha256) = patch.sha256 {
+                push("sha256", sha256.into());
+            }
+            let assignments: Vec<String> = sets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("{s} = ?{}", i + 3))
+                .collect();
+            let sql = format!(
+                "UPDATE files SET {} WHERE id = ?1 AND status = ?2",
+                assignments.join(", ")
+            );
+            let changed = conn
+                .prepare_cached(&sql)
+                .and_then(|mut stmt| stmt.execute(rusqlite::params_from_iter(values)))
+                .map_err(other)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn expired_slots(&self, before: Timestamp, limit: usize) -> Result<Vec<FileRecord>, StoreError> {
+        self.run(move |conn, cipher| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {FILE_COLUMNS} FROM files WHERE status = ?1 AND expires_at < ?2 \
+                     ORDER BY expires_at, id LIMIT ?3"
+                ))
+                .map_err(other)?;
+            collect(
+                &mut stmt,
+                params![FileStatus::Pending.as_str(), ms(before), n(limit as u64)],
+                cipher,
+                file_from_row,
+            )
+        })
+        .await
+    }
 }
 
 /// The `WHERE` clause of an admin session query (empty if it filters
@@ -935,6 +1101,57 @@ fn takeover_from_row(row: &Row<'_>, _: &ContentCipher) -> Result<TakeoverRecord,
         started_at: ts(row.get(5).map_err(get)?),
         ended_at: row.get::<_, Option<i64>>(6).map_err(get)?.map(ts),
         end_reason: row.get(7).map_err(get)?,
+    })
+}
+
+const FILE_COLUMNS: &str = "id, user_id, session_id, kind, status, name, name_key_id, declared_type, \
+    media_type, declared_size, size, object_key, created_at, expires_at, reason, transcript, transcript_key_id, sha256";
+
+fn file_from_row(row: &Row<'_>, cipher: &ContentCipher) -> Result<FileRecord, StoreError> {
+    let get = |e: rusqlite::Error| StoreError::Corrupt(e.to_string());
+    let id: String = row.get(0).map_err(get)?;
+    let name = Sealed {
+        text: row.get(5).map_err(get)?,
+        key_id: row.get(6).map_err(get)?,
+    };
+    let name = cipher
+        .open(&name, &file_context(&id))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let transcript = match row.get::<_, Option<String>>(15).map_err(get)? {
+        Some(text) => {
+            let sealed = Sealed {
+                text,
+                key_id: row.get(16).map_err(get)?,
+            };
+            Some(
+                cipher
+                    .open(&sealed, &transcript_context(&id))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    let kind: String = row.get(3).map_err(get)?;
+    let status: String = row.get(4).map_err(get)?;
+    Ok(FileRecord {
+        user_id: row.get(1).map_err(get)?,
+        session_id: row.get(2).map_err(get)?,
+        kind: FileKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown file kind {kind:?}")))?,
+        status: FileStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown file status {status:?}")))?,
+        name,
+        declared_type: row.get(7).map_err(get)?,
+        media_type: row.get(8).map_err(get)?,
+        declared_size: u(row.get(9).map_err(get)?),
+        size: row.get::<_, Option<i64>>(10).map_err(get)?.map(u),
+        key: row.get(11).map_err(get)?,
+        created_at: ts(row.get(12).map_err(get)?),
+        expires_at: ts(row.get(13).map_err(get)?),
+        reason: row.get(14).map_err(get)?,
+        transcript,
+        sha256: row.get(17).map_err(get)?,
+        id,
     })
 }
 
@@ -1023,6 +1240,28 @@ impl SqliteStore {
             conn.query_row("SELECT content FROM messages WHERE id = ?1", params![key], |r| {
                 r.get(0)
             })
+            .optional()
+            .map_err(other)
+        })
+        .await
+    }
+
+    /// A file's stored row, every column rendered as text, exactly as the
+    /// file holds it (tests check that no plaintext is in it).
+    pub async fn raw_file(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let id = id.to_owned();
+        self.run(move |conn, _| {
+            conn.query_row(
+                &format!("SELECT {FILE_COLUMNS} FROM files WHERE id = ?1"),
+                params![id],
+                |r| {
+                    let mut columns = Vec::new();
+                    for i in 0..r.as_ref().column_count() {
+                        columns.push(format!("{:?}", r.get::<_, rusqlite::types::Value>(i)?));
+                    }
+                    Ok(columns.join(", "))
+                },
+            )
             .optional()
             .map_err(other)
         })
@@ -1148,6 +1387,48 @@ mod tests {
         );
         assert_eq!(store.open_takeovers(10).await.unwrap(), []);
         assert_eq!(user_version(&dir), MIGRATIONS.len() + 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_version_3_database_is_migrated_and_stores_files() {
+        let dir = database_at_version(
+            3,
+            "INSERT INTO takeovers (id, session_id, user_id, admin_id, admin_name, started_at) \
+             VALUES ('t1', 's3', 'u3', 'a1', 'Ada', 10)",
+        );
+        let store = SqliteStore::open(&dir, Arc::new(ContentCipher::new(Some([3u8; 32]), &[]))).unwrap();
+        store.prepare().await.unwrap();
+        store.prepare().await.unwrap();
+        assert_eq!(store.open_takeovers(10).await.unwrap().len(), 1, "kept");
+
+        // What version 4 added works.
+        let file = FileRecord {
+            id: "f1".into(),
+            user_id: "u3".into(),
+            session_id: "s3".into(),
+            kind: FileKind::Voice,
+            status: FileStatus::Pending,
+            name: "note.ogg".into(),
+            declared_type: "audio/ogg".into(),
+            media_type: None,
+            declared_size: 2048,
+            size: None,
+            key: "u3/f1".into(),
+            created_at: Timestamp::from_millis(20),
+            expires_at: Timestamp::from_millis(30),
+            reason: None,
+            transcript: None,
+            sha256: None,
+        };
+        store.create_file(&file).await.unwrap();
+        assert_eq!(store.file("f1").await.unwrap(), Some(file.clone()));
+        assert_eq!(
+            store.expired_slots(Timestamp::from_millis(31), 10).await.unwrap(),
+            [file]
+        );
+        assert_eq!(user_version(&dir), MIGRATIONS.len() + 1);
+        assert_eq!(user_version(&dir), 4);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
