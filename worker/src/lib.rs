@@ -27,6 +27,7 @@ pub mod stops;
 pub mod store;
 pub mod takeovers;
 pub mod turn;
+pub mod uploads;
 
 use std::sync::Arc;
 use std::time::Duration;

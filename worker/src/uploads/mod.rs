@@ -1,0 +1,3 @@
+//! Uploads.
+
+pub mod inspect;
