@@ -79,10 +79,7 @@ pub fn context(newest_first: &[MessageRecord], budget: u64) -> Vec<ChatMessage> 
             Sender::User => ChatRole::User,
             Sender::Ai | Sender::Admin => ChatRole::Assistant,
         };
-        out.push(ChatMessage {
-            role,
-            content: m.content.clone(),
-        });
+        out.push(ChatMessage::text(role, m.content.clone()));
     }
     out.reverse();
     out

@@ -359,10 +359,7 @@ async fn user_turn(
         .await;
 
     let mut messages = history::context(&earlier, state.config.chatbox.llm.context_tokens);
-    messages.push(ChatMessage {
-        role: ChatRole::User,
-        content: content.to_owned(),
-    });
+    messages.push(ChatMessage::text(ChatRole::User, content));
     let request = LlmRequest {
         messages,
         user: Some(pseudonym(&envelope.user_id)),
