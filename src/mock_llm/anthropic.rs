@@ -4,7 +4,8 @@
 //! message object or the real event stream (`message_start`,
 //! `content_block_start`, `ping`, `content_block_delta`…,
 //! `content_block_stop`, `message_delta`, `message_stop`). Errors are
-//! `{"type":"error","error":{"type","message"}}`.
+//! `{"type":"error","error":{"type","message"}}`. Image blocks are checked
+//! (media type, base64) and counted.
 
 use std::sync::Arc;
 
@@ -54,6 +55,42 @@ fn text_of(content: &Value) -> Result<String, String> {
     }
 }
 
+/// The media types Anthropic reads images in.
+const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+/// The image blocks of message `i`'s content, each as its media type
+/// (inline base64) or its URL; what the real API refuses is refused.
+fn images_of(i: usize, content: &Value) -> Result<Vec<String>, String> {
+    use base64::Engine as _;
+    let blocks = content.as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut images = Vec::new();
+    for (j, block) in blocks.iter().enumerate() {
+        if block["type"] != "image" {
+            continue;
+        }
+        let at = format!("messages.{i}.content.{j}.image.source");
+        let source = &block["source"];
+        match source["type"].as_str() {
+            Some("base64") => {
+                let media_type = source["media_type"].as_str().unwrap_or_default();
+                if !IMAGE_TYPES.contains(&media_type) {
+                    return Err(format!(
+                        "{at}.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'"
+                    ));
+                }
+                let data = source["data"].as_str().unwrap_or_default();
+                if base64::engine::general_purpose::STANDARD.decode(data).is_err() {
+                    return Err(format!("{at}.base64.data: the image data is not valid base64"));
+                }
+                images.push(media_type.to_owned());
+            }
+            Some("url") => images.push(source["url"].as_str().unwrap_or_default().to_owned()),
+            _ => return Err(format!("{at}: Input tag does not match 'base64' or 'url'")),
+        }
+    }
+    Ok(images)
+}
+
 /// `POST /v1/messages`
 pub async fn messages(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
     let mut tracked = Tracked::new(&headers);
@@ -95,7 +132,9 @@ async fn handle(
         return Err(invalid("messages: at least one message is required"));
     }
     let mut messages = Vec::with_capacity(raw.len());
+    let mut images = Vec::new();
     for (i, m) in raw.iter().enumerate() {
+        images.extend(images_of(i, &m["content"]).map_err(|e| invalid(&e))?);
         let role = m["role"].as_str().unwrap_or_default();
         let want = if i % 2 == 0 { "user" } else { "assistant" };
         if role != want {
@@ -128,6 +167,7 @@ async fn handle(
         temperature: request["temperature"].as_f64(),
         user: request["metadata"]["user_id"].as_str().map(str::to_owned),
         stream,
+        images,
         ..LastRequest::default()
     };
     state.stats.last_request(&behaviour.key, last.to_json());

@@ -1,8 +1,10 @@
 //! The Dify chat-app wire format (`POST /v1/chat-messages`): a `query`
 //! from a `user`, in a conversation the server keeps (a new one when
 //! `conversation_id` is empty). The answer is `data: {json}` events with
-//! the event name inside (`message` or `agent_message` per chunk, then
-//! `message_end` with the usage) or, in blocking mode, one JSON object.
+//! the event name inside (`message` or `agent_message` per chunk, a
+//! scripted `message_file`, then `message_end` with the usage) or, in
+//! blocking mode, one JSON object. The request's `files` are checked as
+//! Dify checks them and recorded.
 //! `POST /v1/chat-messages/{task_id}/stop` ends a running stream early.
 //! Errors are `{"code","message","status"}`.
 
@@ -70,6 +72,32 @@ fn non_empty(value: &Value) -> Option<&str> {
     value.as_str().filter(|s| !s.trim().is_empty())
 }
 
+/// The request's `files`, refused where Dify refuses them.
+fn files_of(request: &Value) -> Result<Vec<Value>, String> {
+    let files = match &request["files"] {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(files) => files,
+        _ => return Err("files must be a list".to_owned()),
+    };
+    for file in files {
+        let kind = file["type"].as_str().unwrap_or_default();
+        if !["document", "image", "audio", "video", "custom"].contains(&kind) {
+            return Err(format!("Invalid file type {kind:?}"));
+        }
+        match file["transfer_method"].as_str() {
+            Some("remote_url") if non_empty(&file["url"]).is_none() => {
+                return Err("Invalid file url".to_owned());
+            }
+            Some("local_file") if non_empty(&file["upload_file_id"]).is_none() => {
+                return Err("Invalid upload file id".to_owned());
+            }
+            Some("remote_url" | "local_file") => {}
+            other => return Err(format!("Invalid transfer method {other:?}")),
+        }
+    }
+    Ok(files.clone())
+}
+
 /// `POST /v1/chat-messages`
 pub async fn chat_messages(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
     let mut tracked = Tracked::new(&headers);
@@ -118,6 +146,7 @@ async fn handle(
             ));
         }
     }
+    let files = files_of(&request).map_err(|e| invalid(&e))?;
     let (behaviour, question) =
         Behaviour::resolve(&state.defaults, headers, query).map_err(|e| invalid(&e))?;
     let seen = tracked.count(&state.stats, &behaviour.key);
@@ -128,6 +157,7 @@ async fn handle(
         conversation_id: given.clone(),
         query: Some(query.to_owned()),
         stream: streaming,
+        files,
         ..LastRequest::default()
     };
     state.stats.last_request(&behaviour.key, last.to_json());
@@ -208,7 +238,7 @@ async fn handle(
     let guard = StreamGuard::new(state.stats.clone(), behaviour.key.clone()).on_drop(move || {
         tasks.lock().unwrap_or_else(|e| e.into_inner()).remove(&task_id);
     });
-    let plan = plan(&ids, pieces, agent, metadata, stop);
+    let plan = plan(&ids, pieces, agent, behaviour.file_url.as_deref(), metadata, stop);
     Ok(sse_response(Body::from_stream(paced(plan, &behaviour, guard))))
 }
 
@@ -222,7 +252,14 @@ fn data(value: &Value) -> String {
     format!("data: {value}\n\n")
 }
 
-fn plan(ids: &Ids, pieces: Vec<String>, agent: bool, metadata: Value, stop: CancellationToken) -> StreamPlan {
+fn plan(
+    ids: &Ids,
+    pieces: Vec<String>,
+    agent: bool,
+    file_url: Option<&str>,
+    metadata: Value,
+    stop: CancellationToken,
+) -> StreamPlan {
     let created_at = unix_now();
     let name = if agent { "agent_message" } else { "message" };
     let texts = pieces
@@ -247,10 +284,22 @@ fn plan(ids: &Ids, pieces: Vec<String>, agent: bool, metadata: Value, stop: Canc
         "conversation_id": ids.conversation_id,
         "metadata": metadata,
     }));
+    let mut tail = Vec::new();
+    if let Some(url) = file_url {
+        tail.push(data(&json!({
+            "event": "message_file",
+            "id": uuidish(),
+            "type": "image",
+            "belongs_to": "assistant",
+            "url": url,
+            "conversation_id": ids.conversation_id,
+        })));
+    }
+    tail.push(end.clone());
     StreamPlan {
         head: Vec::new(),
         texts,
-        tail: vec![end.clone()],
+        tail,
         malformed: format!(
             "data: {{\"event\":\"{name}\",\"task_id\":\"{}\",\"answer\":\n\n",
             ids.task_id

@@ -1,7 +1,8 @@
 //! `chatbox mock-llm`: a language-model server for tests, benchmarks and
 //! local development, speaking the providers' real wire formats.
 //!
-//! - OpenAI Chat Completions (`openai.rs`): `POST /v1/chat/completions`
+//! - OpenAI Chat Completions (`openai.rs`): `POST /v1/chat/completions`,
+//!   spoken answers too (`speech.rs`)
 //! - Anthropic Messages (`anthropic.rs`): `POST /v1/messages`
 //! - Dify chat apps (`dify.rs`): `POST /v1/chat-messages`, and
 //!   `POST /v1/chat-messages/{task_id}/stop`
@@ -23,6 +24,7 @@ mod anthropic;
 mod dify;
 mod openai;
 mod script;
+mod speech;
 mod stats;
 mod transcription;
 

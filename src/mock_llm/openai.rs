@@ -3,7 +3,9 @@
 //! `stream_options.include_usage` is set, then `data: [DONE]`), or one
 //! `chat.completion` object. Errors are `{"error":{"message","type","code"}}`.
 //! Message content is a string or an array of parts; the question is the
-//! text parts of the last user message.
+//! text parts of the last user message, and `image_url` parts are counted.
+//! With `modalities` containing `audio` the answer is spoken (`speech.rs`):
+//! its text comes as `audio.transcript`, its sound as base64 `audio.data`.
 
 use std::sync::Arc;
 
@@ -14,9 +16,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use base64::Engine as _;
+
 use super::stats::{LastRequest, Outcome, StreamGuard};
 use super::{
-    Behaviour, MockState, StreamPlan, Tracked, answer_pieces, failure_response, paced, sse_response, tokens,
+    Behaviour, MockState, StreamPlan, Tracked, answer_pieces, failure_response, paced, speech, sse_response,
+    tokens,
 };
 
 #[derive(Deserialize)]
@@ -37,6 +42,17 @@ pub struct ChatRequest {
     temperature: Option<f64>,
     #[serde(default)]
     user: Option<String>,
+    #[serde(default)]
+    modalities: Vec<String>,
+    #[serde(default)]
+    audio: Option<AudioParam>,
+}
+
+/// The `audio` parameter: how a spoken answer should sound.
+#[derive(Deserialize)]
+struct AudioParam {
+    voice: String,
+    format: String,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +96,30 @@ pub fn content_text(content: &Value) -> String {
     }
 }
 
+/// The images of a message content, each as its media type (a `data:`
+/// URL) or its URL; an `image_url` part without a URL, or with bad base64,
+/// is refused as OpenAI refuses it.
+fn images_of(content: &Value) -> Result<Vec<String>, String> {
+    let parts = content.as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut images = Vec::new();
+    for part in parts.iter().filter(|p| p["type"] == "image_url") {
+        let url = part["image_url"]["url"]
+            .as_str()
+            .ok_or_else(|| "Missing required parameter: 'messages[].content[].image_url.url'.".to_owned())?;
+        let Some(data) = url.strip_prefix("data:") else {
+            images.push(url.to_owned());
+            continue;
+        };
+        let (meta, payload) = data.split_once(',').unwrap_or((data, ""));
+        let media_type = meta.split(';').next().unwrap_or_default();
+        if meta.ends_with(";base64") && base64::engine::general_purpose::STANDARD.decode(payload).is_err() {
+            return Err("Invalid base64 image_url.".to_owned());
+        }
+        images.push(media_type.to_owned());
+    }
+    Ok(images)
+}
+
 /// `POST /v1/chat/completions`
 pub async fn chat_completions(
     State(state): State<Arc<MockState>>,
@@ -118,6 +158,23 @@ async fn handle(
         .unwrap_or_default();
     let (behaviour, question) = Behaviour::resolve(&state.defaults, headers, last_user)
         .map_err(|e| error(StatusCode::BAD_REQUEST, &e))?;
+    let mut images = Vec::new();
+    for m in &request.messages {
+        images.extend(images_of(&m.content).map_err(|e| error(StatusCode::BAD_REQUEST, &e))?);
+    }
+    let spoken = request.modalities.iter().any(|m| m == "audio");
+    let audio = match (&request.audio, spoken) {
+        (Some(param), true) => Some(
+            speech::audio(&param.format, request.stream).map_err(|e| error(StatusCode::BAD_REQUEST, &e))?,
+        ),
+        (None, true) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "Missing required parameter: 'audio'.",
+            ));
+        }
+        (_, false) => None,
+    };
     let seen = tracked.count(&state.stats, &behaviour.key);
     let last = LastRequest {
         format: "openai",
@@ -131,6 +188,12 @@ async fn handle(
         temperature: request.temperature,
         user: request.user.clone(),
         stream: request.stream,
+        images,
+        audio: request
+            .audio
+            .as_ref()
+            .filter(|_| spoken)
+            .map(|a| json!({ "voice": a.voice, "format": a.format })),
         ..LastRequest::default()
     };
     state.stats.last_request(&behaviour.key, last.to_json());
@@ -161,6 +224,19 @@ async fn handle(
             "model": model,
             "choices": [{ "index": 0, "message": { "role": "assistant", "content": pieces.concat() }, "finish_reason": "stop" }],
         });
+        if let Some(audio) = &audio {
+            body["choices"][0]["message"] = json!({
+                "role": "assistant",
+                "content": null,
+                "refusal": null,
+                "audio": {
+                    "id": "audio_mock",
+                    "data": base64::engine::general_purpose::STANDARD.encode(audio),
+                    "expires_at": super::unix_now() + 3600,
+                    "transcript": pieces.concat(),
+                },
+            });
+        }
         if let Some(usage) = usage {
             body["usage"] = usage;
         }
@@ -168,7 +244,7 @@ async fn handle(
         return Ok(axum::Json(body).into_response());
     }
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
-    let plan = plan(&model, pieces, usage.filter(|_| include_usage));
+    let plan = plan(&model, pieces, audio.as_deref(), usage.filter(|_| include_usage));
     let guard = StreamGuard::new(state.stats.clone(), behaviour.key.clone());
     Ok(sse_response(Body::from_stream(paced(plan, &behaviour, guard))))
 }
@@ -184,19 +260,32 @@ fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
     format!("data: {body}\n\n")
 }
 
-/// The event stream: one chunk per piece, the finish chunk, the usage
-/// chunk when asked, `[DONE]`.
-fn plan(model: &str, pieces: Vec<String>, usage: Option<Value>) -> StreamPlan {
+/// The event stream: one chunk per piece (spoken: a transcript chunk and
+/// an audio chunk), the finish chunk, the usage chunk when asked, `[DONE]`.
+fn plan(model: &str, pieces: Vec<String>, audio: Option<&[u8]>, usage: Option<Value>) -> StreamPlan {
+    let sound = audio.map(|a| speech::pieces(a, pieces.len()));
     let texts = pieces
         .into_iter()
         .enumerate()
         .map(|(i, piece)| {
-            let delta = if i == 0 {
-                json!({ "role": "assistant", "content": piece })
-            } else {
-                json!({ "content": piece })
+            let Some(sound) = &sound else {
+                let delta = if i == 0 {
+                    json!({ "role": "assistant", "content": piece })
+                } else {
+                    json!({ "content": piece })
+                };
+                return chunk(model, delta, None);
             };
-            chunk(model, delta, None)
+            let mut delta = json!({ "audio": { "transcript": piece } });
+            if i == 0 {
+                delta = json!({ "role": "assistant", "content": null, "audio": { "id": "audio_mock", "transcript": piece } });
+            }
+            let mut events = chunk(model, delta, None);
+            if let Some(data) = sound.get(i).filter(|d| !d.is_empty()) {
+                let data = base64::engine::general_purpose::STANDARD.encode(data);
+                events.push_str(&chunk(model, json!({ "audio": { "data": data } }), None));
+            }
+            events
         })
         .collect();
     let mut tail = vec![chunk(model, json!({}), Some("stop"))];

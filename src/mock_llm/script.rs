@@ -17,7 +17,7 @@ use crate::cli::MockLlmArgs;
 pub const PREFIX: &str = "x-mock-";
 
 /// The scripting keys, as header names without [`PREFIX`].
-pub const KEYS: [&str; 12] = [
+pub const KEYS: [&str; 13] = [
     "latency-ms",
     "chunks",
     "chunk-bytes",
@@ -30,6 +30,7 @@ pub const KEYS: [&str; 12] = [
     "malformed-after",
     "error-event-after",
     "usage",
+    "file-url",
 ];
 
 /// How one request should behave.
@@ -60,6 +61,8 @@ pub struct Behaviour {
     pub error_event_after: Option<usize>,
     /// No usage anywhere in the answer (`x-mock-usage: absent`).
     pub usage_absent: bool,
+    /// Dify: a file the app made, sent as `message_file` before the end.
+    pub file_url: Option<String>,
     /// Server-wide `--fail-rate` and `--fail-status`.
     fail_rate: f64,
     default_fail_status: u16,
@@ -105,6 +108,7 @@ impl Behaviour {
             malformed_after: None,
             error_event_after: None,
             usage_absent: false,
+            file_url: None,
             fail_rate: d.fail_rate,
             default_fail_status: d.fail_status,
         }
@@ -166,6 +170,13 @@ impl Behaviour {
                     ));
                 }
             },
+            "file-url" => {
+                let url = value.trim();
+                if url.is_empty() {
+                    return Err("mock scripting: file-url must not be empty".to_owned());
+                }
+                self.file_url = Some(url.to_owned());
+            }
             other => {
                 return Err(format!(
                     "mock scripting: unknown key {other:?} (known: {})",

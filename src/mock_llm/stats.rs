@@ -160,6 +160,12 @@ pub struct LastRequest {
     pub conversation_id: Option<String>,
     pub query: Option<String>,
     pub stream: bool,
+    /// Each image of the request: its media type (inline data) or its URL.
+    pub images: Vec<String>,
+    /// The spoken answer asked for (`{"voice","format"}`), if any.
+    pub audio: Option<Value>,
+    /// Dify's `files`, as sent.
+    pub files: Vec<Value>,
 }
 
 impl LastRequest {
@@ -180,6 +186,9 @@ impl LastRequest {
             "conversation_id": self.conversation_id,
             "query": self.query,
             "stream": self.stream,
+            "images": self.images,
+            "audio": self.audio,
+            "files": self.files,
         })
     }
 }

@@ -813,6 +813,213 @@ async fn dify_stop_ends_the_stream_early() {
     assert_eq!(s["by_key"][""]["completed"], 1);
 }
 
+// ---- Images, spoken answers and files ----
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn unb64(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+}
+
+#[tokio::test]
+async fn openai_counts_the_images_it_is_shown_and_refuses_bad_ones() {
+    let base = start(args()).await;
+    let png = format!("data:image/png;base64,{}", b64(b"\x89PNG\r\n"));
+    let body = json!({ "model": "m", "messages": [{ "role": "user", "content": [
+        { "type": "text", "text": "compare" },
+        { "type": "image_url", "image_url": { "url": png } },
+        { "type": "image_url", "image_url": { "url": "https://img.example/b.jpg", "detail": "low" } },
+    ] }] });
+    let response = openai(&base, body, &[("x-mock-key", "eyes")]).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert!(
+        answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("You said: compare. ")
+    );
+    let last = &stats(&base).await["by_key"]["eyes"]["last_request"];
+    assert_eq!(last["images"], json!(["image/png", "https://img.example/b.jpg"]));
+    assert_eq!(last["audio"], Value::Null);
+
+    let bad = json!({ "model": "m", "messages": [{ "role": "user", "content": [
+        { "type": "image_url", "image_url": { "url": "data:image/png;base64,@@@" } },
+    ] }] });
+    let response = openai(&base, bad, &[]).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn openai_speaks_when_asked_streaming_pcm16_only() {
+    let base = start(args()).await;
+    let ask = |stream: bool, format: &str| {
+        json!({ "model": "gpt-4o-audio-preview", "stream": stream, "modalities": ["text", "audio"],
+                "audio": { "voice": "alloy", "format": format },
+                "messages": [{ "role": "user", "content": "say hi" }] })
+    };
+    // Streamed: transcript pieces and pcm16 pieces.
+    let text = openai(&base, ask(true, "pcm16"), &[("x-mock-key", "voice")])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = openai_deltas(&text);
+    let transcript: String = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["audio"]["transcript"].as_str())
+        .collect();
+    assert!(transcript.starts_with("You said: say hi. "), "{transcript}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["choices"][0]["delta"]["content"].as_str().is_none())
+    );
+    let pieces: Vec<Vec<u8>> = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["audio"]["data"].as_str())
+        .map(unb64)
+        .collect();
+    assert_eq!(pieces.len(), 5, "one audio piece per text piece");
+    assert_eq!(pieces.concat(), super::speech::pcm16());
+    assert_eq!(pieces.concat().len(), 24_000 / 5 * 2, "0.2 s at 24 kHz");
+    let last = &stats(&base).await["by_key"]["voice"]["last_request"];
+    assert_eq!(last["audio"], json!({ "voice": "alloy", "format": "pcm16" }));
+
+    // As OpenAI, a streamed answer cannot be wav.
+    let response = openai(&base, ask(true, "wav"), &[]).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not support 'wav' when stream=true"),
+        "{error}"
+    );
+
+    // Whole: one WAV file and its transcript.
+    let whole: Value = openai(&base, ask(false, "wav"), &[]).await.json().await.unwrap();
+    let message = &whole["choices"][0]["message"];
+    assert_eq!(message["content"], Value::Null);
+    assert!(
+        message["audio"]["transcript"]
+            .as_str()
+            .unwrap()
+            .starts_with("You said: say hi. ")
+    );
+    let wav = unb64(message["audio"]["data"].as_str().unwrap());
+    assert_eq!((&wav[..4], &wav[8..12]), (&b"RIFF"[..], &b"WAVE"[..]));
+    assert_eq!(
+        u32::from_le_bytes([wav[4], wav[5], wav[6], wav[7]]) as usize,
+        wav.len() - 8
+    );
+    assert_eq!(
+        u32::from_le_bytes([wav[40], wav[41], wav[42], wav[43]]) as usize,
+        wav.len() - 44
+    );
+
+    let missing = json!({ "model": "m", "modalities": ["text", "audio"], "messages": [{ "role": "user", "content": "x" }] });
+    assert_eq!(openai(&base, missing, &[]).await.status(), 400);
+    assert_eq!(openai(&base, ask(false, "ogg"), &[]).await.status(), 400);
+}
+
+#[tokio::test]
+async fn anthropic_counts_image_blocks_and_refuses_unknown_media_types() {
+    let base = start(args()).await;
+    let image = |media_type: &str| json!({ "type": "image", "source": { "type": "base64", "media_type": media_type, "data": b64(b"img") } });
+    let body = json!({ "model": "c", "max_tokens": 10, "messages": [{ "role": "user", "content": [
+        image("image/png"),
+        { "type": "image", "source": { "type": "url", "url": "https://img.example/c.gif" } },
+        { "type": "text", "text": "what is it" },
+    ] }] });
+    let response = anthropic(&base, body, &with(&ANTHROPIC, &[("x-mock-key", "see")])).await;
+    assert_eq!(response.status(), 200);
+    let last = &stats(&base).await["by_key"]["see"]["last_request"];
+    assert_eq!(last["images"], json!(["image/png", "https://img.example/c.gif"]));
+    assert_eq!(last["messages"][0]["content"], "what is it");
+
+    let bmp = json!({ "model": "c", "max_tokens": 10, "messages": [{ "role": "user", "content": [image("image/bmp")] }] });
+    let response = anthropic(&base, bmp, &ANTHROPIC).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("media_type"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn dify_records_files_and_sends_the_scripted_message_file() {
+    let base = start(args()).await;
+    let body = json!({ "inputs": {}, "response_mode": "streaming", "user": "u",
+        "query": "draw it [[mock file-url=https://files.example/chart.png]]",
+        "files": [{ "type": "image", "transfer_method": "remote_url", "url": "https://s3.example/in.png?sig=1" }] });
+    let response = dify(&base, body, &[("x-mock-key", "files")]).await;
+    assert_eq!(response.status(), 200);
+    let events = dify_events(&response.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "message",
+            "message",
+            "message",
+            "message",
+            "message",
+            "message_file",
+            "message_end"
+        ]
+    );
+    let file = &events[5];
+    assert_eq!(file["url"], "https://files.example/chart.png");
+    assert_eq!(
+        (file["type"].as_str(), file["belongs_to"].as_str()),
+        (Some("image"), Some("assistant"))
+    );
+    assert_eq!(file["conversation_id"], events[0]["conversation_id"]);
+    assert!(file["id"].is_string());
+    let answer: String = events[..5]
+        .iter()
+        .map(|e| e["answer"].as_str().unwrap())
+        .collect();
+    assert_eq!(answer, "You said: draw it. (turn 1) ");
+    let last = &stats(&base).await["by_key"]["files"]["last_request"];
+    assert_eq!(
+        last["files"],
+        json!([{ "type": "image", "transfer_method": "remote_url", "url": "https://s3.example/in.png?sig=1" }])
+    );
+
+    // The header works as well as the directive.
+    let body = json!({ "inputs": {}, "response_mode": "streaming", "user": "u", "query": "again" });
+    let events = dify_events(
+        &dify(&base, body, &[("x-mock-file-url", "/files/abc.png")])
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(events[events.len() - 2]["url"], "/files/abc.png");
+
+    for bad in [
+        json!([{ "type": "image", "transfer_method": "remote_url" }]),
+        json!([{ "type": "picture", "transfer_method": "remote_url", "url": "https://x" }]),
+        json!([{ "type": "image", "transfer_method": "carrier_pigeon", "url": "https://x" }]),
+        json!("https://x"),
+    ] {
+        let body = json!({ "inputs": {}, "query": "q", "user": "u", "files": bad });
+        let response = dify(&base, body, &[]).await;
+        assert_eq!(response.status(), 400, "{bad}");
+        assert_eq!(response.json::<Value>().await.unwrap()["code"], "invalid_param");
+    }
+}
+
 // ---- Transcription ----
 
 /// A multipart body with text fields and an optional file.

@@ -7,7 +7,7 @@ use chatbox_shared::config::{BreakerConfig, LlmConfig, ProviderConfig, RetryConf
 use chatbox_worker::llm::breaker::BreakerState;
 use chatbox_worker::llm::transcription::{Audio, Transcriber};
 use chatbox_worker::llm::{
-    ChatMessage, ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, Providers,
+    Attachment, ChatMessage, ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, Providers,
     anthropic::AnthropicProvider, dify::DifyProvider, dispatch, openai::OpenAiProvider,
 };
 use futures_util::StreamExt;
@@ -33,10 +33,7 @@ fn headers(pairs: &[(&str, &str)]) -> Value {
 
 fn ask(text: &str) -> LlmRequest {
     LlmRequest {
-        messages: vec![ChatMessage {
-            role: ChatRole::User,
-            content: text.into(),
-        }],
+        messages: vec![ChatMessage::text(ChatRole::User, text)],
         user: Some("user-hash".into()),
         conversation_id: None,
     }
@@ -193,18 +190,9 @@ async fn anthropic_streams_messages_events_with_usage_and_its_error_events() {
     };
     let request = LlmRequest {
         messages: vec![
-            ChatMessage {
-                role: ChatRole::Assistant,
-                content: "Hi! How can I help?".into(),
-            },
-            ChatMessage {
-                role: ChatRole::User,
-                content: "first".into(),
-            },
-            ChatMessage {
-                role: ChatRole::User,
-                content: "second".into(),
-            },
+            ChatMessage::text(ChatRole::Assistant, "Hi! How can I help?"),
+            ChatMessage::text(ChatRole::User, "first"),
+            ChatMessage::text(ChatRole::User, "second"),
         ],
         ..ask("")
     };
@@ -327,6 +315,205 @@ async fn dify_keeps_its_conversation_and_is_stopped_when_dropped() {
     assert!(
         matches!(events.last(), Some(Err(LlmError::Upstream { kind, .. })) if kind == "mock_error"),
         "{events:?}"
+    );
+}
+
+/// The user's question with one PNG attached (and its download URL).
+fn ask_with_image(text: &str, url: Option<&str>) -> LlmRequest {
+    let mut request = ask(text);
+    request.messages[0].attachments.push(Attachment::Image {
+        media_type: "image/png".into(),
+        data: bytes::Bytes::from_static(b"\x89PNG\r\n\x1a\n"),
+        url: url.map(str::to_owned),
+    });
+    request
+}
+
+#[tokio::test]
+async fn images_reach_openai_and_anthropic_models_inline() {
+    let dir = log_dir(&unique("llm"));
+    let mock = start_mock(&dir, "mock", &["--chunks", "3"]).await;
+    let gpt = OpenAiProvider::new(config(
+        "gpt",
+        "openai",
+        &mock.addr,
+        json!({ "vision": true, "headers": { "x-mock-key": "gpt-eyes" } }),
+    ))
+    .unwrap();
+    assert!(gpt.accepts_images());
+    let events = collect(&gpt, ask_with_image("what is this?", None)).await;
+    assert!(
+        text_of(&events).starts_with("You said: what is this?"),
+        "{events:?}"
+    );
+    let seen = &key_stats(&mock, "gpt-eyes").await["last_request"];
+    assert_eq!(seen["images"], json!(["image/png"]));
+    assert_eq!(seen["messages"][0]["content"], "what is this?");
+
+    let claude = AnthropicProvider::new(config(
+        "claude",
+        "anthropic",
+        &mock.addr,
+        json!({ "apiKey": "sk-ant", "headers": { "x-mock-key": "claude-eyes" } }),
+    ))
+    .unwrap();
+    assert!(!claude.accepts_images(), "vision is off unless configured");
+    let events = collect(&claude, ask_with_image("and this?", None)).await;
+    assert!(text_of(&events).starts_with("You said: and this?"), "{events:?}");
+    let seen = &key_stats(&mock, "claude-eyes").await["last_request"];
+    assert_eq!(seen["images"], json!(["image/png"]));
+    assert_eq!(seen["messages"][0]["content"], "and this?");
+}
+
+#[tokio::test]
+async fn dify_gets_image_urls_and_returns_the_files_it_makes() {
+    let dir = log_dir(&unique("llm"));
+    let mock = start_mock(&dir, "mock", &["--chunks", "3"]).await;
+    let p = || {
+        DifyProvider::new(config(
+            "dify",
+            "dify",
+            &mock.addr,
+            headers(&[("x-mock-key", "dify-files")]),
+        ))
+        .unwrap()
+    };
+    let signed = "https://blobs.example/u/1.png?X-Amz-Signature=abc";
+    let events = collect(
+        &p(),
+        ask_with_image(
+            "chart this [[mock file-url=https://files.example/chart.png]]",
+            Some(signed),
+        ),
+    )
+    .await;
+    assert!(events.iter().all(Result::is_ok), "{events:?}");
+    assert!(
+        text_of(&events).starts_with("You said: chart this."),
+        "{events:?}"
+    );
+    let files: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Ok(LlmEvent::File { url, media_type }) => Some((url.as_str(), media_type.as_deref())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(files, [("https://files.example/chart.png", Some("image/png"))]);
+    let seen = &key_stats(&mock, "dify-files").await["last_request"];
+    assert_eq!(
+        seen["files"],
+        json!([{ "type": "image", "transfer_method": "remote_url", "url": signed }])
+    );
+
+    // Dify's own /files/… URLs are made absolute; an image without a URL
+    // cannot go to Dify.
+    let events = collect(
+        &p(),
+        ask_with_image("[[mock file-url=/files/tools/x.png?sign=1]] again", None),
+    )
+    .await;
+    let relative = format!("http://{}/files/tools/x.png?sign=1", mock.addr);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Ok(LlmEvent::File { url, .. }) if *url == relative)),
+        "{events:?}"
+    );
+    assert_eq!(
+        key_stats(&mock, "dify-files").await["last_request"]["files"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn openai_speaks_its_answer_as_a_wav_when_audio_output_is_configured() {
+    let dir = log_dir(&unique("llm"));
+    let mock = start_mock(&dir, "mock", &["--chunks", "4"]).await;
+    let spoken = |extra: Value| {
+        let mut base = json!({ "audio_output": {}, "headers": { "x-mock-key": "voice" } });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            base[k] = v.clone();
+        }
+        OpenAiProvider::new(config("gpt-audio", "openai", &mock.addr, base)).unwrap()
+    };
+    let audio_of = |events: &[Result<LlmEvent, LlmError>]| -> (Vec<u8>, Vec<String>) {
+        let mut bytes = Vec::new();
+        let mut formats = Vec::new();
+        for e in events {
+            if let Ok(LlmEvent::Audio { data, format }) = e {
+                bytes.extend_from_slice(data);
+                formats.push(format.clone());
+            }
+        }
+        (bytes, formats)
+    };
+    let is_wav = |wav: &[u8]| {
+        wav.len() > 44
+            && &wav[..4] == b"RIFF"
+            && &wav[8..12] == b"WAVE"
+            && u32::from_le_bytes([wav[4], wav[5], wav[6], wav[7]]) as usize == wav.len() - 8
+            && u32::from_le_bytes([wav[40], wav[41], wav[42], wav[43]]) as usize == wav.len() - 44
+    };
+
+    // Streamed (the default): the transcript streams as text, the sound
+    // comes as one WAV at the end.
+    let events = collect(&spoken(json!({})), ask("say something")).await;
+    assert!(events.iter().all(Result::is_ok), "{events:?}");
+    assert_eq!(deltas(&events), 4);
+    assert!(text_of(&events).starts_with("You said: say something."));
+    let (wav, formats) = audio_of(&events);
+    assert_eq!(formats, ["wav"]);
+    assert!(is_wav(&wav), "{:?}", &wav[..wav.len().min(64)]);
+    assert!(usage(&events).is_some());
+    let seen = &key_stats(&mock, "voice").await["last_request"];
+    assert_eq!(seen["audio"], json!({ "voice": "alloy", "format": "pcm16" }));
+
+    // Whole: the provider's own WAV.
+    let events = collect(&spoken(json!({ "stream": false })), ask("whole")).await;
+    let (wav, formats) = audio_of(&events);
+    assert_eq!(formats, ["wav"]);
+    assert!(
+        is_wav(&wav) && text_of(&events).starts_with("You said: whole."),
+        "{events:?}"
+    );
+
+    // pcm16 passes piece by piece.
+    let events = collect(
+        &spoken(json!({ "audio_output": { "voice": "echo", "format": "pcm16" } })),
+        ask("raw"),
+    )
+    .await;
+    let (pcm, formats) = audio_of(&events);
+    assert_eq!(formats, ["pcm16"; 4]);
+    assert_eq!(pcm.len(), 24_000 / 5 * 2, "0.2 s of 24 kHz samples");
+    let seen = &key_stats(&mock, "voice").await["last_request"];
+    assert_eq!(seen["audio"], json!({ "voice": "echo", "format": "pcm16" }));
+
+    // The answer starts with its first text, not its sound.
+    let config = llm_config(
+        vec![config(
+            "gpt-audio",
+            "openai",
+            &mock.addr,
+            json!({ "audio_output": {} }),
+        )],
+        1,
+        5,
+    );
+    let providers = Providers::from_config(&config).unwrap();
+    let started = dispatch::start(
+        &providers,
+        providers.select(None).unwrap(),
+        &ask("hi"),
+        &config.retry,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(started.head.last(), Some(LlmEvent::Delta(_))),
+        "{:?}",
+        started.head
     );
 }
 

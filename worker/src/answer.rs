@@ -3,7 +3,8 @@
 //! window joins the same frame — and notice when it ends, breaks off,
 //! falls silent for longer than the provider's idle timeout, or is
 //! stopped. What happened is the [`End`] of the [`Answer`]; the turn
-//! decides what to keep.
+//! decides what to keep. Spoken audio and the provider's files are kept in
+//! the answer, not streamed: they are not text that reached the user.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -43,6 +44,11 @@ pub struct Answer {
     pub usage: Option<(u64, u64)>,
     /// The provider's conversation id (Dify), to continue next turn.
     pub conversation: Option<String>,
+    /// The spoken answer: every audio piece in order, and their format.
+    /// It is not text that reached the user; it is delivered at the end.
+    pub audio: Option<(Vec<u8>, String)>,
+    /// Files the provider produced: their URL and media type, if known.
+    pub files: Vec<(String, Option<String>)>,
     /// The provider that answered (a fallback, maybe).
     pub provider: Option<String>,
     /// The model chosen, when a fallback answered instead.
@@ -58,6 +64,8 @@ impl Answer {
             first_token: None,
             usage: None,
             conversation: None,
+            audio: None,
+            files: Vec::new(),
             provider: None,
             fell_back_from: None,
             end,
@@ -73,6 +81,11 @@ impl Answer {
             } => self.usage = Some((prompt_tokens, completion_tokens)),
             LlmEvent::Conversation(id) => self.conversation = Some(id),
             LlmEvent::Delta(text) => self.text.push_str(&text),
+            LlmEvent::Audio { data, format } => match &mut self.audio {
+                Some((audio, _)) => audio.extend_from_slice(&data),
+                None => self.audio = Some((data.to_vec(), format)),
+            },
+            LlmEvent::File { url, media_type } => self.files.push((url, media_type)),
         }
     }
 }
@@ -163,4 +176,39 @@ pub async fn stream(
         end => end,
     };
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_pieces_are_joined_and_files_kept_without_counting_as_text() {
+        let mut answer = Answer::new(End::Complete);
+        for event in [
+            LlmEvent::Audio {
+                data: bytes::Bytes::from_static(b"RI"),
+                format: "wav".into(),
+            },
+            LlmEvent::File {
+                url: "https://files.example/chart.png".into(),
+                media_type: Some("image/png".into()),
+            },
+            LlmEvent::Audio {
+                data: bytes::Bytes::from_static(b"FF"),
+                format: "wav".into(),
+            },
+        ] {
+            answer.record(event);
+        }
+        assert_eq!(answer.audio, Some((b"RIFF".to_vec(), "wav".to_owned())));
+        assert_eq!(
+            answer.files,
+            vec![(
+                "https://files.example/chart.png".to_owned(),
+                Some("image/png".to_owned())
+            )]
+        );
+        assert!(answer.text.is_empty() && answer.first_token.is_none());
+    }
 }

@@ -90,11 +90,7 @@ pub fn context(newest_first: &[MessageRecord], budget: u64) -> Vec<ChatMessage> 
             Sender::User => ChatRole::User,
             Sender::Ai | Sender::Admin => ChatRole::Assistant,
         };
-        out.push(ChatMessage {
-            role,
-            content: content.into_owned(),
-            attachments: Vec::new(),
-        });
+        out.push(ChatMessage::text(role, content.into_owned()));
     }
     out.reverse();
     out

@@ -601,6 +601,13 @@ pub struct ProviderConfig {
     /// (`/audio/transcriptions`), like `whisper-1`.
     #[serde(default)]
     pub transcription_model: Option<String>,
+    /// The model accepts image inputs: users' pictures are sent to it.
+    #[serde(default)]
+    pub vision: bool,
+    /// Ask for a spoken answer as well as text (OpenAI audio models such as
+    /// `gpt-4o-audio-preview`; `modalities: ["text","audio"]`).
+    #[serde(default)]
+    pub audio_output: Option<AudioOutput>,
     /// Extra HTTP headers sent with every request (gateways and proxies
     /// that want their own headers).
     #[serde(default)]
@@ -615,6 +622,29 @@ pub struct ProviderConfig {
     #[serde(default = "default_idle_timeout", with = "duration")]
     pub idle_timeout: Duration,
 }
+
+/// `audio_output` of a provider: the voice and file format of spoken
+/// answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioOutput {
+    /// The provider's voice, like `alloy`.
+    pub voice: String,
+    /// `wav`, `mp3`, `flac`, `opus` or `pcm16` (raw 24 kHz 16-bit mono).
+    pub format: String,
+}
+
+impl Default for AudioOutput {
+    fn default() -> Self {
+        AudioOutput {
+            voice: "alloy".into(),
+            format: "wav".into(),
+        }
+    }
+}
+
+/// The `audio_output.format`s OpenAI knows.
+pub const AUDIO_FORMATS: [&str; 5] = ["wav", "mp3", "flac", "opus", "pcm16"];
 
 fn default_true() -> bool {
     true
@@ -976,5 +1006,65 @@ mod tests {
             provider("a", "openai", "b") + &provider("b", "dify", "c") + &provider("c", "anthropic", "a");
         let err = load(Some(&circle), &[], Role::AllInOne).unwrap_err().to_string();
         assert!(err.contains("a -> b -> c -> a"), "{err}");
+    }
+
+    #[test]
+    fn vision_and_audio_output_are_read_with_defaults_and_checked() {
+        let provider = |kind: &str, extra: &str| {
+            format!(
+                "[[chatbox.llm.providers]]\nid = \"m\"\ntype = \"{kind}\"\nendpoint = \"https://example.com/v1\"\n{extra}"
+            )
+        };
+        let config = load(Some(&provider("openai", "")), &[], Role::AllInOne).unwrap();
+        let plain = &config.chatbox.llm.providers[0];
+        assert!(!plain.vision && plain.audio_output.is_none());
+
+        let spoken = provider("openai", "vision = true\naudio_output = {}\n");
+        let config = load(Some(&spoken), &[], Role::AllInOne).unwrap();
+        let p = &config.chatbox.llm.providers[0];
+        assert!(p.vision);
+        assert_eq!(p.audio_output, Some(AudioOutput::default()));
+        assert_eq!(
+            p.audio_output
+                .as_ref()
+                .map(|a| (a.voice.as_str(), a.format.as_str())),
+            Some(("alloy", "wav"))
+        );
+        let seeing = provider("anthropic", "vision = true\n");
+        assert!(
+            load(Some(&seeing), &[], Role::AllInOne)
+                .unwrap()
+                .chatbox
+                .llm
+                .providers[0]
+                .vision
+        );
+
+        let err = load(
+            Some(&provider("dify", "audio_output = {}\n")),
+            &[],
+            Role::AllInOne,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("chatbox.llm.providers[0].audio_output"), "{err}");
+        let err = load(
+            Some(&provider("openai", "audio_output = { format = \"ogg\" }\n")),
+            &[],
+            Role::AllInOne,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("audio_output.format") && err.contains("\"ogg\""),
+            "{err}"
+        );
+        let mp3 = "audio_output = { voice = \"echo\", format = \"mp3\" }\n";
+        let err = load(Some(&provider("openai", mp3)), &[], Role::AllInOne)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("stream = false"), "{err}");
+        let whole = format!("stream = false\n{mp3}");
+        assert!(load(Some(&provider("openai", &whole)), &[], Role::AllInOne).is_ok());
     }
 }

@@ -288,6 +288,38 @@ impl Config {
                     &format!("{key}.transcription_model"),
                     || "only an OpenAI-compatible provider transcribes audio".into(),
                 );
+                if let Some(audio) = &provider.audio_output {
+                    let key = format!("{key}.audio_output");
+                    p.check(provider.kind == ProviderKind::Openai, &key, || {
+                        "only an OpenAI-compatible provider speaks its answers".into()
+                    });
+                    p.check(!audio.voice.trim().is_empty(), &format!("{key}.voice"), || {
+                        "must name a voice".into()
+                    });
+                    p.check(
+                        super::AUDIO_FORMATS.contains(&audio.format.as_str()),
+                        &format!("{key}.format"),
+                        || {
+                            format!(
+                                "{:?} is not one of {}",
+                                audio.format,
+                                super::AUDIO_FORMATS.join(", ")
+                            )
+                        },
+                    );
+                    // OpenAI streams audio as pcm16 only; the adapter wraps
+                    // that in a WAV itself, but cannot make mp3, flac or opus.
+                    p.check(
+                        !provider.stream || matches!(audio.format.as_str(), "wav" | "pcm16"),
+                        &format!("{key}.format"),
+                        || {
+                            format!(
+                                "{:?} audio cannot be streamed (OpenAI streams only pcm16): use wav or pcm16, or stream = false",
+                                audio.format
+                            )
+                        },
+                    );
+                }
             }
             if let Some(cycle) = fallback_cycle(&c.llm.providers) {
                 p.check(false, "chatbox.llm.providers", || {
@@ -514,7 +546,9 @@ const MAX_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 fn check_files(p: &mut Problems, c: &ChatboxConfig, role: Role) {
     let u = &c.uploads;
-    p.check(u.max_size > 0, "chatbox.uploads.max_size", || "must be more than zero".into());
+    p.check(u.max_size > 0, "chatbox.uploads.max_size", || {
+        "must be more than zero".into()
+    });
     p.check(u.max_voice_size > 0, "chatbox.uploads.max_voice_size", || {
         "must be more than zero".into()
     });

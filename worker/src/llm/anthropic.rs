@@ -8,7 +8,9 @@
 //! the configuration names none). A stream is `message_start` (input
 //! tokens), `content_block_start`, `ping`s, `content_block_delta`s of
 //! text, `content_block_stop`, `message_delta` (output tokens),
-//! `message_stop`; an `error` event ends it early.
+//! `message_stop`; an `error` event ends it early. A message with images
+//! becomes content blocks: each image (`source.type = "base64"`), then its
+//! text; one without keeps its plain string.
 
 use async_trait::async_trait;
 use chatbox_shared::config::ProviderConfig;
@@ -17,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::http::Endpoint;
 use super::sse::{Decoder, SseEvent};
-use super::{ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
+use super::{Attachment, ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
 
 /// `anthropic-version` when the configuration names none.
 pub const DEFAULT_VERSION: &str = "2023-06-01";
@@ -46,24 +48,30 @@ impl AnthropicProvider {
             .filter(|s| !s.is_empty())
             .into_iter()
             .collect();
-        let mut turns: Vec<(ChatRole, String)> = Vec::with_capacity(request.messages.len());
+        let mut turns: Vec<Turn> = Vec::with_capacity(request.messages.len());
         for m in &request.messages {
             match m.role {
                 ChatRole::System => system.push(&m.content),
                 role => match turns.last_mut() {
-                    Some((last, text)) if *last == role => {
-                        text.push_str("\n\n");
-                        text.push_str(&m.content);
+                    Some(last) if last.role == role => {
+                        if !m.content.is_empty() {
+                            if !last.text.is_empty() {
+                                last.text.push_str("\n\n");
+                            }
+                            last.text.push_str(&m.content);
+                        }
+                        last.attachments.extend(&m.attachments);
                     }
                     None if role == ChatRole::Assistant => {}
-                    _ => turns.push((role, m.content.clone())),
+                    _ => turns.push(Turn {
+                        role,
+                        text: m.content.clone(),
+                        attachments: m.attachments.iter().collect(),
+                    }),
                 },
             }
         }
-        let messages: Vec<Value> = turns
-            .into_iter()
-            .map(|(role, text)| json!({ "role": role.as_str(), "content": text }))
-            .collect();
+        let messages: Vec<Value> = turns.iter().map(Turn::to_json).collect();
         let model = self.model();
         let mut body = json!({
             "model": model,
@@ -81,6 +89,38 @@ impl AnthropicProvider {
             body["metadata"] = json!({ "user_id": user });
         }
         body
+    }
+}
+
+/// One turn of the conversation: consecutive messages of one role.
+struct Turn<'a> {
+    role: ChatRole,
+    text: String,
+    attachments: Vec<&'a Attachment>,
+}
+
+impl Turn<'_> {
+    /// The message: plain text, or with images its content blocks (the
+    /// images first, as Anthropic advises, then the text).
+    fn to_json(&self) -> Value {
+        if self.attachments.is_empty() {
+            return json!({ "role": self.role.as_str(), "content": self.text });
+        }
+        let mut blocks: Vec<Value> = self
+            .attachments
+            .iter()
+            .map(|attachment| match attachment {
+                Attachment::Image { media_type, .. } => json!({
+                    "type": "image",
+                    "source": { "type": "base64", "media_type": media_type, "data": attachment.base64() },
+                }),
+            })
+            .collect();
+        // The API refuses empty text blocks.
+        if !self.text.is_empty() {
+            blocks.push(json!({ "type": "text", "text": self.text }));
+        }
+        json!({ "role": self.role.as_str(), "content": blocks })
     }
 }
 
@@ -225,10 +265,44 @@ mod tests {
     }
 
     fn msg(role: ChatRole, content: &str) -> ChatMessage {
+        ChatMessage::text(role, content)
+    }
+
+    fn with_image(content: &str, media_type: &str, data: &'static [u8]) -> ChatMessage {
         ChatMessage {
-            role,
-            content: content.into(),
+            attachments: vec![Attachment::Image {
+                media_type: media_type.into(),
+                data: bytes::Bytes::from_static(data),
+                url: None,
+            }],
+            ..msg(ChatRole::User, content)
         }
+    }
+
+    #[test]
+    fn images_come_as_base64_blocks_before_the_text() {
+        let request = LlmRequest {
+            messages: vec![
+                msg(ChatRole::User, "earlier"),
+                msg(ChatRole::Assistant, "ok"),
+                with_image("look", "image/png", b"png"),
+                with_image("", "image/jpeg", b"jpg"),
+            ],
+            ..LlmRequest::default()
+        };
+        let body = provider().body(&request);
+        assert_eq!(
+            body["messages"],
+            json!([
+                { "role": "user", "content": "earlier" },
+                { "role": "assistant", "content": "ok" },
+                { "role": "user", "content": [
+                    { "type": "image", "source": { "type": "base64", "media_type": "image/png", "data": "cG5n" } },
+                    { "type": "image", "source": { "type": "base64", "media_type": "image/jpeg", "data": "anBn" } },
+                    { "type": "text", "text": "look" },
+                ] },
+            ])
+        );
     }
 
     #[test]

@@ -80,10 +80,7 @@ mod tests {
     async fn demo_streams_an_answer_that_explains_configuration() {
         let provider = DemoProvider::new(Duration::ZERO).unwrap();
         let request = LlmRequest {
-            messages: vec![ChatMessage {
-                role: ChatRole::User,
-                content: "hi there".into(),
-            }],
+            messages: vec![ChatMessage::text(ChatRole::User, "hi there")],
             ..LlmRequest::default()
         };
         let events: Vec<_> = provider.stream(&request).await.unwrap().collect().await;

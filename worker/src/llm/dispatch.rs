@@ -144,6 +144,8 @@ async fn first_text(
         let mut head = Vec::new();
         while let Some(event) = stream.next().await {
             let event = event?;
+            // Only text reaches the user while the answer streams; audio
+            // and files are delivered at its end, so they start nothing.
             let text = matches!(event, LlmEvent::Delta(_));
             head.push(event);
             if text {

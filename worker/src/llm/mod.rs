@@ -50,6 +50,28 @@ impl ChatRole {
     }
 }
 
+/// Something the user attached that the model sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attachment {
+    /// An image, sent inline (base64 on the wire); `url` is a signed
+    /// download URL the provider may fetch instead (Dify).
+    Image {
+        media_type: String,
+        data: bytes::Bytes,
+        url: Option<String>,
+    },
+}
+
+impl Attachment {
+    /// An `Image`'s bytes as base64 (standard alphabet, padded).
+    pub fn base64(&self) -> String {
+        use base64::Engine as _;
+        match self {
+            Attachment::Image { data, .. } => base64::engine::general_purpose::STANDARD.encode(data),
+        }
+    }
+}
+
 /// One message of the conversation sent to the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
@@ -57,6 +79,19 @@ pub struct ChatMessage {
     pub role: ChatRole,
     /// What it says.
     pub content: String,
+    /// What the user attached (images), in order.
+    pub attachments: Vec<Attachment>,
+}
+
+impl ChatMessage {
+    /// A message of text alone.
+    pub fn text(role: ChatRole, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role,
+            content: content.into(),
+            attachments: Vec::new(),
+        }
+    }
 }
 
 /// A completion request.
@@ -94,6 +129,11 @@ pub enum LlmEvent {
     },
     /// The provider's conversation id, to continue it next turn.
     Conversation(String),
+    /// Spoken answer audio (decoded bytes, in order), with its format
+    /// (`wav`, `mp3`, `pcm16`…).
+    Audio { data: bytes::Bytes, format: String },
+    /// A file the provider produced, at a URL (Dify `message_file`).
+    File { url: String, media_type: Option<String> },
 }
 
 /// A stream of model events; dropping it cancels the request upstream.
@@ -210,6 +250,12 @@ pub trait LlmProvider: Send + Sync {
         } else {
             &config.model
         }
+    }
+
+    /// Whether the model looks at images (`vision = true` in its
+    /// configuration).
+    fn accepts_images(&self) -> bool {
+        self.config().vision
     }
 
     /// Longest wait for the first event.
