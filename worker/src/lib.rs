@@ -4,13 +4,14 @@
 //! session's next message. They answer gateways' RPCs ([`rpc`], session
 //! [`lifecycle`], [`history`], [`admin_queries`]), run turns
 //! ([`consumer`], [`turn`], [`staff_turns`]) against language models
-//! ([`llm`]), keep sessions and messages ([`store`]), publish frames back
-//! to sessions ([`outbox`]), tell the admins what needs a person
-//! ([`notify`]), and look after staff: abandoned [`takeovers`],
-//! concurrency samples ([`sampler`]).
+//! ([`llm`]), keep sessions and messages ([`store`]) and the files users
+//! upload ([`blob`]), publish frames back to sessions ([`outbox`]), tell
+//! the admins what needs a person ([`notify`]), and look after staff:
+//! abandoned [`takeovers`], concurrency samples ([`sampler`]).
 
 pub mod admin_queries;
 pub mod answer;
+pub mod blob;
 pub mod consumer;
 pub mod history;
 pub mod lifecycle;

@@ -19,6 +19,9 @@
 //! | `chatbox_bus_errors_total` | counter | `op` | failed bus operations |
 //! | `chatbox_notifications_total` | counter | `event`, `channel`, `outcome` | notifications by what became of them: `sent`, `failed`, `suppressed` (held back for the digest) |
 //! | `chatbox_coordinator_errors_total` | counter | `op` | failed coordinator operations |
+//! | `chatbox_blob_operation_seconds` | histogram | `adapter`, `op`, `outcome` | file store operations: `adapter` `s3` or `local`; `outcome` `ok`, `not_found`, `invalid_key`, `unavailable`, `error` |
+
+use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
 
@@ -110,4 +113,10 @@ pub fn notification(event: &'static str, channel: &'static str, outcome: &'stati
 /// Counts a failed coordinator operation.
 pub fn coordinator_error(op: &'static str) {
     counter!("chatbox_coordinator_errors_total", "op" => op).increment(1);
+}
+
+/// Records how long a file store operation took, by its outcome.
+pub fn blob_operation(adapter: &'static str, op: &'static str, outcome: &'static str, elapsed: Duration) {
+    histogram!("chatbox_blob_operation_seconds", "adapter" => adapter, "op" => op, "outcome" => outcome)
+        .record(elapsed.as_secs_f64());
 }

@@ -514,7 +514,9 @@ const MAX_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 fn check_files(p: &mut Problems, c: &ChatboxConfig, role: Role) {
     let u = &c.uploads;
-    p.check(u.max_size > 0, "chatbox.uploads.max_size", || "must be more than zero".into());
+    p.check(u.max_size > 0, "chatbox.uploads.max_size", || {
+        "must be more than zero".into()
+    });
     p.check(u.max_voice_size > 0, "chatbox.uploads.max_voice_size", || {
         "must be more than zero".into()
     });
