@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and property tests, the port conformance
-# suites (in-process, Redis, NATS, SQLite, MongoDB), and the system tests
-# that run the real binaries. Installs and starts what is missing on a
-# fresh Debian machine: the Rust toolchain, a C compiler, redis-server,
-# nats-server, the MongoDB stand-in (nx-27017, from PyPI) and the SMTP
-# server aiosmtpd.
+# suites (in-process, Redis, NATS, SQLite, MongoDB, local files, S3), and
+# the system tests that run the real binaries. Installs and starts what is
+# missing on a fresh Debian machine: the Rust toolchain, a C compiler,
+# redis-server, nats-server, the MongoDB stand-in (nx-27017, from PyPI),
+# the SMTP server aiosmtpd and the S3 stand-in (s3s-fs, from crates.io).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/services.sh
@@ -15,7 +15,8 @@ ensure_redis
 ensure_nats
 ensure_mongo
 ensure_smtp_sink
-say "Redis: $CHATBOX_TEST_REDIS_URL  NATS: $CHATBOX_TEST_NATS_URL  MongoDB: $CHATBOX_TEST_MONGO_URI  SMTP sink: $CHATBOX_TEST_SMTP_PYTHON -m aiosmtpd"
+ensure_s3
+say "Redis: $CHATBOX_TEST_REDIS_URL  NATS: $CHATBOX_TEST_NATS_URL  MongoDB: $CHATBOX_TEST_MONGO_URI  SMTP sink: $CHATBOX_TEST_SMTP_PYTHON -m aiosmtpd  S3: $CHATBOX_TEST_S3_ENDPOINT"
 
 # One target directory per machine, shared by every checkout (CI clones
 # afresh each run): dependencies are built once. Cargo locks it, so runs

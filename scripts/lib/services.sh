@@ -156,3 +156,33 @@ ensure_smtp_sink() {
   "$venv/bin/pip" install -q aiosmtpd
   export CHATBOX_TEST_SMTP_PYTHON=$venv/bin/python
 }
+
+# The S3 stand-in (s3s-fs from crates.io: S3 over a folder, with real
+# SigV4 checks, so a broken presigned URL fails), unless
+# CHATBOX_TEST_S3_ENDPOINT already names a store. Installed under
+# ~/.cache/chatbox (a cold install compiles for minutes), started on a
+# free port for this run with a fresh folder and the keys testing/testing.
+ensure_s3() {
+  local root=$HOME/.cache/chatbox/s3s-fs
+  if [ -n "${CHATBOX_TEST_S3_ENDPOINT:-}" ]; then
+    return 0
+  fi
+  if [ ! -x "$root/bin/s3s-fs" ]; then
+    say "installing the S3 stand-in s3s-fs (cargo install, several minutes)"
+    # Pinned: later versions need a newer rustc.
+    env -u CARGO_TARGET_DIR cargo install s3s-fs --version 0.14.1 --features binary --locked --root "$root"
+  fi
+  local port=9014
+  while port_open 127.0.0.1 "$port"; do port=$((port + 1)); done
+  local dir
+  dir=$(mktemp -d)
+  mkdir -p "$dir/data"
+  say "starting s3s-fs (S3 stand-in) on 127.0.0.1:$port"
+  "$root/bin/s3s-fs" --host 127.0.0.1 --port "$port" --access-key testing --secret-key testing \
+    "$dir/data" >"$dir/s3s-fs.log" 2>&1 &
+  CHATBOX_STARTED_PIDS+=($!)
+  wait_port 127.0.0.1 "$port" s3s-fs
+  export CHATBOX_TEST_S3_ENDPOINT=http://127.0.0.1:$port
+  export CHATBOX_TEST_S3_ACCESS_KEY=testing
+  export CHATBOX_TEST_S3_SECRET_KEY=testing
+}

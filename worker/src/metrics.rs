@@ -23,6 +23,9 @@
 //! | `chatbox_upload_bytes_total` | counter | `kind` | bytes of accepted uploads |
 //! | `chatbox_upload_slots_expired_total` | counter | | upload slots never used, cleaned up |
 //! | `chatbox_generated_files_total` | counter | `source` | files that came with answers: `audio` (stored), `provider` and `answer` (linked) |
+//! | `chatbox_blob_operation_seconds` | histogram | `adapter`, `op`, `outcome` | file store operations: `adapter` `s3` or `local`; `outcome` `ok`, `not_found`, `invalid_key`, `unavailable`, `error` |
+
+use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
 
@@ -134,4 +137,8 @@ pub fn slots_expired(n: u64) {
 /// Counts files that came with an answer.
 pub fn generated_file(source: &'static str) {
     counter!("chatbox_generated_files_total", "source" => source).increment(1);
+/// Records how long a file store operation took, by its outcome.
+pub fn blob_operation(adapter: &'static str, op: &'static str, outcome: &'static str, elapsed: Duration) {
+    histogram!("chatbox_blob_operation_seconds", "adapter" => adapter, "op" => op, "outcome" => outcome)
+        .record(elapsed.as_secs_f64());
 }

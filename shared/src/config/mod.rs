@@ -875,6 +875,40 @@ mod tests {
     }
 
     #[test]
+    fn file_settings_come_from_the_seed_names_and_are_checked() {
+        let worker_env = [
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("ENCRYPTION_KEY", "c3lzdGVtLXRlc3QtZW5jcnlwdGlvbi1rZXktMzJieXQ="),
+        ];
+        let err = load(None, &worker_env, Role::Worker).unwrap_err().to_string();
+        assert!(
+            err.contains("chatbox.blob.s3.bucket (CHATBOX_BLOB_S3_BUCKET or S3_BUCKET): is required"),
+            "{err}"
+        );
+        let mut env = worker_env.to_vec();
+        env.extend([
+            ("S3_BUCKET", "chat-files"),
+            ("S3_ENDPOINT", "http://minio:9000"),
+            ("UPLOAD_MAX_SIZE", "100MB"),
+            ("CHATBOX_UPLOADS_ALLOWED_TYPES", "image/png, application/pdf"),
+        ]);
+        let c = load(None, &env, Role::Worker).unwrap();
+        assert_eq!(c.chatbox.blob.resolved_kind(Role::Worker), BlobKind::S3);
+        assert_eq!(c.chatbox.blob.s3.endpoint, "http://minio:9000");
+        assert_eq!(c.chatbox.uploads.max_size, 100 * 1024 * 1024);
+        assert_eq!(c.chatbox.uploads.allowed_types, ["image/png", "application/pdf"]);
+        let all_in_one = load(None, &[], Role::AllInOne).unwrap();
+        assert_eq!(all_in_one.chatbox.blob.resolved_kind(Role::AllInOne), BlobKind::Local);
+        let file = "[chatbox.uploads]\nmax_size = \"lots\"\n";
+        let err = load(Some(file), &[], Role::AllInOne).unwrap_err().to_string();
+        assert!(err.contains("max_size") && err.contains("not a size"), "{err}");
+        let err = load(None, &[("S3_ENDPOINT", "minio:9000"), ("CHATBOX_BLOB_KIND", "s3")], Role::AllInOne)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chatbox.blob.s3.endpoint") && err.contains("http://"), "{err}");
+    }
+
+    #[test]
     fn notifications_come_from_the_seed_variables_and_keep_their_secrets() {
         use notifications::{Channel, EmailEngine, EventKind, SmsEngine};
         let file = "[chatbox.notifications]\nemail_engine = \"smtp\"\nsms_engine = \"twilio\"\n\
@@ -896,6 +930,7 @@ mod tests {
                 ("TWILIO_FROM_NUMBER", "+14155550199"),
                 ("SES_SECRET_ACCESS_KEY", "ses-secret"),
                 ("CHATBOX_NOTIFICATIONS_RATE_LIMIT_WINDOW", "1m"),
+                ("S3_BUCKET", "chat-files"),
             ],
             Role::Worker,
         )
