@@ -11,8 +11,7 @@ use anyhow::Context;
 use axum::Router;
 use chatbox_shared::config::{BlobKind, Config, Role, decode_key};
 use chatbox_worker::blob::BlobStore;
-use chatbox_worker::blob::local::{self, LocalBlobStore};
-use chatbox_worker::blob::s3::S3BlobStore;
+use chatbox_worker::blob::{local, s3};
 use tracing::{info, warn};
 
 /// The file store of `role`, and the routes that serve it when this
@@ -26,7 +25,9 @@ pub async fn open(
     match blob.resolved_kind(role) {
         BlobKind::Local | BlobKind::Auto => {
             if role == Role::Worker {
-                warn!("local file store on a scaled worker: run exactly one worker, and let clients reach its port");
+                warn!(
+                    "local file store on a scaled worker: run exactly one worker, and let clients reach its port"
+                );
             }
             let dir = if blob.local_dir.is_empty() {
                 PathBuf::from(&config.chatbox.data_dir).join("files")
@@ -45,18 +46,21 @@ pub async fn open(
                 blob.public_url.clone()
             };
             let key = decode_key(blob.signing_key.expose());
-            let store = LocalBlobStore::open(&dir, key, &public_url)
+            let store = local::open(&dir, key, &public_url)
                 .with_context(|| format!("chatbox.blob.local_dir ({})", dir.display()))?;
             info!(dir = %dir.display(), %public_url, "local file store");
             let store = Arc::new(store);
-            Ok((Arc::clone(&store) as Arc<dyn BlobStore>, Some(local::routes(store))))
+            Ok((
+                Arc::clone(&store) as Arc<dyn BlobStore>,
+                Some(local::routes(store)),
+            ))
         }
         BlobKind::S3 => {
-            let s3 = &blob.s3;
-            let store = S3BlobStore::connect(s3)
+            let settings = &blob.s3;
+            let store = s3::connect(settings)
                 .await
                 .context("chatbox.blob.s3 (S3_BUCKET, S3_ENDPOINT)")?;
-            info!(bucket = %s3.bucket, endpoint = %s3.endpoint, region = %s3.region, "S3 file store");
+            info!(bucket = %settings.bucket, endpoint = %settings.endpoint, region = %settings.region, "S3 file store");
             Ok((Arc::new(store), None))
         }
     }

@@ -178,8 +178,12 @@ async fn request_upload(args: AcceptArgs, request_id: Option<String>, upload: Up
                 rpc_client::call(state, rpc::UPLOAD_SLOT, &conn.user_id, &request).await;
             match answer {
                 Ok(slot) => {
-                    let mut m =
-                        outbound::reply(MessageType::UploadSlot, request_id.as_deref(), Some(sid), json(&slot));
+                    let mut m = outbound::reply(
+                        MessageType::UploadSlot,
+                        request_id.as_deref(),
+                        Some(sid),
+                        json(&slot),
+                    );
                     m.file_id = Some(slot.file_id);
                     m
                 }

@@ -182,7 +182,13 @@ ensure_s3() {
     "$dir/data" >"$dir/s3s-fs.log" 2>&1 &
   CHATBOX_STARTED_PIDS+=($!)
   wait_port 127.0.0.1 "$port" s3s-fs
+  # The system tests share one bucket (each under its own key prefix) and
+  # look at the stand-in's folder to see what is stored; s3s-fs keeps a
+  # bucket as a folder and each object as a file under it.
+  mkdir -p "$dir/data/chatbox-test"
   export CHATBOX_TEST_S3_ENDPOINT=http://127.0.0.1:$port
   export CHATBOX_TEST_S3_ACCESS_KEY=testing
   export CHATBOX_TEST_S3_SECRET_KEY=testing
+  export CHATBOX_TEST_S3_BUCKET=chatbox-test
+  export CHATBOX_TEST_S3_DIR=$dir/data
 }

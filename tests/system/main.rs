@@ -12,8 +12,8 @@
 //! APIs).
 
 mod sinks;
-mod uploads;
 mod support;
+mod uploads;
 
 mod admin;
 mod all_in_one;

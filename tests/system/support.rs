@@ -316,10 +316,19 @@ pub fn scaled_env(ns: &TestNamespace) -> Vec<(String, String)> {
             ("S3_ENDPOINT", s3_env("CHATBOX_TEST_S3_ENDPOINT")),
             ("S3_BUCKET", s3_env("CHATBOX_TEST_S3_BUCKET")),
             ("CHATBOX_BLOB_S3_PATH_STYLE", "true".to_owned()),
-            ("CHATBOX_BLOB_S3_ACCESS_KEY_ID", s3_env("CHATBOX_TEST_S3_ACCESS_KEY")),
-            ("CHATBOX_BLOB_S3_SECRET_ACCESS_KEY", s3_env("CHATBOX_TEST_S3_SECRET_KEY")),
+            (
+                "CHATBOX_BLOB_S3_ACCESS_KEY_ID",
+                s3_env("CHATBOX_TEST_S3_ACCESS_KEY"),
+            ),
+            (
+                "CHATBOX_BLOB_S3_SECRET_ACCESS_KEY",
+                s3_env("CHATBOX_TEST_S3_SECRET_KEY"),
+            ),
             ("CHATBOX_UPLOADS_PREFIX", format!("{}/files", ns.name)),
-            ("CHATBOX_UPLOADS_QUARANTINE_PREFIX", format!("{}/quarantine", ns.name)),
+            (
+                "CHATBOX_UPLOADS_QUARANTINE_PREFIX",
+                format!("{}/quarantine", ns.name),
+            ),
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );

@@ -92,7 +92,9 @@ async fn slot_ws(client: &mut Client, id: &str, upload: Value) -> Value {
         .send(json!({"type": "request_upload", "id": id, "data": upload}))
         .await;
     client
-        .until(WAIT, |f| f["id"] == id && (f["type"] == "upload_slot" || f["type"] == "error"))
+        .until(WAIT, |f| {
+            f["id"] == id && (f["type"] == "upload_slot" || f["type"] == "error")
+        })
         .await
 }
 
@@ -124,11 +126,28 @@ async fn upload(slot: &Value, bytes: &[u8]) -> u16 {
         .as_u16()
 }
 
+/// A session's messages, as the user's HTTP API gives them.
+async fn history_of(base: &str, user: &str, sid: &str) -> Value {
+    http()
+        .get(format!("{base}/chat/sessions/{sid}/messages"))
+        .bearer_auth(token(user, &[]))
+        .send()
+        .await
+        .expect("history")
+        .json()
+        .await
+        .expect("history json")
+}
+
 async fn download(url: &str) -> (u16, Vec<u8>, reqwest::header::HeaderMap) {
     let response = http().get(url).send().await.expect("GET file");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    (status, response.bytes().await.map(|b| b.to_vec()).unwrap_or_default(), headers)
+    (
+        status,
+        response.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+        headers,
+    )
 }
 
 /// A real 2×2 PNG (signature, IHDR, IDAT, IEND with their CRCs).
@@ -157,7 +176,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -199,8 +222,20 @@ fn upload_request(name: &str, bytes: &[u8], content_type: &str, purpose: &str) -
 }
 
 /// Shares a file through the socket: slot, PUT, `file_upload`.
-async fn share(client: &mut Client, id: &str, name: &str, bytes: &[u8], content_type: &str, caption: &str) -> Value {
-    let slot = slot_ws(client, &format!("{id}-slot"), upload_request(name, bytes, content_type, "file")).await;
+async fn share(
+    client: &mut Client,
+    id: &str,
+    name: &str,
+    bytes: &[u8],
+    content_type: &str,
+    caption: &str,
+) -> Value {
+    let slot = slot_ws(
+        client,
+        &format!("{id}-slot"),
+        upload_request(name, bytes, content_type, "file"),
+    )
+    .await;
     assert_eq!(slot["type"], "upload_slot", "{slot}");
     assert_eq!(upload(&slot["data"], bytes).await, 200, "PUT to the signed URL");
     let file_id = slot["data"]["file_id"].as_str().expect("file id").to_owned();
@@ -237,8 +272,18 @@ fn s3_root() -> PathBuf {
 async fn png_round_trip(d: &Deployment) {
     let (mut client, sid) = d.user("alice").await;
     let picture = png();
-    let slot = share(&mut client, "f1", "cat.png", &picture, "image/png", "What is in this picture?").await;
-    let echo = client.until(WAIT, |f| f["type"] == "file_upload" && f["id"] == "f1").await;
+    let slot = share(
+        &mut client,
+        "f1",
+        "cat.png",
+        &picture,
+        "image/png",
+        "What is in this picture?",
+    )
+    .await;
+    let echo = client
+        .until(WAIT, |f| f["type"] == "file_upload" && f["id"] == "f1")
+        .await;
     assert_eq!(echo["file_id"], slot["data"]["file_id"], "{echo}");
     assert_eq!(echo["metadata"]["file_name"], "cat.png");
     assert_eq!(echo["metadata"]["content_type"], "image/png");
@@ -247,11 +292,18 @@ async fn png_round_trip(d: &Deployment) {
     let url = echo["file_url"].as_str().expect("file_url").to_owned();
     let answer = client.answer(WAIT).await;
     assert!(
-        answer["content"].as_str().unwrap_or_default().contains("What is in this picture?"),
+        answer["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("What is in this picture?"),
         "{answer}"
     );
     let seen = &mock_stats(&d.mock).await["by_key"][""]["last_request"];
-    assert_eq!(seen["images"], json!(["image/png"]), "the model saw the image: {seen}");
+    assert_eq!(
+        seen["images"],
+        json!(["image/png"]),
+        "the model saw the image: {seen}"
+    );
 
     let (status, bytes, headers) = download(&url).await;
     assert_eq!(status, 200);
@@ -262,15 +314,7 @@ async fn png_round_trip(d: &Deployment) {
     tokio::time::sleep(Duration::from_millis(3000)).await;
     let (status, _, _) = download(&url).await;
     assert_eq!(status, 403, "an expired download URL is refused");
-    let history: Value = http()
-        .get(format!("{}/chat/sessions/{sid}/messages", d.http))
-        .bearer_auth(token("alice", &[]))
-        .send()
-        .await
-        .expect("history")
-        .json()
-        .await
-        .expect("history json");
+    let history = history_of(&d.http, "alice", &sid).await;
     let shared = history["messages"]
         .as_array()
         .and_then(|m| m.iter().find(|m| m["type"] == "file_upload"))
@@ -289,16 +333,42 @@ async fn refused_before_upload(d: &Deployment) {
     let (status, body) = slot_http(d, "bob", &sid, big.clone()).await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "FILE_TOO_LARGE", "{body}");
-    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("20 MB"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("20 MB"),
+        "{body}"
+    );
     let refused = slot_ws(&mut client, "big", big).await;
     assert!(is_error(&refused, "FILE_TOO_LARGE"), "{refused}");
     let exe_type = json!({"name": "setup.exe", "size": 1000, "content_type": "application/x-msdownload"});
     let (status, body) = slot_http(d, "bob", &sid, exe_type).await;
-    assert_eq!((status, body["error"]["code"].clone()), (415, json!("FILE_TYPE_NOT_ALLOWED")), "{body}");
-    let (status, body) = slot_http(d, "mallory", &sid, upload_request("a.png", &png(), "image/png", "file")).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (415, json!("FILE_TYPE_NOT_ALLOWED")),
+        "{body}"
+    );
+    let (status, body) = slot_http(
+        d,
+        "mallory",
+        &sid,
+        upload_request("a.png", &png(), "image/png", "file"),
+    )
+    .await;
     assert_eq!(status, 404, "another user's session: {body}");
-    let (status, body) = slot_http(d, "bob", &sid, json!({"name": "", "size": 5, "content_type": "image/png"})).await;
-    assert_eq!((status, body["error"]["code"].clone()), (400, json!("INVALID_FIELD")), "{body}");
+    let (status, body) = slot_http(
+        d,
+        "bob",
+        &sid,
+        json!({"name": "", "size": 5, "content_type": "image/png"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("INVALID_FIELD")),
+        "{body}"
+    );
 }
 
 /// An EXE named `.png`: refused after the upload, deleted, and the user
@@ -307,30 +377,29 @@ async fn disguised_program_refused(d: &Deployment, objects: &Path) {
     let (mut client, sid) = d.user("carol").await;
     let slot = share(&mut client, "evil", "holiday.png", &exe(), "image/png", "look").await;
     let file_id = slot["data"]["file_id"].as_str().expect("file id").to_owned();
-    let refused = client.until(WAIT, |f| f["type"] == "error" && f["id"] == "evil").await;
+    let refused = client
+        .until(WAIT, |f| f["type"] == "error" && f["id"] == "evil")
+        .await;
     assert!(is_error(&refused, "FILE_REJECTED"), "{refused}");
     let reason = refused["error"]["message"].as_str().unwrap_or_default();
-    assert!(reason.contains("holiday.png") && reason.contains("Windows"), "{reason}");
+    assert!(
+        reason.contains("holiday.png") && reason.contains("Windows"),
+        "{reason}"
+    );
     assert!(
         stored_objects(objects, &file_id).is_empty(),
         "the refused upload is deleted: {:?}",
         stored_objects(objects, &file_id)
     );
-    let history: Value = http()
-        .get(format!("{}/chat/sessions/{sid}/messages", d.http))
-        .bearer_auth(token("carol", &[]))
-        .send()
-        .await
-        .expect("history")
-        .json()
-        .await
-        .expect("history json");
+    let history = history_of(&d.http, "carol", &sid).await;
     assert_eq!(history["messages"], json!([]), "nothing joined the conversation");
     // Sending it again gives the same answer, not a second check.
     client
         .send(json!({"type": "file_upload", "id": "evil-again", "file_id": file_id}))
         .await;
-    let again = client.until(WAIT, |f| f["type"] == "error" && f["id"] == "evil-again").await;
+    let again = client
+        .until(WAIT, |f| f["type"] == "error" && f["id"] == "evil-again")
+        .await;
     assert!(is_error(&again, "FILE_REJECTED"), "{again}");
 }
 
@@ -339,14 +408,21 @@ async fn disguised_program_refused(d: &Deployment, objects: &Path) {
 async fn voice_transcribed(d: &Deployment) {
     let (mut client, _) = d.user("dave").await;
     let recording = webm();
-    let slot = slot_ws(&mut client, "v-slot", upload_request("memo.webm", &recording, "audio/webm;codecs=opus", "voice")).await;
+    let slot = slot_ws(
+        &mut client,
+        "v-slot",
+        upload_request("memo.webm", &recording, "audio/webm;codecs=opus", "voice"),
+    )
+    .await;
     assert_eq!(slot["type"], "upload_slot", "{slot}");
     assert_eq!(upload(&slot["data"], &recording).await, 200);
     let before = mock_stats(&d.mock).await["transcriptions"].as_u64().unwrap_or(0);
     client
         .send(json!({"type": "voice_message", "id": "v1", "file_id": slot["data"]["file_id"]}))
         .await;
-    let echo = client.until(WAIT, |f| f["type"] == "voice_message" && f["id"] == "v1").await;
+    let echo = client
+        .until(WAIT, |f| f["type"] == "voice_message" && f["id"] == "v1")
+        .await;
     let transcript = format!("transcript of voice.webm: {} bytes", recording.len());
     assert_eq!(echo["content"], transcript.as_str(), "{echo}");
     assert_eq!(echo["metadata"]["transcription"], "ok");
@@ -354,15 +430,28 @@ async fn voice_transcribed(d: &Deployment) {
     let (status, bytes, _) = download(echo["file_url"].as_str().expect("file_url")).await;
     assert_eq!((status, bytes), (200, recording), "the recording plays back");
     let answer = client.answer(WAIT).await;
-    assert!(answer["content"].as_str().unwrap_or_default().contains(&transcript), "{answer}");
+    assert!(
+        answer["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&transcript),
+        "{answer}"
+    );
     let after = mock_stats(&d.mock).await["transcriptions"].as_u64().unwrap_or(0);
     assert_eq!(after, before + 1, "transcribed once");
     // A file slot cannot be sent as a voice message, nor the reverse.
-    let slot = slot_ws(&mut client, "p-slot", upload_request("a.png", &png(), "image/png", "file")).await;
+    let slot = slot_ws(
+        &mut client,
+        "p-slot",
+        upload_request("a.png", &png(), "image/png", "file"),
+    )
+    .await;
     client
         .send(json!({"type": "voice_message", "id": "v2", "file_id": slot["data"]["file_id"]}))
         .await;
-    let wrong = client.until(WAIT, |f| f["type"] == "error" && f["id"] == "v2").await;
+    let wrong = client
+        .until(WAIT, |f| f["type"] == "error" && f["id"] == "v2")
+        .await;
     assert!(is_error(&wrong, "INVALID_FIELD"), "{wrong}");
 }
 
@@ -386,7 +475,11 @@ async fn files_and_voice_in_the_all_in_one_on_local_disk() {
     disguised_program_refused(&d, &objects).await;
     voice_transcribed(&d).await;
     let accepted = stored_objects(&objects.join("objects"), "chat-files");
-    assert_eq!(accepted.len(), 2, "the PNG and the recording are kept: {accepted:?}");
+    assert_eq!(
+        accepted.len(),
+        2,
+        "the PNG and the recording are kept: {accepted:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -398,21 +491,125 @@ async fn unused_upload_slots_are_cleaned_up() {
     .await;
     let (mut client, _) = d.user("erin").await;
     let picture = png();
-    let slot = slot_ws(&mut client, "s", upload_request("late.png", &picture, "image/png", "file")).await;
+    let slot = slot_ws(
+        &mut client,
+        "s",
+        upload_request("late.png", &picture, "image/png", "file"),
+    )
+    .await;
     assert_eq!(upload(&slot["data"], &picture).await, 200);
     let file_id = slot["data"]["file_id"].as_str().expect("file id").to_owned();
-    assert_eq!(stored_objects(&s3_root(), &file_id).len(), 1, "uploaded to quarantine");
+    assert_eq!(
+        stored_objects(&s3_root(), &file_id).len(),
+        1,
+        "uploaded to quarantine"
+    );
     let deadline = tokio::time::Instant::now() + WAIT;
     while !stored_objects(&s3_root(), &file_id).is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the unused upload was not cleaned up");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the unused upload was not cleaned up"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     client
         .send(json!({"type": "file_upload", "id": "late", "file_id": file_id}))
         .await;
-    let refused = client.until(WAIT, |f| f["type"] == "error" && f["id"] == "late").await;
+    let refused = client
+        .until(WAIT, |f| f["type"] == "error" && f["id"] == "late")
+        .await;
     assert!(is_error(&refused, "FILE_NOT_FOUND"), "{refused}");
-    assert!(refused["error"]["message"].as_str().unwrap_or_default().contains("expired"), "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{refused}"
+    );
     // The slot's URL no longer takes uploads either.
     assert_eq!(upload(&slot["data"], &picture).await, 403);
+}
+
+/// Answers that bring files: a spoken answer (OpenAI audio output) stored
+/// and sent with a URL that plays, signed afresh in history; a Dify
+/// `message_file` and a link in the text listed, not fetched.
+#[tokio::test(flavor = "multi_thread")]
+async fn spoken_answers_are_stored_and_offered_files_linked() {
+    let name = unique("files-out");
+    let dir = log_dir(&name);
+    let mock = start_mock(&dir, "mock", &[]).await;
+    let config = dir.join("speaking.toml");
+    let text = format!(
+        "[[chatbox.llm.providers]]\nid = \"speaker\"\ntype = \"openai\"\nendpoint = \"http://{0}/v1\"\n\
+         audio_output = {{ voice = \"alloy\", format = \"wav\" }}\n\n\
+         [[chatbox.llm.providers]]\nid = \"dify\"\ntype = \"dify\"\nendpoint = \"http://{0}/v1\"\napiKey = \"app-key\"\n",
+        mock.addr
+    );
+    std::fs::write(&config, text).expect("config file");
+    let env = vec![
+        ("JWT_SECRET".to_owned(), SECRET.to_owned()),
+        ("CHATBOX_CONFIG".to_owned(), config.display().to_string()),
+    ];
+    let aio = start_all_in_one(&dir, &env, "all-in-one").await;
+    let mut client = Client::connect(&aio.addr, &token("frank", &[]), None).await;
+    let sid = client.status().await["session_id"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+
+    client.say("s1", "Say hello").await;
+    let spoken = client.answer(WAIT).await;
+    assert!(
+        spoken["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Say hello"),
+        "{spoken}"
+    );
+    assert!(
+        spoken["file_id"].is_string(),
+        "the audio is a stored file: {spoken}"
+    );
+    let (status, audio, headers) = download(spoken["file_url"].as_str().expect("file_url")).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "audio/wav");
+    assert!(
+        audio.starts_with(b"RIFF") && audio[8..12] == *b"WAVE",
+        "a WAV file"
+    );
+
+    client
+        .send(json!({"type": "model_select", "id": "m", "model_id": "dify"}))
+        .await;
+    client.until(WAIT, |f| f["id"] == "m").await;
+    client
+        .say(
+            "s2",
+            "[[mock file-url=https://files.example.com/out/chart.png]] see https://example.com/report.pdf",
+        )
+        .await;
+    let offered = client.answer(WAIT).await;
+    let files: Value = serde_json::from_str(offered["metadata"]["files"].as_str().expect("files metadata"))
+        .expect("files json");
+    assert_eq!(
+        files,
+        json!([
+            {"url": "https://files.example.com/out/chart.png", "name": "chart.png", "source": "provider"},
+            {"url": "https://example.com/report.pdf", "name": "report.pdf", "source": "answer"},
+        ]),
+        "{offered}"
+    );
+    assert_eq!(offered["file_url"], "https://files.example.com/out/chart.png");
+
+    let history = history_of(&format!("http://{}", aio.addr), "frank", &sid).await;
+    let stored = history["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["file_id"] == spoken["file_id"]))
+        .unwrap_or_else(|| panic!("the spoken answer is in history: {history}"));
+    let (status, again, _) = download(stored["file_url"].as_str().expect("fresh file_url")).await;
+    assert_eq!(
+        (status, again),
+        (200, audio),
+        "history's URL plays the same audio"
+    );
 }

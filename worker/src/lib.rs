@@ -42,12 +42,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::blob::BlobStore;
 use crate::llm::Providers;
 use crate::llm::breaker::Opened;
 use crate::notify::{Alert, EventKind, Notifications};
 use crate::outbox::Outbox;
 use crate::state::WorkerState;
-use crate::blob::BlobStore;
 use crate::store::{Store, StoreError};
 
 /// What a worker is built from.
@@ -141,7 +141,10 @@ impl Worker {
         background.spawn(lifecycle::sweep_loop(Arc::clone(&state), stop_pulling.clone()));
         background.spawn(takeovers::check_loop(Arc::clone(&state), stop_pulling.clone()));
         background.spawn(sampler::sample_loop(Arc::clone(&state), stop_pulling.clone()));
-        background.spawn(uploads::cleanup::cleanup_loop(Arc::clone(&state), stop_pulling.clone()));
+        background.spawn(uploads::cleanup::cleanup_loop(
+            Arc::clone(&state),
+            stop_pulling.clone(),
+        ));
         background.spawn(Arc::clone(&state.notifications).digest_loop(stop_pulling.clone()));
         background.spawn(consumer::consume(
             Arc::clone(&state),

@@ -2,7 +2,7 @@
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
-//! | `chatbox_worker_turns_total` | counter | `outcome` | turns finished: `ok`, `stopped`, `interrupted`, `llm_error`, `timeout`, `rejected`, `store_error` |
+//! | `chatbox_worker_turns_total` | counter | `outcome` | turns finished: `ok`, `stopped`, `interrupted`, `llm_error`, `timeout`, `rejected`, `store_error`, `blob_error` |
 //! | `chatbox_worker_turns_in_flight` | gauge | | turns running on this worker |
 //! | `chatbox_worker_turn_duration_seconds` | histogram | `provider` | from the start of a turn to its last frame |
 //! | `chatbox_worker_time_to_first_token_seconds` | histogram | `provider` | from the start of a turn to the first token |
@@ -137,6 +137,8 @@ pub fn slots_expired(n: u64) {
 /// Counts files that came with an answer.
 pub fn generated_file(source: &'static str) {
     counter!("chatbox_generated_files_total", "source" => source).increment(1);
+}
+
 /// Records how long a file store operation took, by its outcome.
 pub fn blob_operation(adapter: &'static str, op: &'static str, outcome: &'static str, elapsed: Duration) {
     histogram!("chatbox_blob_operation_seconds", "adapter" => adapter, "op" => op, "outcome" => outcome)

@@ -203,7 +203,9 @@ async fn run(state: &WorkerState, envelope: &InboundEnvelope, attempt: u64) -> S
             };
             user_turn(state, envelope, input, attempt).await
         }
-        InboundBody::VoiceMessage { file_id } => user_turn(state, envelope, Input::Voice { file_id }, attempt).await,
+        InboundBody::VoiceMessage { file_id } => {
+            user_turn(state, envelope, Input::Voice { file_id }, attempt).await
+        }
         InboundBody::ModelSelect { model_id } => select_model(state, envelope, model_id).await,
         InboundBody::HelpRequest { content } => {
             staff_turns::help_request(state, envelope, content.as_deref()).await
@@ -269,9 +271,17 @@ const CONTEXT_MESSAGES: usize = 50;
 /// What the user sent: text, a file, or a voice message.
 #[derive(Clone, Copy)]
 enum Input<'a> {
-    Text { content: &'a str, model_id: Option<&'a str> },
-    File { file_id: &'a str, caption: &'a str },
-    Voice { file_id: &'a str },
+    Text {
+        content: &'a str,
+        model_id: Option<&'a str>,
+    },
+    File {
+        file_id: &'a str,
+        caption: &'a str,
+    },
+    Voice {
+        file_id: &'a str,
+    },
 }
 
 async fn user_turn(
@@ -409,7 +419,10 @@ async fn user_turn(
     }
     if user_message.kind == MessageType::VoiceMessage && user_message.content.is_empty() {
         // Nothing to answer: the recording is kept, the user is told.
-        let transcription = user_message.metadata.as_ref().and_then(|m| m.get(meta::TRANSCRIPTION));
+        let transcription = user_message
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get(meta::TRANSCRIPTION));
         let info = match transcription.map(String::as_str) {
             Some("unavailable") => ErrorInfo::new(
                 ErrorCode::Unsupported,
@@ -499,11 +512,10 @@ async fn user_turn(
     let linked = generated::linked(&streamed.files, &streamed.text);
     let mut done = outbound::ai_final(sid, &answer, Some(seq), streamed.text, &provider_id, &stats);
     done.file_id = audio.as_ref().map(|f| f.id.clone());
-    done.file_url = audio_url.clone().or_else(|| linked.first().map(|l| l.url.clone()));
+    done.file_url = audio_url.or_else(|| linked.first().map(|l| l.url.clone()));
     let meta = done.metadata.get_or_insert_with(Default::default);
     meta.insert("finish_reason".into(), finish.into());
-    let listed = audio.as_ref().zip(audio_url);
-    if let Some(files) = generated::files_metadata(listed, &linked) {
+    if let Some(files) = generated::files_metadata(&linked) {
         meta.insert(uploads::meta::FILES.into(), files);
     }
     if let Some(from) = &streamed.fell_back_from {
@@ -580,7 +592,11 @@ struct Said {
 
 /// Takes in the file of a file or voice message (and transcribes a voice
 /// message); text passes as it is.
-async fn said(state: &WorkerState, envelope: &InboundEnvelope, input: Input<'_>) -> Result<Said, IntakeError> {
+async fn said(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+    input: Input<'_>,
+) -> Result<Said, IntakeError> {
     let (file_id, kind, caption) = match input {
         Input::Text { content, .. } => {
             return Ok(Said {
@@ -596,9 +612,15 @@ async fn said(state: &WorkerState, envelope: &InboundEnvelope, input: Input<'_>)
     let file = intake::accept(state, envelope, file_id, kind).await?;
     let mut metadata = chatbox_shared::protocol::Metadata::new();
     metadata.insert(meta::FILE_NAME.into(), file.name.clone());
-    let media_type = file.media_type.clone().unwrap_or_else(|| file.declared_type.clone());
+    let media_type = file
+        .media_type
+        .clone()
+        .unwrap_or_else(|| file.declared_type.clone());
     metadata.insert(meta::CONTENT_TYPE.into(), media_type);
-    metadata.insert(meta::FILE_SIZE.into(), file.size.unwrap_or(file.declared_size).to_string());
+    metadata.insert(
+        meta::FILE_SIZE.into(),
+        file.size.unwrap_or(file.declared_size).to_string(),
+    );
     let (kind, content) = if kind == FileKind::Voice {
         let transcript = voice::transcribe(state, &file).await?;
         metadata.insert(meta::TRANSCRIPTION.into(), transcript.label().into());

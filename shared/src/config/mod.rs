@@ -898,14 +898,24 @@ mod tests {
         assert_eq!(c.chatbox.uploads.max_size, 100 * 1024 * 1024);
         assert_eq!(c.chatbox.uploads.allowed_types, ["image/png", "application/pdf"]);
         let all_in_one = load(None, &[], Role::AllInOne).unwrap();
-        assert_eq!(all_in_one.chatbox.blob.resolved_kind(Role::AllInOne), BlobKind::Local);
+        assert_eq!(
+            all_in_one.chatbox.blob.resolved_kind(Role::AllInOne),
+            BlobKind::Local
+        );
         let file = "[chatbox.uploads]\nmax_size = \"lots\"\n";
         let err = load(Some(file), &[], Role::AllInOne).unwrap_err().to_string();
         assert!(err.contains("max_size") && err.contains("not a size"), "{err}");
-        let err = load(None, &[("S3_ENDPOINT", "minio:9000"), ("CHATBOX_BLOB_KIND", "s3")], Role::AllInOne)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("chatbox.blob.s3.endpoint") && err.contains("http://"), "{err}");
+        let err = load(
+            None,
+            &[("S3_ENDPOINT", "minio:9000"), ("CHATBOX_BLOB_KIND", "s3")],
+            Role::AllInOne,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("chatbox.blob.s3.endpoint") && err.contains("http://"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -93,7 +93,10 @@ pub enum ClientCommand {
     Release { id: Option<String>, session_id: String },
     /// A URL to upload a file or voice message to (`data`: name, size,
     /// content_type, purpose).
-    RequestUpload { id: Option<String>, upload: UploadRequest },
+    RequestUpload {
+        id: Option<String>,
+        upload: UploadRequest,
+    },
 }
 
 /// Which page of a list a request wants.

@@ -133,18 +133,29 @@ mod tests {
     #[test]
     fn names_lose_their_paths_and_control_characters() {
         assert_eq!(clean_file_name("../../etc/passwd").as_deref(), Some("passwd"));
-        assert_eq!(clean_file_name("C:\\Users\\me\\cat.png").as_deref(), Some("cat.png"));
-        assert_eq!(clean_file_name("a\u{0}b\u{202e}gnp.exe").as_deref(), Some("abgnp.exe"));
+        assert_eq!(
+            clean_file_name("C:\\Users\\me\\cat.png").as_deref(),
+            Some("cat.png")
+        );
+        assert_eq!(
+            clean_file_name("a\u{0}b\u{202e}gnp.exe").as_deref(),
+            Some("abgnp.exe")
+        );
         assert_eq!(clean_file_name(".hidden").as_deref(), Some("hidden"));
         assert_eq!(clean_file_name("dir/"), None);
         assert_eq!(clean_file_name("  "), None);
         let long = "x".repeat(500);
-        assert_eq!(clean_file_name(&long).map(|n| n.chars().count()), Some(MAX_FILE_NAME_CHARS));
+        assert_eq!(
+            clean_file_name(&long).map(|n| n.chars().count()),
+            Some(MAX_FILE_NAME_CHARS)
+        );
     }
 
     #[test]
     fn requests_are_checked_before_the_worker_sees_them() {
-        let ok = request("Cat.PNG", 10, "Image/PNG").validated().map(|r| r.content_type);
+        let ok = request("Cat.PNG", 10, "Image/PNG")
+            .validated()
+            .map(|r| r.content_type);
         assert_eq!(ok, Ok("image/png".into()));
         let voice = request("memo.webm", 10, "audio/webm;codecs=opus").validated();
         assert!(voice.is_ok());

@@ -36,7 +36,11 @@ pub async fn cleanup_loop(state: Arc<WorkerState>, cancel: CancellationToken) {
 /// One pass; returns how many slots were cleaned up.
 pub async fn sweep_once(state: &WorkerState) -> usize {
     let grace = state.config.chatbox.uploads.cleanup_interval;
-    let before = Timestamp::from_millis(Timestamp::now().as_millis().saturating_sub(grace.as_millis() as u64));
+    let before = Timestamp::from_millis(
+        Timestamp::now()
+            .as_millis()
+            .saturating_sub(grace.as_millis() as u64),
+    );
     let expired = match state.store.expired_slots(before, BATCH).await {
         Ok(expired) => expired,
         Err(e) => {
@@ -48,7 +52,11 @@ pub async fn sweep_once(state: &WorkerState) -> usize {
     for file in expired {
         match state
             .store
-            .update_file(&file.id, FileStatus::Pending, &FilePatch::status(FileStatus::Expired))
+            .update_file(
+                &file.id,
+                FileStatus::Pending,
+                &FilePatch::status(FileStatus::Expired),
+            )
             .await
         {
             Ok(true) => {}

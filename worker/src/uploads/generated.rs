@@ -12,9 +12,9 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::intake::permanent_key;
+use crate::metrics;
 use crate::state::WorkerState;
 use crate::store::{FileKind, FileRecord, FileStatus};
-use crate::metrics;
 
 /// A file that came with an answer, as listed in its `files` metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -73,11 +73,17 @@ pub async fn keep_audio(
     file.name = format!("answer-{}.{extension}", &file.id[..8.min(file.id.len())]);
     file.key = permanent_key(&state.config.chatbox.uploads.prefix, &file);
     if let Err(e) = state.blob.put(&file.key, Bytes::from(data), media_type).await {
-        warn!(session_id, "cannot store the answer's audio; the text is sent alone: {e}");
+        warn!(
+            session_id,
+            "cannot store the answer's audio; the text is sent alone: {e}"
+        );
         return None;
     }
     if let Err(e) = state.store.create_file(&file).await {
-        warn!(session_id, "cannot record the answer's audio; the text is sent alone: {e}");
+        warn!(
+            session_id,
+            "cannot record the answer's audio; the text is sent alone: {e}"
+        );
         let _ = state.blob.delete(&file.key).await;
         return None;
     }
@@ -91,7 +97,10 @@ pub async fn keep_audio(
 pub fn linked(provider_files: &[(String, Option<String>)], text: &str) -> Vec<Linked> {
     let mut out: Vec<Linked> = Vec::new();
     let offered = provider_files.iter().map(|(url, _)| (url.as_str(), "provider"));
-    let written = urls_in(text).into_iter().filter(|u| is_file_url(u)).map(|u| (u, "answer"));
+    let written = urls_in(text)
+        .into_iter()
+        .filter(|u| is_file_url(u))
+        .map(|u| (u, "answer"));
     for (url, source) in offered.chain(written) {
         if out.len() == MAX_LINKS || out.iter().any(|l| l.url == url) {
             continue;
@@ -132,8 +141,7 @@ fn is_file_url(url: &str) -> bool {
     let Some((host_and_path, ext)) = path.rsplit_once('.') else {
         return false;
     };
-    host_and_path.matches('/').count() >= 3
-        && FILE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+    host_and_path.matches('/').count() >= 3 && FILE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
 }
 
 fn name_of(url: &str) -> String {
@@ -142,31 +150,13 @@ fn name_of(url: &str) -> String {
     chatbox_shared::protocol::uploads::clean_file_name(last).unwrap_or_else(|| "file".into())
 }
 
-/// The `files` metadata value of an answer.
-pub fn files_metadata(audio: Option<(&FileRecord, String)>, links: &[Linked]) -> Option<String> {
-    #[derive(Serialize)]
-    struct Entry<'a> {
-        url: &'a str,
-        name: &'a str,
-        source: &'a str,
-    }
-    let mut entries: Vec<Entry<'_>> = Vec::new();
-    if let Some((file, url)) = &audio {
-        entries.push(Entry {
-            url,
-            name: &file.name,
-            source: "audio",
-        });
-    }
-    entries.extend(links.iter().map(|l| Entry {
-        url: &l.url,
-        name: &l.name,
-        source: l.source,
-    }));
-    if entries.is_empty() {
+/// The `files` metadata value of an answer: its linked files. (Stored
+/// audio is the answer's own `file_id`, signed afresh on every read.)
+pub fn files_metadata(links: &[Linked]) -> Option<String> {
+    if links.is_empty() {
         return None;
     }
-    serde_json::to_string(&entries).ok()
+    serde_json::to_string(links).ok()
 }
 
 #[cfg(test)]

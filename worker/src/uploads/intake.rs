@@ -88,7 +88,10 @@ pub async fn accept(
             metrics::upload("intake", kind.as_str(), "expired");
             return Err(refused(
                 ErrorCode::FileNotFound,
-                format!("the upload of {} expired before it was sent; upload it again", file.name),
+                format!(
+                    "the upload of {} expired before it was sent; upload it again",
+                    file.name
+                ),
             ));
         }
         FileStatus::Pending => {}
@@ -140,7 +143,10 @@ pub async fn accept(
         metrics::upload("intake", kind.as_str(), "expired");
         return Err(refused(
             ErrorCode::FileNotFound,
-            format!("the upload of {} expired before it was sent; upload it again", file.name),
+            format!(
+                "the upload of {} expired before it was sent; upload it again",
+                file.name
+            ),
         ));
     }
     if let Err(e) = state.blob.delete(&file.key).await {
@@ -227,7 +233,11 @@ async fn reject(
         reason: Some(message.clone()),
         ..FilePatch::status(FileStatus::Rejected)
     };
-    if let Err(e) = state.store.update_file(&file.id, FileStatus::Pending, &patch).await {
+    if let Err(e) = state
+        .store
+        .update_file(&file.id, FileStatus::Pending, &patch)
+        .await
+    {
         warn!(file_id = %file.id, "cannot record a refused upload: {e}");
     }
     refused(code, message)

@@ -41,8 +41,8 @@ pub mod meta {
     /// How a voice message's transcription went: `ok`, `failed`,
     /// `unavailable`.
     pub const TRANSCRIPTION: &str = "transcription";
-    /// Files that came with an answer, as a JSON array of
-    /// `{url, name, source}` (`source`: `audio`, `provider`, `answer`).
+    /// Files linked from an answer, as a JSON array of `{url, name,
+    /// source}` (`source`: `provider` or `answer`).
     pub const FILES: &str = "files";
 }
 

@@ -37,12 +37,13 @@ pub async fn with_file(
             };
             return (text, vec![image]);
         }
-    } else if is_text(media_type) && size <= uploads.inline_text_size {
-        if let Some(data) = read(state, file, size).await {
-            let body = String::from_utf8_lossy(&data);
-            let _ = write!(text, "\n\n[File: {}]\n{body}\n[End of file]", file.name);
-            return (text.trim_start().to_owned(), Vec::new());
-        }
+    } else if is_text(media_type)
+        && size <= uploads.inline_text_size
+        && let Some(data) = read(state, file, size).await
+    {
+        let body = String::from_utf8_lossy(&data);
+        let _ = write!(text, "\n\n[File: {}]\n{body}\n[End of file]", file.name);
+        return (text.trim_start().to_owned(), Vec::new());
     }
     let _ = write!(
         text,

@@ -42,14 +42,22 @@ pub async fn open(state: &WorkerState, r: UploadSlotRequest) -> Result<UploadSlo
                 "{} is {}; the largest {} accepted is {}",
                 upload.name,
                 human_size(upload.size),
-                if kind == FileKind::Voice { "voice message" } else { "file" },
+                if kind == FileKind::Voice {
+                    "voice message"
+                } else {
+                    "file"
+                },
                 human_size(max_size)
             ),
         );
     }
     let declared = inspect::normalise(&upload.content_type);
     if !allowed.iter().any(|t| inspect::normalise(t) == declared) {
-        let what = if kind == FileKind::Voice { "voice messages" } else { "files" };
+        let what = if kind == FileKind::Voice {
+            "voice messages"
+        } else {
+            "files"
+        };
         return refuse(
             ErrorCode::FileTypeNotAllowed,
             "type_not_allowed",

@@ -47,7 +47,10 @@ pub async fn transcribe(state: &WorkerState, file: &FileRecord) -> Result<Transc
             return Ok(Transcript::Failed);
         }
     };
-    let media_type = file.media_type.clone().unwrap_or_else(|| file.declared_type.clone());
+    let media_type = file
+        .media_type
+        .clone()
+        .unwrap_or_else(|| file.declared_type.clone());
     let audio = Audio {
         bytes,
         filename: format!("voice.{}", extension(&media_type)),
@@ -64,7 +67,10 @@ pub async fn transcribe(state: &WorkerState, file: &FileRecord) -> Result<Transc
         transcript: Some(text.clone()),
         ..FilePatch::status(FileStatus::Ready)
     };
-    state.store.update_file(&file.id, FileStatus::Ready, &patch).await?;
+    state
+        .store
+        .update_file(&file.id, FileStatus::Ready, &patch)
+        .await?;
     info!(file_id = %file.id, chars = text.chars().count(), "voice message transcribed");
     Ok(Transcript::Text(text))
 }
