@@ -22,6 +22,14 @@
 //! the same `message_id` (the `loading` frame tells the client to drop the
 //! partial text it holds).
 //!
+//! A `file_upload` or `voice_message` is a user message whose file is
+//! taken in first ([`uploads::intake`]: checked, moved out of quarantine;
+//! a voice message transcribed): a refused file is an error and nothing
+//! is stored; while the file store fails the message waits, like while the
+//! database does. The model gets the file as the provider takes it
+//! ([`uploads::prompt`]); audio and files that come with the answer are
+//! kept or linked ([`uploads::generated`]).
+//!
 //! A `model_select` is a turn too, so it takes effect in order: the
 //! messages sent after it use the new model.
 

@@ -4,7 +4,7 @@
 //! The status changes by compare-and-set, so a file taken in at the same
 //! moment is never deleted under its turn; several workers may sweep at
 //! once without harm. (An S3 lifecycle rule on the quarantine prefix is a
-//! good second net: docs/OPERATIONS.md.)
+//! good second net: docs/CONFIGURATION.md, `quarantine_prefix`.)
 
 use std::sync::Arc;
 
