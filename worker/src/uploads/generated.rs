@@ -93,7 +93,7 @@ pub async fn keep_audio(
 }
 
 /// The files to list with an answer: what the provider offered, then
-/// links to files in the text; each once, at most [`MAX_LINKS`].
+/// links to files in the text; each once, at most ten.
 pub fn linked(provider_files: &[(String, Option<String>)], text: &str) -> Vec<Linked> {
     let mut out: Vec<Linked> = Vec::new();
     let offered = provider_files.iter().map(|(url, _)| (url.as_str(), "provider"));
