@@ -2,6 +2,7 @@
 //! count, for operators and for anything that wants to know which gateways
 //! exist.
 
+use chatbox_shared::periodic::{FirstPass, every};
 use std::sync::Arc;
 
 use chatbox_shared::protocol::Timestamp;
@@ -15,13 +16,7 @@ use crate::state::GatewayState;
 pub async fn beat_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
     let interval = state.config.chatbox.gateway.heartbeat_interval;
     let started = Timestamp::now();
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    every(interval, FirstPass::Now, &cancel, || async {
         let info = serde_json::json!({
             "role": "gateway",
             "connections": state.registry.len(),
@@ -38,5 +33,6 @@ pub async fn beat_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
             metrics::coordinator_error("heartbeat");
             debug!("heartbeat not written: {e}");
         }
-    }
+    })
+    .await;
 }

@@ -6,6 +6,7 @@
 //! is told why and closed. The check runs at least three times per
 //! `pong_wait`, so a silent client is closed within a third of it late.
 
+use chatbox_shared::periodic::{FirstPass, every};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,14 +23,7 @@ pub async fn keepalive_loop(state: Arc<GatewayState>, cancel: CancellationToken)
     let (ping_period, pong_wait) = (ws.ping_period, ws.pong_wait);
     let check_every = ping_period.min(pong_wait / 3).max(Duration::from_millis(10));
     let mut since_ping = Duration::ZERO;
-    let mut tick = tokio::time::interval(check_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    every(check_every, FirstPass::AfterPeriod, &cancel, || {
         since_ping += check_every;
         let ping = since_ping >= ping_period;
         if ping {
@@ -52,5 +46,7 @@ pub async fn keepalive_loop(state: Arc<GatewayState>, cancel: CancellationToken)
                 conn.queue.request_ping();
             }
         }
-    }
+        std::future::ready(())
+    })
+    .await;
 }

@@ -6,6 +6,7 @@
 //! went astray, or the lock expired while Redis was away) closes its
 //! socket, which then reconnects and takes the session back cleanly.
 
+use chatbox_shared::periodic::{FirstPass, every};
 use std::sync::Arc;
 
 use chatbox_shared::coordinator::Renewal;
@@ -19,15 +20,8 @@ use crate::state::GatewayState;
 
 /// Renews locks until cancelled.
 pub async fn renew_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(state.config.chatbox.gateway.owner_renew_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => renew_once(&state).await,
-        }
-    }
+    let period = state.config.chatbox.gateway.owner_renew_interval;
+    every(period, FirstPass::AfterPeriod, &cancel, || renew_once(&state)).await;
 }
 
 /// One renewal round.

@@ -14,5 +14,6 @@ pub mod coordinator;
 pub mod envelope;
 pub mod ids;
 pub mod namespace;
+pub mod periodic;
 pub mod protocol;
 pub mod telemetry;

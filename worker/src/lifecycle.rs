@@ -20,6 +20,7 @@
 //! the sweep ([`sweep`]), which ends active sessions left alone for longer
 //! than the reconnect timeout.
 
+use chatbox_shared::periodic::{FirstPass, every};
 use std::time::Duration;
 
 use chatbox_shared::envelope::{OpenSession, OpenedSession, RpcError};
@@ -263,16 +264,10 @@ pub async fn sweep(state: &WorkerState, reconnect_timeout: Duration) -> Result<u
 pub async fn sweep_loop(state: std::sync::Arc<WorkerState>, cancel: tokio_util::sync::CancellationToken) {
     let interval = state.config.chatbox.store.sweep_interval;
     let reconnect_timeout = state.config.chatbox.reconnect_timeout;
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    every(interval, FirstPass::AfterPeriod, &cancel, || async {
         if let Err(e) = sweep(&state, reconnect_timeout).await {
             warn!("session sweep failed: {e}");
         }
-    }
+    })
+    .await;
 }

@@ -4,6 +4,7 @@
 //! worker samples; samples of one slot replace each other, so the series
 //! has one point per interval however many workers run.
 
+use chatbox_shared::periodic::{FirstPass, every};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,14 +19,10 @@ use crate::store::ConcurrencySample;
 /// Samples until cancelled.
 pub async fn sample_loop(state: Arc<WorkerState>, cancel: CancellationToken) {
     let interval = state.config.chatbox.admin.sample_interval;
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => sample_once(&state, interval).await,
-        }
-    }
+    every(interval, FirstPass::Now, &cancel, || {
+        sample_once(&state, interval)
+    })
+    .await;
 }
 
 /// Takes and stores one sample.

@@ -6,6 +6,7 @@
 //! takeover's own id, so however many workers notice, and even if the
 //! admin's release raced it, the takeover ends once.
 
+use chatbox_shared::periodic::{FirstPass, every};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -25,16 +26,11 @@ const BATCH: usize = 200;
 
 /// Checks every `takeover_check_interval` until cancelled.
 pub async fn check_loop(state: Arc<WorkerState>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(state.config.chatbox.admin.takeover_check_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {
-                check_once(&state).await;
-            }
-        }
-    }
+    let period = state.config.chatbox.admin.takeover_check_interval;
+    every(period, FirstPass::Now, &cancel, || async {
+        check_once(&state).await;
+    })
+    .await;
 }
 
 /// One pass; returns how many takeovers were found abandoned.

@@ -3,6 +3,7 @@
 //! sockets. Entries of an admin whose pod dies simply expire (presence
 //! after `owner_ttl`, a takeover after `takeover_grace`).
 
+use chatbox_shared::periodic::{FirstPass, every};
 use std::sync::Arc;
 
 use chatbox_shared::coordinator::Watcher;
@@ -15,15 +16,8 @@ use crate::state::GatewayState;
 
 /// Renews until cancelled.
 pub async fn renew_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(state.config.chatbox.gateway.owner_renew_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => renew_once(&state).await,
-        }
-    }
+    let period = state.config.chatbox.gateway.owner_renew_interval;
+    every(period, FirstPass::AfterPeriod, &cancel, || renew_once(&state)).await;
 }
 
 /// One renewal pass.

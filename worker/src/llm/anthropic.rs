@@ -201,11 +201,10 @@ struct MessageDecoder {
 
 impl Decoder for MessageDecoder {
     fn decode(&mut self, event: SseEvent, out: &mut Vec<Result<LlmEvent, LlmError>>) -> bool {
-        let v: Value = match serde_json::from_str(&event.data) {
+        let v: Value = match event.json() {
             Ok(v) => v,
             Err(e) => {
-                let data: String = event.data.chars().take(200).collect();
-                out.push(Err(LlmError::Protocol(format!("bad event {data:?}: {e}"))));
+                out.push(Err(e));
                 return false;
             }
         };

@@ -288,12 +288,9 @@ impl Decoder for ChunkDecoder {
             self.audio.finish(out);
             return true;
         }
-        match serde_json::from_str::<Chunk>(&event.data) {
+        match event.json::<Chunk>() {
             Ok(chunk) => events_of(chunk, &mut self.audio, out),
-            Err(e) => out.push(Err(LlmError::Protocol(format!(
-                "bad event {:?}: {e}",
-                event.data
-            )))),
+            Err(e) => out.push(Err(e)),
         }
         false
     }

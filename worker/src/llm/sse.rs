@@ -18,6 +18,17 @@ pub struct SseEvent {
     pub data: String,
 }
 
+impl SseEvent {
+    /// The event's data read as JSON; unreadable data is a protocol error
+    /// that quotes the start of it.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, super::LlmError> {
+        serde_json::from_str(&self.data).map_err(|e| {
+            let data: String = self.data.chars().take(200).collect();
+            super::LlmError::Protocol(format!("bad event {data:?}: {e}"))
+        })
+    }
+}
+
 /// Longest line the parser buffers before giving up on the stream.
 const MAX_LINE: usize = 4 * 1024 * 1024;
 

@@ -13,6 +13,7 @@
 //! Every outcome is logged (event, channel, adapter, recipients — never a
 //! secret) and counted in `chatbox_notifications_total{event,channel,outcome}`.
 
+use chatbox_shared::periodic::{FirstPass, every};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -314,13 +315,7 @@ impl Notifications {
     pub async fn digest_loop(self: Arc<Self>, cancel: CancellationToken) {
         let period =
             (self.config.rate_limit.window / 10).clamp(Duration::from_millis(100), Duration::from_secs(5));
-        let mut ticks = tokio::time::interval(period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
+        every(period, FirstPass::Now, &cancel, || async {
             for event in EventKind::ALL {
                 match self.coordinator.take_suppressed(event.as_str()).await {
                     Ok(Some(held)) => {
@@ -334,7 +329,8 @@ impl Notifications {
                     }
                 }
             }
-        }
+        })
+        .await;
     }
 
     /// Sends the digest of what the rate limit held back of `event`.

@@ -6,6 +6,7 @@
 //! once without harm. (An S3 lifecycle rule on the quarantine prefix is a
 //! good second net: docs/CONFIGURATION.md, `quarantine_prefix`.)
 
+use chatbox_shared::periodic::{FirstPass, every};
 use std::sync::Arc;
 
 use chatbox_shared::protocol::Timestamp;
@@ -21,16 +22,11 @@ const BATCH: usize = 200;
 
 /// Sweeps every `cleanup_interval` until cancelled.
 pub async fn cleanup_loop(state: Arc<WorkerState>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(state.config.chatbox.uploads.cleanup_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {
-                sweep_once(&state).await;
-            }
-        }
-    }
+    let period = state.config.chatbox.uploads.cleanup_interval;
+    every(period, FirstPass::Now, &cancel, || async {
+        sweep_once(&state).await;
+    })
+    .await;
 }
 
 /// One pass; returns how many slots were cleaned up.

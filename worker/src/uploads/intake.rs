@@ -47,6 +47,18 @@ fn refused(code: ErrorCode, message: impl Into<String>) -> IntakeError {
     IntakeError::Refused(ErrorInfo::new(code, message))
 }
 
+/// The slot of `file` ended before its message came.
+fn expired(file: &FileRecord) -> IntakeError {
+    metrics::upload("intake", file.kind.as_str(), "expired");
+    refused(
+        ErrorCode::FileNotFound,
+        format!(
+            "the upload of {} expired before it was sent; upload it again",
+            file.name
+        ),
+    )
+}
+
 /// Takes file `file_id` in for the turn of `envelope`, as `kind`.
 pub async fn accept(
     state: &WorkerState,
@@ -84,16 +96,7 @@ pub async fn accept(
                 format!("{} was refused: {reason}", file.name),
             ));
         }
-        FileStatus::Expired => {
-            metrics::upload("intake", kind.as_str(), "expired");
-            return Err(refused(
-                ErrorCode::FileNotFound,
-                format!(
-                    "the upload of {} expired before it was sent; upload it again",
-                    file.name
-                ),
-            ));
-        }
+        FileStatus::Expired => return Err(expired(&file)),
         FileStatus::Pending => {}
     }
     let Some(object) = state.blob.head(&file.key).await? else {
@@ -140,14 +143,7 @@ pub async fn accept(
     if !store.update_file(&file.id, FileStatus::Pending, &patch).await? {
         // The slot's cleanup got there first.
         let _ = state.blob.delete(&key).await;
-        metrics::upload("intake", kind.as_str(), "expired");
-        return Err(refused(
-            ErrorCode::FileNotFound,
-            format!(
-                "the upload of {} expired before it was sent; upload it again",
-                file.name
-            ),
-        ));
+        return Err(expired(&file));
     }
     if let Err(e) = state.blob.delete(&file.key).await {
         warn!(file_id = %file.id, key = %file.key, "accepted, but the quarantine copy stays: {e}");
