@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and property tests, the port conformance
 # suites (in-process, Redis, NATS, SQLite, MongoDB, local files, S3), and
-# the system tests that run the real binaries. Installs and starts what is
-# missing on a fresh Debian machine: the Rust toolchain, a C compiler,
-# redis-server, nats-server, the MongoDB stand-in (nx-27017, from PyPI),
-# the SMTP server aiosmtpd and the S3 stand-in (s3s-fs, from crates.io).
+# the system tests that run the real binaries, and the browser tests (the
+# chat page and the admin console in headless Chromium). Installs and
+# starts what is missing on a fresh Debian machine: the Rust toolchain, a C
+# compiler, redis-server, nats-server, the MongoDB stand-in (nx-27017, from
+# PyPI), the SMTP server aiosmtpd, the S3 stand-in (s3s-fs, from
+# crates.io), Chromium and Node.js (Debian's) and playwright-core (npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/services.sh
@@ -16,6 +18,7 @@ ensure_nats
 ensure_mongo
 ensure_smtp_sink
 ensure_s3
+ensure_browser
 say "Redis: $CHATBOX_TEST_REDIS_URL  NATS: $CHATBOX_TEST_NATS_URL  MongoDB: $CHATBOX_TEST_MONGO_URI  SMTP sink: $CHATBOX_TEST_SMTP_PYTHON -m aiosmtpd  S3: $CHATBOX_TEST_S3_ENDPOINT"
 
 # One target directory per machine, shared by every checkout (CI clones
@@ -28,3 +31,10 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 # it keeps compiling, run it by hand.
 cargo build --workspace --locked --benches --profile dev
 cargo test --workspace --locked "$@"
+
+# The pages in a real browser, against the binary the tests just built.
+# Screenshots land in target/browser-artifacts.
+export CHATBOX_BIN="$CARGO_TARGET_DIR/debug/chatbox"
+export CHATBOX_BROWSER_ARTIFACTS=${CHATBOX_BROWSER_ARTIFACTS:-$CARGO_TARGET_DIR/browser-artifacts}
+say "browser tests (Chromium: $CHROMIUM, screenshots: $CHATBOX_BROWSER_ARTIFACTS)"
+(cd tests/browser && node --test --test-concurrency=1)

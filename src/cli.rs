@@ -106,4 +106,8 @@ pub struct TokenArgs {
     /// How long the token is valid, e.g. 1h, 30m, 7d.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub ttl: std::time::Duration,
+    /// Without JWT_SECRET: the all-in-one's data folder, whose kept secret
+    /// signs the token [default: ./data, or CHATBOX_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
 }

@@ -12,7 +12,8 @@
 //! switch, attach), [`ownership`] (lock renewal), [`keepalive`] (pings
 //! and idle sockets), [`heartbeat`], [`user_api`] (sessions over HTTP),
 //! [`rpc_client`] (asking workers), [`admin`] (staff watching and taking
-//! over sessions), [`cors`].
+//! over sessions), [`cors`], [`pages`] (the chat page and the admin
+//! console).
 
 pub mod admin;
 pub mod connection;
@@ -26,6 +27,7 @@ pub mod keepalive;
 pub mod metrics;
 pub mod origin;
 pub mod ownership;
+pub mod pages;
 pub mod registry;
 pub mod rpc_client;
 pub mod send_queue;
@@ -157,7 +159,7 @@ impl Gateway {
     }
 
     /// The gateway's HTTP routes (`/chat/ws`, `/chat/admin/ws`, the user
-    /// and admin APIs, with CORS per `CORS_ALLOWED_ORIGINS`). Serve them
+    /// and admin APIs, with CORS per `CORS_ALLOWED_ORIGINS`, and the pages). Serve them
     /// with `into_make_service_with_connect_info::<SocketAddr>()`.
     pub fn router(&self) -> Router {
         let api = Router::new()
@@ -178,11 +180,15 @@ impl Gateway {
             Some(cors) => api.layer(cors),
             None => api,
         };
-        Router::new()
+        let router = Router::new()
             .route("/chat/ws", get(upgrade::handle))
             .route("/chat/admin/ws", get(admin::socket::handle))
             .merge(api)
-            .with_state(Arc::clone(&self.state))
+            .with_state(Arc::clone(&self.state));
+        match pages::routes(&self.state.config.chatbox) {
+            Some(pages) => router.merge(pages),
+            None => router,
+        }
     }
 
     /// Open sockets.

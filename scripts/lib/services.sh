@@ -192,3 +192,19 @@ ensure_s3() {
   export CHATBOX_TEST_S3_BUCKET=chatbox-test
   export CHATBOX_TEST_S3_DIR=$dir/data
 }
+
+# What the browser tests need: Debian's Chromium (never a downloaded
+# browser), Node.js with npm, and the test project's one package
+# (playwright-core, pinned by tests/browser/package-lock.json).
+ensure_browser() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+  fi
+  export CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+  [ -x "$CHROMIUM" ] || apt_install chromium
+  local lock=tests/browser/package-lock.json stamp=tests/browser/node_modules/.chatbox-lock
+  if ! cmp -s "$lock" "$stamp" 2>/dev/null; then
+    say "installing the browser tests' packages (npm ci)"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) && cp "$lock" "$stamp"
+  fi
+}

@@ -13,6 +13,7 @@ pub mod config;
 pub mod coordinator;
 pub mod envelope;
 pub mod ids;
+pub mod keyfile;
 pub mod namespace;
 pub mod periodic;
 pub mod protocol;

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::response::Redirect;
+use axum::routing::get;
 use base64::Engine;
 use chatbox_gateway::{Gateway, GatewayDeps};
 use chatbox_shared::auth::{TokenMinter, TokenValidator};
@@ -18,23 +20,35 @@ use chatbox_shared::coordinator::memory::MemoryCoordinator;
 use chatbox_worker::{Worker, WorkerDeps};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::ops::{self, Readiness};
 use crate::{backplane, blobs, shutdown, storage};
 
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// Where the all-in-one keeps the JWT secret it makes when none is
+/// configured, under the data folder, so tokens outlive a restart.
+const JWT_SECRET_FILE: &str = "jwt-secret.key";
+
+/// The JWT secret kept in `data_dir` (made on first use) for when none is
+/// configured; `chatbox token` reads it too.
+pub fn kept_jwt_secret(data_dir: &str) -> anyhow::Result<Secret> {
+    let path = std::path::Path::new(data_dir).join(JWT_SECRET_FILE);
+    let bytes = chatbox_shared::keyfile::kept_key(&path)
+        .with_context(|| format!("cannot keep a JWT secret in {}", path.display()))?;
+    Ok(Secret::new(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+    ))
+}
+
 /// Runs the all-in-one until a shutdown signal.
 pub async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow::Result<()> {
     let signal = shutdown::on_signal();
-    let generated_secret =
-        config.chatbox.jwt_secret.is_empty() && config.chatbox.auth.jwt_public_key.is_empty();
-    if generated_secret {
-        let bytes: [u8; 32] = rand::random();
-        config.chatbox.jwt_secret =
-            Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
-        warn!("no JWT secret configured: generated one for this run (tokens stop working on restart)");
+    let kept_secret = config.chatbox.jwt_secret.is_empty() && config.chatbox.auth.jwt_public_key.is_empty();
+    if kept_secret {
+        config.chatbox.jwt_secret = kept_jwt_secret(&config.chatbox.data_dir)?;
+        info!(data_dir = %config.chatbox.data_dir, "no JWT secret configured: using the one kept in the data folder");
     }
     let pod_id = if config.chatbox.pod_id.is_empty() {
         "local".to_owned()
@@ -80,12 +94,15 @@ pub async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow::Resul
     let mut app = gateway
         .router()
         .merge(ops::router(Readiness::new(Vec::new(), draining.clone()), metrics));
+    if config.chatbox.web.enabled {
+        app = app.route("/", get(|| async { Redirect::temporary("/chat/") }));
+    }
     if let Some(routes) = blob_routes {
         app = app.merge(routes);
     }
     let stop_http = CancellationToken::new();
     let (addr, server) = ops::serve_on(listener, app, stop_http.clone())?;
-    print_banner(&config, addr, generated_secret, &worker);
+    print_banner(&config, addr, kept_secret, &worker);
 
     signal.cancelled().await;
     draining.cancel();
@@ -97,7 +114,7 @@ pub async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow::Resul
     Ok(())
 }
 
-fn print_banner(config: &Config, addr: std::net::SocketAddr, generated_secret: bool, worker: &Worker) {
+fn print_banner(config: &Config, addr: std::net::SocketAddr, kept_secret: bool, worker: &Worker) {
     let secret = config.chatbox.jwt_secret.expose();
     let minter = (!secret.is_empty()).then(|| TokenMinter::new(secret));
     let mint = |sub: &str, name: &str, roles: &[String]| {
@@ -113,9 +130,15 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr, generated_secret: b
         std::slice::from_ref(&config.chatbox.auth.admin_role),
     );
     let models: Vec<String> = worker.models().into_iter().map(|(id, _)| id).collect();
-    let mut banner = format!(
-        "\nchatbox is running (all-in-one, embedded defaults)\n\n  \
-         WebSocket    ws://{addr}/chat/ws\n  \
+    let mut banner = String::from("\nchatbox is running (all-in-one, embedded defaults)\n\n");
+    if config.chatbox.web.enabled {
+        banner.push_str(&format!(
+            "  Chat         http://{addr}/chat/#token={user}\n  \
+             Admin        http://{addr}/chat/admin/#token={admin}\n\n"
+        ));
+    }
+    banner.push_str(&format!(
+        "  WebSocket    ws://{addr}/chat/ws\n  \
          Health       http://{addr}/chat/healthz\n  \
          Metrics      http://{addr}/metrics\n  \
          Models       {}\n\n  \
@@ -124,10 +147,12 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr, generated_secret: b
          Try it:  websocat 'ws://{addr}/chat/ws?token={user}'\n           \
          then send {{\"type\":\"user_message\",\"content\":\"Hello\"}}\n",
         models.join(", ")
-    );
-    if generated_secret {
+    ));
+    if kept_secret {
         banner.push_str(&format!(
-            "\n  JWT secret generated for this run (set JWT_SECRET to keep tokens across restarts):\n    {secret}\n"
+            "\n  JWT secret: made for you and kept in {}/{JWT_SECRET_FILE}\n  \
+             (set JWT_SECRET to choose your own; `chatbox token` mints more tokens with it)\n",
+            config.chatbox.data_dir
         ));
     }
     println!("{banner}");

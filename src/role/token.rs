@@ -1,4 +1,5 @@
-//! `chatbox token`: prints a signed JWT for the configured secret.
+//! `chatbox token`: prints a signed JWT for the configured secret, or
+//! for the one the all-in-one keeps in its data folder.
 
 use anyhow::bail;
 use chatbox_shared::auth::TokenMinter;
@@ -8,9 +9,18 @@ use crate::cli::TokenArgs;
 
 /// Mints and prints a token.
 pub fn run(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
-    let secret = config.chatbox.jwt_secret.expose();
+    let kept;
+    let mut secret = config.chatbox.jwt_secret.expose();
     if secret.is_empty() {
-        bail!("no JWT secret configured: set JWT_SECRET (or chatbox.jwt_secret in the configuration file)");
+        let data_dir = args.data_dir.as_deref().unwrap_or(&config.chatbox.data_dir);
+        if !std::path::Path::new(data_dir).is_dir() {
+            bail!(
+                "no JWT secret configured: set JWT_SECRET (or chatbox.jwt_secret in the configuration file), \
+                 or pass the all-in-one's --data-dir to use the secret it keeps there"
+            );
+        }
+        kept = super::all_in_one::kept_jwt_secret(data_dir)?;
+        secret = kept.expose();
     }
     if !chatbox_shared::ids::is_valid_user_id(&args.sub) {
         bail!(

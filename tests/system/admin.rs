@@ -345,6 +345,32 @@ async fn help_watch_takeover_and_release_across_two_gateways() {
     assert!(metrics["max_concurrent"].as_u64().unwrap() >= 1, "{metrics}");
     assert_eq!(metrics["connected_sessions"], 1, "{metrics}");
     assert!(metrics["total_tokens"].as_u64().unwrap() > 0);
+    assert!(metrics.get("series").is_none(), "no series unless asked");
+
+    let charted = admin_get(&c.url(1, "/chat/admin/metrics?buckets=6"), &alice).await;
+    let series = charted["series"].as_array().unwrap();
+    assert_eq!(series.len(), 6, "{charted}");
+    assert_eq!(series[0]["from"], charted["from"]);
+    assert_eq!(series[5]["to"], charted["to"]);
+    for pair in series.windows(2) {
+        assert_eq!(pair[0]["to"], pair[1]["from"], "buckets are contiguous");
+    }
+    let sum = |key: &str| series.iter().map(|b| b[key].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("sessions"), 1, "the session is in exactly one bucket");
+    assert_eq!(series[5]["sessions"], 1, "…the latest one: {charted}");
+    assert_eq!(sum("help_requests"), 1);
+    assert_eq!(sum("admin_assisted"), 1);
+    assert_eq!(sum("tokens"), charted["total_tokens"].as_u64().unwrap());
+    assert_eq!(
+        series.iter().map(|b| b["max_concurrent"].as_u64().unwrap()).max(),
+        charted["max_concurrent"].as_u64(),
+        "the busiest bucket holds the period's peak"
+    );
+    for bad in ["0", "201", "x"] {
+        let url = c.url(1, &format!("/chat/admin/metrics?buckets={bad}"));
+        let (status, body) = api(reqwest::Method::GET, &url, &alice).await;
+        assert_eq!(status, 400, "buckets={bad}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ mod auth;
 mod cli;
 mod llm;
 mod notifications;
+mod pages;
 mod persistence;
 mod resilience;
 mod scaled;

@@ -7,17 +7,19 @@
 use chatbox_shared::coordinator::{LiveState, PodBeat};
 use chatbox_shared::envelope::RpcError;
 use chatbox_shared::ids::is_valid_session_id;
-use chatbox_shared::protocol::ErrorCode;
 use chatbox_shared::protocol::admin::{
     AdminMetrics, AdminSessionDetail, AdminSessionList, AdminSessionRequest, AdminSessionView,
-    AdminSessionsQuery, AdminSort, MetricsQuery, Order, Presence, SessionStatus, TakeoverView,
+    AdminSessionsQuery, AdminSort, MetricsBucket, MetricsQuery, Order, Presence, SessionStatus, TakeoverView,
 };
+use chatbox_shared::protocol::{ErrorCode, Timestamp};
 use tracing::warn;
 
 use crate::history;
 use crate::lifecycle::{not_found, store_error};
 use crate::state::WorkerState;
-use crate::store::{AdminSessionQuery, SessionRecord, SessionSort, TakeoverRecord};
+use crate::store::{
+    AdminSessionQuery, ConcurrencySample, SessionAggregates, SessionRecord, SessionSort, TakeoverRecord,
+};
 
 /// Longest page of sessions.
 const MAX_PAGE: usize = 100;
@@ -102,13 +104,20 @@ pub async fn session(state: &WorkerState, r: AdminSessionRequest) -> Result<Admi
 
 /// `admin.metrics`: totals of the sessions that started in the period,
 /// sessions active and connected now, and the concurrency samples taken in
-/// the period (property 58).
+/// the period (property 58); with `buckets`, the same figures per bucket.
 pub async fn metrics(state: &WorkerState, q: MetricsQuery) -> Result<AdminMetrics, RpcError> {
     let store = state.store.as_ref();
-    let (totals, active, samples) = futures_util::try_join!(
+    let bounds = buckets(q.from, q.to, q.buckets.unwrap_or(0));
+    let per_bucket = futures_util::future::try_join_all(
+        bounds
+            .iter()
+            .map(|&(from, to)| store.session_aggregates(from, to)),
+    );
+    let (totals, active, samples, per_bucket) = futures_util::try_join!(
         store.session_aggregates(q.from, q.to),
         store.active_session_count(),
         store.samples(q.from, q.to),
+        per_bucket,
     )
     .map_err(store_error)?;
     let connected = match state.coordinator.pods().await {
@@ -118,30 +127,90 @@ pub async fn metrics(state: &WorkerState, q: MetricsQuery) -> Result<AdminMetric
             0
         }
     };
-    let count = u64::try_from(samples.len()).unwrap_or(u64::MAX);
-    let sum: u64 = samples.iter().map(|s| s.concurrent).sum();
+    let concurrency = Concurrency::of(&samples);
+    let series = bounds
+        .iter()
+        .zip(&per_bucket)
+        .map(|(&(from, to), totals)| {
+            // The store returns samples oldest first.
+            let lo = samples.partition_point(|s| s.at < from);
+            let hi = samples.partition_point(|s| s.at < to);
+            let concurrency = Concurrency::of(&samples[lo..hi.max(lo)]);
+            MetricsBucket {
+                from,
+                to,
+                sessions: totals.total_sessions,
+                tokens: totals.total_tokens,
+                avg_response_ms: average_response_ms(totals),
+                max_response_ms: totals.max_response_ms,
+                avg_concurrent: concurrency.avg,
+                max_concurrent: concurrency.max,
+                help_requests: totals.help_requests,
+                admin_assisted: totals.admin_assisted,
+            }
+        })
+        .collect();
     Ok(AdminMetrics {
         from: q.from,
         to: q.to,
         total_sessions: totals.total_sessions,
         active_sessions: active,
         connected_sessions: connected,
-        avg_concurrent: if count == 0 {
-            0.0
-        } else {
-            sum as f64 / count as f64
-        },
-        max_concurrent: samples.iter().map(|s| s.concurrent).max().unwrap_or(0),
-        samples: count,
+        avg_concurrent: concurrency.avg,
+        max_concurrent: concurrency.max,
+        samples: concurrency.count,
         total_tokens: totals.total_tokens,
-        avg_response_ms: totals
-            .total_response_ms
-            .checked_div(totals.response_count)
-            .unwrap_or(0),
+        avg_response_ms: average_response_ms(&totals),
         max_response_ms: totals.max_response_ms,
         admin_assisted: totals.admin_assisted,
         help_requests: totals.help_requests,
+        series,
     })
+}
+
+/// `[from, to)` cut into `n` equal buckets (the last one ends at `to`).
+fn buckets(from: Timestamp, to: Timestamp, n: u32) -> Vec<(Timestamp, Timestamp)> {
+    let (start, end) = (from.as_millis(), to.as_millis());
+    let n = u64::from(n);
+    (0..n)
+        .map(|i| {
+            let edge = |k: u64| start + (end - start) * k / n;
+            (
+                Timestamp::from_millis(edge(i)),
+                Timestamp::from_millis(edge(i + 1)),
+            )
+        })
+        .collect()
+}
+
+fn average_response_ms(totals: &SessionAggregates) -> u64 {
+    totals
+        .total_response_ms
+        .checked_div(totals.response_count)
+        .unwrap_or(0)
+}
+
+/// Average and largest of some concurrency samples.
+struct Concurrency {
+    count: u64,
+    avg: f64,
+    max: u64,
+}
+
+impl Concurrency {
+    fn of(samples: &[ConcurrencySample]) -> Concurrency {
+        let count = u64::try_from(samples.len()).unwrap_or(u64::MAX);
+        let sum: u64 = samples.iter().map(|s| s.concurrent).sum();
+        Concurrency {
+            count,
+            avg: if count == 0 {
+                0.0
+            } else {
+                sum as f64 / count as f64
+            },
+            max: samples.iter().map(|s| s.concurrent).max().unwrap_or(0),
+        }
+    }
 }
 
 /// User sockets open on every live gateway, from their heartbeats.

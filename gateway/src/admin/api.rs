@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `GET /chat/admin/sessions?user_id=&status=active\|ended&help_requested=&admin_assisted=&from=&to=&sort=start_time\|last_activity\|tokens\|response_time&order=asc\|desc&limit=&cursor=` | every user's sessions, with where each live one is connected, who assists and who watches |
 //! | `GET /chat/admin/sessions/{id}?messages=` | one session, its latest messages and its takeovers (the audit log) |
-//! | `GET /chat/admin/metrics?from=&to=` | session metrics over the period (default: the last 24 hours) |
+//! | `GET /chat/admin/metrics?from=&to=&buckets=` | session metrics over the period (default: the last 24 hours), and per bucket for charts with `buckets` (1–200) |
 //! | `POST /chat/admin/takeover/{id}` | takes the session over (the admin then writes over `/chat/admin/ws`, within the grace period) |
 //! | `DELETE /chat/admin/takeover/{id}` | hands it back |
 //!
@@ -22,8 +22,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use chatbox_shared::envelope::rpc;
 use chatbox_shared::protocol::admin::{
-    AdminMetrics, AdminSessionDetail, AdminSessionList, AdminSessionsQuery, AdminSort, MetricsQuery, Order,
-    SessionStatus,
+    AdminMetrics, AdminSessionDetail, AdminSessionList, AdminSessionsQuery, AdminSort, MAX_METRICS_BUCKETS,
+    MetricsQuery, Order, SessionStatus,
 };
 use chatbox_shared::protocol::{ErrorCode, ErrorInfo, Timestamp};
 use serde::Deserialize;
@@ -58,6 +58,7 @@ pub struct AdminParams {
     from: Option<String>,
     to: Option<String>,
     messages: Option<usize>,
+    buckets: Option<u32>,
 }
 
 fn invalid(message: String) -> ApiError {
@@ -190,7 +191,18 @@ pub async fn session_metrics(
     if from >= to {
         return Err(invalid("from must be before to".into()));
     }
-    let request = MetricsQuery { from, to };
+    if let Some(n) = q.buckets
+        && !(1..=MAX_METRICS_BUCKETS).contains(&n)
+    {
+        return Err(invalid(format!(
+            "buckets must be between 1 and {MAX_METRICS_BUCKETS}"
+        )));
+    }
+    let request = MetricsQuery {
+        from,
+        to,
+        buckets: q.buckets,
+    };
     Ok(Json(
         rpc_client::call(&state, rpc::ADMIN_METRICS, &staff.admin_id, &request).await?,
     ))

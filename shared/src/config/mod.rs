@@ -122,6 +122,8 @@ pub struct ChatboxConfig {
     pub uploads: UploadsConfig,
     /// Where files are kept (`[chatbox.blob]`).
     pub blob: BlobConfig,
+    /// The chat page and the admin console (`[chatbox.web]`).
+    pub web: WebConfig,
 }
 
 impl Default for ChatboxConfig {
@@ -149,6 +151,7 @@ impl Default for ChatboxConfig {
             notifications: NotificationsConfig::default(),
             uploads: UploadsConfig::default(),
             blob: BlobConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -392,6 +395,34 @@ impl Default for AdminConfig {
             takeover_check_interval: Duration::from_secs(5),
             watch_messages: 50,
             sample_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[chatbox.web]`: the pages gateways serve — the chat page at `/chat/`
+/// and the admin console at `/chat/admin/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Serve the pages; off leaves the API and sockets only.
+    pub enabled: bool,
+    /// Serve the pages from this folder (laid out like the repository's
+    /// `web/`), read on every request, instead of the copy built into the
+    /// binary: for working on the pages, or your own branding.
+    pub dir: String,
+    /// Sites that may show the chat page in a frame (CSP
+    /// `frame-ancestors`); empty: the origins of
+    /// `chatbox.websocket.allowed_origins`, or any site when that is empty
+    /// too. The admin console is never framed.
+    pub frame_ancestors: Vec<String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            enabled: true,
+            dir: String::new(),
+            frame_ancestors: Vec::new(),
         }
     }
 }

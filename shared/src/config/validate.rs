@@ -177,6 +177,28 @@ impl Config {
                     || format!("{origin:?} is not an origin like https://admin.example.com (credentials are allowed, so `*` is not)"),
                 );
             }
+            for origin in &c.web.frame_ancestors {
+                p.check(
+                    origin == "*"
+                        || origin == "'self'"
+                        || origin.starts_with("http://")
+                        || origin.starts_with("https://"),
+                    "chatbox.web.frame_ancestors",
+                    || format!("{origin:?} is not an origin like https://app.example.com, 'self' or *"),
+                );
+            }
+            if !c.web.dir.is_empty() {
+                p.check(
+                    std::path::Path::new(&c.web.dir).join("chat/index.html").is_file(),
+                    "chatbox.web.dir",
+                    || {
+                        format!(
+                            "{:?} has no chat/index.html (it is laid out like the repository's web/ folder)",
+                            c.web.dir
+                        )
+                    },
+                );
+            }
             p.check(
                 c.admin.takeover_grace > g.owner_renew_interval,
                 "chatbox.admin.takeover_grace",

@@ -186,7 +186,14 @@ pub struct MetricsQuery {
     pub from: Timestamp,
     /// End of the period.
     pub to: Timestamp,
+    /// Split the period into this many equal buckets for charts
+    /// ([`AdminMetrics::series`]); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<u32>,
 }
+
+/// Most buckets one metrics request may ask for.
+pub const MAX_METRICS_BUCKETS: u32 = 200;
 
 /// Reply of `admin.metrics` (seed "Admin Metrics Data Model").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -217,4 +224,33 @@ pub struct AdminMetrics {
     pub admin_assisted: u64,
     /// How many of them asked for a person.
     pub help_requests: u64,
+    /// The period in equal buckets, oldest first, when asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<MetricsBucket>,
+}
+
+/// One bucket of [`AdminMetrics::series`]: the same figures over
+/// `[from, to)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsBucket {
+    /// Start of the bucket.
+    pub from: Timestamp,
+    /// End of the bucket.
+    pub to: Timestamp,
+    /// Sessions that started in it.
+    pub sessions: u64,
+    /// Tokens of those sessions.
+    pub tokens: u64,
+    /// Their average response time, in milliseconds.
+    pub avg_response_ms: u64,
+    /// Their longest response time, in milliseconds.
+    pub max_response_ms: u64,
+    /// Average of the concurrency samples taken in it.
+    pub avg_concurrent: f64,
+    /// Largest concurrency sample taken in it.
+    pub max_concurrent: u64,
+    /// Sessions that started in it and asked for a person.
+    pub help_requests: u64,
+    /// Sessions that started in it and an admin took part in.
+    pub admin_assisted: u64,
 }

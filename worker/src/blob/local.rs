@@ -128,39 +128,12 @@ pub fn open(
 /// Reads the signing key kept at `path`, or makes one (readable by this
 /// user only).
 fn kept_signing_key(path: &Path) -> Result<[u8; 32], BlobError> {
-    let read = || -> Result<[u8; 32], BlobError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| BlobError::Other(format!("cannot read the signing key {}: {e}", path.display())))?;
-        bytes.try_into().map_err(|_| {
-            BlobError::Other(format!(
-                "the signing key {} is not 32 bytes: delete it to make a new one (links given out stop working)",
-                path.display()
-            ))
-        })
-    };
-    if path.exists() {
-        return read();
-    }
-    let key: [u8; 32] = rand::random();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            use std::io::Write;
-            file.write_all(&key).and_then(|()| file.sync_all()).map_err(|e| {
-                BlobError::Other(format!("cannot write the signing key {}: {e}", path.display()))
-            })?;
-            Ok(key)
-        }
-        // Made by another opener in the meantime.
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => read(),
-        Err(e) => Err(BlobError::Other(format!(
-            "cannot create the signing key {}: {e}",
+    chatbox_shared::keyfile::kept_key(path).map_err(|e| {
+        BlobError::Other(format!(
+            "cannot keep the signing key {} ({e}); links given out stop working if it is replaced",
             path.display()
-        ))),
-    }
+        ))
+    })
 }
 
 /// Deletes temporary files a crash left behind.
@@ -959,15 +932,6 @@ mod tests {
         let url = |s: &LocalBlobStore| s.signed_url("k", &[("op", "get".into())]);
         assert_eq!(url(&first), url(&again));
         assert_eq!(first.public_url, "http://127.0.0.1:1");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join("signing.key"))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
         let given = open(&dir, Some([7; 32]), "http://127.0.0.1:1").unwrap();
         assert_ne!(url(&given), url(&first));
         std::fs::remove_dir_all(dir).unwrap();
