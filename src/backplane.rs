@@ -2,16 +2,21 @@
 //! configuration.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use chatbox_shared::bus::Bus;
+use chatbox_shared::bus::metered::MeteredBus;
 use chatbox_shared::bus::nats::{NatsBus, NatsOptions};
 use chatbox_shared::config::Config;
 use chatbox_shared::coordinator::Coordinator;
+use chatbox_shared::coordinator::metered::MeteredCoordinator;
 use chatbox_shared::coordinator::redis::{RedisCoordinator, RedisOptions, redact_url};
 use chatbox_shared::ids::{is_valid_pod_id, sanitize_pod_id};
 use chatbox_shared::namespace::Namespace;
-use tracing::info;
+use chatbox_shared::periodic::{FirstPass, every};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 use crate::ops::Probe;
 
@@ -74,6 +79,20 @@ pub async fn redis(config: &Config, namespace: &Namespace) -> anyhow::Result<Arc
     Ok(Arc::new(coordinator))
 }
 
+/// The backplane ports as the gateway and worker use them: timed
+/// (`chatbox_bus_operation_seconds`, `chatbox_coordinator_operation_seconds`).
+pub fn metered(
+    bus: &Arc<NatsBus>,
+    coordinator: &Arc<RedisCoordinator>,
+) -> (Arc<dyn Bus>, Arc<dyn Coordinator>) {
+    (
+        Arc::new(MeteredBus::new(Arc::clone(bus) as Arc<dyn Bus>)),
+        Arc::new(MeteredCoordinator::new(
+            Arc::clone(coordinator) as Arc<dyn Coordinator>
+        )),
+    )
+}
+
 /// Readiness probes of the scaled roles: NATS and Redis answer.
 pub fn probes(bus: Arc<NatsBus>, coordinator: Arc<RedisCoordinator>) -> Vec<Probe> {
     vec![
@@ -86,4 +105,25 @@ pub fn probes(bus: Arc<NatsBus>, coordinator: Arc<RedisCoordinator>) -> Vec<Prob
             async move { coordinator.check().await.map_err(|e| e.to_string()) }
         }),
     ]
+}
+
+/// How often a worker reads the inbound queue's backlog.
+const BACKLOG_SAMPLE_PERIOD: Duration = Duration::from_secs(10);
+
+/// Samples the JetStream backlog of `chat.in` into
+/// `chatbox_worker_inbound_pending` (not yet delivered) and
+/// `chatbox_worker_inbound_ack_pending` (delivered, not yet acked) until
+/// `cancel`. The stream is shared, so every worker reports the same
+/// figures.
+pub async fn sample_backlog(bus: Arc<NatsBus>, cancel: CancellationToken) {
+    every(BACKLOG_SAMPLE_PERIOD, FirstPass::Now, &cancel, || async {
+        match bus.inbound_backlog().await {
+            Ok((pending, ack_pending)) => {
+                metrics::gauge!("chatbox_worker_inbound_pending").set(pending as f64);
+                metrics::gauge!("chatbox_worker_inbound_ack_pending").set(ack_pending as f64);
+            }
+            Err(e) => warn!("cannot read the inbound queue's backlog: {e}"),
+        }
+    })
+    .await;
 }

@@ -15,6 +15,7 @@ mod blobs;
 mod cli;
 mod mock_llm;
 mod ops;
+mod process;
 mod role;
 mod shutdown;
 mod storage;
@@ -30,6 +31,9 @@ use clap::Parser;
 use crate::cli::{Cli, Role};
 
 fn main() -> ExitCode {
+    // Every TLS client of the process (the OTLP exporter included, which
+    // starts before anything else) uses ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! The operational HTTP endpoints every role serves: `/chat/healthz`
 //! (the process is alive), `/chat/readyz` (its dependencies answer and it
-//! is not draining; 503 names what does not) and `/metrics` (Prometheus).
+//! is not draining; 503 names what does not) and `/metrics` (Prometheus,
+//! with the process metrics of [`crate::process`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -102,9 +103,11 @@ async fn readyz(State(state): State<Arc<OpsState>>) -> impl IntoResponse {
 
 async fn render_metrics(State(state): State<Arc<OpsState>>) -> impl IntoResponse {
     state.metrics.run_upkeep();
+    let mut text = state.metrics.render();
+    text.push_str(&crate::process::render());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
+        text,
     )
 }
 

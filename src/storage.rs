@@ -10,6 +10,7 @@ use anyhow::Context;
 use chatbox_shared::config::{Config, Role, StoreKind, decode_key};
 use chatbox_shared::coordinator::redis::redact_url;
 use chatbox_worker::store::cipher::key_id;
+use chatbox_worker::store::metered::MeteredStore;
 use chatbox_worker::store::mongo::{MongoOptions, MongoStore};
 use chatbox_worker::store::sqlite::SqliteStore;
 use chatbox_worker::store::{ContentCipher, Store};
@@ -33,7 +34,7 @@ pub fn cipher(config: &Config) -> ContentCipher {
     ContentCipher::new(current, &old)
 }
 
-/// Opens the store for `role`.
+/// Opens the store for `role`, timed ([`MeteredStore`]).
 pub async fn open(config: &Config, role: Role, app_name: &str) -> anyhow::Result<Arc<dyn Store>> {
     let settings = &config.chatbox.store;
     let cipher = Arc::new(cipher(config));
@@ -49,7 +50,7 @@ pub async fn open(config: &Config, role: Role, app_name: &str) -> anyhow::Result
             }
             let store = SqliteStore::open(Path::new(&config.chatbox.data_dir), cipher)
                 .context("chatbox.data_dir (CHATBOX_DATA_DIR)")?;
-            Ok(Arc::new(store))
+            Ok(Arc::new(MeteredStore::new(Arc::new(store))))
         }
         StoreKind::Mongo | StoreKind::Auto => {
             let uri = settings.mongo_uri.expose();
@@ -66,7 +67,7 @@ pub async fn open(config: &Config, role: Role, app_name: &str) -> anyhow::Result
             .await
             .context("chatbox.store.mongo_uri (MONGO_URI)")?;
             info!(uri = %redact_url(uri), database = %settings.database, "MongoDB store");
-            Ok(Arc::new(store))
+            Ok(Arc::new(MeteredStore::new(Arc::new(store))))
         }
     }
 }

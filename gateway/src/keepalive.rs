@@ -5,6 +5,7 @@
 //! been silent for `pong_wait` (no frame at all: no message, ping or pong)
 //! is told why and closed. The check runs at least three times per
 //! `pong_wait`, so a silent client is closed within a third of it late.
+//! Each pass also samples the depth of the sockets' send queues.
 
 use chatbox_shared::periodic::{FirstPass, every};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::connection::{admin_close_order, status_order};
+use crate::metrics;
 use crate::state::GatewayState;
 
 /// Pings and reaps sockets until cancelled.
@@ -30,7 +32,11 @@ pub async fn keepalive_loop(state: Arc<GatewayState>, cancel: CancellationToken)
             since_ping = Duration::ZERO;
         }
         let now = state.clock.elapsed();
+        let (mut queued, mut deepest) = (0, 0);
         for conn in state.registry.all() {
+            let depth = conn.queue.len();
+            queued += depth;
+            deepest = deepest.max(depth);
             if conn.liveness.silent_for(now) >= pong_wait {
                 debug!(conn_id = conn.conn_id, "client silent for too long");
                 conn.close(status_order(&state, &conn.session_id, StatusReason::IdleTimeout));
@@ -39,6 +45,9 @@ pub async fn keepalive_loop(state: Arc<GatewayState>, cancel: CancellationToken)
             }
         }
         for conn in state.admins.all() {
+            let depth = conn.queue.len();
+            queued += depth;
+            deepest = deepest.max(depth);
             if conn.liveness.silent_for(now) >= pong_wait {
                 debug!(conn_id = conn.conn_id, "admin client silent for too long");
                 conn.close(admin_close_order(&state, StatusReason::IdleTimeout));
@@ -46,6 +55,7 @@ pub async fn keepalive_loop(state: Arc<GatewayState>, cancel: CancellationToken)
                 conn.queue.request_ping();
             }
         }
+        metrics::send_queues(queued, deepest);
         std::future::ready(())
     })
     .await;

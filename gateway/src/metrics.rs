@@ -15,6 +15,8 @@
 //! | `chatbox_gateway_owner_renew_failures_total` | counter | | ownership locks found lost on renewal |
 //! | `chatbox_gateway_session_subscriptions` | gauge | | sessions this pod listens to on `chat.out` |
 //! | `chatbox_gateway_enqueue_seconds` | histogram | | time to get a message stored in `chat.in` |
+//! | `chatbox_gateway_send_queue_frames` | gauge | | frames waiting in every send queue of this pod (sampled by the keepalive pass) |
+//! | `chatbox_gateway_send_queue_max_frames` | gauge | | frames waiting in the deepest send queue |
 //! | `chatbox_bus_errors_total` | counter | `op` | failed bus operations |
 //! | `chatbox_coordinator_errors_total` | counter | `op` | failed coordinator operations |
 
@@ -84,6 +86,12 @@ impl Default for GatewayMetrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Frames waiting in all send queues of this pod, and in the deepest one.
+pub fn send_queues(total: usize, deepest: usize) {
+    gauge!("chatbox_gateway_send_queue_frames").set(total as f64);
+    gauge!("chatbox_gateway_send_queue_max_frames").set(deepest as f64);
 }
 
 /// Counts an upgrade refused before the socket opened.

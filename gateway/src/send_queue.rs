@@ -69,6 +69,16 @@ impl SendQueue {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Frames waiting to be written.
+    pub fn len(&self) -> usize {
+        self.lock().frames.len()
+    }
+
+    /// Whether no frame is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Queues a frame. Frames pushed after a close order are dropped.
     pub fn push(&self, frame: Bytes) -> Result<(), Overflow> {
         let mut inner = self.lock();

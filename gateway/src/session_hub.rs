@@ -25,9 +25,11 @@ use chatbox_shared::bus::{Bus, BusError, BusMessage, Subscription};
 use chatbox_shared::envelope::{Audience, headers};
 use chatbox_shared::namespace::Subjects;
 use chatbox_shared::protocol::MessageType;
+use chatbox_shared::telemetry::propagation;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::info_span;
 
 use crate::metrics::GatewayMetrics;
 use crate::send_queue::SendQueue;
@@ -264,6 +266,13 @@ async fn pump(
 }
 
 fn fan_out(session: &HubSession, message: BusMessage, metrics: &GatewayMetrics) {
+    // A frame that carries a trace context (everything but streamed
+    // chunks, when tracing is on) is delivered inside a span of its trace.
+    let _deliver = message.headers.get(headers::TRACEPARENT).map(|_| {
+        let span = info_span!("deliver", session_id = %session.session_id);
+        propagation::adopt_parent(&span, &message.headers);
+        span.entered()
+    });
     let audience = Audience::from_header(message.headers.get(headers::AUDIENCE));
     let kind = message
         .headers

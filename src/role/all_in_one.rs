@@ -14,9 +14,11 @@ use chatbox_gateway::{Gateway, GatewayDeps};
 use chatbox_shared::auth::{TokenMinter, TokenValidator};
 use chatbox_shared::bus::Bus;
 use chatbox_shared::bus::memory::{MemoryBus, MemoryBusOptions};
+use chatbox_shared::bus::metered::MeteredBus;
 use chatbox_shared::config::{Config, Role, Secret};
 use chatbox_shared::coordinator::Coordinator;
 use chatbox_shared::coordinator::memory::MemoryCoordinator;
+use chatbox_shared::coordinator::metered::MeteredCoordinator;
 use chatbox_worker::{Worker, WorkerDeps};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
@@ -58,11 +60,13 @@ pub async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow::Resul
     let namespace = backplane::namespace(&config)?;
     let validator = TokenValidator::new(config.chatbox.jwt_secret.expose(), &config.chatbox.auth)
         .map_err(anyhow::Error::msg)?;
-    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(MemoryBusOptions {
+    let bus: Arc<dyn Bus> = Arc::new(MeteredBus::new(Arc::new(MemoryBus::new(MemoryBusOptions {
         dedupe_window: config.chatbox.nats.duplicate_window,
         ..MemoryBusOptions::default()
-    }));
-    let coordinator: Arc<dyn Coordinator> = Arc::new(MemoryCoordinator::new(namespace.keys()));
+    }))));
+    let coordinator: Arc<dyn Coordinator> = Arc::new(MeteredCoordinator::new(Arc::new(
+        MemoryCoordinator::new(namespace.keys()),
+    )));
     let store = storage::open(&config, Role::AllInOne, &pod_id).await?;
     let listener = ops::bind(&config.app.listen).await?;
     let (blob, blob_routes) = blobs::open(&config, Role::AllInOne, Some(listener.local_addr()?)).await?;

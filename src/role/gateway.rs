@@ -5,9 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chatbox_gateway::{Gateway, GatewayDeps};
 use chatbox_shared::auth::TokenValidator;
-use chatbox_shared::bus::Bus;
 use chatbox_shared::config::Config;
-use chatbox_shared::coordinator::Coordinator;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -24,12 +22,13 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
         .map_err(anyhow::Error::msg)?;
     let bus = backplane::nats(&config, &pod_id, &namespace).await?;
     let coordinator = backplane::redis(&config, &namespace).await?;
+    let (metered_bus, metered_coordinator) = backplane::metered(&bus, &coordinator);
     let config = Arc::new(config);
     let gateway = Gateway::start(GatewayDeps {
         config: Arc::clone(&config),
         pod_id,
-        bus: Arc::clone(&bus) as Arc<dyn Bus>,
-        coordinator: Arc::clone(&coordinator) as Arc<dyn Coordinator>,
+        bus: metered_bus,
+        coordinator: metered_coordinator,
         validator: Arc::new(validator),
         namespace,
     })

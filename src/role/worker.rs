@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use chatbox_shared::bus::Bus;
 use chatbox_shared::config::{Config, Role};
-use chatbox_shared::coordinator::Coordinator;
 use chatbox_worker::{Worker, WorkerDeps};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +19,7 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
     let namespace = backplane::namespace(&config)?;
     let bus = backplane::nats(&config, &pod_id, &namespace).await?;
     let coordinator = backplane::redis(&config, &namespace).await?;
+    let (metered_bus, metered_coordinator) = backplane::metered(&bus, &coordinator);
     let store = storage::open(&config, Role::Worker, &pod_id).await?;
     let listener = ops::bind(&config.chatbox.worker.listen).await?;
     let (blob, blob_routes) = blobs::open(&config, Role::Worker, Some(listener.local_addr()?)).await?;
@@ -30,14 +29,15 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
         store: Arc::clone(&store),
         blob: Arc::clone(&blob),
         pod_id,
-        bus: Arc::clone(&bus) as Arc<dyn Bus>,
-        coordinator: Arc::clone(&coordinator) as Arc<dyn Coordinator>,
+        bus: metered_bus,
+        coordinator: metered_coordinator,
         namespace,
     })
     .await
     .context("cannot start the worker")?;
 
     let draining = CancellationToken::new();
+    let backlog = tokio::spawn(backplane::sample_backlog(Arc::clone(&bus), draining.clone()));
     let mut probes = backplane::probes(bus, coordinator);
     probes.push(Probe::new("store", move || {
         let store = Arc::clone(&store);
@@ -60,6 +60,7 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
     worker.shutdown(config.app.shutdown_timeout).await;
     stop_http.cancel();
     let _ = server.await;
+    let _ = backlog.await;
     info!("worker stopped");
     Ok(())
 }

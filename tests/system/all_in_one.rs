@@ -97,6 +97,27 @@ async fn all_in_one_streams_the_demo_answer() {
         "{metrics}"
     );
     assert!(metrics.contains("chatbox_gateway_messages_in_total{type=\"user_message\"} 1"));
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("chatbox_worker_tokens_total{provider=\"demo\",model=")
+                && l.contains("kind=\"completion\"")
+        ),
+        "tokens by provider and model: {metrics}"
+    );
+    for timed in [
+        "chatbox_store_operation_seconds_count{adapter=\"sqlite\",op=\"record_message\",outcome=\"ok\"}",
+        "chatbox_bus_operation_seconds_count{adapter=\"memory\",op=\"enqueue\",outcome=\"ok\"} 1",
+        "chatbox_coordinator_operation_seconds_count{adapter=\"memory\",op=\"admit_message\",outcome=\"ok\"} 1",
+    ] {
+        assert!(metrics.contains(timed), "{timed}: {metrics}");
+    }
+    for process in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+    ] {
+        assert!(metrics.contains(process), "{process}: {metrics}");
+    }
 }
 
 #[tokio::test]

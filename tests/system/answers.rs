@@ -90,14 +90,6 @@ async fn select(client: &mut Client, model: &str) -> Value {
         .await
 }
 
-async fn history(client: &mut Client) -> Vec<Value> {
-    client.send(json!({ "type": "get_history", "id": "h" })).await;
-    let page = client
-        .until(Duration::from_secs(10), |f| f["type"] == "history")
-        .await;
-    page["data"]["messages"].as_array().cloned().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn users_see_the_models_and_a_selection_sticks_to_every_later_turn() {
     let s = setup("models").await;
@@ -183,7 +175,8 @@ async fn dify_continues_its_conversation_across_turns() {
     );
     assert_eq!(mock_stats(&s.mock).await["conversations"], 1);
     assert!(
-        history(&mut client)
+        client
+            .history()
             .await
             .iter()
             .all(|m| m["metadata"].get("provider_conversation_id").is_none()),
@@ -225,7 +218,7 @@ async fn stop_cancels_the_upstream_request_and_keeps_what_was_streamed() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let stored = history(&mut client).await;
+    let stored = client.history().await;
     let answer = stored
         .iter()
         .find(|m| m["sender"] == "ai")
@@ -272,7 +265,7 @@ async fn a_user_who_closes_the_chat_stops_the_answer_which_is_kept() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut back = Client::connect(&s.server.addr, &user, Some(&session)).await;
     back.status().await;
-    let stored = history(&mut back).await;
+    let stored = back.history().await;
     let answer = stored
         .iter()
         .find(|m| m["sender"] == "ai")
@@ -328,7 +321,7 @@ async fn a_failing_model_falls_back_and_failures_are_told_in_the_seeds_words() {
         is_error(&error, "LLM_UNAVAILABLE") && error["error"]["recoverable"] == true,
         "{error}"
     );
-    let stored = history(&mut client).await;
+    let stored = client.history().await;
     assert_eq!(
         stored.iter().filter(|m| m["sender"] == "ai").count(),
         2,

@@ -27,3 +27,4 @@ mod persistence;
 mod resilience;
 mod scaled;
 mod shutdown;
+mod traces;

@@ -800,3 +800,76 @@ mod tests {
         );
     }
 }
+
+/// A span an OTLP recorder received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedSpan {
+    /// `service.name` of the process that exported it.
+    pub service: String,
+    pub name: String,
+    pub trace_id: String,
+    pub span_id: String,
+    /// Empty for a root span.
+    pub parent_span_id: String,
+}
+
+/// An OTLP/HTTP collector (`POST /v1/traces`, protobuf) that keeps every
+/// span it is sent.
+pub struct OtlpRecorder {
+    recorder: Recorder<ReceivedSpan>,
+}
+
+impl OtlpRecorder {
+    pub async fn start() -> OtlpRecorder {
+        let journal = Journal::new();
+        let router = Router::new()
+            .route("/v1/traces", post(otlp_traces))
+            .with_state(Arc::clone(&journal));
+        OtlpRecorder {
+            recorder: Recorder::serve(router, journal).await,
+        }
+    }
+
+    /// The endpoint to give as `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn endpoint(&self) -> &str {
+        &self.recorder.base_url
+    }
+
+    /// Every span received so far.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.recorder.requests()
+    }
+}
+
+async fn otlp_traces(State(journal): State<Arc<Journal<ReceivedSpan>>>, body: Bytes) -> Response {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use prost::Message;
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let request = match ExportTraceServiceRequest::decode(body) {
+        Ok(request) => request,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("not an OTLP trace export: {e}")).into_response(),
+    };
+    for resource_spans in request.resource_spans {
+        let service = resource_spans
+            .resource
+            .iter()
+            .flat_map(|r| &r.attributes)
+            .find(|kv| kv.key == "service.name")
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                Value::StringValue(name) => Some(name.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
+            journal.accept(ReceivedSpan {
+                service: service.clone(),
+                name: span.name,
+                trace_id: hex(&span.trace_id),
+                span_id: hex(&span.span_id),
+                parent_span_id: hex(&span.parent_span_id),
+            });
+        }
+    }
+    StatusCode::OK.into_response()
+}

@@ -597,6 +597,22 @@ impl Client {
             .await;
     }
 
+    /// Sends a user message; false when the socket is already gone.
+    pub async fn try_say(&mut self, id: &str, content: &str) -> bool {
+        let frame = serde_json::json!({ "type": "user_message", "id": id, "content": content });
+        self.ws.send(Message::text(frame.to_string())).await.is_ok()
+    }
+
+    /// The first page of the connection's session history.
+    pub async fn history(&mut self) -> Vec<Value> {
+        self.send(serde_json::json!({ "type": "get_history", "id": "h" }))
+            .await;
+        let page = self
+            .until(Duration::from_secs(10), |f| f["type"] == "history")
+            .await;
+        page["data"]["messages"].as_array().cloned().unwrap_or_default()
+    }
+
     /// The next JSON frame, or the close that ended the socket.
     pub async fn next(&mut self, timeout: Duration) -> Result<Value, Closed> {
         let deadline = tokio::time::Instant::now() + timeout;

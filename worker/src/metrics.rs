@@ -4,10 +4,10 @@
 //! |---|---|---|---|
 //! | `chatbox_worker_turns_total` | counter | `outcome` | turns finished: `ok`, `stopped`, `interrupted`, `llm_error`, `timeout`, `rejected`, `store_error`, `blob_error` |
 //! | `chatbox_worker_turns_in_flight` | gauge | | turns running on this worker |
-//! | `chatbox_worker_turn_duration_seconds` | histogram | `provider` | from the start of a turn to its last frame |
-//! | `chatbox_worker_time_to_first_token_seconds` | histogram | `provider` | from the start of a turn to the first token |
+//! | `chatbox_worker_turn_duration_seconds` | histogram | `provider`, `model` | from the start of a turn to its last frame |
+//! | `chatbox_worker_time_to_first_token_seconds` | histogram | `provider`, `model` | from the start of a turn to the first token |
 //! | `chatbox_worker_turn_wait_seconds` | histogram | | time a message waited for earlier messages of its session |
-//! | `chatbox_worker_tokens_total` | counter | `provider`, `kind` | prompt and completion tokens |
+//! | `chatbox_worker_tokens_total` | counter | `provider`, `model`, `kind` | prompt and completion tokens |
 //! | `chatbox_llm_requests_total` | counter | `provider`, `outcome` | model requests by how they started: `ok` or an error kind (`connect`, `timeout`, `rate_limited`, `server_error`, `refused`, `stream_error`, `protocol`, `breaker_open`) |
 //! | `chatbox_llm_retries_total` | counter | `provider` | requests tried again before their first token |
 //! | `chatbox_llm_fallbacks_total` | counter | `from`, `to` | answers given by a fallback provider |
@@ -39,12 +39,13 @@ pub fn in_flight(delta: f64) {
     gauge!("chatbox_worker_turns_in_flight").increment(delta);
 }
 
-/// Records a turn's duration and time to first token.
-pub fn turn_timing(provider: &str, duration: f64, first_token: Option<f64>) {
-    let provider = provider.to_owned();
-    histogram!("chatbox_worker_turn_duration_seconds", "provider" => provider.clone()).record(duration);
+/// Records a turn's duration and time to first token, by provider and
+/// the model it is configured with.
+pub fn turn_timing(provider: &str, model: &str, duration: f64, first_token: Option<f64>) {
+    let labels = [("provider", provider.to_owned()), ("model", model.to_owned())];
+    histogram!("chatbox_worker_turn_duration_seconds", &labels).record(duration);
     if let Some(ttft) = first_token {
-        histogram!("chatbox_worker_time_to_first_token_seconds", "provider" => provider).record(ttft);
+        histogram!("chatbox_worker_time_to_first_token_seconds", &labels).record(ttft);
     }
 }
 
@@ -53,12 +54,17 @@ pub fn turn_wait(seconds: f64) {
     histogram!("chatbox_worker_turn_wait_seconds").record(seconds);
 }
 
-/// Counts tokens.
-pub fn tokens(provider: &str, prompt: u64, completion: u64) {
-    counter!("chatbox_worker_tokens_total", "provider" => provider.to_owned(), "kind" => "prompt")
-        .increment(prompt);
-    counter!("chatbox_worker_tokens_total", "provider" => provider.to_owned(), "kind" => "completion")
-        .increment(completion);
+/// Counts tokens, by provider and model.
+pub fn tokens(provider: &str, model: &str, prompt: u64, completion: u64) {
+    for (kind, n) in [("prompt", prompt), ("completion", completion)] {
+        counter!(
+            "chatbox_worker_tokens_total",
+            "provider" => provider.to_owned(),
+            "model" => model.to_owned(),
+            "kind" => kind
+        )
+        .increment(n);
+    }
 }
 
 /// Counts a model request by how it started.

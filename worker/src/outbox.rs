@@ -1,7 +1,8 @@
 //! Frames out to a session's sockets, on `chat.out.<sid>`.
 //!
 //! A frame is serialized once here; gateways forward the bytes as they are.
-//! Its type and audience travel in headers so gateways need not parse it.
+//! Its type and audience travel in headers so gateways need not parse it,
+//! with the trace context of the turn (chunks aside).
 //! Before publishing something a gateway may not be listening for (a turn
 //! redelivered after a worker died, say), [`Outbox::attach`] asks the
 //! session's owning gateway to subscribe first.
@@ -14,7 +15,8 @@ use chatbox_shared::bus::{Bus, BusError, Headers};
 use chatbox_shared::coordinator::Coordinator;
 use chatbox_shared::envelope::{AttachReply, Audience, Control, KillReason, RpcReply, headers};
 use chatbox_shared::namespace::Subjects;
-use chatbox_shared::protocol::Message;
+use chatbox_shared::protocol::{Message, MessageType};
+use chatbox_shared::telemetry::propagation;
 use tracing::{debug, warn};
 
 use crate::metrics;
@@ -44,11 +46,18 @@ impl Outbox {
         }
     }
 
-    /// Publishes a frame to everyone in the session (`audience`).
+    /// Publishes a frame to everyone in the session (`audience`). Every
+    /// frame but a streamed chunk carries the trace context, so the
+    /// gateway's delivery joins the turn's trace; chunks stay as light as
+    /// they can be.
     pub async fn send(&self, session_id: &str, frame: &Message, audience: Audience) -> Result<(), BusError> {
         let mut headers = Headers::new().with(headers::TYPE, frame.kind.as_str());
         if audience != Audience::All {
             headers.insert(headers::AUDIENCE, audience.as_str());
+        }
+        let chunk = frame.kind == MessageType::AiResponse && frame.done == Some(false);
+        if !chunk {
+            propagation::inject_current(&mut headers);
         }
         let result = self
             .bus

@@ -400,7 +400,10 @@ async fn user_turn(
                 counters: Some(session.counters),
                 ..SessionPatch::default()
             };
-            store.record_message(&record, &patch).await?;
+            store
+                .record_message(&record, &patch)
+                .instrument(info_span!("store_write", op = "record_message", sender = "user"))
+                .await?;
             (record, said.file)
         }
     };
@@ -470,12 +473,17 @@ async fn user_turn(
     let prompt_estimate: u64 = request.messages.iter().map(|m| estimate_tokens(&m.content)).sum();
     let started = Instant::now();
     let stop = state.stops.register(sid, envelope.received_at);
-    let streamed = answer::stream(state, model, &request, sid, &answer, started, &stop).await;
+    let streamed = answer::stream(state, model, &request, sid, &answer, started, &stop)
+        .instrument(info_span!("llm_call", provider = %model.id()))
+        .await;
     drop(stop);
     let elapsed = started.elapsed();
     let provider_id = streamed.provider.clone().unwrap_or_else(|| model.id().to_owned());
+    let answered_by = state.providers.select(Some(&provider_id)).unwrap_or(model);
+    let model_name = answered_by.provider.config().model.clone();
     metrics::turn_timing(
         &provider_id,
+        &model_name,
         elapsed.as_secs_f64(),
         streamed.first_token.map(|d| d.as_secs_f64()),
     );
@@ -560,9 +568,15 @@ async fn user_turn(
             },
             &patch,
         )
+        .instrument(info_span!("store_write", op = "record_message", sender = "ai"))
         .await?;
     let _ = outbox.send(sid, &done, Audience::All).await;
-    metrics::tokens(&provider_id, stats.prompt_tokens, stats.completion_tokens);
+    metrics::tokens(
+        &provider_id,
+        &model_name,
+        stats.prompt_tokens,
+        stats.completion_tokens,
+    );
     match failure {
         Some(e) => {
             warn!(provider = %provider_id, kept_chars = done.content.as_ref().map_or(0, String::len), "the answer broke off: {e}");

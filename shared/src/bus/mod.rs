@@ -16,6 +16,7 @@
 //! (`shared/tests/bus_conformance.rs`) runs against both.
 
 pub mod memory;
+pub mod metered;
 pub mod nats;
 mod subject;
 

@@ -18,6 +18,7 @@
 //! against both.
 
 pub mod memory;
+pub mod metered;
 pub mod redis;
 mod staff;
 

@@ -17,6 +17,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .map_err(|e| format!("invalid metric buckets: {e}"))?
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    super::catalogue::describe();
     Ok(handle)
 }
 

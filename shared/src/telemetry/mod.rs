@@ -7,6 +7,8 @@
 //! in message headers, so one trace follows a turn from socket to worker
 //! and back.
 
+pub mod catalogue;
+pub mod metered;
 pub mod metrics;
 pub mod propagation;
 

@@ -19,6 +19,7 @@
 //! counters and write them back without racing another worker.
 
 pub mod cipher;
+pub mod metered;
 pub mod mongo;
 pub mod sqlite;
 
