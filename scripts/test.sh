@@ -6,7 +6,10 @@
 # starts what is missing on a fresh Debian machine: the Rust toolchain, a C
 # compiler, redis-server, nats-server, the MongoDB stand-in (nx-27017, from
 # PyPI), the SMTP server aiosmtpd, the S3 stand-in (s3s-fs, from
-# crates.io), Chromium and Node.js (Debian's) and playwright-core (npm).
+# crates.io), Chromium and Node.js (Debian's) and playwright-core (npm),
+# and the deployment checkers (promtool from Debian's prometheus package,
+# helm-python-sdk, kubernetes-validate, yamllint and check-jsonschema from
+# PyPI, docker-compose), all kept under ~/.cache/chatbox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/services.sh
@@ -38,3 +41,10 @@ export CHATBOX_BIN="$CARGO_TARGET_DIR/debug/chatbox"
 export CHATBOX_BROWSER_ARTIFACTS=${CHATBOX_BROWSER_ARTIFACTS:-$CARGO_TARGET_DIR/browser-artifacts}
 say "browser tests (Chromium: $CHROMIUM, screenshots: $CHATBOX_BROWSER_ARTIFACTS)"
 (cd tests/browser && node --test --test-concurrency=1)
+
+# What operators deploy, validated offline: alert rules and their unit
+# tests (promtool), the Grafana dashboards against the metrics catalogue,
+# promtool on a live scrape of each role; the Helm chart (lint, render,
+# kubernetes-validate), docker-compose.yml and the Dockerfile.
+bash scripts/checks/observability.sh
+bash scripts/checks/deploy.sh
