@@ -2,6 +2,7 @@
 //! configuration.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -109,6 +110,8 @@ pub fn probes(bus: Arc<NatsBus>, coordinator: Arc<RedisCoordinator>) -> Vec<Prob
 
 /// How often a worker reads the inbound queue's backlog.
 const BACKLOG_SAMPLE_PERIOD: Duration = Duration::from_secs(10);
+/// When it first does, after start.
+const BACKLOG_FIRST_SAMPLE: Duration = Duration::from_secs(1);
 
 /// Samples the JetStream backlog of `chat.in` into
 /// `chatbox_worker_inbound_pending` (not yet delivered) and
@@ -116,13 +119,25 @@ const BACKLOG_SAMPLE_PERIOD: Duration = Duration::from_secs(10);
 /// `cancel`. The stream is shared, so every worker reports the same
 /// figures.
 pub async fn sample_backlog(bus: Arc<NatsBus>, cancel: CancellationToken) {
+    // The durable consumer appears when the first worker starts consuming,
+    // a moment after start: the first look waits for it.
+    tokio::select! {
+        () = cancel.cancelled() => return,
+        () = tokio::time::sleep(BACKLOG_FIRST_SAMPLE) => {}
+    }
+    let told = AtomicBool::new(false);
     every(BACKLOG_SAMPLE_PERIOD, FirstPass::Now, &cancel, || async {
         match bus.inbound_backlog().await {
             Ok((pending, ack_pending)) => {
                 metrics::gauge!("chatbox_worker_inbound_pending").set(pending as f64);
                 metrics::gauge!("chatbox_worker_inbound_ack_pending").set(ack_pending as f64);
+                told.store(false, Ordering::Relaxed);
             }
-            Err(e) => warn!("cannot read the inbound queue's backlog: {e}"),
+            // Once per failing streak.
+            Err(e) if !told.swap(true, Ordering::Relaxed) => {
+                warn!("cannot read the inbound queue's backlog: {e}");
+            }
+            Err(_) => {}
         }
     })
     .await;

@@ -224,7 +224,15 @@ async fn sigterm_on_a_gateway_under_load_moves_every_user_to_the_other_gateway_w
         let url = format!("http://{addr}/metrics");
         async move { http().get(url).send().await.unwrap().text().await.unwrap() }
     };
-    let worker = scrape(&workers[0].addr).await;
+    // (sampled a second after start, then every 10 s)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let worker = loop {
+        let text = scrape(&workers[0].addr).await;
+        if text.contains("chatbox_worker_inbound_pending ") || tokio::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(worker.contains("chatbox_worker_inbound_pending 0\n"), "{worker}");
     assert!(worker.contains("chatbox_worker_inbound_ack_pending "), "{worker}");
     let gateway = scrape(&staying.addr).await;
