@@ -76,6 +76,92 @@ async fn sigterm_on_a_worker_lets_the_turn_in_flight_finish() {
 }
 
 #[tokio::test]
+async fn sigterm_on_one_of_two_workers_mid_turn_finishes_the_turn_once_and_the_other_carries_on() {
+    let ns = TestNamespace::new();
+    let dir = log_dir(&ns.name);
+    let env = scaled_env(&ns);
+    // One mock per worker, so the test knows which worker runs the turn.
+    let mocks = [
+        start_mock(&dir, "mock-a", &["--chunks", "20", "--chunk-delay", "100"]).await,
+        start_mock(&dir, "mock-b", &["--chunks", "20", "--chunk-delay", "100"]).await,
+    ];
+    let configs = [
+        provider_config(&dir, "worker-a", &mocks[0].addr),
+        provider_config(&dir, "worker-b", &mocks[1].addr),
+    ];
+    let mut workers = [
+        start_worker(&dir, &env, "worker-a", Some(&configs[0])).await,
+        start_worker(&dir, &env, "worker-b", Some(&configs[1])).await,
+    ];
+    let gateway = start_gateway(&dir, &env, "gateway").await;
+
+    let mut client = Client::connect(&gateway.addr, &token("wes", &[]), None).await;
+    client.status().await;
+    client.say("long", "a long answer please").await;
+    client
+        .until(Duration::from_secs(20), |f| {
+            f["type"] == "ai_response" && f["done"] == false
+        })
+        .await;
+    let mut running = None;
+    for (n, mock) in mocks.iter().enumerate() {
+        if mock_completions(mock).await == 1 {
+            running = Some(n);
+        }
+    }
+    let running = running.expect("one of the workers runs the turn");
+    let other = 1 - running;
+    workers[running].sigterm();
+
+    let done = client.answer(Duration::from_secs(30)).await;
+    assert_eq!(done["metadata"]["finish_reason"], "complete", "{done}");
+    assert!(
+        done["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("You said: a long answer please")
+    );
+    let status = workers[running].wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "the drained worker exited with {status}");
+
+    // The other worker takes the next message; the first was run once.
+    client.say("next", "and now?").await;
+    let next = client.answer(Duration::from_secs(30)).await;
+    assert!(
+        next["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("You said: and now?")
+    );
+    assert_eq!(
+        mock_completions(&mocks[running]).await,
+        1,
+        "the drained worker ran its turn once"
+    );
+    assert_eq!(
+        mock_completions(&mocks[other]).await,
+        1,
+        "the other ran only the next one"
+    );
+    let stored = client.history().await;
+    let answers = stored.iter().filter(|m| m["type"] == "ai_response").count();
+    assert_eq!(answers, 2, "one answer per message: {stored:?}");
+    let metrics = http()
+        .get(format!("http://{}/metrics", workers[other].addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let redelivered: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("chatbox_worker_redeliveries_total "))
+        .map_or(0.0, |v| v.parse().unwrap());
+    assert_eq!(redelivered, 0.0, "nothing was delivered twice: {metrics}");
+}
+
+#[tokio::test]
 async fn sigterm_on_the_all_in_one_exits_cleanly() {
     let dir = log_dir(&unique("aio"));
     let env = vec![("JWT_SECRET".to_owned(), SECRET.to_owned())];
