@@ -254,6 +254,18 @@ async fn help_watch_takeover_and_release_across_two_gateways() {
         .await;
     assert_eq!(heard["sender"], "user");
     admin
+        .send(json!({"type": "typing_indicator", "session_id": sid, "metadata": {"active": "true"}}))
+        .await;
+    let typing = user
+        .until(WAIT, |f| {
+            f["type"] == "typing_indicator" && f["sender"] == "admin"
+        })
+        .await;
+    assert_eq!(
+        typing["metadata"]["admin_name"], "Alice",
+        "the user sees who types"
+    );
+    admin
         .send(
             json!({"type": "user_message", "id": "a1", "session_id": sid, "content": "Yes, this is Alice."}),
         )

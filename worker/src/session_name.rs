@@ -12,10 +12,13 @@ pub fn from_first_message(first_message: &str) -> String {
     let words: Vec<String> = line
         .split_whitespace()
         .map(|w| {
-            w.trim_matches(|c: char| matches!(c, '#' | '*' | '_' | '`' | '>' | '~' | '[' | ']'))
-                .chars()
-                .filter(|c| !c.is_control())
+            // Emphasis and code marks go wherever they are (`**there**,`);
+            // headings, quotes and link brackets only at the ends.
+            w.chars()
+                .filter(|c| !c.is_control() && !matches!(c, '*' | '`' | '~'))
                 .collect::<String>()
+                .trim_matches(|c: char| matches!(c, '#' | '_' | '>' | '[' | ']'))
+                .to_owned()
         })
         .filter(|w| !w.is_empty())
         .collect();
@@ -62,6 +65,11 @@ mod tests {
             "Please help me plan a three…"
         );
         assert_eq!(from_first_message("\n\n  # Title line\nbody"), "Title line");
+        assert_eq!(
+            from_first_message("Hello **there**, `code` here"),
+            "Hello there, code here"
+        );
+        assert_eq!(from_first_message("rename my_var ~~now~~"), "rename my_var now");
         assert_eq!(from_first_message("   "), "New conversation");
         let long = from_first_message(&"x".repeat(200));
         assert!(long.chars().count() <= 48 && long.ends_with('…'));

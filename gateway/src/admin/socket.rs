@@ -222,7 +222,7 @@ impl FrameHandler for AdminContext {
             }
             ClientCommand::TypingIndicator { active } => {
                 if let Some(session_id) = self.target(frame.session_id, None) {
-                    typing(&state, &session_id, active);
+                    typing(&state, &conn.staff.admin_name, &session_id, active);
                 }
                 None
             }
@@ -420,9 +420,13 @@ async fn say(
     }
 }
 
-/// Shows the admin's typing to the session's user.
-fn typing(state: &Arc<GatewayState>, session_id: &str, active: bool) {
-    let frame = outbound::typing(session_id, Sender::Admin, active).to_json();
+/// Shows the admin's typing to the session's user, with their name.
+fn typing(state: &Arc<GatewayState>, admin_name: &str, session_id: &str, active: bool) {
+    let mut frame = outbound::typing(session_id, Sender::Admin, active);
+    if let Some(metadata) = frame.metadata.as_mut() {
+        metadata.insert("admin_name".to_owned(), admin_name.to_owned());
+    }
+    let frame = frame.to_json();
     let headers = Headers::new()
         .with(headers::TYPE, MessageType::TypingIndicator.as_str())
         .with(headers::AUDIENCE, Audience::All.as_str());
