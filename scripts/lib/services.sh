@@ -201,7 +201,7 @@ ensure_browser() {
     apt_install nodejs npm
   fi
   export CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-  [ -x "$CHROMIUM" ] || apt_install chromium
+  [ -x "$CHROMIUM" ] || apt_install chromium fonts-liberation
   local lock=tests/browser/package-lock.json stamp=tests/browser/node_modules/.chatbox-lock
   if ! cmp -s "$lock" "$stamp" 2>/dev/null; then
     say "installing the browser tests' packages (npm ci)"
