@@ -85,15 +85,19 @@ impl Pages {
         } else {
             Source::Folder(PathBuf::from(&config.web.dir))
         };
-        let files = file_store_origins(config).join(" ");
+        // Each file-store origin as " <origin>", after the fixed sources.
+        let files: String = file_store_origins(config)
+            .iter()
+            .map(|origin| format!(" {origin}"))
+            .collect();
         let policy = |ancestors: &str| {
             let value = format!(
                 "default-src 'none'; script-src 'self'; style-src 'self'; \
-                 img-src 'self' blob: data: {files}; media-src 'self' blob: {files}; \
-                 connect-src 'self' {files}; font-src 'self'; manifest-src 'self'; \
+                 img-src 'self' blob: data:{files}; media-src 'self' blob:{files}; \
+                 connect-src 'self'{files}; font-src 'self'; manifest-src 'self'; \
                  base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
             );
-            HeaderValue::try_from(value.replace("  ", " ").replace(" ;", ";")).unwrap_or_else(|e| {
+            HeaderValue::try_from(value).unwrap_or_else(|e| {
                 warn!("cannot use the pages' content security policy ({e}); serving the strictest one");
                 HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'")
             })

@@ -3,26 +3,14 @@
 //! [`crate::telemetry::metered`]). Subscribing is timed until the
 //! subscription stands, not for the messages that follow.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::{Bus, BusError, BusMessage, Enqueued, Headers, InboundQueue, Subscription};
 
-/// A bus whose calls are timed.
-pub struct MeteredBus {
-    inner: Arc<dyn Bus>,
-}
-
-impl MeteredBus {
-    /// Times every call to `inner`.
-    pub fn new(inner: Arc<dyn Bus>) -> MeteredBus {
-        MeteredBus { inner }
-    }
-}
-
 crate::metered_port! {
+    /// A bus whose calls are timed.
     MeteredBus: Bus, "chatbox_bus_operation_seconds";
     async fn publish(&self, subject: String, headers: Headers, payload: Bytes) -> Result<(), BusError>;
     async fn subscribe(&self, subject: String) -> Result<Subscription, BusError>;

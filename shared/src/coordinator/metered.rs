@@ -2,7 +2,6 @@
 //! `chatbox_coordinator_operation_seconds{adapter, op, outcome}` (see
 //! [`crate::telemetry::metered`]) — Redis latency per operation.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
@@ -11,19 +10,8 @@ use super::{
 };
 use crate::protocol::Timestamp;
 
-/// A coordinator whose calls are timed.
-pub struct MeteredCoordinator {
-    inner: Arc<dyn Coordinator>,
-}
-
-impl MeteredCoordinator {
-    /// Times every call to `inner`.
-    pub fn new(inner: Arc<dyn Coordinator>) -> MeteredCoordinator {
-        MeteredCoordinator { inner }
-    }
-}
-
 crate::metered_port! {
+    /// A coordinator whose calls are timed.
     MeteredCoordinator: Coordinator, "chatbox_coordinator_operation_seconds";
     async fn activate_session(&self, user_id: &str, candidate: &str) -> Result<ActiveSession, CoordinatorError>;
     async fn active_session(&self, user_id: &str) -> Result<Option<String>, CoordinatorError>;

@@ -5,8 +5,6 @@
 //! trait (`record_message`, `turn_view`) go to the adapter too, so its own
 //! versions (a transaction, a batched read) are the ones timed.
 
-use std::sync::Arc;
-
 use chatbox_shared::protocol::Timestamp;
 
 use super::{
@@ -15,19 +13,8 @@ use super::{
     TakeoverRecord, TurnView,
 };
 
-/// A store whose calls are timed.
-pub struct MeteredStore {
-    inner: Arc<dyn Store>,
-}
-
-impl MeteredStore {
-    /// Times every call to `inner`.
-    pub fn new(inner: Arc<dyn Store>) -> MeteredStore {
-        MeteredStore { inner }
-    }
-}
-
 chatbox_shared::metered_port! {
+    /// A store whose calls are timed.
     MeteredStore: Store, "chatbox_store_operation_seconds";
     async fn prepare(&self) -> Result<(), StoreError>;
     async fn check(&self) -> Result<(), StoreError>;
