@@ -164,6 +164,11 @@ model = "claude-mock"
   return path;
 }
 
+/** `CHATBOX_WEB_DIR` passed on when set: the pages served from disk. */
+function pagesFolder() {
+  return process.env.CHATBOX_WEB_DIR ? { CHATBOX_WEB_DIR: process.env.CHATBOX_WEB_DIR } : {};
+}
+
 /** A unique user id, so runs never meet each other's sessions. */
 export function uniqueId(prefix) {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
@@ -191,10 +196,9 @@ async function allInOne(dir, mock, { env: extraEnv = {} }) {
   const env = {
     JWT_SECRET: SECRET,
     CHATBOX_CONFIG: providersConfig(dir, mock.addr),
-    CHATBOX_WEB_DIR: process.env.CHATBOX_WEB_DIR || '',
+    ...pagesFolder(),
     ...extraEnv,
   };
-  if (!env.CHATBOX_WEB_DIR) delete env.CHATBOX_WEB_DIR;
   const dataDir = join(dir, 'data');
   let proc = null;
   const start = async () => {
@@ -281,8 +285,8 @@ async function scaled(dir, mock, procs, services, { gateways, workers, stop }) {
     CHATBOX_UPLOADS_PREFIX: 'browser/files',
     CHATBOX_UPLOADS_QUARANTINE_PREFIX: 'browser/quarantine',
     CHATBOX_ADMIN_SAMPLE_INTERVAL: '2s',
+    ...pagesFolder(),
   };
-  if (process.env.CHATBOX_WEB_DIR) env.CHATBOX_WEB_DIR = process.env.CHATBOX_WEB_DIR;
   const workerUrls = [];
   for (let i = 0; i < workers; i++) {
     const port = await freePort();
