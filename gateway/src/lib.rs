@@ -10,8 +10,8 @@
 //! frames of one socket), [`session_hub`] (`chat.out` fan-out),
 //! [`registry`] (sockets of this pod), [`control`] (`chat.ctl`: kill
 //! switch, attach), [`ownership`] (lock renewal), [`keepalive`] (pings
-//! and idle sockets), [`heartbeat`], [`user_api`] (sessions over HTTP),
-//! [`rpc_client`] (asking workers), [`admin`] (staff watching and taking
+//! and idle sockets), [`pod_heartbeat`], [`user_api`] (sessions over HTTP),
+//! [`rpc_client`] (asking workers), [`admin`] (admins watching and taking
 //! over sessions), [`cors`], [`pages`] (the chat page and the admin
 //! console).
 
@@ -20,7 +20,6 @@ pub mod connection;
 pub mod control;
 pub mod cors;
 pub mod credentials;
-pub mod heartbeat;
 pub mod http_error;
 pub mod inbound;
 pub mod keepalive;
@@ -28,6 +27,7 @@ pub mod metrics;
 pub mod origin;
 pub mod ownership;
 pub mod pages;
+pub mod pod_heartbeat;
 pub mod registry;
 pub mod rpc_client;
 pub mod send_queue;
@@ -141,7 +141,7 @@ impl Gateway {
             Arc::clone(&state),
             background_cancel.clone(),
         ));
-        background.spawn(heartbeat::beat_loop(
+        background.spawn(pod_heartbeat::beat_loop(
             Arc::clone(&state),
             background_cancel.clone(),
         ));

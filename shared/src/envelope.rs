@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{ErrorCode, Metadata, Sender, Timestamp};
+use crate::protocol::{ErrorCode, FinishReason, Metadata, Sender, Timestamp};
 
 /// Header names used on the bus.
 pub mod headers {
@@ -186,12 +186,12 @@ pub enum StopReason {
 }
 
 impl StopReason {
-    /// The name kept with the stopped answer (`finish_reason`).
-    pub const fn as_str(self) -> &'static str {
+    /// How the stopped answer is marked (`finish_reason`).
+    pub const fn finish_reason(self) -> FinishReason {
         match self {
-            StopReason::User => "stopped",
-            StopReason::Left => "user_left",
-            StopReason::Takeover => "admin_takeover",
+            StopReason::User => FinishReason::Stopped,
+            StopReason::Left => FinishReason::UserLeft,
+            StopReason::Takeover => FinishReason::AdminTakeover,
         }
     }
 }

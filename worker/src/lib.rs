@@ -1,35 +1,45 @@
 //! The chatbox worker: everything slow or stateful.
 //!
 //! Workers are a competing-consumer group: any worker can take any
-//! session's next message. They answer gateways' RPCs ([`rpc`], session
-//! [`lifecycle`], [`history`], [`admin_queries`]), run turns
-//! ([`consumer`], [`turn`], [`staff_turns`]) against language models
-//! ([`llm`]), keep sessions and messages ([`store`]), publish frames back
-//! to sessions ([`outbox`]), tell the admins what needs a person
-//! ([`notify`]), take in files and voice messages ([`uploads`], kept in
-//! the [`blob`] store), and look after staff: abandoned [`takeovers`],
-//! concurrency samples ([`sampler`]).
+//! session's next message. The rooms, by job:
+//!
+//! - [`turns`] — the session's inbound queue, one turn at a time: a user's
+//!   message answered by a model, a help request, a takeover's join,
+//!   leave and messages, stops;
+//! - [`rpc`] — the gateways' requests: which session a socket belongs to,
+//!   a user's sessions and history, the admin console's queries, upload
+//!   slots;
+//! - [`background`] — the periodic passes: session sweep, takeover expiry,
+//!   concurrency samples, upload cleanup;
+//! - the ports it uses and their adapters: [`llm`] (language models),
+//!   [`store`] (sessions and messages), [`blob`] (files), [`notify`]
+//!   (e-mail, SMS); and [`uploads`] (checking files in, files out);
+//! - what they share: [`state`], the [`outbox`] (frames out to sessions),
+//!   [`history`] (stored messages as frames and model context),
+//!   [`metrics`].
+//!
+//! A process embeds a worker with [`Worker::start`] and stops it with
+//! [`Worker::shutdown`]; the `chatbox` binary builds its ports:
+//!
+//! ```ignore
+//! let worker = Worker::start(WorkerDeps { config, pod_id, bus, coordinator, store, blob, namespace }).await?;
+//! // ... until SIGTERM:
+//! worker.shutdown(grace).await;
+//! ```
 
-pub mod admin_queries;
-pub mod answer;
+mod background;
 pub mod blob;
-pub mod consumer;
-pub mod history;
-pub mod lifecycle;
+mod history;
 pub mod llm;
-pub mod metrics;
+mod metrics;
 pub mod notify;
-pub mod outbox;
-pub mod rpc;
-pub mod sampler;
-pub mod session_name;
-pub mod staff_turns;
-pub mod state;
-pub mod stops;
+mod outbox;
+mod rpc;
+mod session_name;
+mod state;
 pub mod store;
-pub mod takeovers;
-pub mod turn;
-pub mod uploads;
+mod turns;
+mod uploads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,7 +134,7 @@ impl Worker {
         });
         let stop_pulling = CancellationToken::new();
         let hard_stop = CancellationToken::new();
-        let background = TaskTracker::new();
+        let tasks = TaskTracker::new();
         let turns = TaskTracker::new();
 
         state.store.prepare().await?;
@@ -134,25 +144,24 @@ impl Worker {
             .await?;
         let stops = state.bus.subscribe(state.subjects.stop_all()).await?;
         state.bus.flush().await?;
-        background.spawn(rpc::serve(Arc::clone(&state), requests, stop_pulling.clone()));
+        tasks.spawn(rpc::serve(Arc::clone(&state), requests, stop_pulling.clone()));
         // Stops are heard until the last turn is done, after the queue.
         let stop_listening = CancellationToken::new();
-        tokio::spawn(stops::listen(Arc::clone(&state), stops, stop_listening.clone()));
-        background.spawn(lifecycle::sweep_loop(Arc::clone(&state), stop_pulling.clone()));
-        background.spawn(takeovers::check_loop(Arc::clone(&state), stop_pulling.clone()));
-        background.spawn(sampler::sample_loop(Arc::clone(&state), stop_pulling.clone()));
-        background.spawn(uploads::cleanup::cleanup_loop(
-            Arc::clone(&state),
-            stop_pulling.clone(),
+        tokio::spawn(turns::stops::listen(
+            Arc::clone(&state.stops),
+            state.subjects.clone(),
+            stops,
+            stop_listening.clone(),
         ));
-        background.spawn(Arc::clone(&state.notifications).digest_loop(stop_pulling.clone()));
-        background.spawn(consumer::consume(
+        background::spawn(&state, &tasks, &stop_pulling);
+        tasks.spawn(Arc::clone(&state.notifications).digest_loop(stop_pulling.clone()));
+        tasks.spawn(turns::consumer::consume(
             Arc::clone(&state),
             stop_pulling.clone(),
             hard_stop.clone(),
             turns.clone(),
         ));
-        background.close();
+        tasks.close();
         let models: Vec<&str> = state.providers.all().iter().map(|m| m.id()).collect();
         info!(pod_id = %state.pod_id, bus = state.bus.adapter(), store = state.store.adapter(), blob = state.blob.adapter(), ?models, "worker started");
         Ok(Worker {
@@ -160,7 +169,7 @@ impl Worker {
             stop_pulling,
             hard_stop,
             stop_listening,
-            background,
+            background: tasks,
             turns,
         })
     }

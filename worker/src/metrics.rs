@@ -2,7 +2,7 @@
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
-//! | `chatbox_worker_turns_total` | counter | `outcome` | turns finished: `ok`, `stopped`, `interrupted`, `llm_error`, `timeout`, `rejected`, `store_error`, `blob_error` |
+//! | `chatbox_worker_turns_total` | counter | `outcome` | turns finished: `ok`, `stopped`, `interrupted`, `llm_error`, `timeout`, `rejected`, `store_error`, `blob_error`, `assisted`, `help_request`, `admin_join`, `admin_leave`, `admin_message` |
 //! | `chatbox_worker_turns_in_flight` | gauge | | turns running on this worker |
 //! | `chatbox_worker_turn_duration_seconds` | histogram | `provider`, `model` | from the start of a turn to its last frame |
 //! | `chatbox_worker_time_to_first_token_seconds` | histogram | `provider`, `model` | from the start of a turn to the first token |
@@ -29,9 +29,62 @@ use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
 
+/// How a turn ended: the `outcome` label of `chatbox_worker_turns_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnOutcome {
+    /// Answered (or a model selected).
+    Ok,
+    /// The answer was stopped (by the user, the user leaving, a takeover).
+    Stopped,
+    /// The answer broke off after some text reached the user.
+    Interrupted,
+    /// No model could answer.
+    LlmError,
+    /// The turn ran past `turn_timeout`.
+    Timeout,
+    /// Refused with an error the user saw (unknown model, session ended,
+    /// file refused...).
+    Rejected,
+    /// Storage failed; the message comes again.
+    StoreError,
+    /// The file store failed; the message comes again.
+    BlobError,
+    /// The session is taken over: the admin answers.
+    Assisted,
+    /// A help request.
+    HelpRequest,
+    /// An admin joined (a takeover began).
+    AdminJoin,
+    /// An admin left (a takeover ended).
+    AdminLeave,
+    /// An admin wrote to the user.
+    AdminMessage,
+}
+
+impl TurnOutcome {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TurnOutcome::Ok => "ok",
+            TurnOutcome::Stopped => "stopped",
+            TurnOutcome::Interrupted => "interrupted",
+            TurnOutcome::LlmError => "llm_error",
+            TurnOutcome::Timeout => "timeout",
+            TurnOutcome::Rejected => "rejected",
+            TurnOutcome::StoreError => "store_error",
+            TurnOutcome::BlobError => "blob_error",
+            TurnOutcome::Assisted => "assisted",
+            TurnOutcome::HelpRequest => "help_request",
+            TurnOutcome::AdminJoin => "admin_join",
+            TurnOutcome::AdminLeave => "admin_leave",
+            TurnOutcome::AdminMessage => "admin_message",
+        }
+    }
+}
+
 /// Counts a finished turn.
-pub fn turn(outcome: &'static str) {
-    counter!("chatbox_worker_turns_total", "outcome" => outcome).increment(1);
+pub fn turn(outcome: TurnOutcome) {
+    counter!("chatbox_worker_turns_total", "outcome" => outcome.as_str()).increment(1);
 }
 
 /// Tracks turns in flight.

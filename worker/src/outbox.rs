@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatbox_shared::bus::{Bus, BusError, Headers};
+use chatbox_shared::bus::{Bus, Headers};
 use chatbox_shared::coordinator::Coordinator;
 use chatbox_shared::envelope::{AttachReply, Audience, Control, KillReason, RpcReply, headers};
 use chatbox_shared::namespace::Subjects;
@@ -50,7 +50,12 @@ impl Outbox {
     /// frame but a streamed chunk carries the trace context, so the
     /// gateway's delivery joins the turn's trace; chunks stay as light as
     /// they can be.
-    pub async fn send(&self, session_id: &str, frame: &Message, audience: Audience) -> Result<(), BusError> {
+    ///
+    /// Fire and forget, like the core NATS subject it goes out on: a
+    /// failure is logged and counted here, and the turn goes on — what a
+    /// client misses is in the session's history, which it reads when it
+    /// reconnects.
+    pub async fn send(&self, session_id: &str, frame: &Message, audience: Audience) {
         let mut headers = Headers::new().with(headers::TYPE, frame.kind.as_str());
         if audience != Audience::All {
             headers.insert(headers::AUDIENCE, audience.as_str());
@@ -59,14 +64,14 @@ impl Outbox {
         if !chunk {
             propagation::inject_current(&mut headers);
         }
-        let result = self
+        if let Err(e) = self
             .bus
             .publish(self.subjects.outbound(session_id), headers, frame.to_json())
-            .await;
-        if result.is_err() {
+            .await
+        {
             metrics::bus_error("publish");
+            debug!(session_id, kind = frame.kind.as_str(), "frame not published: {e}");
         }
-        result
     }
 
     /// Closes the socket that owns the session, if any (its gateway tells

@@ -11,8 +11,8 @@ use crate::blob::BlobStore;
 use crate::llm::Providers;
 use crate::notify::Notifications;
 use crate::outbox::Outbox;
-use crate::stops::Stops;
 use crate::store::Store;
+use crate::turns::stops::Stops;
 
 /// The shared state of one worker.
 pub struct WorkerState {

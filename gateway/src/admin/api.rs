@@ -29,7 +29,7 @@ use chatbox_shared::protocol::{ErrorCode, ErrorInfo, Timestamp};
 use serde::Deserialize;
 use tracing::info;
 
-use crate::admin::staff::{self, Staff, TakeoverState};
+use crate::admin::takeover::{self, Admin, TakeoverState};
 use crate::metrics;
 use crate::rpc_client;
 use crate::state::GatewayState;
@@ -66,12 +66,12 @@ fn invalid(message: String) -> ApiError {
 }
 
 /// The admin a request comes from: a valid token with the admin role.
-fn admin(
+fn authorize(
     state: &GatewayState,
     headers: &HeaderMap,
     token: Option<&str>,
     action: &str,
-) -> Result<Staff, ApiError> {
+) -> Result<Admin, ApiError> {
     let identity = authenticate(state, headers, token)?;
     let role = &state.config.chatbox.auth.admin_role;
     if !identity.has_role(role) {
@@ -82,9 +82,9 @@ fn admin(
             format!("this needs a token with the `{role}` role"),
         )));
     }
-    let staff = Staff::from_identity(&identity);
-    info!(admin_id = %staff.admin_id, action, "admin action");
-    Ok(staff)
+    let admin = Admin::from_identity(&identity);
+    info!(admin_id = %admin.admin_id, action, "admin action");
+    Ok(admin)
 }
 
 fn time(value: Option<&str>, name: &str) -> Result<Option<Timestamp>, ApiError> {
@@ -152,10 +152,10 @@ pub async fn sessions(
     q: Result<Query<SessionsParams>, QueryRejection>,
 ) -> Answer<AdminSessionList> {
     let mut q = query(q)?;
-    let staff = admin(&state, &headers, q.token.take().as_deref(), "list_sessions")?;
+    let admin = authorize(&state, &headers, q.token.take().as_deref(), "list_sessions")?;
     let request = sessions_query(q)?;
     Ok(Json(
-        rpc_client::call(&state, rpc::ADMIN_SESSIONS, &staff.admin_id, &request).await?,
+        rpc_client::call(&state, rpc::ADMIN_SESSIONS, &admin.admin_id, &request).await?,
     ))
 }
 
@@ -167,13 +167,13 @@ pub async fn session(
     q: Result<Query<AdminParams>, QueryRejection>,
 ) -> Answer<AdminSessionDetail> {
     let q = query(q)?;
-    let staff = admin(&state, &headers, q.token.as_deref(), "view_session")?;
+    let admin = authorize(&state, &headers, q.token.as_deref(), "view_session")?;
     let messages = q.messages.unwrap_or(state.config.chatbox.admin.watch_messages);
     if messages > 500 {
         return Err(invalid("messages must be at most 500".into()));
     }
     Ok(Json(
-        staff::session_detail(&state, &staff, &session_id, messages).await?,
+        takeover::session_detail(&state, &admin, &session_id, messages).await?,
     ))
 }
 
@@ -184,7 +184,7 @@ pub async fn session_metrics(
     q: Result<Query<AdminParams>, QueryRejection>,
 ) -> Answer<AdminMetrics> {
     let q = query(q)?;
-    let staff = admin(&state, &headers, q.token.as_deref(), "metrics")?;
+    let admin = authorize(&state, &headers, q.token.as_deref(), "metrics")?;
     let to = time(q.to.as_deref(), "to")?.unwrap_or_else(Timestamp::now);
     let from = time(q.from.as_deref(), "from")?
         .unwrap_or_else(|| Timestamp::from_millis(to.as_millis().saturating_sub(DAY.as_millis() as u64)));
@@ -204,7 +204,7 @@ pub async fn session_metrics(
         buckets: q.buckets,
     };
     Ok(Json(
-        rpc_client::call(&state, rpc::ADMIN_METRICS, &staff.admin_id, &request).await?,
+        rpc_client::call(&state, rpc::ADMIN_METRICS, &admin.admin_id, &request).await?,
     ))
 }
 
@@ -218,9 +218,9 @@ pub async fn take_over(
     q: Result<Query<AdminParams>, QueryRejection>,
 ) -> Answer<TakeoverState> {
     let q = query(q)?;
-    let staff = admin(&state, &headers, q.token.as_deref(), "takeover")?;
-    let taken = staff::take_over(&state, &staff, &session_id).await?;
-    staff::publish_presence(&state, &session_id).await;
+    let admin = authorize(&state, &headers, q.token.as_deref(), "takeover")?;
+    let taken = takeover::take_over(&state, &admin, &session_id).await?;
+    takeover::publish_presence(&state, &session_id).await;
     Ok(Json(taken))
 }
 
@@ -232,13 +232,13 @@ pub async fn release(
     q: Result<Query<AdminParams>, QueryRejection>,
 ) -> Answer<TakeoverState> {
     let q = query(q)?;
-    let staff = admin(&state, &headers, q.token.as_deref(), "release")?;
-    let released = staff::release(&state, &staff, &session_id).await?;
+    let admin = authorize(&state, &headers, q.token.as_deref(), "release")?;
+    let released = takeover::release(&state, &admin, &session_id).await?;
     for conn in state.admins.all() {
-        if conn.staff.admin_id == staff.admin_id {
+        if conn.admin.admin_id == admin.admin_id {
             conn.set_held(&session_id, false);
         }
     }
-    staff::publish_presence(&state, &session_id).await;
+    takeover::publish_presence(&state, &session_id).await;
     Ok(Json(released))
 }

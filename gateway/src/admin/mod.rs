@@ -1,4 +1,4 @@
-//! Staff in the loop: admins watching and taking over sessions, from any
+//! Admins in the loop: watching and taking over sessions, from any
 //! gateway, whichever gateway the session's user is on.
 //!
 //! An admin console opens one socket (`/chat/admin/ws`, admin role) and
@@ -14,7 +14,7 @@
 //! beyond the grace period, noticed by the workers) ends the takeover.
 //!
 //! Rooms: [`registry`] (admin sockets of this pod), [`socket`] (one admin
-//! socket), [`staff`] (takeover, release, presence — shared by the socket
+//! socket), [`takeover`] (takeover, release, presence — shared by the socket
 //! and the HTTP API), [`api`] (`/chat/admin/*` over HTTP), [`renewal`]
 //! (keeping locks and presence alive while admins are connected).
 
@@ -22,7 +22,7 @@ pub mod api;
 pub mod registry;
 pub mod renewal;
 pub mod socket;
-pub mod staff;
+pub mod takeover;
 
 pub use registry::{AdminConn, AdminRegistry};
-pub use staff::Staff;
+pub use takeover::Admin;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::admin::Staff;
+use crate::admin::Admin;
 use crate::registry::{Liveness, Registry};
 use crate::send_queue::{CloseOrder, SendQueue};
 
@@ -14,7 +14,7 @@ pub struct AdminConn {
     /// Unique on this pod (shared numbering with user sockets).
     pub conn_id: u64,
     /// Who is on it.
-    pub staff: Staff,
+    pub admin: Admin,
     /// Its outbound queue.
     pub queue: Arc<SendQueue>,
     /// When the client was last heard from.
@@ -31,10 +31,10 @@ fn locked(set: &Mutex<BTreeSet<String>>) -> MutexGuard<'_, BTreeSet<String>> {
 
 impl AdminConn {
     /// A new admin socket, heard from at `now`.
-    pub fn new(conn_id: u64, staff: Staff, queue: Arc<SendQueue>, now: Duration) -> Self {
+    pub fn new(conn_id: u64, admin: Admin, queue: Arc<SendQueue>, now: Duration) -> Self {
         AdminConn {
             conn_id,
-            staff,
+            admin,
             queue,
             liveness: Liveness::at(now),
             watching: Mutex::default(),

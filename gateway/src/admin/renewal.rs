@@ -26,8 +26,8 @@ pub async fn renew_once(state: &GatewayState) {
     let grace = state.config.chatbox.admin.takeover_grace;
     for conn in state.admins.all() {
         let watcher = Watcher {
-            admin_id: conn.staff.admin_id.clone(),
-            admin_name: conn.staff.admin_name.clone(),
+            admin_id: conn.admin.admin_id.clone(),
+            admin_name: conn.admin.admin_name.clone(),
         };
         for session_id in conn.watching() {
             if let Err(e) = state.coordinator.watch(&session_id, &watcher, presence_ttl).await {
@@ -38,7 +38,7 @@ pub async fn renew_once(state: &GatewayState) {
         let held: Vec<(String, String)> = conn
             .held()
             .into_iter()
-            .map(|sid| (sid, conn.staff.admin_id.clone()))
+            .map(|sid| (sid, conn.admin.admin_id.clone()))
             .collect();
         if held.is_empty() {
             continue;
@@ -47,13 +47,13 @@ pub async fn renew_once(state: &GatewayState) {
             Ok(renewed) => renewed,
             Err(e) => {
                 metrics::coordinator_error("renew_admins");
-                warn!(admin_id = %conn.staff.admin_id, "cannot renew takeover locks: {e}");
+                warn!(admin_id = %conn.admin.admin_id, "cannot renew takeover locks: {e}");
                 continue;
             }
         };
         for ((session_id, _), renewed) in held.iter().zip(renewed) {
             if !renewed {
-                warn!(session_id, admin_id = %conn.staff.admin_id, "takeover lock lost (it expired or was released elsewhere)");
+                warn!(session_id, admin_id = %conn.admin.admin_id, "takeover lock lost (it expired or was released elsewhere)");
                 conn.set_held(session_id, false);
                 let lost = serde_json::json!({ "session_id": session_id, "lost": true });
                 let frame = outbound::reply(MessageType::Release, None, Some(session_id), lost);

@@ -40,7 +40,7 @@ use serde::Deserialize;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::admin::AdminConn;
-use crate::admin::staff::{self, Staff};
+use crate::admin::takeover::{self, Admin};
 use crate::connection::{FrameHandler, admin_close_order, socket_loop};
 use crate::http_error::refuse;
 use crate::inbound::{self, Pending};
@@ -87,28 +87,28 @@ pub async fn handle(
         Ok(ready) => ready,
         Err(refusal) => return *refusal,
     };
-    let staff = Staff::from_identity(&identity);
+    let admin = Admin::from_identity(&identity);
     let state_for_socket = Arc::clone(&state);
     upgrade.on_upgrade(move |socket| {
         let state = state_for_socket;
         let tracker = state.connections.clone();
-        tracker.track_future(run(state, socket, staff, remote, slot))
+        tracker.track_future(run(state, socket, admin, remote, slot))
     })
 }
 
 async fn run(
     state: Arc<GatewayState>,
     mut socket: WebSocket,
-    staff: Staff,
+    admin: Admin,
     remote: SocketAddr,
     _slot: ConnectionSlot,
 ) {
     let conn_id = state.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let span =
-        info_span!("admin_connection", pod_id = %state.pod_id, conn_id, admin_id = %staff.admin_id, %remote);
+        info_span!("admin_connection", pod_id = %state.pod_id, conn_id, admin_id = %admin.admin_id, %remote);
     async move {
         let queue = Arc::new(SendQueue::new(state.config.chatbox.websocket.send_queue_limit));
-        let conn = Arc::new(AdminConn::new(conn_id, staff, Arc::clone(&queue), state.clock.elapsed()));
+        let conn = Arc::new(AdminConn::new(conn_id, admin, Arc::clone(&queue), state.clock.elapsed()));
         state.admins.insert(conn_id, Arc::clone(&conn));
         state.metrics.admin_connections.increment(1.0);
         if state.shutdown.is_cancelled() {
@@ -201,7 +201,7 @@ impl FrameHandler for AdminContext {
                 take_over(&state, &conn, id.as_deref(), &session_id).await;
             })),
             ClientCommand::Release { id, session_id } => Some(Box::pin(async move {
-                match staff::release(&state, &conn.staff, &session_id).await {
+                match takeover::release(&state, &conn.admin, &session_id).await {
                     Ok(done) => {
                         conn.set_held(&session_id, false);
                         reply(
@@ -211,7 +211,7 @@ impl FrameHandler for AdminContext {
                             &session_id,
                             json(&done),
                         );
-                        staff::publish_presence(&state, &session_id).await;
+                        takeover::publish_presence(&state, &session_id).await;
                     }
                     Err(info) => send_error(&conn, id.as_deref(), Some(&session_id), info),
                 }
@@ -222,7 +222,7 @@ impl FrameHandler for AdminContext {
             }
             ClientCommand::TypingIndicator { active } => {
                 if let Some(session_id) = self.target(frame.session_id, None) {
-                    typing(&state, &conn.staff.admin_name, &session_id, active);
+                    typing(&state, &conn.admin.admin_name, &session_id, active);
                 }
                 None
             }
@@ -312,7 +312,7 @@ fn reply(
 /// Starts watching: the session's state first, then its live frames.
 async fn watch(state: &GatewayState, conn: &AdminConn, request_id: Option<&str>, session_id: &str) -> bool {
     let messages = state.config.chatbox.admin.watch_messages;
-    let detail = match staff::session_detail(state, &conn.staff, session_id, messages).await {
+    let detail = match takeover::session_detail(state, &conn.admin, session_id, messages).await {
         Ok(detail) => detail,
         Err(info) => {
             send_error(conn, request_id, Some(session_id), info);
@@ -331,8 +331,8 @@ async fn watch(state: &GatewayState, conn: &AdminConn, request_id: Option<&str>,
             warn!(session_id, "cannot listen to the session: {e}");
         }
         let watcher = Watcher {
-            admin_id: conn.staff.admin_id.clone(),
-            admin_name: conn.staff.admin_name.clone(),
+            admin_id: conn.admin.admin_id.clone(),
+            admin_name: conn.admin.admin_name.clone(),
         };
         if let Err(e) = state
             .coordinator
@@ -359,7 +359,7 @@ async fn watch(state: &GatewayState, conn: &AdminConn, request_id: Option<&str>,
         session_id,
         json(&detail),
     );
-    staff::publish_presence(state, session_id).await;
+    takeover::publish_presence(state, session_id).await;
     true
 }
 
@@ -369,14 +369,14 @@ async fn stop_watching(state: &GatewayState, conn: &AdminConn, session_id: &str)
         return false;
     }
     state.hub.leave(session_id, conn.conn_id);
-    if let Err(e) = state.coordinator.unwatch(session_id, &conn.staff.admin_id).await {
+    if let Err(e) = state.coordinator.unwatch(session_id, &conn.admin.admin_id).await {
         metrics::coordinator_error("unwatch");
         warn!(
             session_id,
             "cannot clear the admin's presence (it expires by itself): {e}"
         );
     }
-    staff::publish_presence(state, session_id).await;
+    takeover::publish_presence(state, session_id).await;
     true
 }
 
@@ -384,11 +384,11 @@ async fn take_over(state: &GatewayState, conn: &AdminConn, request_id: Option<&s
     if !conn.watches(session_id) && !watch(state, conn, None, session_id).await {
         return;
     }
-    match staff::take_over(state, &conn.staff, session_id).await {
+    match takeover::take_over(state, &conn.admin, session_id).await {
         Ok(taken) => {
             conn.set_held(session_id, true);
             reply(conn, MessageType::Takeover, request_id, session_id, json(&taken));
-            staff::publish_presence(state, session_id).await;
+            takeover::publish_presence(state, session_id).await;
         }
         Err(info) => send_error(conn, request_id, Some(session_id), info),
     }
@@ -402,14 +402,14 @@ async fn say(
     session_id: String,
     content: String,
 ) {
-    if let Err(info) = inbound::admit(&state, &conn.staff.admin_id).await {
+    if let Err(info) = inbound::admit(&state, &conn.admin.admin_id).await {
         send_error(&conn, client_id.as_deref(), Some(&session_id), info);
         return;
     }
     let message_id = client_id.clone().unwrap_or_else(new_message_id);
-    let mut envelope = staff::staff_envelope(
+    let mut envelope = takeover::admin_envelope(
         &state,
-        &conn.staff,
+        &conn.admin,
         &session_id,
         message_id,
         InboundBody::AdminMessage { content },

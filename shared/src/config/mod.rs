@@ -369,7 +369,7 @@ impl Default for WorkerConfig {
     }
 }
 
-/// `[chatbox.admin]`: staff watching and taking over sessions.
+/// `[chatbox.admin]`: admins watching and taking over sessions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {

@@ -6,11 +6,11 @@
 //!   never renew or release a newer owner's lock;
 //! * the user's **active session** (one per user, property 48);
 //! * the **takeover lock** and the **admins watching** a session
-//!   ([`staff`]);
+//!   ([`takeover`]);
 //! * **rate limits**: token buckets for users' messages, and fixed
 //!   windows for notifications, whose held-back occurrences are taken by
 //!   exactly one pod for the digest;
-//! * the **pod heartbeat**.
+//! * the **pod heartbeat** ([`pods`]).
 //!
 //! Adapters: [`redis::RedisCoordinator`] (Lua for every compare-and-set) for
 //! the scaled roles and [`memory::MemoryCoordinator`] for the all-in-one.
@@ -19,10 +19,12 @@
 
 pub mod memory;
 pub mod metered;
+mod pods;
 pub mod redis;
-mod staff;
+mod takeover;
 
-pub use staff::{AdminClaim, AdminHolder, LiveState, PodBeat, Watcher};
+pub use pods::{GatewayBeat, PodBeat, connected_sessions};
+pub use takeover::{AdminClaim, AdminHolder, LiveState, Watcher};
 
 use std::time::Duration;
 

@@ -9,7 +9,7 @@ use super::{Message, Timestamp};
 
 /// An admin, as the console shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StaffRef {
+pub struct AdminRef {
     /// The admin's user id.
     pub admin_id: String,
     /// Their display name.
@@ -23,10 +23,10 @@ pub struct StaffRef {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presence {
     /// The admins watching it.
-    pub watchers: Vec<StaffRef>,
+    pub watchers: Vec<AdminRef>,
     /// The admin who has taken it over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub assisting: Option<StaffRef>,
+    pub assisting: Option<AdminRef>,
 }
 
 /// Which sessions, by their state.
@@ -125,9 +125,9 @@ pub struct AdminSessionView {
     pub gateway: Option<String>,
     /// The admin who has taken it over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub assisting: Option<StaffRef>,
+    pub assisting: Option<AdminRef>,
     /// The admins watching it.
-    pub watchers: Vec<StaffRef>,
+    pub watchers: Vec<AdminRef>,
 }
 
 /// Reply of `admin.sessions`.

@@ -9,6 +9,7 @@
 
 pub mod admin;
 mod error_code;
+mod finish_reason;
 pub mod inbound;
 mod message;
 mod message_type;
@@ -21,6 +22,7 @@ pub mod uploads;
 mod properties;
 
 pub use error_code::{ErrorCode, ErrorInfo};
+pub use finish_reason::FinishReason;
 pub use inbound::{
     ClientCommand, ClientFrame, InboundLimits, PageRequest, ProtocolError, parse_client_frame,
 };

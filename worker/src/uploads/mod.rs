@@ -15,13 +15,11 @@
 //! sent ([`links`]), so history never hands out an expired one. Slots
 //! never used are deleted by [`cleanup`].
 
-pub mod cleanup;
 pub mod generated;
 pub mod inspect;
 pub mod intake;
 pub mod links;
 pub mod prompt;
-pub mod slots;
 pub mod voice;
 
 use chatbox_shared::config::UploadsConfig;

@@ -1,5 +1,4 @@
-//! Session lifecycle: which session a socket belongs to, and when sessions
-//! end.
+//! `session.open`: which session a new socket belongs to.
 //!
 //! One active session per user (seed property 48):
 //!
@@ -16,63 +15,22 @@
 //! * `new_session` starts a new one whatever is active.
 //!
 //! Starting a session ends the one that was active, and the gateway closes
-//! that one's sockets. Sessions also end explicitly (`end_session`) and by
-//! the sweep ([`sweep`]), which ends active sessions left alone for longer
-//! than the reconnect timeout.
-
-use chatbox_shared::periodic::{FirstPass, every};
-use std::time::Duration;
+//! that one's sockets. Sessions also end explicitly (`end_session`,
+//! [`super::sessions`]) and by the sweep
+//! ([`crate::background::session_sweep`]), which ends active sessions left
+//! alone for longer than the reconnect timeout.
 
 use chatbox_shared::envelope::{OpenSession, OpenedSession, RpcError};
-use chatbox_shared::ids::{is_valid_session_id, is_valid_user_id, new_session_id};
+use chatbox_shared::ids::{is_valid_user_id, new_session_id};
 use chatbox_shared::protocol::{ErrorCode, Timestamp};
-use tracing::{info, warn};
+use tracing::info;
 
+use super::{coordinator_error, owned_session, store_error};
 use crate::state::WorkerState;
-use crate::store::{SessionPatch, SessionRecord, StoreError};
-
-/// The RPC error for a store failure.
-pub fn store_error(e: StoreError) -> RpcError {
-    warn!("store failure: {e}");
-    RpcError {
-        code: ErrorCode::DatabaseError,
-        message: "conversations cannot be reached right now; try again shortly".into(),
-    }
-}
-
-fn coordinator_error(e: impl std::fmt::Display) -> RpcError {
-    warn!("coordinator failure: {e}");
-    RpcError {
-        code: ErrorCode::ServiceUnavailable,
-        message: "sessions cannot be opened right now; reconnect shortly".into(),
-    }
-}
-
-/// The answer for a session that does not exist or is someone else's.
-pub fn not_found() -> RpcError {
-    RpcError {
-        code: ErrorCode::SessionNotFound,
-        message: "no such session; connect without a session id to start one".into(),
-    }
-}
-
-/// Loads a session only if `user_id` owns it.
-pub async fn owned_session(
-    state: &WorkerState,
-    user_id: &str,
-    session_id: &str,
-) -> Result<SessionRecord, RpcError> {
-    if !is_valid_session_id(session_id) {
-        return Err(not_found());
-    }
-    match state.store.session(session_id).await.map_err(store_error)? {
-        Some(s) if s.user_id == user_id => Ok(s),
-        _ => Err(not_found()),
-    }
-}
+use crate::store::{SessionPatch, SessionRecord};
 
 /// Opens or restores the session for a new socket.
-pub async fn open(state: &WorkerState, request: &OpenSession) -> Result<OpenedSession, RpcError> {
+pub(super) async fn open(state: &WorkerState, request: &OpenSession) -> Result<OpenedSession, RpcError> {
     let user_id = request.user_id.as_str();
     if !is_valid_user_id(user_id) {
         return Err(RpcError {
@@ -202,72 +160,4 @@ async fn start(state: &WorkerState, user_id: &str, now: Timestamp) -> Result<Ope
         restored: false,
         previous_session_id: previous,
     })
-}
-
-/// Ends a session of `user_id` now; the caller closes its sockets.
-pub async fn end(state: &WorkerState, user_id: &str, session_id: &str) -> Result<SessionRecord, RpcError> {
-    owned_session(state, user_id, session_id).await?;
-    let ended = state
-        .store
-        .end_session(session_id, Timestamp::now())
-        .await
-        .map_err(store_error)?
-        .ok_or_else(not_found)?;
-    if let Err(e) = state.coordinator.clear_active_session(user_id, session_id).await {
-        warn!(session_id, "cannot clear the active session: {e}");
-    }
-    info!(session_id, user_id, "session ended by the user");
-    Ok(ended)
-}
-
-/// Ends active sessions nobody came back to: no socket owns them, the
-/// coordinator no longer holds them as the user's active session, and
-/// they saw nothing for the reconnect timeout. Their end time is their last
-/// activity. Runs on every worker; ending is idempotent.
-pub async fn sweep(state: &WorkerState, reconnect_timeout: Duration) -> Result<usize, StoreError> {
-    let now = Timestamp::now();
-    let cutoff_ms = now
-        .as_millis()
-        .saturating_sub(u64::try_from(reconnect_timeout.as_millis()).unwrap_or(u64::MAX));
-    let stale = state
-        .store
-        .stale_sessions(Timestamp::from_millis(cutoff_ms), 200)
-        .await?;
-    let mut ended = 0;
-    for s in stale {
-        let owned = state
-            .coordinator
-            .owner(&s.id)
-            .await
-            .map(|o| o.is_some())
-            .unwrap_or(true);
-        let lingering = state
-            .coordinator
-            .active_session(&s.user_id)
-            .await
-            .map(|a| a.as_deref() == Some(s.id.as_str()))
-            .unwrap_or(true);
-        if owned || lingering {
-            continue;
-        }
-        if state.store.end_session(&s.id, s.last_activity).await?.is_some() {
-            ended += 1;
-        }
-    }
-    if ended > 0 {
-        info!(ended, "ended sessions left longer than the reconnect timeout");
-    }
-    Ok(ended)
-}
-
-/// Runs [`sweep`] every `interval` until cancelled.
-pub async fn sweep_loop(state: std::sync::Arc<WorkerState>, cancel: tokio_util::sync::CancellationToken) {
-    let interval = state.config.chatbox.store.sweep_interval;
-    let reconnect_timeout = state.config.chatbox.reconnect_timeout;
-    every(interval, FirstPass::AfterPeriod, &cancel, || async {
-        if let Err(e) = sweep(&state, reconnect_timeout).await {
-            warn!("session sweep failed: {e}");
-        }
-    })
-    .await;
 }

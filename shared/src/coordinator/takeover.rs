@@ -1,11 +1,12 @@
-//! What the coordinator keeps about staff on a session: the takeover lock
+//! What the coordinator keeps about a takeover and the admins around a
+//! session: the takeover lock
 //! (`chat:{s:<sid>}:admin`, one admin at a time, property 57) and the
 //! admins watching (`chat:{s:<sid>}:watchers`, admin presence). Both
 //! expire unless the gateway holding the admin's socket renews them, so an
 //! admin whose pod dies lets go by itself.
 
 use crate::protocol::Timestamp;
-use crate::protocol::admin::{Presence, StaffRef};
+use crate::protocol::admin::{AdminRef, Presence};
 
 use super::OwnerToken;
 
@@ -95,28 +96,19 @@ impl From<LiveState> for Presence {
             watchers: live
                 .watchers
                 .into_iter()
-                .map(|w| StaffRef {
+                .map(|w| AdminRef {
                     admin_id: w.admin_id,
                     admin_name: w.admin_name,
                     since: None,
                 })
                 .collect(),
-            assisting: live.assisting.map(|h| StaffRef {
+            assisting: live.assisting.map(|h| AdminRef {
                 admin_id: h.admin_id,
                 admin_name: h.admin_name,
                 since: Some(h.since),
             }),
         }
     }
-}
-
-/// A pod's last heartbeat.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodBeat {
-    /// The pod.
-    pub pod_id: String,
-    /// What it said about itself (JSON).
-    pub info: String,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use chatbox_shared::periodic::{FirstPass, every};
 use std::sync::Arc;
 
+use chatbox_shared::coordinator::GatewayBeat;
 use chatbox_shared::protocol::Timestamp;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -17,14 +18,15 @@ pub async fn beat_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
     let interval = state.config.chatbox.gateway.heartbeat_interval;
     let started = Timestamp::now();
     every(interval, FirstPass::Now, &cancel, || async {
-        let info = serde_json::json!({
-            "role": "gateway",
-            "connections": state.registry.len(),
-            "sessions_listening": state.hub.len(),
-            "started_at": started,
-            "version": env!("CARGO_PKG_VERSION"),
-        })
-        .to_string();
+        let beat = GatewayBeat::new(
+            state.registry.len() as u64,
+            state.hub.len() as u64,
+            started,
+            env!("CARGO_PKG_VERSION"),
+        );
+        let Ok(info) = serde_json::to_string(&beat) else {
+            return;
+        };
         if let Err(e) = state
             .coordinator
             .heartbeat(&state.pod_id, &info, interval * 3)

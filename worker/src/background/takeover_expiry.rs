@@ -25,7 +25,7 @@ use crate::store::TakeoverRecord;
 const BATCH: usize = 200;
 
 /// Checks every `takeover_check_interval` until cancelled.
-pub async fn check_loop(state: Arc<WorkerState>, cancel: CancellationToken) {
+pub(super) async fn check_loop(state: Arc<WorkerState>, cancel: CancellationToken) {
     let period = state.config.chatbox.admin.takeover_check_interval;
     every(period, FirstPass::Now, &cancel, || async {
         check_once(&state).await;
@@ -34,7 +34,7 @@ pub async fn check_loop(state: Arc<WorkerState>, cancel: CancellationToken) {
 }
 
 /// One pass; returns how many takeovers were found abandoned.
-pub async fn check_once(state: &WorkerState) -> usize {
+async fn check_once(state: &WorkerState) -> usize {
     let open = match state.store.open_takeovers(BATCH).await {
         Ok(open) => open,
         Err(e) => {

@@ -13,13 +13,12 @@ use std::time::Duration;
 
 use chatbox_shared::bus::Subscription;
 use chatbox_shared::envelope::{StopAnswer, StopReason};
+use chatbox_shared::namespace::Subjects;
 use chatbox_shared::protocol::Timestamp;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
-
-use crate::state::WorkerState;
 
 /// How long a stop is remembered for a turn that has not started yet.
 const REMEMBER: Duration = Duration::from_secs(30);
@@ -128,11 +127,16 @@ impl Stops {
 }
 
 /// Listens for stops until `cancel`.
-pub async fn listen(state: Arc<WorkerState>, mut stops: Subscription, cancel: CancellationToken) {
+pub(crate) async fn listen(
+    stops: Arc<Stops>,
+    subjects: Subjects,
+    mut subscription: Subscription,
+    cancel: CancellationToken,
+) {
     loop {
         let message = tokio::select! {
             _ = cancel.cancelled() => return,
-            message = stops.next() => match message {
+            message = subscription.next() => match message {
                 Some(m) => m,
                 None => {
                     warn!("the stop subscription ended");
@@ -141,11 +145,7 @@ pub async fn listen(state: Arc<WorkerState>, mut stops: Subscription, cancel: Ca
             },
         };
         let stop = match serde_json::from_slice::<StopAnswer>(&message.payload) {
-            Ok(stop)
-                if state.subjects.session_of_stop(&message.subject) == Some(stop.session_id.as_str()) =>
-            {
-                stop
-            }
+            Ok(stop) if subjects.session_of_stop(&message.subject) == Some(stop.session_id.as_str()) => stop,
             Ok(_) => {
                 warn!(subject = %message.subject, "a stop names another session than its subject; ignored");
                 continue;
@@ -156,7 +156,7 @@ pub async fn listen(state: Arc<WorkerState>, mut stops: Subscription, cancel: Ca
             }
         };
         let (session_id, reason) = (stop.session_id.clone(), stop.reason);
-        let stopped = state.stops.stop(stop);
+        let stopped = stops.stop(stop);
         debug!(%session_id, ?reason, stopped, "stop");
     }
 }

@@ -21,7 +21,7 @@ use crate::{inbound, metrics, rpc_client};
 
 /// An admin, from their token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Staff {
+pub struct Admin {
     /// Their user id (`sub`).
     pub admin_id: String,
     /// The name users see ("assisted by <name>"): the token's `name`, else
@@ -29,10 +29,10 @@ pub struct Staff {
     pub admin_name: String,
 }
 
-impl Staff {
+impl Admin {
     /// The admin a token names.
     pub fn from_identity(identity: &Identity) -> Self {
-        Staff {
+        Admin {
             admin_id: identity.user_id.clone(),
             admin_name: identity
                 .name
@@ -81,7 +81,7 @@ fn unavailable() -> ErrorInfo {
 /// A session's detail with its `messages` latest messages.
 pub async fn session_detail(
     state: &GatewayState,
-    staff: &Staff,
+    admin: &Admin,
     session_id: &str,
     messages: usize,
 ) -> Result<AdminSessionDetail, ErrorInfo> {
@@ -89,7 +89,7 @@ pub async fn session_detail(
         session_id: session_id.to_owned(),
         messages,
     };
-    rpc_client::call(state, rpc::ADMIN_SESSION, &staff.admin_id, &request).await
+    rpc_client::call(state, rpc::ADMIN_SESSION, &admin.admin_id, &request).await
 }
 
 /// Takes a session over: the takeover lock, a stop for the answer that may
@@ -97,10 +97,10 @@ pub async fn session_detail(
 /// taking it again resumes their takeover.
 pub async fn take_over(
     state: &GatewayState,
-    staff: &Staff,
+    admin: &Admin,
     session_id: &str,
 ) -> Result<TakeoverState, ErrorInfo> {
-    let detail = session_detail(state, staff, session_id, 1).await?;
+    let detail = session_detail(state, admin, session_id, 1).await?;
     if !detail.session.summary.is_active {
         return Err(ErrorInfo::new(
             ErrorCode::SessionEnded,
@@ -111,16 +111,16 @@ pub async fn take_over(
     let grace = state.config.chatbox.admin.takeover_grace;
     let claim = state
         .coordinator
-        .claim_admin(session_id, &staff.admin_id, &staff.admin_name, now, grace)
+        .claim_admin(session_id, &admin.admin_id, &admin.admin_name, now, grace)
         .await
         .map_err(|e| {
             metrics::coordinator_error("claim_admin");
-            warn!(session_id, admin_id = %staff.admin_id, "cannot take the takeover lock: {e}");
+            warn!(session_id, admin_id = %admin.admin_id, "cannot take the takeover lock: {e}");
             unavailable()
         })?;
     let holder = match claim {
         AdminClaim::HeldBy(holder) => {
-            info!(session_id, admin_id = %staff.admin_id, holder = %holder.admin_id, "takeover refused: another admin assists");
+            info!(session_id, admin_id = %admin.admin_id, holder = %holder.admin_id, "takeover refused: another admin assists");
             return Err(ErrorInfo::new(
                 ErrorCode::SessionLocked,
                 format!(
@@ -130,14 +130,14 @@ pub async fn take_over(
             ));
         }
         AdminClaim::Resumed(holder) => {
-            info!(session_id, admin_id = %staff.admin_id, "takeover resumed");
+            info!(session_id, admin_id = %admin.admin_id, "takeover resumed");
             return Ok(TakeoverState::new(session_id, holder, true));
         }
         AdminClaim::Taken(holder) => holder,
     };
     // Stop the answer streaming now (it is kept, marked `admin_takeover`);
     // the join waits in the session's queue behind it.
-    stop_answer(state, session_id, &staff.admin_id, now);
+    stop_answer(state, session_id, &admin.admin_id, now);
     let join = InboundBody::AdminJoin {
         admin_id: holder.admin_id.clone(),
         admin_name: holder.admin_name.clone(),
@@ -145,14 +145,14 @@ pub async fn take_over(
     };
     let message_id = holder.join_message_id(session_id);
     if let Err(info) =
-        inbound::enqueue(state, &staff_envelope(state, staff, session_id, message_id, join)).await
+        inbound::enqueue(state, &admin_envelope(state, admin, session_id, message_id, join)).await
     {
         // Without its join the takeover would be invisible: give it back.
-        let _ = state.coordinator.release_admin(session_id, &staff.admin_id).await;
+        let _ = state.coordinator.release_admin(session_id, &admin.admin_id).await;
         return Err(info);
     }
     state.metrics.takeovers.increment(1);
-    info!(session_id, admin_id = %staff.admin_id, admin_name = %staff.admin_name, "session taken over");
+    info!(session_id, admin_id = %admin.admin_id, admin_name = %admin.admin_name, "session taken over");
     Ok(TakeoverState::new(session_id, holder, false))
 }
 
@@ -160,16 +160,16 @@ pub async fn take_over(
 /// `admin_leave` goes on the session's queue.
 pub async fn release(
     state: &GatewayState,
-    staff: &Staff,
+    admin: &Admin,
     session_id: &str,
 ) -> Result<TakeoverState, ErrorInfo> {
     let released = state
         .coordinator
-        .release_admin(session_id, &staff.admin_id)
+        .release_admin(session_id, &admin.admin_id)
         .await
         .map_err(|e| {
             metrics::coordinator_error("release_admin");
-            warn!(session_id, admin_id = %staff.admin_id, "cannot release the takeover lock: {e}");
+            warn!(session_id, admin_id = %admin.admin_id, "cannot release the takeover lock: {e}");
             unavailable()
         })?;
     let Some(holder) = released else {
@@ -178,8 +178,8 @@ pub async fn release(
             "you are not assisting this session (it may have been released already)",
         ));
     };
-    leave(state, staff, session_id, &holder, TakeoverEnd::Released).await?;
-    info!(session_id, admin_id = %staff.admin_id, "session released");
+    leave(state, admin, session_id, &holder, TakeoverEnd::Released).await?;
+    info!(session_id, admin_id = %admin.admin_id, "session released");
     Ok(TakeoverState::new(session_id, holder, false))
 }
 
@@ -188,7 +188,7 @@ pub async fn release(
 /// both end it.
 async fn leave(
     state: &GatewayState,
-    staff: &Staff,
+    admin: &Admin,
     session_id: &str,
     holder: &AdminHolder,
     reason: TakeoverEnd,
@@ -200,21 +200,21 @@ async fn leave(
         reason,
     };
     let message_id = holder.leave_message_id(session_id);
-    inbound::enqueue(state, &staff_envelope(state, staff, session_id, message_id, body)).await
+    inbound::enqueue(state, &admin_envelope(state, admin, session_id, message_id, body)).await
 }
 
 /// An envelope from an admin for a session's queue.
-pub fn staff_envelope(
+pub fn admin_envelope(
     state: &GatewayState,
-    staff: &Staff,
+    admin: &Admin,
     session_id: &str,
     message_id: String,
     body: InboundBody,
 ) -> InboundEnvelope {
     InboundEnvelope {
         session_id: session_id.to_owned(),
-        user_id: staff.admin_id.clone(),
-        user_name: Some(staff.admin_name.clone()),
+        user_id: admin.admin_id.clone(),
+        user_name: Some(admin.admin_name.clone()),
         sender: Sender::Admin,
         message_id,
         client_id: None,

@@ -8,16 +8,16 @@ use chatbox_shared::periodic::{FirstPass, every};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chatbox_shared::coordinator::connected_sessions;
 use chatbox_shared::protocol::Timestamp;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::admin_queries::connected_sessions;
 use crate::state::WorkerState;
 use crate::store::ConcurrencySample;
 
 /// Samples until cancelled.
-pub async fn sample_loop(state: Arc<WorkerState>, cancel: CancellationToken) {
+pub(super) async fn sample_loop(state: Arc<WorkerState>, cancel: CancellationToken) {
     let interval = state.config.chatbox.admin.sample_interval;
     every(interval, FirstPass::Now, &cancel, || {
         sample_once(&state, interval)
@@ -26,7 +26,7 @@ pub async fn sample_loop(state: Arc<WorkerState>, cancel: CancellationToken) {
 }
 
 /// Takes and stores one sample.
-pub async fn sample_once(state: &WorkerState, interval: Duration) {
+async fn sample_once(state: &WorkerState, interval: Duration) {
     let pods = match state.coordinator.pods().await {
         Ok(pods) => pods,
         Err(e) => {

@@ -9,14 +9,15 @@ use chatbox_shared::protocol::uploads::{UploadPurpose, UploadSlot};
 use chatbox_shared::protocol::{ErrorCode, Timestamp};
 use tracing::info;
 
-use super::{human_size, inspect, limits};
+use super::owned_session;
+use crate::metrics;
 use crate::state::WorkerState;
 use crate::store::{FileKind, FileRecord, FileStatus};
-use crate::{lifecycle, metrics};
+use crate::uploads::{human_size, inspect, limits};
 
 /// Opens an upload slot for the user's session.
-pub async fn open(state: &WorkerState, r: UploadSlotRequest) -> Result<UploadSlot, RpcError> {
-    let session = lifecycle::owned_session(state, &r.user_id, &r.session_id).await?;
+pub(super) async fn open(state: &WorkerState, r: UploadSlotRequest) -> Result<UploadSlot, RpcError> {
+    let session = owned_session(state, &r.user_id, &r.session_id).await?;
     if !session.is_active {
         return Err(RpcError {
             code: ErrorCode::SessionEnded,
@@ -74,7 +75,7 @@ pub async fn open(state: &WorkerState, r: UploadSlotRequest) -> Result<UploadSlo
         .presign_put(&key, &upload.content_type, max_size, config.upload_url_ttl)
         .await
         .map_err(|e| {
-            let info = super::blob_unavailable(&e);
+            let info = crate::uploads::blob_unavailable(&e);
             RpcError {
                 code: info.code,
                 message: info.message,
@@ -102,7 +103,7 @@ pub async fn open(state: &WorkerState, r: UploadSlotRequest) -> Result<UploadSlo
         .store
         .create_file(&record)
         .await
-        .map_err(lifecycle::store_error)?;
+        .map_err(super::store_error)?;
     metrics::upload("slot", kind.as_str(), "ok");
     info!(
         file_id = %file_id,

@@ -4,18 +4,18 @@
 //! session in detail with its latest messages and its takeovers (the audit
 //! log), and session metrics over a period.
 
-use chatbox_shared::coordinator::{LiveState, PodBeat};
+use chatbox_shared::coordinator::{LiveState, connected_sessions};
 use chatbox_shared::envelope::RpcError;
 use chatbox_shared::ids::is_valid_session_id;
+use chatbox_shared::protocol::Timestamp;
 use chatbox_shared::protocol::admin::{
     AdminMetrics, AdminSessionDetail, AdminSessionList, AdminSessionRequest, AdminSessionView,
     AdminSessionsQuery, AdminSort, MetricsBucket, MetricsQuery, Order, Presence, SessionStatus, TakeoverView,
 };
-use chatbox_shared::protocol::{ErrorCode, Timestamp};
 use tracing::warn;
 
+use super::{bad_cursor, not_found, store_error};
 use crate::history;
-use crate::lifecycle::{not_found, store_error};
 use crate::state::WorkerState;
 use crate::store::{
     AdminSessionQuery, ConcurrencySample, SessionAggregates, SessionRecord, SessionSort, TakeoverRecord,
@@ -27,12 +27,12 @@ const MAX_PAGE: usize = 100;
 const MAX_MESSAGES: usize = 500;
 
 /// `admin.sessions`
-pub async fn sessions(state: &WorkerState, q: AdminSessionsQuery) -> Result<AdminSessionList, RpcError> {
+pub(super) async fn sessions(
+    state: &WorkerState,
+    q: AdminSessionsQuery,
+) -> Result<AdminSessionList, RpcError> {
     let offset = match q.cursor.as_deref() {
-        Some(c) => c.parse::<usize>().map_err(|_| RpcError {
-            code: ErrorCode::InvalidField,
-            message: "cursor is not one this server gave".into(),
-        })?,
+        Some(c) => c.parse::<usize>().map_err(|_| bad_cursor())?,
         None => 0,
     };
     let limit = q.limit.clamp(1, MAX_PAGE);
@@ -70,7 +70,10 @@ pub async fn sessions(state: &WorkerState, q: AdminSessionsQuery) -> Result<Admi
 }
 
 /// `admin.session`
-pub async fn session(state: &WorkerState, r: AdminSessionRequest) -> Result<AdminSessionDetail, RpcError> {
+pub(super) async fn session(
+    state: &WorkerState,
+    r: AdminSessionRequest,
+) -> Result<AdminSessionDetail, RpcError> {
     if !is_valid_session_id(&r.session_id) {
         return Err(not_found());
     }
@@ -105,7 +108,7 @@ pub async fn session(state: &WorkerState, r: AdminSessionRequest) -> Result<Admi
 /// `admin.metrics`: totals of the sessions that started in the period,
 /// sessions active and connected now, and the concurrency samples taken in
 /// the period (property 58); with `buckets`, the same figures per bucket.
-pub async fn metrics(state: &WorkerState, q: MetricsQuery) -> Result<AdminMetrics, RpcError> {
+pub(super) async fn metrics(state: &WorkerState, q: MetricsQuery) -> Result<AdminMetrics, RpcError> {
     let store = state.store.as_ref();
     let bounds = buckets(q.from, q.to, q.buckets.unwrap_or(0));
     let per_bucket = futures_util::future::try_join_all(
@@ -211,15 +214,6 @@ impl Concurrency {
             max: samples.iter().map(|s| s.concurrent).max().unwrap_or(0),
         }
     }
-}
-
-/// User sockets open on every live gateway, from their heartbeats.
-pub fn connected_sessions(pods: &[PodBeat]) -> u64 {
-    pods.iter()
-        .filter_map(|p| serde_json::from_str::<serde_json::Value>(&p.info).ok())
-        .filter(|info| info["role"] == "gateway")
-        .filter_map(|info| info["connections"].as_u64())
-        .sum()
 }
 
 /// What is live about each session; empty states if the coordinator does

@@ -21,7 +21,7 @@ use crate::store::{FilePatch, FileStatus};
 const BATCH: usize = 200;
 
 /// Sweeps every `cleanup_interval` until cancelled.
-pub async fn cleanup_loop(state: Arc<WorkerState>, cancel: CancellationToken) {
+pub(super) async fn cleanup_loop(state: Arc<WorkerState>, cancel: CancellationToken) {
     let period = state.config.chatbox.uploads.cleanup_interval;
     every(period, FirstPass::Now, &cancel, || async {
         sweep_once(&state).await;
@@ -30,7 +30,7 @@ pub async fn cleanup_loop(state: Arc<WorkerState>, cancel: CancellationToken) {
 }
 
 /// One pass; returns how many slots were cleaned up.
-pub async fn sweep_once(state: &WorkerState) -> usize {
+async fn sweep_once(state: &WorkerState) -> usize {
     let grace = state.config.chatbox.uploads.cleanup_interval;
     let before = Timestamp::from_millis(
         Timestamp::now()

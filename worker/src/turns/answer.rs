@@ -14,14 +14,14 @@ use chatbox_shared::protocol::outbound;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
+use super::stops::Registration;
 use crate::llm::dispatch;
 use crate::llm::{LlmError, LlmEvent, LlmRequest, Model};
 use crate::state::WorkerState;
-use crate::stops::Registration;
 
 /// How an answer ended.
 #[derive(Debug)]
-pub enum End {
+pub(super) enum End {
     /// The model finished.
     Complete,
     /// The user stopped it (or left).
@@ -35,7 +35,7 @@ pub enum End {
 
 /// What came out of the model.
 #[derive(Debug)]
-pub struct Answer {
+pub(super) struct Answer {
     /// The text sent to the user.
     pub text: String,
     /// From the start of the turn to the first text.
@@ -92,7 +92,7 @@ impl Answer {
 
 /// Streams the answer of `model` to `request` into session `sid` under
 /// `answer_id`, until it ends or `stop` fires.
-pub async fn stream(
+pub(super) async fn stream(
     state: &WorkerState,
     model: &Model,
     request: &LlmRequest,
@@ -122,7 +122,7 @@ pub async fn stream(
     let mut flush_at: Option<Instant> = None;
     let send = |text: String| async move {
         let chunk = outbound::ai_chunk(sid, answer_id, text);
-        let _ = state.outbox.send(sid, &chunk, Audience::All).await;
+        state.outbox.send(sid, &chunk, Audience::All).await;
     };
     let end = loop {
         let event = match head.pop_front() {

@@ -14,13 +14,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use super::delivery;
 use crate::metrics;
 use crate::state::WorkerState;
-use crate::turn;
 
 /// Consumes the inbound queue until `stop_pulling` is cancelled. Turns run
 /// on `turns`; `hard_stop` interrupts them.
-pub async fn consume(
+pub(crate) async fn consume(
     state: Arc<WorkerState>,
     stop_pulling: CancellationToken,
     hard_stop: CancellationToken,
@@ -57,7 +57,7 @@ pub async fn consume(
                     let state = Arc::clone(&state);
                     let hard_stop = hard_stop.clone();
                     turns.spawn(async move {
-                        turn::process(state, delivery, hard_stop).await;
+                        delivery::process(state, delivery, hard_stop).await;
                         drop(slot);
                     });
                 }

@@ -1,6 +1,8 @@
 //! `chat.rpc.*`: requests from gateways, answered by whichever worker of
 //! the `workers` queue group takes them. One subscription, `chat.rpc.>`,
-//! dispatched by method.
+//! dispatched by method to its handler: [`open`] (which session a socket
+//! belongs to), [`sessions`] (a user's sessions: list, history, rename,
+//! end), [`admin`] (the admin console's queries), [`upload_slot`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,27 +10,29 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chatbox_shared::bus::{BusMessage, Subscription, respond};
 use chatbox_shared::envelope::{
-    EndSession, KillReason, ListSessions, ModelList, OpenSession, RenameSession, RpcError, RpcReply,
-    SessionHistory, UploadSlotRequest, rpc,
+    EndSession, ListSessions, ModelList, OpenSession, RenameSession, RpcError, RpcReply, SessionHistory,
+    UploadSlotRequest, rpc,
 };
+use chatbox_shared::ids::is_valid_session_id;
 use chatbox_shared::protocol::ErrorCode;
 use chatbox_shared::protocol::admin::{AdminSessionRequest, AdminSessionsQuery, MetricsQuery};
-use chatbox_shared::protocol::sessions::{HistoryPage, SessionPage};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::metrics;
 use crate::state::WorkerState;
-use crate::store::{SessionCursor, SessionPatch};
-use crate::{admin_queries, history, lifecycle, metrics, uploads};
+use crate::store::{SessionRecord, StoreError};
 
-/// Longest page a client may ask for.
-const MAX_PAGE: usize = 100;
+mod admin;
+mod open;
+mod sessions;
+mod upload_slot;
 
 /// Answers RPCs until cancelled.
-pub async fn serve(state: Arc<WorkerState>, mut requests: Subscription, cancel: CancellationToken) {
+pub(crate) async fn serve(state: Arc<WorkerState>, mut requests: Subscription, cancel: CancellationToken) {
     let prefix = state.subjects.rpc("");
     loop {
         let request = tokio::select! {
@@ -52,35 +56,35 @@ pub async fn serve(state: Arc<WorkerState>, mut requests: Subscription, cancel: 
                 rpc::OPEN_SESSION => {
                     handle(&state, &request, rpc::OPEN_SESSION, |r: OpenSession| {
                         let state = Arc::clone(&state);
-                        async move { lifecycle::open(&state, &r).await }
+                        async move { open::open(&state, &r).await }
                     })
                     .await
                 }
                 rpc::LIST_SESSIONS => {
                     handle(&state, &request, rpc::LIST_SESSIONS, |r: ListSessions| {
                         let state = Arc::clone(&state);
-                        async move { list_sessions(&state, r).await }
+                        async move { sessions::list_sessions(&state, r).await }
                     })
                     .await
                 }
                 rpc::SESSION_HISTORY => {
                     handle(&state, &request, rpc::SESSION_HISTORY, |r: SessionHistory| {
                         let state = Arc::clone(&state);
-                        async move { session_history(&state, r).await }
+                        async move { sessions::session_history(&state, r).await }
                     })
                     .await
                 }
                 rpc::RENAME_SESSION => {
                     handle(&state, &request, rpc::RENAME_SESSION, |r: RenameSession| {
                         let state = Arc::clone(&state);
-                        async move { rename_session(&state, r).await }
+                        async move { sessions::rename_session(&state, r).await }
                     })
                     .await
                 }
                 rpc::END_SESSION => {
                     handle(&state, &request, rpc::END_SESSION, |r: EndSession| {
                         let state = Arc::clone(&state);
-                        async move { end_session(&state, r).await }
+                        async move { sessions::end_session(&state, r).await }
                     })
                     .await
                 }
@@ -98,28 +102,28 @@ pub async fn serve(state: Arc<WorkerState>, mut requests: Subscription, cancel: 
                 rpc::ADMIN_SESSIONS => {
                     handle(&state, &request, rpc::ADMIN_SESSIONS, |r: AdminSessionsQuery| {
                         let state = Arc::clone(&state);
-                        async move { admin_queries::sessions(&state, r).await }
+                        async move { admin::sessions(&state, r).await }
                     })
                     .await
                 }
                 rpc::ADMIN_SESSION => {
                     handle(&state, &request, rpc::ADMIN_SESSION, |r: AdminSessionRequest| {
                         let state = Arc::clone(&state);
-                        async move { admin_queries::session(&state, r).await }
+                        async move { admin::session(&state, r).await }
                     })
                     .await
                 }
                 rpc::ADMIN_METRICS => {
                     handle(&state, &request, rpc::ADMIN_METRICS, |r: MetricsQuery| {
                         let state = Arc::clone(&state);
-                        async move { admin_queries::metrics(&state, r).await }
+                        async move { admin::metrics(&state, r).await }
                     })
                     .await
                 }
                 rpc::UPLOAD_SLOT => {
                     handle(&state, &request, rpc::UPLOAD_SLOT, |r: UploadSlotRequest| {
                         let state = Arc::clone(&state);
-                        async move { uploads::slots::open(&state, r).await }
+                        async move { upload_slot::open(&state, r).await }
                     })
                     .await
                 }
@@ -171,101 +175,49 @@ async fn answer<T: Serialize>(state: &WorkerState, request: &BusMessage, reply: 
     }
 }
 
+/// The RPC error for a store failure.
+pub(crate) fn store_error(e: StoreError) -> RpcError {
+    warn!("store failure: {e}");
+    RpcError {
+        code: ErrorCode::DatabaseError,
+        message: "conversations cannot be reached right now; try again shortly".into(),
+    }
+}
+
+fn coordinator_error(e: impl std::fmt::Display) -> RpcError {
+    warn!("coordinator failure: {e}");
+    RpcError {
+        code: ErrorCode::ServiceUnavailable,
+        message: "sessions cannot be opened right now; reconnect shortly".into(),
+    }
+}
+
+/// The answer for a session that does not exist or is someone else's.
+fn not_found() -> RpcError {
+    RpcError {
+        code: ErrorCode::SessionNotFound,
+        message: "no such session; connect without a session id to start one".into(),
+    }
+}
+
+/// Loads a session only if `user_id` owns it.
+async fn owned_session(
+    state: &WorkerState,
+    user_id: &str,
+    session_id: &str,
+) -> Result<SessionRecord, RpcError> {
+    if !is_valid_session_id(session_id) {
+        return Err(not_found());
+    }
+    match state.store.session(session_id).await.map_err(store_error)? {
+        Some(s) if s.user_id == user_id => Ok(s),
+        _ => Err(not_found()),
+    }
+}
+
 fn bad_cursor() -> RpcError {
     RpcError {
         code: ErrorCode::InvalidField,
         message: "cursor is not one this server gave".into(),
     }
-}
-
-async fn list_sessions(state: &WorkerState, r: ListSessions) -> Result<SessionPage, RpcError> {
-    let limit = r.limit.clamp(1, MAX_PAGE);
-    let cursor = match r.cursor.as_deref() {
-        Some(c) => Some(SessionCursor::decode(c).ok_or_else(bad_cursor)?),
-        None => None,
-    };
-    // One more than asked tells whether there is a next page.
-    let mut sessions = state
-        .store
-        .user_sessions(&r.user_id, limit + 1, cursor.as_ref())
-        .await
-        .map_err(lifecycle::store_error)?;
-    let more = sessions.len() > limit;
-    sessions.truncate(limit);
-    let next_cursor = more
-        .then(|| sessions.last())
-        .flatten()
-        .map(|s| SessionCursor {
-            last_activity: s.last_activity,
-            id: s.id.clone(),
-        })
-        .map(|c| c.encode());
-    Ok(SessionPage {
-        sessions: sessions.iter().map(history::summary).collect(),
-        next_cursor,
-    })
-}
-
-async fn session_history(state: &WorkerState, r: SessionHistory) -> Result<HistoryPage, RpcError> {
-    lifecycle::owned_session(state, &r.user_id, &r.session_id).await?;
-    let limit = r.limit.clamp(1, MAX_PAGE);
-    let after = match r.cursor.as_deref() {
-        Some(c) => c.parse::<u64>().map_err(|_| bad_cursor())?,
-        None => 0,
-    };
-    let mut messages = state
-        .store
-        .messages_after(&r.session_id, after, limit + 1)
-        .await
-        .map_err(lifecycle::store_error)?;
-    let more = messages.len() > limit;
-    messages.truncate(limit);
-    let next_cursor = more.then(|| messages.last()).flatten().map(|m| m.seq.to_string());
-    let mut frames: Vec<_> = messages.iter().map(history::frame).collect();
-    uploads::links::sign(state, &mut frames).await;
-    Ok(HistoryPage {
-        session_id: r.session_id,
-        messages: frames,
-        next_cursor,
-    })
-}
-
-async fn rename_session(
-    state: &WorkerState,
-    r: RenameSession,
-) -> Result<chatbox_shared::protocol::sessions::SessionSummary, RpcError> {
-    let mut session = lifecycle::owned_session(state, &r.user_id, &r.session_id).await?;
-    let name = chatbox_shared::protocol::inbound::sanitize_text(&r.name)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if name.is_empty() || name.chars().count() > chatbox_shared::protocol::inbound::MAX_SESSION_NAME_CHARS {
-        return Err(RpcError {
-            code: ErrorCode::InvalidField,
-            message: "a session name is 1 to 100 characters".into(),
-        });
-    }
-    let patch = SessionPatch {
-        name: Some(name.clone()),
-        ..SessionPatch::default()
-    };
-    state
-        .store
-        .update_session(&r.session_id, &patch)
-        .await
-        .map_err(lifecycle::store_error)?;
-    session.name = name;
-    Ok(history::summary(&session))
-}
-
-async fn end_session(
-    state: &WorkerState,
-    r: EndSession,
-) -> Result<chatbox_shared::protocol::sessions::SessionSummary, RpcError> {
-    let ended = lifecycle::end(state, &r.user_id, &r.session_id).await?;
-    state
-        .outbox
-        .close_owner(&r.session_id, KillReason::SessionEnded)
-        .await;
-    Ok(history::summary(&ended))
 }

@@ -1,0 +1,550 @@
+//! A user's turn: a message (text, a file, a voice note) answered by the
+//! model. It reads as its steps:
+//!
+//! 1. **accept** — the session, the model (the message's own, else the
+//!    session's choice, else the default), the user's message stored once
+//!    (a redelivered turn finds it) and echoed with its sequence number;
+//! 2. **load context** — the session's earlier messages within the context
+//!    budget, and the file as the provider takes it ([`uploads::prompt`]);
+//! 3. **call the model and stream** its answer as `ai_response` chunks
+//!    under one `message_id` ([`answer`](super::answer)), with the loading
+//!    indicator on;
+//! 4. **store** the answer with its tokens, timing and how it ended
+//!    (`finish_reason`: a stopped or broken-off answer keeps the part the
+//!    user saw) and the session's new totals; send the final frame
+//!    (`done: true`, the whole text);
+//! 5. **settle** — loading off; the delivery is acked.
+//!
+//! An answer that fails before its first token stores nothing and tells
+//! the user (`LLM_UNAVAILABLE`, with `retry_after` when the provider named
+//! one). A session taken over by an admin stores and echoes the message
+//! but calls no model. Audio and files that come with the answer are kept
+//! or linked ([`uploads::generated`]).
+
+use std::time::Duration;
+
+use chatbox_shared::envelope::{Audience, InboundEnvelope};
+use chatbox_shared::ids::answer_id;
+use chatbox_shared::protocol::outbound::{self, AnswerStats};
+use chatbox_shared::protocol::{
+    ErrorCode, ErrorInfo, FinishReason, Message, MessageType, Metadata, Sender, Timestamp,
+};
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::answer::{self, Answer, End};
+use super::input::{self, Input};
+use super::model_select::unknown_model;
+use super::{STORE_RETRY, Settle, refuse};
+use crate::llm::{ChatMessage, ChatRole, LlmError, LlmRequest, Model, estimate_tokens};
+use crate::metrics::{self, TurnOutcome};
+use crate::state::WorkerState;
+use crate::store::{FileRecord, MessageRecord, SessionPatch, SessionRecord, StoreError, TurnView};
+use crate::uploads::intake::IntakeError;
+use crate::uploads::{self, generated, links, meta, prompt};
+use crate::{history, session_name};
+
+/// Earlier messages a turn reads for context, at most.
+const CONTEXT_MESSAGES: usize = 50;
+
+/// Where a step leaves the turn: on to the next step, or done.
+enum Step<T> {
+    Next(T),
+    Done(Settle),
+}
+
+/// A user's message, accepted: stored and ready to be answered.
+struct Accepted<'s> {
+    session: SessionRecord,
+    model: &'s Model,
+    message: MessageRecord,
+    file: Option<FileRecord>,
+    /// The answer, when a redelivered turn finds it stored already.
+    answered: Option<MessageRecord>,
+    /// The session's last sequence number, the user's message included.
+    last_seq: u64,
+    /// The session's earlier messages, newest first.
+    earlier: Vec<MessageRecord>,
+}
+
+/// Runs a user's turn.
+pub(super) async fn turn(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+    input: Input<'_>,
+    attempt: u64,
+) -> Result<Settle, StoreError> {
+    let sid = envelope.session_id.as_str();
+    let answer_id = answer_id(sid, &envelope.message_id);
+    let accepted = match accept(state, envelope, input, &answer_id, attempt).await? {
+        Step::Next(accepted) => accepted,
+        Step::Done(settle) => return Ok(settle),
+    };
+    echo(state, sid, &accepted).await;
+    if let Some(settle) = no_model_call(state, envelope, &accepted).await {
+        return Ok(settle);
+    }
+    state
+        .outbox
+        .send(sid, &outbound::loading(sid, &answer_id, true), Audience::All)
+        .await;
+    let request = load_context(state, envelope, &accepted).await;
+    let started = Instant::now();
+    let stop = state.stops.register(sid, envelope.received_at);
+    let streamed = answer::stream(state, accepted.model, &request, sid, &answer_id, started, &stop)
+        .instrument(info_span!("llm_call", provider = %accepted.model.id()))
+        .await;
+    drop(stop);
+    let asked = Asked {
+        envelope,
+        answer_id: &answer_id,
+        request: &request,
+        started,
+    };
+    store_answer(state, accepted, asked, streamed).await?;
+    finish(state, sid, &answer_id).await;
+    Ok(Settle::Ack)
+}
+
+/// Step 1: finds the session and the model, and stores the user's message
+/// once.
+async fn accept<'s>(
+    state: &'s WorkerState,
+    envelope: &InboundEnvelope,
+    input: Input<'_>,
+    answer_id: &str,
+    attempt: u64,
+) -> Result<Step<Accepted<'s>>, StoreError> {
+    let sid = envelope.session_id.as_str();
+    let store = state.store.as_ref();
+    let refused = |code: ErrorCode, message: String| async move {
+        Step::Done(refuse(state, envelope, Audience::User, ErrorInfo::new(code, message)).await)
+    };
+    let Some(view) = store
+        .turn_view(sid, &envelope.message_id, answer_id, CONTEXT_MESSAGES)
+        .await?
+    else {
+        let message = "this conversation does not exist; reconnect".into();
+        return Ok(refused(ErrorCode::SessionNotFound, message).await);
+    };
+    let TurnView {
+        mut session,
+        user_message,
+        answer: answered,
+        mut last_seq,
+        earlier,
+    } = view;
+    let model = match input.model_id() {
+        Some(id) => match state.providers.select(Some(id)) {
+            Some(model) => model,
+            None => return Ok(refused(ErrorCode::InvalidField, unknown_model(state, id)).await),
+        },
+        None => match state.providers.for_session(session.model_id.as_deref()) {
+            Some(model) => model,
+            None => return Ok(refused(ErrorCode::LlmUnavailable, "no model is configured".into()).await),
+        },
+    };
+    let (message, file) = match user_message {
+        Some(stored) => {
+            let file = match &stored.file_id {
+                Some(id) => store.file(id).await?,
+                None => None,
+            };
+            (stored, file)
+        }
+        None => {
+            if !session.is_active {
+                let message = "this conversation has ended; reconnect to start a new one".into();
+                return Ok(refused(ErrorCode::SessionEnded, message).await);
+            }
+            match store_message(state, envelope, input, &mut session, last_seq + 1, attempt).await? {
+                Step::Next(stored) => {
+                    last_seq += 1;
+                    stored
+                }
+                Step::Done(settle) => return Ok(Step::Done(settle)),
+            }
+        }
+    };
+    Ok(Step::Next(Accepted {
+        session,
+        model,
+        message,
+        file,
+        answered,
+        last_seq,
+        earlier,
+    }))
+}
+
+/// Takes in what the user sent and stores it as message `seq`, with the
+/// session's new name (from its first message) and totals.
+async fn store_message(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+    input: Input<'_>,
+    session: &mut SessionRecord,
+    seq: u64,
+    attempt: u64,
+) -> Result<Step<(MessageRecord, Option<FileRecord>)>, StoreError> {
+    let sid = envelope.session_id.as_str();
+    let said = match input::take_in(state, envelope, input).await {
+        Ok(said) => said,
+        Err(IntakeError::Refused(info)) => {
+            return Ok(Step::Done(refuse(state, envelope, Audience::User, info).await));
+        }
+        Err(IntakeError::Store(e)) => return Err(e),
+        Err(IntakeError::BlobUnavailable(info)) => {
+            // Accepted messages are not lost: the file is taken in once
+            // the store is back. Say so once.
+            if attempt == 1 {
+                let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
+                state.outbox.send(sid, &frame, Audience::User).await;
+            }
+            metrics::turn(TurnOutcome::BlobError);
+            return Ok(Step::Done(Settle::Retry(STORE_RETRY)));
+        }
+    };
+    let record = MessageRecord {
+        session_id: sid.to_owned(),
+        seq,
+        message_id: envelope.message_id.clone(),
+        client_id: envelope.client_id.clone(),
+        sender: envelope.sender,
+        kind: said.kind,
+        content: said.content,
+        file_id: said.file.as_ref().map(|f| f.id.clone()),
+        model_id: None,
+        timestamp: envelope.received_at,
+        metadata: said.metadata,
+        tokens: None,
+    };
+    session.counters.message_count += 1;
+    let name = session.name.is_empty().then(|| match &said.file {
+        Some(file) if record.content.is_empty() => session_name::from_first_message(&file.name),
+        _ => session_name::from_first_message(&record.content),
+    });
+    let patch = SessionPatch {
+        last_activity: Some(Timestamp::now()),
+        name,
+        counters: Some(session.counters),
+        ..SessionPatch::default()
+    };
+    state
+        .store
+        .record_message(&record, &patch)
+        .instrument(info_span!("store_write", op = "record_message", sender = "user"))
+        .await?;
+    Ok(Step::Next((record, said.file)))
+}
+
+/// Echoes the user's message, with its sequence number, to everyone on
+/// the session.
+async fn echo(state: &WorkerState, sid: &str, accepted: &Accepted<'_>) {
+    let mut echo = history::frame(&accepted.message);
+    if let Some(file) = &accepted.file {
+        echo.file_url = links::download_url(state, file).await;
+    }
+    state.outbox.send(sid, &echo, Audience::All).await;
+}
+
+/// The turns that call no model: answered already (a redelivery after the
+/// answer was stored: it is sent again for a client that may have missed
+/// it), taken over by an admin, or a voice note with nothing to answer.
+async fn no_model_call(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+    accepted: &Accepted<'_>,
+) -> Option<Settle> {
+    let sid = envelope.session_id.as_str();
+    if let Some(stored) = &accepted.answered {
+        let mut answered = [history::frame(stored)];
+        links::sign(state, &mut answered).await;
+        state.outbox.send(sid, &answered[0], Audience::All).await;
+        metrics::turn(TurnOutcome::Ok);
+        return Some(Settle::Ack);
+    }
+    if let Some(admin_id) = &accepted.session.assisting_admin_id {
+        debug!(admin_id, "session taken over; the message goes to the admin");
+        metrics::turn(TurnOutcome::Assisted);
+        return Some(Settle::Ack);
+    }
+    let message = &accepted.message;
+    if message.kind == MessageType::VoiceMessage && message.content.is_empty() {
+        // Nothing to answer: the recording is kept, the user is told.
+        let transcription = message.metadata.as_ref().and_then(|m| m.get(meta::TRANSCRIPTION));
+        let info = match transcription.map(String::as_str) {
+            Some("unavailable") => ErrorInfo::new(
+                ErrorCode::Unsupported,
+                "voice messages cannot be transcribed here; the recording is kept — please type your message",
+            ),
+            _ => ErrorInfo::new(
+                ErrorCode::LlmUnavailable,
+                "the voice message could not be transcribed; the recording is kept — try again or type your message",
+            ),
+        };
+        let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
+        state.outbox.send(sid, &frame, Audience::All).await;
+        metrics::turn(TurnOutcome::LlmError);
+        return Some(Settle::Ack);
+    }
+    None
+}
+
+/// Step 2: the request to the model — the earlier messages within the
+/// context budget, then the user's message (with its file as the provider
+/// takes it).
+async fn load_context(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+    accepted: &Accepted<'_>,
+) -> LlmRequest {
+    let mut messages = history::context(&accepted.earlier, state.config.chatbox.llm.context_tokens);
+    let message = &accepted.message;
+    let (content, attachments) = match (&accepted.file, message.kind) {
+        (Some(file), MessageType::FileUpload) => {
+            prompt::with_file(state, accepted.model.provider.as_ref(), &message.content, file).await
+        }
+        _ => (message.content.clone(), Vec::new()),
+    };
+    messages.push(ChatMessage {
+        role: ChatRole::User,
+        content,
+        attachments,
+    });
+    LlmRequest {
+        messages,
+        user: Some(pseudonym(&envelope.user_id)),
+        conversation_id: history::provider_conversation(&accepted.earlier, accepted.model.id()),
+    }
+}
+
+/// What was asked of the model, for the step that stores its answer.
+struct Asked<'a> {
+    envelope: &'a InboundEnvelope,
+    answer_id: &'a str,
+    request: &'a LlmRequest,
+    started: Instant,
+}
+
+/// Step 4: keeps what was streamed (all of it, or the part before a stop
+/// or a break), marked with how it ended, and sends the final frame.
+async fn store_answer(
+    state: &WorkerState,
+    accepted: Accepted<'_>,
+    asked: Asked<'_>,
+    streamed: Answer,
+) -> Result<(), StoreError> {
+    let Accepted {
+        mut session,
+        model,
+        last_seq,
+        ..
+    } = accepted;
+    let sid = asked.envelope.session_id.as_str();
+    let elapsed = asked.started.elapsed();
+    let provider_id = streamed.provider.clone().unwrap_or_else(|| model.id().to_owned());
+    let answered_by = state.providers.select(Some(&provider_id)).unwrap_or(model);
+    let model_name = answered_by.provider.config().model.clone();
+    let first_token = streamed.first_token.map(|d| d.as_secs_f64());
+    metrics::turn_timing(&provider_id, &model_name, elapsed.as_secs_f64(), first_token);
+    let Some((finish, failure)) = ending(state, asked.envelope, &provider_id, &streamed).await else {
+        return Ok(());
+    };
+    let prompt_estimate: u64 = asked
+        .request
+        .messages
+        .iter()
+        .map(|m| estimate_tokens(&m.content))
+        .sum();
+    let (prompt_tokens, completion_tokens) = streamed
+        .usage
+        .unwrap_or_else(|| (prompt_estimate, estimate_tokens(&streamed.text)));
+    let stats = AnswerStats {
+        prompt_tokens,
+        completion_tokens,
+        first_token_ms: streamed.first_token.map(millis).unwrap_or_default(),
+        response_time_ms: millis(elapsed),
+    };
+    let seq = last_seq + 1;
+    let done = final_frame(state, &asked, seq, &provider_id, &stats, finish, streamed).await;
+    let tokens = stats.prompt_tokens + stats.completion_tokens;
+    session
+        .counters
+        .add_answer(tokens, stats.response_time_ms, stats.first_token_ms);
+    let patch = SessionPatch {
+        last_activity: Some(Timestamp::now()),
+        counters: Some(session.counters),
+        ..SessionPatch::default()
+    };
+    let record = MessageRecord {
+        session_id: sid.to_owned(),
+        seq,
+        message_id: asked.answer_id.to_owned(),
+        client_id: None,
+        sender: Sender::Ai,
+        kind: MessageType::AiResponse,
+        content: done.frame.content.clone().unwrap_or_default(),
+        file_id: done.frame.file_id.clone(),
+        model_id: Some(provider_id.clone()),
+        timestamp: done.frame.timestamp.unwrap_or_else(Timestamp::now),
+        metadata: Some(done.kept),
+        tokens: Some(tokens),
+    };
+    state
+        .store
+        .record_message(&record, &patch)
+        .instrument(info_span!("store_write", op = "record_message", sender = "ai"))
+        .await?;
+    state.outbox.send(sid, &done.frame, Audience::All).await;
+    metrics::tokens(
+        &provider_id,
+        &model_name,
+        stats.prompt_tokens,
+        stats.completion_tokens,
+    );
+    match failure {
+        Some(e) => {
+            warn!(provider = %provider_id, kept_chars = record.content.len(), "the answer broke off: {e}");
+            let info = ErrorInfo::new(
+                ErrorCode::LlmUnavailable,
+                "the answer broke off; the part you see is kept — ask again to get the rest",
+            );
+            let frame = outbound::error_reply(asked.envelope.client_id.as_deref(), Some(sid), info);
+            state.outbox.send(sid, &frame, Audience::All).await;
+            metrics::turn(TurnOutcome::Interrupted);
+        }
+        None => {
+            let outcome = if finish == FinishReason::Complete {
+                TurnOutcome::Ok
+            } else {
+                TurnOutcome::Stopped
+            };
+            metrics::turn(outcome);
+            info!(
+                provider = %provider_id,
+                finish = finish.as_str(),
+                response_ms = stats.response_time_ms,
+                first_token_ms = stats.first_token_ms,
+                completion_tokens = stats.completion_tokens,
+                "answered"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How the answer ended, if there is something to keep: its finish
+/// reason, and the error it broke off with. An answer that failed, or was
+/// stopped, before its first token keeps nothing (a failure is told to
+/// the user).
+async fn ending(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+    provider_id: &str,
+    streamed: &Answer,
+) -> Option<(FinishReason, Option<String>)> {
+    let sid = envelope.session_id.as_str();
+    match &streamed.end {
+        End::Failed(e) => {
+            warn!(provider = %provider_id, "the model failed before answering: {e}");
+            let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), llm_error_info(e));
+            state.outbox.send(sid, &frame, Audience::All).await;
+            metrics::turn(TurnOutcome::LlmError);
+            None
+        }
+        End::Stopped(reason) if streamed.text.is_empty() => {
+            info!(provider = %provider_id, ?reason, "stopped before the first token");
+            metrics::turn(TurnOutcome::Stopped);
+            None
+        }
+        End::Stopped(reason) => Some((reason.finish_reason(), None)),
+        End::Interrupted(e) => Some((FinishReason::Interrupted, Some(e.to_string()))),
+        End::Complete => Some((FinishReason::Complete, None)),
+    }
+}
+
+/// The final `ai_response` and the metadata stored with it.
+struct FinalFrame {
+    frame: Message,
+    /// The frame's metadata plus what only the store keeps (the provider's
+    /// conversation id).
+    kept: Metadata,
+}
+
+/// Builds the final frame: the whole text, its statistics, how it ended,
+/// the spoken answer kept as a file and the files the answer links.
+async fn final_frame(
+    state: &WorkerState,
+    asked: &Asked<'_>,
+    seq: u64,
+    provider_id: &str,
+    stats: &AnswerStats,
+    finish: FinishReason,
+    streamed: Answer,
+) -> FinalFrame {
+    let sid = asked.envelope.session_id.as_str();
+    let audio = match streamed.audio {
+        Some((data, format)) => {
+            generated::keep_audio(state, sid, &asked.envelope.user_id, data, &format).await
+        }
+        None => None,
+    };
+    let audio_url = match &audio {
+        Some(file) => links::download_url(state, file).await,
+        None => None,
+    };
+    let linked = generated::linked(&streamed.files, &streamed.text);
+    let mut frame = outbound::ai_final(sid, asked.answer_id, Some(seq), streamed.text, provider_id, stats);
+    frame.file_id = audio.as_ref().map(|f| f.id.clone());
+    frame.file_url = audio_url.or_else(|| linked.first().map(|l| l.url.clone()));
+    let meta = frame.metadata.get_or_insert_with(Default::default);
+    meta.insert("finish_reason".into(), finish.as_str().into());
+    if let Some(files) = generated::files_metadata(&linked) {
+        meta.insert(uploads::meta::FILES.into(), files);
+    }
+    if let Some(from) = &streamed.fell_back_from {
+        meta.insert("fallback_from".into(), from.clone());
+    }
+    let mut kept = frame.metadata.clone().unwrap_or_default();
+    if let Some(conversation) = &streamed.conversation {
+        kept.insert(history::CONVERSATION_KEY.into(), conversation.clone());
+    }
+    FinalFrame { frame, kept }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Step 5: switches the loading indicator off; the turn is done.
+async fn finish(state: &WorkerState, sid: &str, answer_id: &str) {
+    state
+        .outbox
+        .send(sid, &outbound::loading(sid, answer_id, false), Audience::All)
+        .await;
+}
+
+/// What the user hears when no model could answer.
+fn llm_error_info(e: &LlmError) -> ErrorInfo {
+    let message = match e {
+        LlmError::Timeout(_) => "the assistant did not answer in time; please try again".to_owned(),
+        e if e.retry_after().is_some() => {
+            "the assistant is busy right now; please try again in a moment".to_owned()
+        }
+        _ => "the assistant could not answer right now; please try again".to_owned(),
+    };
+    let info = ErrorInfo::new(ErrorCode::LlmUnavailable, message);
+    match e.retry_after() {
+        Some(after) => info.retry_after(after.max(Duration::from_secs(1))),
+        None => info,
+    }
+}
+
+/// A stable stand-in for a user id, for the provider's abuse checks: the
+/// provider can tell users apart without learning who they are.
+fn pseudonym(user_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("chatbox-user:{user_id}").as_bytes());
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
