@@ -1,10 +1,16 @@
 //! `[chatbox.uploads]` (the seed's `[userupload]`: limits and allowed
 //! types) and `[chatbox.blob]` (where files live: S3 or a local folder).
+//!
+//! `UPLOAD_MAX_SIZE`, `S3_BUCKET`, `S3_REGION` and `S3_ENDPOINT` (the
+//! seed's names) set their keys. Both sections are checked for the worker
+//! and the all-in-one; the `[chatbox.blob.s3]` keys only where S3 is the
+//! store ([`BlobConfig::resolved_kind`]).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::validate::{Problems, Role, decode_key};
 use super::{Secret, duration};
 
 /// `[chatbox.uploads]`: what users may upload and how long links live.
@@ -79,6 +85,47 @@ impl Default for UploadsConfig {
     }
 }
 
+/// Longest a presigned S3 URL may live (SigV4's limit).
+const MAX_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl UploadsConfig {
+    /// Sizes are above zero, links live at most as long as S3 allows, and
+    /// the two prefixes are distinct key prefixes.
+    pub(super) fn check(&self, p: &mut Problems) {
+        p.check(self.max_size > 0, "chatbox.uploads.max_size", || {
+            "must be more than zero".into()
+        });
+        p.check(self.max_voice_size > 0, "chatbox.uploads.max_voice_size", || {
+            "must be more than zero".into()
+        });
+        for (ttl, key) in [
+            (self.upload_url_ttl, "chatbox.uploads.upload_url_ttl"),
+            (self.download_url_ttl, "chatbox.uploads.download_url_ttl"),
+        ] {
+            p.check(!ttl.is_zero() && ttl <= MAX_URL_TTL, key, || {
+                "must be longer than zero and at most 7 days".into()
+            });
+        }
+        p.positive(self.cleanup_interval, "chatbox.uploads.cleanup_interval");
+        for (prefix, key) in [
+            (&self.prefix, "chatbox.uploads.prefix"),
+            (&self.quarantine_prefix, "chatbox.uploads.quarantine_prefix"),
+        ] {
+            let prefix = prefix.trim_matches('/');
+            p.check(
+                !prefix.is_empty() && !prefix.split('/').any(|part| part.is_empty() || part == ".."),
+                key,
+                || "must be a key prefix like \"chat-files\"".into(),
+            );
+        }
+        p.check(
+            self.prefix.trim_matches('/') != self.quarantine_prefix.trim_matches('/'),
+            "chatbox.uploads.quarantine_prefix",
+            || "must differ from chatbox.uploads.prefix".into(),
+        );
+    }
+}
+
 const MB: u64 = 1024 * 1024;
 
 /// Where files are kept.
@@ -125,11 +172,52 @@ impl Default for BlobConfig {
 impl BlobConfig {
     /// The store `role` uses: `auto` is local for the all-in-one, S3 for
     /// the scaled roles.
-    pub fn resolved_kind(&self, role: super::Role) -> BlobKind {
+    pub fn resolved_kind(&self, role: Role) -> BlobKind {
         match self.kind {
-            BlobKind::Auto if role == super::Role::AllInOne => BlobKind::Local,
+            BlobKind::Auto if role == Role::AllInOne => BlobKind::Local,
             BlobKind::Auto => BlobKind::S3,
             kind => kind,
+        }
+    }
+
+    /// The signing key is a key, and the S3 store has a bucket, URLs and
+    /// either both credentials or neither.
+    pub(super) fn check(&self, p: &mut Problems, role: Role) {
+        p.check(
+            self.signing_key.is_empty() || decode_key(self.signing_key.expose()).is_some(),
+            "chatbox.blob.signing_key",
+            || "must be 32 bytes in base64 (try: openssl rand -base64 32)".into(),
+        );
+        if self.resolved_kind(role) == BlobKind::S3 {
+            let s3 = &self.s3;
+            p.check(!s3.bucket.trim().is_empty(), "chatbox.blob.s3.bucket", || {
+                "is required for the S3 file store".into()
+            });
+            p.check(!s3.region.trim().is_empty(), "chatbox.blob.s3.region", || {
+                "must not be empty".into()
+            });
+            for (url, key) in [
+                (&s3.endpoint, "chatbox.blob.s3.endpoint"),
+                (&s3.public_endpoint, "chatbox.blob.s3.public_endpoint"),
+            ] {
+                p.check(
+                    url.is_empty() || url.starts_with("http://") || url.starts_with("https://"),
+                    key,
+                    || format!("{url:?} must start with http:// or https://"),
+                );
+            }
+            p.check(
+                s3.access_key_id.is_empty() == s3.secret_access_key.is_empty(),
+                "chatbox.blob.s3.secret_access_key",
+                || "set both access_key_id and secret_access_key, or neither (the standard AWS chain)".into(),
+            );
+        }
+        if !self.public_url.is_empty() {
+            p.check(
+                self.public_url.starts_with("http://") || self.public_url.starts_with("https://"),
+                "chatbox.blob.public_url",
+                || format!("{:?} must start with http:// or https://", self.public_url),
+            );
         }
     }
 }
@@ -227,6 +315,7 @@ pub fn format_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::load;
 
     #[test]
     fn sizes_read_like_the_seed_writes_them() {
@@ -239,5 +328,49 @@ mod tests {
         for n in [0, 1, 1024, 20 * MB, 5 * MB + 1] {
             assert_eq!(parse_size(&format_size(n)), Ok(n));
         }
+    }
+
+    #[test]
+    fn file_settings_come_from_the_seed_names_and_are_checked() {
+        let worker_env = [
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("ENCRYPTION_KEY", "c3lzdGVtLXRlc3QtZW5jcnlwdGlvbi1rZXktMzJieXQ="),
+        ];
+        let err = load(None, &worker_env, Role::Worker).unwrap_err().to_string();
+        assert!(
+            err.contains("chatbox.blob.s3.bucket (CHATBOX_BLOB_S3_BUCKET or S3_BUCKET): is required"),
+            "{err}"
+        );
+        let mut env = worker_env.to_vec();
+        env.extend([
+            ("S3_BUCKET", "chat-files"),
+            ("S3_ENDPOINT", "http://minio:9000"),
+            ("UPLOAD_MAX_SIZE", "100MB"),
+            ("CHATBOX_UPLOADS_ALLOWED_TYPES", "image/png, application/pdf"),
+        ]);
+        let c = load(None, &env, Role::Worker).unwrap();
+        assert_eq!(c.chatbox.blob.resolved_kind(Role::Worker), BlobKind::S3);
+        assert_eq!(c.chatbox.blob.s3.endpoint, "http://minio:9000");
+        assert_eq!(c.chatbox.uploads.max_size, 100 * 1024 * 1024);
+        assert_eq!(c.chatbox.uploads.allowed_types, ["image/png", "application/pdf"]);
+        let all_in_one = load(None, &[], Role::AllInOne).unwrap();
+        assert_eq!(
+            all_in_one.chatbox.blob.resolved_kind(Role::AllInOne),
+            BlobKind::Local
+        );
+        let file = "[chatbox.uploads]\nmax_size = \"lots\"\n";
+        let err = load(Some(file), &[], Role::AllInOne).unwrap_err().to_string();
+        assert!(err.contains("max_size") && err.contains("not a size"), "{err}");
+        let err = load(
+            None,
+            &[("S3_ENDPOINT", "minio:9000"), ("CHATBOX_BLOB_KIND", "s3")],
+            Role::AllInOne,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("chatbox.blob.s3.endpoint") && err.contains("http://"),
+            "{err}"
+        );
     }
 }

@@ -8,12 +8,22 @@
 //! sends at most `rate_limit.max_per_window` per window across all
 //! workers; what was held back is summed up in one digest when the window
 //! ends.
+//!
+//! The seed's `ADMIN_EMAILS`, `ADMIN_PHONES`, `SMTP_*`, `SES_*` and
+//! `TWILIO_*` variables set their keys (see [`super::env::SEED_ALIASES`]).
+//! Checked for the worker and the all-in-one, the roles that send. The
+//! sending services and their settings are in `engines.rs`.
+
+mod engines;
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Secret, duration};
+pub use engines::{EmailEngine, SesConfig, SmsEngine, SmtpConfig, SmtpTls, TwilioConfig};
+
+use super::duration;
+use super::validate::Problems;
 
 /// What a notification is about (the seed's notification events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -84,28 +94,6 @@ impl Channel {
     }
 }
 
-/// Which service sends e-mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EmailEngine {
-    /// An SMTP server (`[chatbox.notifications.smtp]`).
-    Smtp,
-    /// Amazon SES (`[chatbox.notifications.ses]`).
-    Ses,
-    /// Only logged: nothing leaves the process.
-    Log,
-}
-
-/// Which service sends SMS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmsEngine {
-    /// Twilio's Messages API (`[chatbox.notifications.twilio]`).
-    Twilio,
-    /// Only logged.
-    Log,
-}
-
 /// `[chatbox.notifications]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -156,119 +144,6 @@ impl Default for NotificationsConfig {
             twilio: TwilioConfig::default(),
             rate_limit: NotificationRateLimit::default(),
             rules: Vec::new(),
-        }
-    }
-}
-
-/// How the SMTP connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// Plain connection upgraded with STARTTLS (port 587).
-    Starttls,
-    /// TLS from the first byte (port 465).
-    Tls,
-    /// No encryption (a relay on loopback, a test sink).
-    None,
-}
-
-/// `[chatbox.notifications.smtp]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SmtpConfig {
-    /// Server host name (`SMTP_HOST`).
-    pub host: String,
-    /// Server port (`SMTP_PORT`).
-    pub port: u16,
-    /// Login, if the server wants one (`SMTP_USER`).
-    pub username: String,
-    /// Password (`SMTP_PASS`). Never logged.
-    pub password: Secret,
-    /// `starttls`, `tls` or `none`.
-    pub tls: SmtpTls,
-    /// How long connecting and each command may take.
-    #[serde(with = "duration")]
-    pub timeout: Duration,
-}
-
-impl Default for SmtpConfig {
-    fn default() -> Self {
-        SmtpConfig {
-            host: String::new(),
-            port: 587,
-            username: String::new(),
-            password: Secret::default(),
-            tls: SmtpTls::Starttls,
-            timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// `[chatbox.notifications.ses]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SesConfig {
-    /// AWS region (`SES_REGION`).
-    pub region: String,
-    /// Access key id (`SES_ACCESS_KEY_ID`).
-    pub access_key_id: String,
-    /// Secret access key (`SES_SECRET_ACCESS_KEY`). Never logged.
-    pub secret_access_key: Secret,
-    /// Base URL of the SES API; empty: `https://email.<region>.amazonaws.com`.
-    pub endpoint: String,
-    /// How long one request may take.
-    #[serde(with = "duration")]
-    pub timeout: Duration,
-}
-
-impl Default for SesConfig {
-    fn default() -> Self {
-        SesConfig {
-            region: "us-east-1".into(),
-            access_key_id: String::new(),
-            secret_access_key: Secret::default(),
-            endpoint: String::new(),
-            timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-impl SesConfig {
-    /// The base URL requests go to.
-    pub fn base_url(&self) -> String {
-        if self.endpoint.is_empty() {
-            format!("https://email.{}.amazonaws.com", self.region)
-        } else {
-            self.endpoint.trim_end_matches('/').to_owned()
-        }
-    }
-}
-
-/// `[chatbox.notifications.twilio]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TwilioConfig {
-    /// Account SID, `AC…` (`TWILIO_ACCOUNT_SID`).
-    pub account_sid: String,
-    /// Auth token (`TWILIO_AUTH_TOKEN`). Never logged.
-    pub auth_token: Secret,
-    /// The sending number in E.164 (`TWILIO_FROM_NUMBER`).
-    pub from_number: String,
-    /// Base URL of the API.
-    pub base_url: String,
-    /// How long one request may take.
-    #[serde(with = "duration")]
-    pub timeout: Duration,
-}
-
-impl Default for TwilioConfig {
-    fn default() -> Self {
-        TwilioConfig {
-            account_sid: String::new(),
-            auth_token: Secret::default(),
-            from_number: String::new(),
-            base_url: "https://api.twilio.com".into(),
-            timeout: Duration::from_secs(10),
         }
     }
 }
@@ -345,6 +220,78 @@ impl NotificationsConfig {
             Channel::Sms => rule.phones.as_deref().unwrap_or(&self.admin_phones),
         }
     }
+
+    /// The engines chosen have what they need, and every address and
+    /// number is one.
+    pub(super) fn check(&self, p: &mut Problems) {
+        const KEY: &str = "chatbox.notifications";
+        let emails = |p: &mut Problems, list: &[String], key: &str| {
+            for address in list {
+                p.check(is_email_address(address), key, || {
+                    format!("{address:?} is not an e-mail address like ops@example.com")
+                });
+            }
+        };
+        let phones = |p: &mut Problems, list: &[String], key: &str| {
+            for number in list {
+                p.check(is_e164(number), key, || {
+                    format!("{number:?} is not a phone number in E.164, like +14155550100")
+                });
+            }
+        };
+        emails(p, &self.admin_emails, &format!("{KEY}.admin_emails"));
+        phones(p, &self.admin_phones, &format!("{KEY}.admin_phones"));
+        let url = &self.admin_console_url;
+        p.check(
+            url.starts_with("http://") || url.starts_with("https://"),
+            &format!("{KEY}.admin_console_url"),
+            || format!("{url:?} must be an http(s) URL"),
+        );
+        p.check(is_email_address(&self.from), &format!("{KEY}.from"), || {
+            format!(
+                "{:?} is not an e-mail address like noreply@example.com",
+                self.from
+            )
+        });
+        p.check(
+            self.reply_to.is_empty() || is_email_address(&self.reply_to),
+            &format!("{KEY}.reply_to"),
+            || format!("{:?} is not an e-mail address", self.reply_to),
+        );
+        match self.email_engine {
+            EmailEngine::Smtp => self.smtp.check(p),
+            EmailEngine::Ses => self.ses.check(p),
+            EmailEngine::Log => {}
+        }
+        if self.sms_engine == SmsEngine::Twilio {
+            self.twilio.check(p);
+        }
+        p.check(
+            self.rate_limit.max_per_window > 0,
+            &format!("{KEY}.rate_limit.max_per_window"),
+            || "must be at least 1".into(),
+        );
+        p.positive(self.rate_limit.window, &format!("{KEY}.rate_limit.window"));
+        let mut seen = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let key = format!("{KEY}.rules[{i}]");
+            p.check(!seen.contains(&rule.event), &format!("{key}.event"), || {
+                format!("{:?} has a rule already", rule.event.as_str())
+            });
+            seen.push(rule.event);
+            p.check(
+                !rule.enabled || !rule.channels.is_empty(),
+                &format!("{key}.channels"),
+                || "names no channel; list email and/or sms, or set enabled = false".into(),
+            );
+            if let Some(list) = &rule.emails {
+                emails(p, list, &format!("{key}.emails"));
+            }
+            if let Some(list) = &rule.phones {
+                phones(p, list, &format!("{key}.phones"));
+            }
+        }
+    }
 }
 
 /// Whether `s` looks like an e-mail address: `local@domain`, no white
@@ -375,6 +322,8 @@ pub fn is_e164(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::load;
+    use crate::config::{ConfigError, Role};
 
     #[test]
     fn addresses_and_numbers() {
@@ -435,5 +384,113 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", event.as_str()));
         }
         assert_eq!(Channel::Sms.as_str(), "sms");
+    }
+
+    #[test]
+    fn notifications_come_from_the_seed_variables_and_keep_their_secrets() {
+        let file = "[chatbox.notifications]\nemail_engine = \"smtp\"\nsms_engine = \"twilio\"\n\
+                    [[chatbox.notifications.rules]]\nevent = \"llm_failure\"\nchannels = [\"sms\"]\n";
+        let c = load(
+            Some(file),
+            &[
+                ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("ENCRYPTION_KEY", "c3lzdGVtLXRlc3QtZW5jcnlwdGlvbi1rZXktMzJieXQ="),
+                ("ADMIN_EMAILS", "ops@example.com, oncall@example.com"),
+                ("ADMIN_PHONES", "+14155550100"),
+                ("SMTP_HOST", "smtp.example.com"),
+                ("SMTP_PORT", "2525"),
+                ("SMTP_USER", "mailer"),
+                ("SMTP_PASS", "smtp-secret"),
+                ("SMTP_FROM", "noreply@example.com"),
+                ("TWILIO_ACCOUNT_SID", "AC0123"),
+                ("TWILIO_AUTH_TOKEN", "twilio-secret"),
+                ("TWILIO_FROM_NUMBER", "+14155550199"),
+                ("SES_SECRET_ACCESS_KEY", "ses-secret"),
+                ("CHATBOX_NOTIFICATIONS_RATE_LIMIT_WINDOW", "1m"),
+                ("S3_BUCKET", "chat-files"),
+            ],
+            Role::Worker,
+        )
+        .unwrap();
+        let n = &c.chatbox.notifications;
+        assert_eq!(n.admin_emails, ["ops@example.com", "oncall@example.com"]);
+        assert_eq!(n.admin_phones, ["+14155550100"]);
+        assert_eq!(
+            (n.email_engine, n.sms_engine),
+            (EmailEngine::Smtp, SmsEngine::Twilio)
+        );
+        assert_eq!((n.smtp.host.as_str(), n.smtp.port), ("smtp.example.com", 2525));
+        assert_eq!(n.smtp.password.expose(), "smtp-secret");
+        assert_eq!(n.from, "noreply@example.com");
+        assert_eq!(n.twilio.auth_token.expose(), "twilio-secret");
+        assert_eq!(n.rate_limit.window, Duration::from_secs(60));
+        assert_eq!(n.rule(EventKind::LlmFailure).channels, [Channel::Sms]);
+        let debug = format!("{c:?}");
+        for secret in ["smtp-secret", "twilio-secret", "ses-secret"] {
+            assert!(!debug.contains(secret), "{secret} printed");
+        }
+    }
+
+    #[test]
+    fn notification_problems_name_their_keys() {
+        let problems = |file: &str, env: &[(&str, &str)]| match load(Some(file), env, Role::AllInOne) {
+            Err(ConfigError::Invalid(problems)) => problems.join("\n"),
+            Ok(_) => panic!("accepted: {file}"),
+            Err(e) => panic!("{e}"),
+        };
+        let text = problems(
+            "[chatbox.notifications]\nemail_engine = \"smtp\"\nsms_engine = \"twilio\"\n\
+             admin_emails = [\"not-an-address\"]\nadmin_phones = [\"555-0100\"]\n\
+             [chatbox.notifications.rate_limit]\nmax_per_window = 0\n",
+            &[("TWILIO_AUTH_TOKEN", "twilio-secret")],
+        );
+        for expected in [
+            "chatbox.notifications.smtp.host (CHATBOX_NOTIFICATIONS_SMTP_HOST or SMTP_HOST): is required when email_engine is smtp",
+            "chatbox.notifications.twilio.account_sid (CHATBOX_NOTIFICATIONS_TWILIO_ACCOUNT_SID or TWILIO_ACCOUNT_SID): is required",
+            "chatbox.notifications.twilio.from_number",
+            "chatbox.notifications.admin_emails (CHATBOX_NOTIFICATIONS_ADMIN_EMAILS or ADMIN_EMAILS): \"not-an-address\"",
+            "chatbox.notifications.admin_phones (CHATBOX_NOTIFICATIONS_ADMIN_PHONES or ADMIN_PHONES): \"555-0100\" is not a phone number in E.164",
+            "chatbox.notifications.rate_limit.max_per_window (CHATBOX_NOTIFICATIONS_RATE_LIMIT_MAX_PER_WINDOW): must be at least 1",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+        }
+        assert!(!text.contains("twilio-secret"));
+
+        for (key, rule, word) in [
+            (
+                "event",
+                "event = \"meteor_strike\"\nchannels = [\"email\"]",
+                "meteor_strike",
+            ),
+            (
+                "channels",
+                "event = \"help_request\"\nchannels = [\"pigeon\"]",
+                "pigeon",
+            ),
+        ] {
+            let file = format!("[[chatbox.notifications.rules]]\n{rule}\n");
+            let err = load(Some(&file), &[], Role::AllInOne).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("chatbox.notifications.rules[0].{key}")) && err.contains(word),
+                "{err}"
+            );
+        }
+        let text = problems(
+            "[[chatbox.notifications.rules]]\nevent = \"help_request\"\nchannels = [\"sms\"]\nphones = [\"+1\"]\n\
+             [[chatbox.notifications.rules]]\nevent = \"help_request\"\nchannels = []\n",
+            &[],
+        );
+        assert!(
+            text.contains("chatbox.notifications.rules[0].phones: \"+1\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("chatbox.notifications.rules[1].event: \"help_request\" has a rule already"),
+            "{text}"
+        );
+        assert!(
+            text.contains("chatbox.notifications.rules[1].channels: names no channel"),
+            "{text}"
+        );
     }
 }
