@@ -1,4 +1,4 @@
-//! `[chatbox.admin]`: staff watching sessions and taking them over (the
+//! `[chatbox.admin]`: admins watching sessions and taking them over (the
 //! grace a takeover outlives its admin's socket, how often workers look for
 //! abandoned takeovers, how much history a watcher gets) and the sampling
 //! of concurrency for `/chat/admin/metrics`.
