@@ -2,6 +2,7 @@
 //! prints numbers, never a pass/fail test.
 //!
 //! It deploys the scaled roles — one gateway, one worker, the mock LLM
+//! (`mock-llm`, built first: `cargo build --release -p chatbox-mock-llm`)
 //! answering 20 chunks of 16 bytes with no latency — against the real
 //! Redis and NATS (as the system tests find them), then measures from a
 //! client in this process, on the same machine:
@@ -11,6 +12,7 @@
 //! * `rate`  — latency and server CPU per 1000 turns at a fixed rate.
 //!
 //! ```text
+//! cargo build --release -p chatbox-mock-llm     # the mock the benchmark starts
 //! cargo bench --bench load                      # all three, default sizes
 //! cargo bench --bench load -- idle --connections 15000
 //! cargo bench --bench load -- rate --rate 650 --clients 200 --seconds 20

@@ -31,11 +31,13 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/chatbox/target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 # The load benchmark only prints numbers (docs/BENCHMARKS.md); build it so
-# it keeps compiling, run it by hand.
-cargo build --workspace --locked --benches --profile dev
+# it keeps compiling, run it by hand. Every binary too: the system and
+# browser tests start `mock-llm` (tools/mock-llm) from next to `chatbox`.
+cargo build --workspace --locked --bins --benches --profile dev
 cargo test --workspace --locked "$@"
 
-# The pages in a real browser, against the binary the tests just built.
+# The pages in a real browser, against the binaries the tests just built
+# (the harness finds mock-llm next to chatbox).
 # Screenshots land in target/browser-artifacts.
 export CHATBOX_BIN="$CARGO_TARGET_DIR/debug/chatbox"
 export CHATBOX_BROWSER_ARTIFACTS=${CHATBOX_BROWSER_ARTIFACTS:-$CARGO_TARGET_DIR/browser-artifacts}

@@ -4,8 +4,10 @@
 //! * `chatbox` — everything in one process on embedded adapters;
 //! * `chatbox gateway` / `chatbox worker` — the scaled roles, on Redis and
 //!   NATS;
-//! * `chatbox mock-llm` — a model server for tests and development;
 //! * `chatbox token` — mint a JWT.
+//!
+//! The mock LLM that tests and benchmarks answer from is a tool of its own
+//! (`tools/mock-llm`), not part of this binary.
 //!
 //! This file only dispatches. Configuration and telemetry are set up here,
 //! before the async runtime starts; each role lives in [`role`].
@@ -13,7 +15,6 @@
 mod backplane;
 mod blobs;
 mod cli;
-mod mock_llm;
 mod ops;
 mod process;
 mod role;
@@ -50,11 +51,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Role::Token(args)) => {
             let config = load(config_path, config::Role::Token, HashMap::new())?;
             role::token::run(&config, &args)
-        }
-        Some(Role::MockLlm(args)) => {
-            let config = load(config_path, config::Role::MockLlm, HashMap::new())?;
-            let _telemetry = start_telemetry(&config)?;
-            runtime()?.block_on(mock_llm::run(args))
         }
         Some(Role::Gateway(args)) => {
             let mut overrides = HashMap::new();

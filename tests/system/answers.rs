@@ -1,5 +1,5 @@
-//! Answers through the whole service (the all-in-one, with `chatbox
-//! mock-llm` speaking each provider's format): the models users see and
+//! Answers through the whole service (the all-in-one, with the
+//! `mock-llm` tool speaking each provider's format): the models users see and
 //! pick, stop, a user leaving, fallbacks, failures and broken-off answers.
 
 use std::path::{Path, PathBuf};

@@ -25,13 +25,21 @@ fn chatbox(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
 
 #[test]
 fn every_role_has_help() {
-    for role in [&[][..], &["gateway"], &["worker"], &["mock-llm"], &["token"]] {
+    for role in [&[][..], &["gateway"], &["worker"], &["token"]] {
         let mut args = role.to_vec();
         args.push("--help");
         let (ok, out, _) = chatbox(&args, &[]);
         assert!(ok, "{args:?}");
         assert!(out.contains("Usage: chatbox"), "{args:?}: {out}");
     }
+}
+
+#[test]
+fn the_mock_llm_is_not_part_of_chatbox() {
+    // It is the separate tool `mock-llm` (tools/mock-llm).
+    let (ok, _, err) = chatbox(&["mock-llm", "--help"], &[]);
+    assert!(!ok);
+    assert!(err.contains("unrecognized subcommand 'mock-llm'"), "{err}");
 }
 
 #[test]

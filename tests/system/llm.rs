@@ -1,5 +1,5 @@
-//! The provider adapters, retries, breakers and fallbacks against
-//! `chatbox mock-llm` speaking each provider's wire format, over real HTTP.
+//! The provider adapters, retries, breakers and fallbacks against the
+//! `mock-llm` tool speaking each provider's wire format, over real HTTP.
 
 use std::time::{Duration, Instant};
 

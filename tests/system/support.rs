@@ -93,8 +93,8 @@ pub fn log_dir(namespace: &str) -> PathBuf {
     dir
 }
 
-/// A `chatbox` process; killed when dropped, and its log printed if the
-/// test is failing.
+/// A `chatbox` (or `mock-llm`) process; killed when dropped, and its log
+/// printed if the test is failing.
 pub struct Proc {
     pub name: String,
     child: Option<Child>,
@@ -105,10 +105,30 @@ pub struct Proc {
 impl Proc {
     /// Starts `chatbox <args>` with `env`.
     pub fn start(name: &str, dir: &Path, args: &[&str], env: &[(String, String)], addr: &str) -> Proc {
+        Proc::start_program(
+            Path::new(env!("CARGO_BIN_EXE_chatbox")),
+            name,
+            dir,
+            args,
+            env,
+            addr,
+        )
+    }
+
+    /// Starts `program <args>` with `env` and nothing else of the test's
+    /// environment but `PATH`.
+    pub fn start_program(
+        program: &Path,
+        name: &str,
+        dir: &Path,
+        args: &[&str],
+        env: &[(String, String)],
+        addr: &str,
+    ) -> Proc {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatbox"));
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -120,7 +140,9 @@ impl Proc {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("spawn chatbox");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
         Proc {
             name: name.to_owned(),
             child: Some(child),
@@ -369,12 +391,62 @@ pub fn provider_config(dir: &Path, name: &str, mock_addr: &str) -> PathBuf {
     path
 }
 
+/// The `mock-llm` binary (the crate `tools/mock-llm`). Cargo tells a
+/// package's tests where that package's own binaries are, not another
+/// member's, so it is taken from next to `chatbox`, where building the
+/// workspace puts it; missing, or older than its sources, it stops the
+/// test with the command that builds it.
+pub fn mock_llm_bin() -> PathBuf {
+    let chatbox = Path::new(env!("CARGO_BIN_EXE_chatbox"));
+    let bin = chatbox.with_file_name("mock-llm");
+    let profile = match chatbox
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|d| d.to_str())
+    {
+        Some("debug") | None => String::new(),
+        Some("release") => " --release".to_owned(),
+        Some(other) => format!(" --profile {other}"),
+    };
+    let build = format!("cargo build -p chatbox-mock-llm{profile}");
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("no mock-llm at {}: build it with `{build}`", bin.display()));
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/mock-llm");
+    if let Some(newer) = newer_than(&crate_dir, built) {
+        panic!(
+            "{} is older than {}: rebuild it with `{build}`",
+            bin.display(),
+            newer.display()
+        );
+    }
+    bin
+}
+
+/// A file under `dir` changed after `time`, if any (`target/` skipped).
+fn newer_than(dir: &Path, time: std::time::SystemTime) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            if entry.file_name() != "target"
+                && let Some(newer) = newer_than(&path, time)
+            {
+                return Some(newer);
+            }
+        } else if meta.modified().is_ok_and(|m| m > time) {
+            return Some(path);
+        }
+    }
+    None
+}
+
 /// Starts a mock LLM.
 pub async fn start_mock(dir: &Path, name: &str, extra: &[&str]) -> Proc {
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut args = vec!["mock-llm", "--listen", addr.as_str()];
+    let mut args = vec!["--listen", addr.as_str()];
     args.extend_from_slice(extra);
-    let proc = Proc::start(name, dir, &args, &[], &addr);
+    let proc = Proc::start_program(&mock_llm_bin(), name, dir, &args, &[], &addr);
     let deadline = Instant::now() + Duration::from_secs(20);
     while get(&format!("http://{addr}/mock/stats")).await.is_err() {
         assert!(

@@ -22,8 +22,6 @@ pub enum Role {
     Gateway,
     /// A scaled worker.
     Worker,
-    /// The mock LLM server.
-    MockLlm,
     /// Minting a token.
     Token,
 }

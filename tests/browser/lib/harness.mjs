@@ -4,7 +4,9 @@
 // playwright-core; collects page errors; saves screenshots as artifacts.
 //
 // Environment: CHATBOX_BIN (default: the debug binary in CARGO_TARGET_DIR,
-// or ~/.cache/chatbox/target), CHROMIUM (default /usr/bin/chromium),
+// or ~/.cache/chatbox/target), MOCK_LLM_BIN (default: `mock-llm` next to
+// CHATBOX_BIN, where building the workspace puts it; crate tools/mock-llm),
+// CHROMIUM (default /usr/bin/chromium),
 // CHATBOX_BROWSER_ARTIFACTS (default <repo>/target/browser-artifacts), and
 // for the scaled stack the CHATBOX_TEST_* variables scripts/test.sh
 // exports (Redis, NATS, MongoDB, S3).
@@ -29,6 +31,16 @@ export function binary() {
   if (process.env.CHATBOX_BIN) return process.env.CHATBOX_BIN;
   const target = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache/chatbox/target');
   return join(target, 'debug/chatbox');
+}
+
+/** The mock LLM binary (tools/mock-llm). */
+export function mockBinary() {
+  if (process.env.MOCK_LLM_BIN) return process.env.MOCK_LLM_BIN;
+  const bin = join(dirname(binary()), 'mock-llm');
+  if (!existsSync(bin)) {
+    throw new Error(`no mock-llm at ${bin}: build it with \`cargo build -p chatbox-mock-llm\` or set MOCK_LLM_BIN`);
+  }
+  return bin;
 }
 
 /** Where screenshots and logs go. */
@@ -82,11 +94,11 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-/** Starts `chatbox <args>` with `env`, its output in `<dir>/<name>.log`. */
-function run(name, dir, args, env) {
+/** Starts `chatbox <args>` (or `program <args>`) with `env`, its output in `<dir>/<name>.log`. */
+function run(name, dir, args, env, program = binary()) {
   const logPath = join(dir, `${name}.log`);
   const log = createWriteStream(logPath, { flags: 'a' });
-  const child = spawn(binary(), args, {
+  const child = spawn(program, args, {
     env: { PATH: process.env.PATH, CHATBOX_LOG_FORMAT: 'text', RUST_LOG: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -129,7 +141,7 @@ async function mint(env, { sub, name, admin = false }) {
 /** Starts the project's mock LLM; returns its address and a stopper. */
 export async function startMock(dir) {
   const addr = `127.0.0.1:${await freePort()}`;
-  const proc = run('mock-llm', dir, ['mock-llm', '--listen', addr, '--chunks', '12', '--chunk-delay', '40'], {});
+  const proc = run('mock-llm', dir, ['--listen', addr, '--chunks', '12', '--chunk-delay', '40'], {}, mockBinary());
   await waitFor(`http://${addr}/mock/stats`, 200, 20_000, 'mock-llm', proc);
   return {
     addr,

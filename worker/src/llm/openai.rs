@@ -1,7 +1,7 @@
 //! OpenAI Chat Completions over `reqwest`, streamed as server-sent events.
 //!
 //! Works with any OpenAI-compatible endpoint (vLLM, Ollama, LiteLLM, the
-//! project's `chatbox mock-llm`). Streaming asks for usage with
+//! project's `mock-llm`). Streaming asks for usage with
 //! `stream_options.include_usage`; each `data:` event carries
 //! `choices[0].delta.content`, the last ones carry `usage`, and `[DONE]`
 //! ends the stream. With `stream = false` the whole answer comes in one

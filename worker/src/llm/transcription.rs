@@ -1,5 +1,5 @@
 //! Speech to text through an OpenAI-compatible `/audio/transcriptions`
-//! endpoint (OpenAI Whisper, a vLLM or LocalAI server, `chatbox mock-llm`):
+//! endpoint (OpenAI Whisper, a vLLM or LocalAI server, the project's `mock-llm`):
 //! the audio goes up as a multipart form, the text comes back as JSON.
 
 use std::time::Duration;

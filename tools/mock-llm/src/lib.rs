@@ -1,5 +1,16 @@
-//! `chatbox mock-llm`: a language-model server for tests, benchmarks and
-//! local development, speaking the providers' real wire formats.
+//! `mock-llm`: a language-model server for chatbox's tests, benchmarks and
+//! local development, speaking the providers' real wire formats. It is a
+//! development tool of its own (this crate, `chatbox-mock-llm`); the
+//! production `chatbox` binary does not contain it. Run it with
+//!
+//! ```sh
+//! cargo run -p chatbox-mock-llm -- --listen 127.0.0.1:8090
+//! ```
+//!
+//! or start the built binary, `target/debug/mock-llm` (or
+//! `target/release/mock-llm`): the system tests, the browser tests and the
+//! load benchmark start it from there, next to the `chatbox` binary they
+//! test.
 //!
 //! - OpenAI Chat Completions (`openai.rs`): `POST /v1/chat/completions`,
 //!   spoken answers too (`speech.rs`)
@@ -11,16 +22,18 @@
 //!
 //! Every route also answers without the `/v1` prefix. Answers are
 //! deterministic ("You said: …" followed by filler words) so tests can
-//! check what arrived. Behaviour is set per server (flags), per request
-//! (`x-mock-*` headers) and per message (`[[mock k=v]]` directives), see
-//! `script.rs`: latency, chunking, HTTP failures (also "the first N
-//! requests of a key"), a disconnect, a malformed event or an in-stream
-//! error in the middle of a stream, no usage. `GET /mock/stats` tells what
-//! was served (`stats.rs`), `POST /mock/reset` forgets it. This module
-//! keeps the router and the pieces shared by the formats: the paced event
-//! stream, failures, answers and ids. `docs/MOCK-LLM.md` documents it all.
+//! check what arrived. Behaviour is set per server (flags, `args.rs`), per
+//! request (`x-mock-*` headers) and per message (`[[mock k=v]]`
+//! directives), see `script.rs`: latency, chunking, HTTP failures (also
+//! "the first N requests of a key"), a disconnect, a malformed event or an
+//! in-stream error in the middle of a stream, no usage. `GET /mock/stats`
+//! tells what was served (`stats.rs`), `POST /mock/reset` forgets it. This
+//! file keeps the router and the pieces shared by the formats: the paced
+//! event stream, failures, answers and ids. `docs/MOCK-LLM.md` documents
+//! it all.
 
 mod anthropic;
+mod args;
 mod dify;
 mod openai;
 mod script;
@@ -38,21 +51,19 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::MockLlmArgs;
-use crate::{ops, shutdown};
-
-pub use script::Behaviour;
-use script::Failure;
+pub use args::Args;
+use script::{Behaviour, Failure};
 use stats::{Outcome, Stats, StreamGuard};
 
 /// Largest transcription upload (the OpenAI limit).
 const MAX_AUDIO_BYTES: usize = 25 * 1024 * 1024;
 
 /// Shared state of the mock server.
-pub struct MockState {
-    defaults: MockLlmArgs,
+pub(crate) struct MockState {
+    defaults: Args,
     stats: Arc<Stats>,
     dify: dify::DifyState,
 }
@@ -74,7 +85,7 @@ impl MockState {
 /// Which key a request counts under, and whether it was counted yet: a
 /// request is counted once, under the key of its final behaviour, or under
 /// its `x-mock-key` header when it fails before that is known.
-pub struct Tracked {
+pub(crate) struct Tracked {
     key: String,
     counted: bool,
 }
@@ -130,7 +141,7 @@ async fn failure_response(
 /// A streamed answer in a provider's format: events before the text, one
 /// event per text chunk, events after it, and the events that scripted
 /// failures send.
-pub struct StreamPlan {
+pub(crate) struct StreamPlan {
     pub head: Vec<String>,
     pub texts: Vec<String>,
     pub tail: Vec<String>,
@@ -185,7 +196,7 @@ impl Run {
 /// The plan's events, paced and scripted: `latency` before the first one,
 /// `chunk_delay` between text chunks, a disconnect, malformed event or
 /// error event after N text chunks. The guard records the outcome.
-pub fn paced(
+pub(crate) fn paced(
     plan: StreamPlan,
     behaviour: &Behaviour,
     guard: StreamGuard,
@@ -274,7 +285,7 @@ pub fn paced(
 }
 
 /// A `text/event-stream` response with `body`.
-pub fn sse_response(body: Body) -> Response {
+pub(crate) fn sse_response(body: Body) -> Response {
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
@@ -286,12 +297,12 @@ pub fn sse_response(body: Body) -> Response {
 }
 
 /// A rough token count: a token per four characters.
-pub fn tokens(text: &str) -> u64 {
+pub(crate) fn tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
 /// A random id shaped like a UUID.
-pub fn uuidish() -> String {
+pub(crate) fn uuidish() -> String {
     let h = format!("{:032x}", rand::random::<u128>());
     format!(
         "{}-{}-{}-{}-{}",
@@ -304,7 +315,7 @@ pub fn uuidish() -> String {
 }
 
 /// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -313,12 +324,12 @@ pub fn unix_now() -> u64 {
 
 /// The deterministic answer to `question`, in `chunks` pieces: split at
 /// words, or of exactly `chunk_bytes` characters each when that is not 0.
-pub fn answer_pieces(question: &str, chunks: usize, chunk_bytes: usize) -> Vec<String> {
+pub(crate) fn answer_pieces(question: &str, chunks: usize, chunk_bytes: usize) -> Vec<String> {
     pieces_of(format!("You said: {question}. "), chunks, chunk_bytes)
 }
 
 /// `text` followed by filler words, in `chunks` pieces (see [`answer_pieces`]).
-pub fn pieces_of(mut text: String, chunks: usize, chunk_bytes: usize) -> Vec<String> {
+pub(crate) fn pieces_of(mut text: String, chunks: usize, chunk_bytes: usize) -> Vec<String> {
     const FILLER: [&str; 5] = ["lorem ", "ipsum ", "dolor ", "sit ", "amet "];
     if chunk_bytes > 0 {
         let want = chunks * chunk_bytes;
@@ -342,7 +353,7 @@ pub fn pieces_of(mut text: String, chunks: usize, chunk_bytes: usize) -> Vec<Str
 }
 
 /// The mock server's routes.
-pub fn router(defaults: MockLlmArgs) -> Router {
+pub fn router(defaults: Args) -> Router {
     let state = Arc::new(MockState {
         defaults,
         stats: Arc::new(Stats::default()),
@@ -376,16 +387,33 @@ async fn reset(State(state): State<Arc<MockState>>) -> impl IntoResponse {
     StatusCode::NO_CONTENT
 }
 
-/// Runs the mock server until a shutdown signal.
-pub async fn run(args: MockLlmArgs) -> anyhow::Result<()> {
-    let signal = shutdown::on_signal();
-    let stop = CancellationToken::new();
-    let listen = args.listen.clone();
-    let (addr, server) = ops::serve(&listen, router(args), stop.clone()).await?;
-    println!("chatbox mock-llm listening on http://{addr}/v1");
-    signal.cancelled().await;
-    stop.cancel();
-    let _ = server.await;
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("serving: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Serves the mock on `args.listen` until `shutdown` completes, then lets
+/// the answers in flight finish.
+pub async fn run(args: Args, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: args.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let listener = listener.tap_io(|tcp| {
+        // Small frames (streamed chunks) must not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+    });
+    println!("mock-llm listening on http://{addr}/v1");
+    axum::serve(listener, router(args))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 

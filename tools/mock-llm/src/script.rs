@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 
-use crate::cli::MockLlmArgs;
+use crate::Args;
 
 /// Header prefix of every scripting header.
 pub const PREFIX: &str = "x-mock-";
@@ -94,7 +94,7 @@ fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
 
 impl Behaviour {
     /// The server defaults.
-    pub fn defaults(d: &MockLlmArgs) -> Self {
+    pub fn defaults(d: &Args) -> Self {
         Behaviour {
             latency: Duration::from_millis(d.latency),
             chunks: d.chunks.clamp(1, 10_000),
@@ -117,11 +117,7 @@ impl Behaviour {
     /// Defaults, then headers, then directives in `question`. Returns the
     /// behaviour and the question without its directives, or a message
     /// for a 400 answer.
-    pub fn resolve(
-        d: &MockLlmArgs,
-        headers: &HeaderMap,
-        question: &str,
-    ) -> Result<(Behaviour, String), String> {
+    pub fn resolve(d: &Args, headers: &HeaderMap, question: &str) -> Result<(Behaviour, String), String> {
         let mut b = Behaviour::defaults(d);
         for key in KEYS {
             let name = format!("{PREFIX}{key}");
@@ -238,8 +234,8 @@ pub fn split_directives(text: &str) -> Result<(Vec<(String, String)>, String), S
 mod tests {
     use super::*;
 
-    fn args() -> MockLlmArgs {
-        MockLlmArgs {
+    fn args() -> Args {
+        Args {
             listen: String::new(),
             latency: 0,
             chunks: 20,

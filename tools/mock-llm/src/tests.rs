@@ -6,10 +6,10 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::answer_pieces;
-use crate::cli::MockLlmArgs;
+use crate::Args;
 
-fn args() -> MockLlmArgs {
-    MockLlmArgs {
+fn args() -> Args {
+    Args {
         listen: "127.0.0.1:0".to_owned(),
         latency: 0,
         chunks: 5,
@@ -22,7 +22,7 @@ fn args() -> MockLlmArgs {
 }
 
 /// Starts a mock server; returns its base URL (`http://addr`).
-async fn start(args: MockLlmArgs) -> String {
+async fn start(args: Args) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, super::router(args)).await });
