@@ -2,6 +2,9 @@
 //! the in-process bus and NATS (core + JetStream) on the real server at
 //! `CHATBOX_TEST_NATS_URL` (default `nats://127.0.0.1:4222`).
 
+// A test harness: a failed unwrap is a failed test, with its place.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unreachable_pub)]
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

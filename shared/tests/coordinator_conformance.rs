@@ -2,6 +2,9 @@
 //! adapters: in-process, and Redis at `CHATBOX_TEST_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`) in a namespace of its own.
 
+// A test harness: a failed unwrap is a failed test, with its place.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unreachable_pub)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

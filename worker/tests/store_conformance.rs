@@ -3,6 +3,9 @@
 //! stand-in that `scripts/test.sh` starts, or any real server — each test
 //! in a database of its own.
 
+// A test harness: a failed unwrap is a failed test, with its place.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unreachable_pub)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -4,6 +4,9 @@
 //! (Having this test also makes `cargo test --workspace` build the binary
 //! that chatbox's system tests start.)
 
+// A test harness: a failed unwrap is a failed test, with its place.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unreachable_pub)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
