@@ -157,8 +157,15 @@ impl Proc {
 
     /// Sends SIGTERM.
     pub fn sigterm(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Sends a signal to the process.
+    #[allow(unsafe_code, reason = "kill(2) has no safe wrapper in std; the pid is our own child's")]
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill takes plain integers and touches no memory of ours.
         unsafe {
-            libc::kill(self.pid(), libc::SIGTERM);
+            libc::kill(self.pid(), signal);
         }
     }
 
