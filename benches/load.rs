@@ -1,4 +1,4 @@
-//! Load benchmarks for the performance budget of DESIGN §10: a harness that
+//! Load benchmarks for the performance budget (docs/BENCHMARKS.md#performance-budget): a harness that
 //! prints numbers, never a pass/fail test.
 //!
 //! It deploys the scaled roles — one gateway, one worker, the mock LLM
@@ -20,7 +20,14 @@
 //! ```
 
 // A harness: a failed unwrap stops the run, with its place.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, clippy::print_stderr, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    unreachable_pub
+)]
 
 #[path = "../tests/system/support.rs"]
 mod support;
@@ -78,7 +85,10 @@ fn options() -> Options {
     o
 }
 
-#[allow(unsafe_code, reason = "getrlimit/setrlimit have no safe wrapper in std; the struct is ours")]
+#[allow(
+    unsafe_code,
+    reason = "getrlimit/setrlimit have no safe wrapper in std; the struct is ours"
+)]
 fn raise_fd_limit() -> u64 {
     unsafe {
         let mut limit = libc::rlimit {
@@ -103,7 +113,10 @@ fn rss_kib(pid: i32) -> u64 {
 }
 
 /// CPU time (user + system) a process has used, in seconds.
-#[allow(unsafe_code, reason = "sysconf has no safe wrapper in std; it only reads a constant")]
+#[allow(
+    unsafe_code,
+    reason = "sysconf has no safe wrapper in std; it only reads a constant"
+)]
 fn cpu_seconds(pid: i32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which is in parentheses.

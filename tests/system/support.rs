@@ -161,7 +161,10 @@ impl Proc {
     }
 
     /// Sends a signal to the process.
-    #[allow(unsafe_code, reason = "kill(2) has no safe wrapper in std; the pid is our own child's")]
+    #[allow(
+        unsafe_code,
+        reason = "kill(2) has no safe wrapper in std; the pid is our own child's"
+    )]
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill takes plain integers and touches no memory of ours.
         unsafe {

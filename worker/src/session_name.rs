@@ -1,4 +1,4 @@
-//! Session names, generated from the first message (seed property 49):
+//! Session names, generated from the first message (property 49: docs/PROPERTIES.md#p49):
 //! short, on one line, without control characters or markup noise.
 
 /// Words a generated name keeps at most.

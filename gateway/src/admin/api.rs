@@ -1,6 +1,6 @@
 //! The admin HTTP API (a token with the admin role, as `Authorization:
 //! Bearer` or `?token=`; 401 without a valid token, 403 `FORBIDDEN`
-//! without the role — property 61). Every call is logged with the admin's
+//! without the role — property 61: docs/PROPERTIES.md#p61). Every call is logged with the admin's
 //! id.
 //!
 //! | method and path | answer |

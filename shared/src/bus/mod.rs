@@ -1,4 +1,4 @@
-//! The `Bus` port: how gateways and workers talk (DESIGN §3, §4).
+//! The `Bus` port: how gateways and workers talk (docs/ARCHITECTURE.md#ports-and-adapters, #nats-subjects).
 //!
 //! Two transports sit behind one trait:
 //!

@@ -1,10 +1,10 @@
 //! The `Coordinator` port: shared state that must hold across pods
-//! (DESIGN §3, §5).
+//! (docs/ARCHITECTURE.md#ports-and-adapters, #redis-keys).
 //!
 //! * the **ownership lock** of a session, which is also its route: the pod
 //!   and connection that own it, with a fencing token so a stale owner can
 //!   never renew or release a newer owner's lock;
-//! * the user's **active session** (one per user, property 48);
+//! * the user's **active session** (one per user, property 48: docs/PROPERTIES.md#p48);
 //! * the **takeover lock** and the **admins watching** a session
 //!   ([`takeover`]);
 //! * **rate limits**: token buckets for users' messages, and fixed

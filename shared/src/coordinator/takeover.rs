@@ -1,6 +1,6 @@
 //! What the coordinator keeps about a takeover and the admins around a
 //! session: the takeover lock
-//! (`chat:{s:<sid>}:admin`, one admin at a time, property 57) and the
+//! (`chat:{s:<sid>}:admin`, one admin at a time, property 57: docs/PROPERTIES.md#p57) and the
 //! admins watching (`chat:{s:<sid>}:watchers`, admin presence). Both
 //! expire unless the gateway holding the admin's socket renews them, so an
 //! admin whose pod dies lets go by itself.

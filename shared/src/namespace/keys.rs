@@ -1,4 +1,4 @@
-//! Redis keys (DESIGN §5). Keys of one session share the hash tag
+//! Redis keys (docs/ARCHITECTURE.md#redis-keys). Keys of one session share the hash tag
 //! `{s:<sid>}` and keys of one user share `{u:<uid>}`, so every Lua script
 //! touches a single slot and the schema works on Redis Cluster.
 //!

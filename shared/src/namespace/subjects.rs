@@ -1,4 +1,4 @@
-//! NATS subject names (DESIGN §4).
+//! NATS subject names (docs/ARCHITECTURE.md#nats-subjects).
 //!
 //! | subject | transport | carries |
 //! |---|---|---|

@@ -1,4 +1,4 @@
-//! Property tests of the protocol (seed properties 9, 31 and 32): frames
+//! Property tests of the protocol (properties 9, 31 and 32: docs/PROPERTIES.md#p9): frames
 //! round-trip through JSON, every server frame has a `type`, and no input
 //! makes the parser panic.
 

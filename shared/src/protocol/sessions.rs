@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Message, Timestamp};
 
-/// One session in a user's list (seed property 50: name, last message
+/// One session in a user's list (property 50, docs/PROPERTIES.md#p50: name, last message
 /// time, message count, admin-assisted flag).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionSummary {

@@ -1,4 +1,4 @@
-//! Concurrency samples (property 58): every `sample_interval` the number
+//! Concurrency samples (property 58: docs/PROPERTIES.md#p58): every `sample_interval` the number
 //! of connected sessions — user sockets on every live gateway, from their
 //! heartbeats — is stored, at a time rounded down to the interval. Every
 //! worker samples; samples of one slot replace each other, so the series

@@ -1,5 +1,5 @@
 //! Notifications: telling the admins about help requests and failures
-//! (the seed's notification service; properties 38–41 and 52).
+//! (the seed's notification service; properties 38–41 and 52: docs/PROPERTIES.md#p38).
 //!
 //! Something happens — a user asks for help, a model's circuit breaker
 //! opens, the database refuses a write — and the code that saw it raises an

@@ -107,7 +107,7 @@ pub(super) async fn session(
 
 /// `admin.metrics`: totals of the sessions that started in the period,
 /// sessions active and connected now, and the concurrency samples taken in
-/// the period (property 58); with `buckets`, the same figures per bucket.
+/// the period (property 58: docs/PROPERTIES.md#p58); with `buckets`, the same figures per bucket.
 pub(super) async fn metrics(state: &WorkerState, q: MetricsQuery) -> Result<AdminMetrics, RpcError> {
     let store = state.store.as_ref();
     let bounds = buckets(q.from, q.to, q.buckets.unwrap_or(0));

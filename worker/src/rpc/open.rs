@@ -1,6 +1,6 @@
 //! `session.open`: which session a new socket belongs to.
 //!
-//! One active session per user (seed property 48):
+//! One active session per user (property 48: docs/PROPERTIES.md#p48):
 //!
 //! * a socket without a session id resumes the user's active session, or
 //!   starts a new one;

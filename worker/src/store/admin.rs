@@ -97,7 +97,7 @@ pub struct SessionAggregates {
     pub help_requests: u64,
 }
 
-/// A takeover of a session by an admin, for the audit log (property 56).
+/// A takeover of a session by an admin, for the audit log (property 56: docs/PROPERTIES.md#p56).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TakeoverRecord {
     /// Unique; chosen by the caller.
@@ -116,7 +116,7 @@ pub struct TakeoverRecord {
     pub end_reason: Option<String>,
 }
 
-/// The number of live sessions at one moment (property 58).
+/// The number of live sessions at one moment (property 58: docs/PROPERTIES.md#p58).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConcurrencySample {
     /// The moment.

@@ -66,8 +66,8 @@ pub(super) async fn join(
 }
 
 /// `admin_leave`: the takeover ends — released, or its admin gone beyond
-/// the grace period. The session is marked admin-assisted (property 55),
-/// the audit entry gets its end (property 56), the user is told. A
+/// the grace period. The session is marked admin-assisted (property 55: docs/PROPERTIES.md#p55),
+/// the audit entry gets its end (property 56: docs/PROPERTIES.md#p56), the user is told. A
 /// takeover already ended (the release and the workers' check both asked)
 /// ends once.
 pub(super) async fn leave(
@@ -135,7 +135,7 @@ pub(super) async fn leave(
 }
 
 /// An admin's message to the user of a session they have taken over
-/// (property 54): stored and sent to everyone on the session; the
+/// (property 54: docs/PROPERTIES.md#p54): stored and sent to everyone on the session; the
 /// assistant says nothing.
 pub(super) async fn admin_message(
     state: &WorkerState,

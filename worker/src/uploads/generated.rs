@@ -1,4 +1,4 @@
-//! Files that come with an answer (property 24, 26). Spoken audio the
+//! Files that come with an answer (properties 24 and 26: docs/PROPERTIES.md#p24). Spoken audio the
 //! provider returns is stored in the blob store as a generated file and
 //! sent with a download URL. Files the provider offers at a URL (Dify's
 //! `message_file`) and links to files in the answer text are linked, not

@@ -1,6 +1,6 @@
 //! Download links: signed when a frame leaves the worker (the echo of an
 //! upload, an answer with audio, every history page), valid for
-//! `download_url_ttl` (property 21). Nothing stores a signed URL, so
+//! `download_url_ttl` (property 21: docs/PROPERTIES.md#p21). Nothing stores a signed URL, so
 //! history never hands out an expired one. Images and audio open inline
 //! (thumbnails, playback); everything else downloads as an attachment.
 

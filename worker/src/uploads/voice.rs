@@ -1,5 +1,5 @@
 //! Voice messages: the recording goes to the provider's transcription
-//! endpoint (property 25) and its text is kept with the file, so a
+//! endpoint (property 25: docs/PROPERTIES.md#p25) and its text is kept with the file, so a
 //! redelivered turn does not transcribe twice. The transcript is what the
 //! user sees under the recording and what the model answers.
 
