@@ -1,7 +1,7 @@
 //! Files and voice messages, from the upload slot to the model.
 //!
 //! The bytes never pass a gateway. A client asks for a slot
-//! ([`slots`]): the worker checks the declared size and type against
+//! (`uploads.slot`, answered in `rpc/upload_slot.rs`): the worker checks the declared size and type against
 //! `[chatbox.uploads]`, records a pending file and answers with a signed
 //! PUT URL into the quarantine prefix. The client uploads there, then
 //! sends `file_upload` or `voice_message` with the file id; the turn takes
@@ -13,7 +13,7 @@
 //! files that come back with answers (spoken audio, provider files,
 //! links) are [`generated`]. Every URL a client sees is signed when it is
 //! sent ([`links`]), so history never hands out an expired one. Slots
-//! never used are deleted by [`cleanup`].
+//! never used are deleted by the upload cleanup (`background/upload_cleanup.rs`).
 
 pub mod generated;
 pub mod inspect;
