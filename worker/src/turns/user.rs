@@ -351,21 +351,7 @@ async fn store_answer(
     let Some((finish, failure)) = ending(state, asked.envelope, &provider_id, &streamed).await else {
         return Ok(());
     };
-    let prompt_estimate: u64 = asked
-        .request
-        .messages
-        .iter()
-        .map(|m| estimate_tokens(&m.content))
-        .sum();
-    let (prompt_tokens, completion_tokens) = streamed
-        .usage
-        .unwrap_or_else(|| (prompt_estimate, estimate_tokens(&streamed.text)));
-    let stats = AnswerStats {
-        prompt_tokens,
-        completion_tokens,
-        first_token_ms: streamed.first_token.map(millis).unwrap_or_default(),
-        response_time_ms: millis(elapsed),
-    };
+    let stats = stats_of(asked.request, &streamed, elapsed);
     let seq = last_seq + 1;
     let done = final_frame(state, &asked, seq, &provider_id, &stats, finish, streamed).await;
     let tokens = stats.prompt_tokens + stats.completion_tokens;
@@ -403,35 +389,70 @@ async fn store_answer(
         stats.prompt_tokens,
         stats.completion_tokens,
     );
-    match failure {
-        Some(e) => {
-            warn!(provider = %provider_id, kept_chars = record.content.len(), "the answer broke off: {e}");
-            let info = ErrorInfo::new(
-                ErrorCode::LlmUnavailable,
-                "the answer broke off; the part you see is kept — ask again to get the rest",
-            );
-            let frame = outbound::error_reply(asked.envelope.client_id.as_deref(), Some(sid), info);
-            state.outbox.send(sid, &frame, Audience::All).await;
-            metrics::turn(TurnOutcome::Interrupted);
-        }
-        None => {
-            let outcome = if finish == FinishReason::Complete {
-                TurnOutcome::Ok
-            } else {
-                TurnOutcome::Stopped
-            };
-            metrics::turn(outcome);
-            info!(
-                provider = %provider_id,
-                finish = finish.as_str(),
-                response_ms = stats.response_time_ms,
-                first_token_ms = stats.first_token_ms,
-                completion_tokens = stats.completion_tokens,
-                "answered"
-            );
-        }
-    }
+    report(
+        state,
+        asked.envelope,
+        &provider_id,
+        &record,
+        &stats,
+        finish,
+        failure,
+    )
+    .await;
     Ok(())
+}
+
+/// The answer's token counts (the provider's, else estimated) and timing.
+fn stats_of(request: &LlmRequest, streamed: &Answer, elapsed: Duration) -> AnswerStats {
+    let (prompt_tokens, completion_tokens) = streamed.usage.unwrap_or_else(|| {
+        let prompt = request.messages.iter().map(|m| estimate_tokens(&m.content)).sum();
+        (prompt, estimate_tokens(&streamed.text))
+    });
+    AnswerStats {
+        prompt_tokens,
+        completion_tokens,
+        first_token_ms: streamed.first_token.map(millis).unwrap_or_default(),
+        response_time_ms: millis(elapsed),
+    }
+}
+
+/// Tells how the answer ended: the user, when it broke off; the logs and
+/// the turn metrics, always.
+async fn report(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+    provider_id: &str,
+    stored: &MessageRecord,
+    stats: &AnswerStats,
+    finish: FinishReason,
+    failure: Option<String>,
+) {
+    let Some(e) = failure else {
+        let outcome = if finish == FinishReason::Complete {
+            TurnOutcome::Ok
+        } else {
+            TurnOutcome::Stopped
+        };
+        metrics::turn(outcome);
+        info!(
+            provider = %provider_id,
+            finish = finish.as_str(),
+            response_ms = stats.response_time_ms,
+            first_token_ms = stats.first_token_ms,
+            completion_tokens = stats.completion_tokens,
+            "answered"
+        );
+        return;
+    };
+    warn!(provider = %provider_id, kept_chars = stored.content.len(), "the answer broke off: {e}");
+    let info = ErrorInfo::new(
+        ErrorCode::LlmUnavailable,
+        "the answer broke off; the part you see is kept — ask again to get the rest",
+    );
+    let sid = envelope.session_id.as_str();
+    let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
+    state.outbox.send(sid, &frame, Audience::All).await;
+    metrics::turn(TurnOutcome::Interrupted);
 }
 
 /// How the answer ended, if there is something to keep: its finish
