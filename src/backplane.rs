@@ -6,13 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use chatbox_shared::bus::Bus;
-use chatbox_shared::bus::metered::MeteredBus;
-use chatbox_shared::bus::nats::{NatsBus, NatsOptions};
-use chatbox_shared::config::Config;
-use chatbox_shared::coordinator::Coordinator;
-use chatbox_shared::coordinator::metered::MeteredCoordinator;
-use chatbox_shared::coordinator::redis::{RedisCoordinator, RedisOptions, redact_url};
+use chatbox_shared::bus::{Bus, MeteredBus, NatsBus, NatsOptions};
+use chatbox_shared::config::{Config, redact_url};
+use chatbox_shared::coordinator::{Coordinator, MeteredCoordinator, RedisCoordinator, RedisOptions};
 use chatbox_shared::ids::{is_valid_pod_id, sanitize_pod_id};
 use chatbox_shared::namespace::Namespace;
 use chatbox_shared::periodic::{FirstPass, every};

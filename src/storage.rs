@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chatbox_shared::config::{Config, Role, StoreKind, decode_key};
-use chatbox_shared::coordinator::redis::redact_url;
+use chatbox_shared::config::{Config, Role, StoreKind, decode_key, redact_url};
 use chatbox_worker::store::cipher::key_id;
 use chatbox_worker::store::metered::MeteredStore;
 use chatbox_worker::store::mongo::{MongoOptions, MongoStore};

@@ -20,12 +20,8 @@ pub mod headers {
     pub const TYPE: &str = "Chatbox-Type";
     /// Who on the session should receive a frame on `chat.out`; see [`super::Audience`].
     pub const AUDIENCE: &str = "Chatbox-Audience";
-    /// JetStream de-duplication id.
-    pub const MSG_ID: &str = "Nats-Msg-Id";
     /// W3C trace context.
     pub const TRACEPARENT: &str = "traceparent";
-    /// W3C trace state.
-    pub const TRACESTATE: &str = "tracestate";
 }
 
 /// RPC method names (`chat.rpc.<method>`).

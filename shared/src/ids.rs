@@ -10,7 +10,7 @@
 ///
 /// `.` and `:` are allowed for client message ids; session ids are further
 /// restricted by [`is_valid_session_id`].
-pub fn is_valid_id(s: &str) -> bool {
+pub(crate) fn is_valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()

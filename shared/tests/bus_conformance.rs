@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chatbox_shared::bus::memory::{MemoryBus, MemoryBusOptions};
-use chatbox_shared::bus::nats::{NatsBus, NatsOptions};
-use chatbox_shared::bus::{Bus, BusError, Headers, respond};
+use chatbox_shared::bus::{
+    Bus, BusError, Headers, MemoryBus, MemoryBusOptions, NatsBus, NatsOptions, respond,
+};
 use chatbox_shared::namespace::{Namespace, Subjects};
 use futures_util::StreamExt;
 

@@ -8,10 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatbox_shared::coordinator::memory::MemoryCoordinator;
-use chatbox_shared::coordinator::redis::{RedisCoordinator, RedisOptions};
 use chatbox_shared::coordinator::{
-    AdminClaim, Admission, Coordinator, NotifyAdmission, RateLimit, Renewal, Suppressed, Watcher,
+    AdminClaim, Admission, Coordinator, MemoryCoordinator, NotifyAdmission, RateLimit, RedisCoordinator,
+    RedisOptions, Renewal, Suppressed, Watcher,
 };
 use chatbox_shared::namespace::Namespace;
 use chatbox_shared::protocol::Timestamp;

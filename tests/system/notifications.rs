@@ -13,9 +13,7 @@ use chatbox_shared::config::notifications::{
     Channel, EmailEngine, EventKind, NotificationRule, SmsEngine, SmtpTls,
 };
 use chatbox_shared::config::{Config, NotificationsConfig, Secret};
-use chatbox_shared::coordinator::Coordinator;
-use chatbox_shared::coordinator::memory::MemoryCoordinator;
-use chatbox_shared::coordinator::redis::{RedisCoordinator, RedisOptions};
+use chatbox_shared::coordinator::{Coordinator, MemoryCoordinator, RedisCoordinator, RedisOptions};
 use chatbox_shared::namespace::Namespace;
 use chatbox_shared::protocol::Timestamp;
 use chatbox_worker::notify::{Alert, Delivery, Notifications, Outcome};

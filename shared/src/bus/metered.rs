@@ -1,6 +1,6 @@
 //! The `Bus` port, timed: every call of any adapter is recorded in
 //! `chatbox_bus_operation_seconds{adapter, op, outcome}` (see
-//! [`crate::telemetry::metered`]). Subscribing is timed until the
+//! [`crate::telemetry::PortTimings`]). Subscribing is timed until the
 //! subscription stands, not for the messages that follow.
 
 use std::time::Duration;

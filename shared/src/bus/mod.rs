@@ -11,13 +11,14 @@
 //!   one session are processed one at a time, in order, however many
 //!   workers pull, while two sessions never wait on each other.
 //!
-//! Adapters: [`nats::NatsBus`] (NATS core + JetStream) for the scaled roles
-//! and [`memory::MemoryBus`] for the all-in-one. One conformance suite
+//! Adapters: [`NatsBus`] (NATS core + JetStream) for the scaled roles
+//! and [`MemoryBus`] for the all-in-one; [`MeteredBus`] wraps either to
+//! time it. One conformance suite
 //! (`shared/tests/bus_conformance.rs`) runs against both.
 
-pub mod memory;
-pub mod metered;
-pub mod nats;
+mod memory;
+mod metered;
+mod nats;
 mod subject;
 
 use std::pin::Pin;
@@ -28,7 +29,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 
-pub use subject::subject_matches;
+pub use memory::{MemoryBus, MemoryBusOptions};
+pub use metered::MeteredBus;
+pub use nats::{NatsBus, NatsOptions};
 
 /// Message headers: a few short name/value pairs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

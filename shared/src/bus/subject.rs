@@ -2,7 +2,7 @@
 //! `*` matches one token, `>` matches one or more trailing tokens.
 
 /// Whether `subject` matches the subscription `pattern`.
-pub fn subject_matches(pattern: &str, subject: &str) -> bool {
+pub(crate) fn subject_matches(pattern: &str, subject: &str) -> bool {
     let mut subject_tokens = subject.split('.');
     for p in pattern.split('.') {
         match (p, subject_tokens.next()) {

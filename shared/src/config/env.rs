@@ -12,7 +12,7 @@ use toml::{Table, Value};
 use super::Config;
 
 /// The seed's variable names and the keys they set.
-pub const SEED_ALIASES: &[(&str, &str)] = &[
+pub(super) const SEED_ALIASES: &[(&str, &str)] = &[
     ("JWT_SECRET", "chatbox.jwt_secret"),
     ("RECONNECT_TIMEOUT", "chatbox.reconnect_timeout"),
     ("MAX_CONNECTIONS", "chatbox.max_connections"),
@@ -52,13 +52,13 @@ pub const SEED_ALIASES: &[(&str, &str)] = &[
 const TABLE_LISTS: &[&str] = &["providers", "rules"];
 
 /// The `CHATBOX_` variable of a key path.
-pub fn env_name(path: &str) -> String {
+pub(super) fn env_name(path: &str) -> String {
     let rest = path.strip_prefix("chatbox.").unwrap_or(path);
     format!("CHATBOX_{}", rest.replace('.', "_").to_ascii_uppercase())
 }
 
 /// ` (CHATBOX_X or SEED_NAME)` for messages about `path`.
-pub fn names_for(path: &str) -> String {
+pub(super) fn names_for(path: &str) -> String {
     let mut names = vec![env_name(path)];
     names.extend(
         SEED_ALIASES
@@ -70,7 +70,7 @@ pub fn names_for(path: &str) -> String {
 }
 
 /// The variable holding the API key of provider `id`.
-pub fn provider_key_name(id: &str) -> String {
+pub(super) fn provider_key_name(id: &str) -> String {
     let id: String = id
         .chars()
         .map(|c| {

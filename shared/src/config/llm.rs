@@ -207,7 +207,7 @@ impl Default for AudioOutput {
 }
 
 /// The `audio_output.format`s OpenAI knows.
-pub const AUDIO_FORMATS: [&str; 5] = ["wav", "mp3", "flac", "opus", "pcm16"];
+const AUDIO_FORMATS: [&str; 5] = ["wav", "mp3", "flac", "opus", "pcm16"];
 
 fn default_true() -> bool {
     true

@@ -20,14 +20,14 @@ mod admin;
 mod auth;
 mod backplane;
 pub(crate) mod duration;
-pub mod env;
+mod env;
 mod gateway;
 mod llm;
 pub mod notifications;
 mod secret;
 mod store;
 mod telemetry;
-pub mod uploads;
+mod uploads;
 mod validate;
 mod web;
 mod websocket;
@@ -42,12 +42,9 @@ pub use admin::AdminConfig;
 pub use auth::AuthConfig;
 pub use backplane::{NatsConfig, RedisConfig};
 pub use gateway::GatewayConfig;
-pub use llm::{
-    AUDIO_FORMATS, AudioOutput, BreakerConfig, DemoConfig, LlmConfig, ProviderConfig, ProviderKind,
-    RetryConfig,
-};
+pub use llm::{AudioOutput, BreakerConfig, DemoConfig, LlmConfig, ProviderConfig, ProviderKind, RetryConfig};
 pub use notifications::NotificationsConfig;
-pub use secret::Secret;
+pub use secret::{Secret, redact_url};
 pub use store::{StoreConfig, StoreKind};
 pub use telemetry::{LogConfig, TelemetryConfig};
 pub use uploads::{BlobConfig, BlobKind, S3Config, UploadsConfig};

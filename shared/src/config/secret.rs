@@ -1,5 +1,7 @@
-//! A configuration value that must never reach a log: `Debug` prints
-//! `"***"` (or `""` when unset).
+//! Configuration values that must never reach a log: a [`Secret`]'s
+//! `Debug` prints `"***"` (or `""` when unset), and [`redact_url`] drops
+//! the password from a connection URL (Redis, NATS, MongoDB) before it is
+//! logged.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,13 +33,30 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// The URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Secret;
+    use super::{Secret, redact_url};
 
     #[test]
     fn debug_never_shows_the_value() {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "\"***\"");
         assert_eq!(format!("{:?}", Secret::default()), "\"\"");
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("redis://u:secret@host:6379/0"),
+            "redis://***@host:6379/0"
+        );
+        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
     }
 }

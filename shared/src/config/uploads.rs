@@ -260,16 +260,16 @@ impl Default for S3Config {
 
 /// Byte sizes as a whole number of bytes or text like `"20MB"`, `"512 KiB"`
 /// (K, M, G are powers of 1024, as the seed's `maxSize` means them).
-pub mod size {
+pub(super) mod size {
     use super::*;
 
     /// Writes the size as text (`"20MB"` when whole megabytes).
-    pub fn serialize<S: Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format_size(*value))
     }
 
     /// Reads a number of bytes or a size with a unit.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Raw {
@@ -284,7 +284,7 @@ pub mod size {
 }
 
 /// `"20MB"` → 20 MiB in bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(super) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -304,7 +304,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// 20 MiB → `"20MB"`.
-pub fn format_size(bytes: u64) -> String {
+pub(super) fn format_size(bytes: u64) -> String {
     match bytes {
         b if b >= MB && b % MB == 0 => format!("{}MB", b / MB),
         b if b >= 1024 && b % 1024 == 0 => format!("{}KB", b / 1024),

@@ -28,13 +28,13 @@ pub enum Role {
 
 impl Role {
     /// Whether the role runs against Redis and NATS.
-    pub fn is_scaled(self) -> bool {
+    fn is_scaled(self) -> bool {
         matches!(self, Role::Gateway | Role::Worker)
     }
 }
 
 /// Shortest HS256 secret the scaled roles accept.
-pub const MIN_SECRET_LEN: usize = 32;
+pub(super) const MIN_SECRET_LEN: usize = 32;
 
 /// The problems found so far, each as `key (VARIABLES): problem`.
 pub(super) struct Problems(Vec<String>);

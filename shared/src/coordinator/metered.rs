@@ -1,6 +1,6 @@
 //! The `Coordinator` port, timed: every call of any adapter is recorded in
 //! `chatbox_coordinator_operation_seconds{adapter, op, outcome}` (see
-//! [`crate::telemetry::metered`]) — Redis latency per operation.
+//! [`crate::telemetry::PortTimings`]) — Redis latency per operation.
 
 use std::time::Duration;
 

@@ -12,18 +12,22 @@
 //!   exactly one pod for the digest;
 //! * the **pod heartbeat** ([`pods`]).
 //!
-//! Adapters: [`redis::RedisCoordinator`] (Lua for every compare-and-set) for
-//! the scaled roles and [`memory::MemoryCoordinator`] for the all-in-one.
+//! Adapters: [`RedisCoordinator`] (Lua for every compare-and-set) for
+//! the scaled roles and [`MemoryCoordinator`] for the all-in-one;
+//! [`MeteredCoordinator`] wraps either to time it.
 //! One conformance suite (`shared/tests/coordinator_conformance.rs`) runs
 //! against both.
 
-pub mod memory;
-pub mod metered;
+mod memory;
+mod metered;
 mod pods;
-pub mod redis;
+mod redis;
 mod takeover;
 
+pub use memory::MemoryCoordinator;
+pub use metered::MeteredCoordinator;
 pub use pods::{GatewayBeat, PodBeat, connected_sessions};
+pub use redis::{RedisCoordinator, RedisOptions};
 pub use takeover::{AdminClaim, AdminHolder, LiveState, Watcher};
 
 use std::time::Duration;
@@ -121,11 +125,11 @@ pub struct Suppressed {
 
 /// Distinct affected users remembered per notification window: bounds the
 /// memory a flood can take.
-pub const SUPPRESSED_USERS_MAX: u64 = 10_000;
+pub(crate) const SUPPRESSED_USERS_MAX: u64 = 10_000;
 
 /// How long what was held back waits for its digest after its window
 /// ended, before it is forgotten (no pod took it).
-pub const DIGEST_GRACE: Duration = Duration::from_secs(3600);
+pub(crate) const DIGEST_GRACE: Duration = Duration::from_secs(3600);
 
 /// One lock to renew in [`Coordinator::renew_owners`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,7 +279,7 @@ pub trait Coordinator: Send + Sync + 'static {
 }
 
 /// How long a session's fence counter outlives its last use.
-pub const SESSION_COUNTER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const SESSION_COUNTER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)

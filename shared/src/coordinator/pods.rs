@@ -19,7 +19,7 @@ pub struct PodBeat {
 impl PodBeat {
     /// The user sockets a gateway pod holds; `None` for another role or a
     /// heartbeat that cannot be read.
-    pub fn gateway_connections(&self) -> Option<u64> {
+    fn gateway_connections(&self) -> Option<u64> {
         serde_json::from_str::<GatewayBeat>(&self.info)
             .ok()
             .filter(|beat| beat.role == GATEWAY_ROLE)

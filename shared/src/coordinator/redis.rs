@@ -17,6 +17,7 @@ use super::{
     LiveState, NotifyAdmission, OwnerClaim, OwnerToken, PodBeat, RateLimit, Renewal, SESSION_COUNTER_TTL,
     SUPPRESSED_USERS_MAX, Suppressed, Watcher, millis,
 };
+use crate::config::redact_url;
 use crate::namespace::Keys;
 use crate::protocol::Timestamp;
 
@@ -227,14 +228,6 @@ impl RedisCoordinator {
             .await
             .map_err(unavailable)?;
         Ok(n)
-    }
-}
-
-/// The URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
-        _ => url.to_owned(),
     }
 }
 
@@ -583,19 +576,5 @@ impl Coordinator for RedisCoordinator {
     async fn check(&self) -> Result<(), CoordinatorError> {
         let _: String = self.pool.next().ping(None).await.map_err(unavailable)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            redact_url("redis://u:secret@host:6379/0"),
-            "redis://***@host:6379/0"
-        );
-        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
     }
 }

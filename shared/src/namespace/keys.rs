@@ -75,7 +75,7 @@ impl Keys {
     }
 
     /// The user's message rate-limit bucket.
-    pub fn user_rate(&self, user_id: &str) -> String {
+    pub(crate) fn user_rate(&self, user_id: &str) -> String {
         format!("{}chat:rl:u:{user_id}", self.prefix)
     }
 
@@ -85,12 +85,12 @@ impl Keys {
     }
 
     /// The users named by notifications of `key` held back in its window.
-    pub fn notification_users(&self, key: &str) -> String {
+    pub(crate) fn notification_users(&self, key: &str) -> String {
         format!("{}chat:rl:{{n:{key}}}:users", self.prefix)
     }
 
     /// What was held back in ended windows of `key`, awaiting its digest.
-    pub fn notification_digest(&self, key: &str) -> String {
+    pub(crate) fn notification_digest(&self, key: &str) -> String {
         format!("{}chat:rl:{{n:{key}}}:digest", self.prefix)
     }
 }

@@ -40,7 +40,7 @@ impl Subjects {
     }
 
     /// `chat.in.>`: everything the inbound stream holds.
-    pub fn inbound_all(&self) -> String {
+    pub(crate) fn inbound_all(&self) -> String {
         format!("{}chat.in.>", self.dot_prefix)
     }
 
@@ -93,7 +93,7 @@ impl Subjects {
     }
 
     /// The durable consumer every worker pulls from.
-    pub fn inbound_consumer(&self) -> String {
+    pub(crate) fn inbound_consumer(&self) -> String {
         "workers".to_owned()
     }
 }

@@ -213,26 +213,6 @@ pub fn model_selected(request_id: Option<&str>, session_id: &str, model_id: &str
     m
 }
 
-/// A message as accepted into the session, echoed to everyone in it: the
-/// sender learns its `seq`, watchers see the message.
-pub fn accepted_message(
-    session_id: &str,
-    kind: MessageType,
-    sender: Sender,
-    client_id: Option<&str>,
-    message_id: &str,
-    seq: Option<u64>,
-    content: Option<&str>,
-) -> Message {
-    let mut m = framed(kind, Some(session_id));
-    m.sender = Some(sender);
-    m.id = client_id.map(str::to_owned);
-    m.message_id = Some(message_id.to_owned());
-    m.seq = seq;
-    m.content = content.map(str::to_owned);
-    m
-}
-
 /// The answer to a request (`session_list`, `history`, `session_renamed`):
 /// the request's `id`, and its result in `data`.
 pub fn reply(

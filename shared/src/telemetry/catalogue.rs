@@ -4,7 +4,7 @@
 
 /// How a metric is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     /// Only goes up.
     Counter,
     /// Goes up and down.
@@ -14,7 +14,7 @@ pub enum Kind {
 }
 
 /// Every `chatbox_*` metric: name, kind and what it means.
-pub const CATALOGUE: &[(&str, Kind, &str)] = &[
+pub(super) const CATALOGUE: &[(&str, Kind, &str)] = &[
     (
         "chatbox_gateway_connections",
         Kind::Gauge,
@@ -231,7 +231,7 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
 ];
 
 /// Describes every metric of the catalogue to the installed recorder.
-pub fn describe() {
+pub(super) fn describe() {
     for &(name, kind, help) in CATALOGUE {
         match kind {
             Kind::Counter => metrics::describe_counter!(name, help),

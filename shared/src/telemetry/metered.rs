@@ -64,13 +64,13 @@ macro_rules! metered_port {
         $(#[$doc])*
         pub struct $wrapper {
             inner: std::sync::Arc<dyn $port>,
-            timings: $crate::telemetry::metered::PortTimings,
+            timings: $crate::telemetry::PortTimings,
         }
 
         impl $wrapper {
             /// Times every call to `inner`.
             pub fn new(inner: std::sync::Arc<dyn $port>) -> $wrapper {
-                let timings = $crate::telemetry::metered::PortTimings::new(
+                let timings = $crate::telemetry::PortTimings::new(
                     $metric,
                     inner.adapter(),
                     &[$(stringify!($op)),*],

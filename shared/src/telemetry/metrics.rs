@@ -20,8 +20,3 @@ pub fn install() -> Result<PrometheusHandle, String> {
     super::catalogue::describe();
     Ok(handle)
 }
-
-/// A recorder that is not installed globally (tests and tools).
-pub fn detached() -> PrometheusHandle {
-    PrometheusBuilder::new().build_recorder().handle()
-}

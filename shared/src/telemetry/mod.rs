@@ -5,12 +5,15 @@
 //! [`metrics::install`] sets up the Prometheus recorder every role serves
 //! on `/metrics`; [`propagation`] carries W3C trace context across the bus
 //! in message headers, so one trace follows a turn from socket to worker
-//! and back.
+//! and back; [`metered_port!`](crate::metered_port) times a port's calls
+//! ([`PortTimings`]).
 
-pub mod catalogue;
-pub mod metered;
+mod catalogue;
+mod metered;
 pub mod metrics;
 pub mod propagation;
+
+pub use metered::PortTimings;
 
 use std::io::IsTerminal;
 

@@ -1,6 +1,6 @@
 //! The `Store` port, timed: every call of any adapter is recorded in
 //! `chatbox_store_operation_seconds{adapter, op, outcome}` (see
-//! `chatbox_shared::telemetry::metered`), so store latency and errors show
+//! `chatbox_shared::metered_port!`), so store latency and errors show
 //! per operation whichever database is behind it. Default methods of the
 //! trait (`record_message`, `turn_view`) go to the adapter too, so its own
 //! versions (a transaction, a batched read) are the ones timed.

@@ -296,7 +296,7 @@ impl NotificationsConfig {
 
 /// Whether `s` looks like an e-mail address: `local@domain`, no white
 /// space or angle brackets. (Deliverability is the mail server's call.)
-pub fn is_email_address(s: &str) -> bool {
+fn is_email_address(s: &str) -> bool {
     let Some((local, domain)) = s.split_once('@') else {
         return false;
     };
@@ -312,7 +312,7 @@ pub fn is_email_address(s: &str) -> bool {
 
 /// Whether `s` is a phone number in E.164: `+`, then 8 to 15 digits, the
 /// first not zero.
-pub fn is_e164(s: &str) -> bool {
+fn is_e164(s: &str) -> bool {
     let Some(digits) = s.strip_prefix('+') else {
         return false;
     };
