@@ -18,7 +18,7 @@ fn main() -> io::Result<()> {
     }
     files.sort();
     let mut table = String::from(
-        "/// Every file under `web/`: its path there and its bytes.\npub static WEB_FILES: &[(&str, &[u8])] = &[\n",
+        "/// Every file under `web/`: its path there and its bytes.\npub(crate) static WEB_FILES: &[(&str, &[u8])] = &[\n",
     );
     for (name, path) in &files {
         writeln!(

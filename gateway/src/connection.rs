@@ -66,7 +66,7 @@ impl Exit {
 
 /// Runs a socket to its end. The socket comes boxed so the connection's
 /// future — which lives as long as the socket — stays small.
-pub fn run(
+pub(crate) fn run(
     state: Arc<GatewayState>,
     socket: Box<WebSocket>,
     identity: Identity,
@@ -425,7 +425,7 @@ async fn refuse_socket(socket: &mut WebSocket, state: &GatewayState, info: Error
 
 /// Which session a socket asks for.
 #[derive(Debug, Clone, Default)]
-pub struct SessionRequest {
+pub(crate) struct SessionRequest {
     /// The session to resume (`?session_id=`).
     pub session_id: Option<String>,
     /// Start a new session (`?new_session=true`).
@@ -485,12 +485,12 @@ async fn kill(state: &GatewayState, session_id: &str, owner: &OwnerToken) {
 }
 
 /// The close order of a socket at shutdown.
-pub fn shutdown_order(state: &GatewayState, session_id: &str) -> CloseOrder {
+pub(crate) fn shutdown_order(state: &GatewayState, session_id: &str) -> CloseOrder {
     status_order(state, session_id, StatusReason::ServerShutdown)
 }
 
 /// A close order that tells the client why with a `connection_status`.
-pub fn status_order(state: &GatewayState, session_id: &str, reason: StatusReason) -> CloseOrder {
+pub(crate) fn status_order(state: &GatewayState, session_id: &str, reason: StatusReason) -> CloseOrder {
     CloseOrder {
         reason,
         last_frame: Some(
@@ -500,7 +500,7 @@ pub fn status_order(state: &GatewayState, session_id: &str, reason: StatusReason
 }
 
 /// A close order for an admin socket (which has no session of its own).
-pub fn admin_close_order(state: &GatewayState, reason: StatusReason) -> CloseOrder {
+pub(crate) fn admin_close_order(state: &GatewayState, reason: StatusReason) -> CloseOrder {
     let mut status = outbound::connection_status("", reason, state.config.chatbox.reconnect_timeout);
     status.session_id = None;
     CloseOrder {
@@ -510,7 +510,7 @@ pub fn admin_close_order(state: &GatewayState, reason: StatusReason) -> CloseOrd
 }
 
 /// The close order of a socket whose session was opened elsewhere.
-pub fn kill_order(state: &GatewayState, session_id: &str) -> CloseOrder {
+pub(crate) fn kill_order(state: &GatewayState, session_id: &str) -> CloseOrder {
     status_order(state, session_id, StatusReason::ConnectedElsewhere)
 }
 

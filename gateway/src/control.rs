@@ -22,7 +22,7 @@ use crate::metrics;
 use crate::state::GatewayState;
 
 /// Serves control messages until cancelled.
-pub async fn serve(state: Arc<GatewayState>, mut orders: Subscription, cancel: CancellationToken) {
+pub(crate) async fn serve(state: Arc<GatewayState>, mut orders: Subscription, cancel: CancellationToken) {
     loop {
         let message = tokio::select! {
             _ = cancel.cancelled() => return,

@@ -13,7 +13,7 @@ use tracing::warn;
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// The CORS layer for `origins`, or `None` when the list is empty.
-pub fn layer(origins: &[String]) -> Option<CorsLayer> {
+pub(crate) fn layer(origins: &[String]) -> Option<CorsLayer> {
     let allowed: Vec<HeaderValue> = origins
         .iter()
         .filter_map(|o| {

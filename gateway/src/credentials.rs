@@ -6,12 +6,12 @@ use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 
 /// The subprotocol the server speaks and answers with.
-pub const PROTOCOL: &str = "chatbox.v1";
+pub(crate) const PROTOCOL: &str = "chatbox.v1";
 const BEARER_PROTOCOL_PREFIX: &str = "bearer.";
 
 /// What the upgrade request carries.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// The token, if any.
     pub token: Option<String>,
     /// Whether the client offered the `chatbox.v1` subprotocol.
@@ -21,7 +21,7 @@ pub struct Credentials {
 impl Credentials {
     /// Reads the token from the header, the subprotocols or the query, in
     /// that order of preference.
-    pub fn from_request(headers: &HeaderMap, query_token: Option<&str>) -> Self {
+    pub(crate) fn from_request(headers: &HeaderMap, query_token: Option<&str>) -> Self {
         let mut offers_protocol = false;
         let mut protocol_token = None;
         for value in headers.get_all(SEC_WEBSOCKET_PROTOCOL) {

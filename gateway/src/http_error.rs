@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use chatbox_shared::protocol::{ErrorCode, ErrorInfo, outbound};
 
 /// An HTTP response for `info`, with the status its code maps to.
-pub fn respond(info: ErrorInfo) -> Response {
+pub(crate) fn respond(info: ErrorInfo) -> Response {
     let status = StatusCode::from_u16(info.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let retry_after = info.retry_after;
     let mut response = (status, outbound::error(None, info).to_json()).into_response();
@@ -30,7 +30,7 @@ pub fn respond(info: ErrorInfo) -> Response {
 }
 
 /// An HTTP refusal.
-pub fn refuse(code: ErrorCode, message: impl Into<String>, retry_after: Option<Duration>) -> Response {
+pub(crate) fn refuse(code: ErrorCode, message: impl Into<String>, retry_after: Option<Duration>) -> Response {
     let mut info = ErrorInfo::new(code, message);
     if let Some(after) = retry_after {
         info = info.retry_after(after);

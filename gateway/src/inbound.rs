@@ -38,7 +38,7 @@ use crate::rpc_client;
 use crate::state::GatewayState;
 
 /// What a connection knows about itself while it handles frames.
-pub struct ConnContext {
+pub(crate) struct ConnContext {
     /// The gateway.
     pub state: Arc<GatewayState>,
     /// The socket as the rest of the pod sees it (user, session, queue).
@@ -59,10 +59,10 @@ impl ConnContext {
 
 /// Work that outlives the read of a frame; the connection keeps writing
 /// while it runs but reads no further frame.
-pub type Pending = Pin<Box<dyn Future<Output = ()> + Send>>;
+pub(crate) type Pending = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Handles a text frame; returns the work still to do, if any.
-pub fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
+pub(crate) fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
     let frame = match parse_client_frame(text, &ctx.state.limits) {
         Ok(frame) => frame,
         Err(ProtocolError { code, message }) => {
@@ -285,7 +285,7 @@ fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
 }
 
 /// Answers a binary frame: the protocol is JSON text.
-pub fn refuse_binary(ctx: &ConnContext) {
+pub(crate) fn refuse_binary(ctx: &ConnContext) {
     ctx.send_error(ErrorInfo::new(
         ErrorCode::InvalidMessage,
         "binary frames are not part of the protocol; send JSON text frames",
@@ -426,7 +426,7 @@ pub(crate) async fn enqueue(state: &GatewayState, envelope: &InboundEnvelope) ->
 
 /// Stops the answer streaming to the connection's session, wherever it
 /// runs: every worker hears `chat.stop.<sid>`.
-pub fn stop_answer(ctx: &ConnContext, reason: StopReason) {
+pub(crate) fn stop_answer(ctx: &ConnContext, reason: StopReason) {
     let stop = StopAnswer {
         session_id: ctx.conn.session_id.clone(),
         user_id: ctx.conn.user_id.clone(),

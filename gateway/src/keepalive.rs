@@ -20,7 +20,7 @@ use crate::metrics;
 use crate::state::GatewayState;
 
 /// Pings and reaps sockets until cancelled.
-pub async fn keepalive_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
+pub(crate) async fn keepalive_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
     let ws = &state.config.chatbox.websocket;
     let (ping_period, pong_wait) = (ws.ping_period, ws.pong_wait);
     let check_every = ping_period.min(pong_wait / 3).max(Duration::from_millis(10));

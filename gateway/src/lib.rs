@@ -14,27 +14,70 @@
 //! [`rpc_client`] (asking workers), [`admin`] (admins watching and taking
 //! over sessions), [`cors`], [`pages`] (the chat page and the admin
 //! console).
+//!
+//! They share one [`state::GatewayState`]; the rest of the world sees only
+//! [`Gateway`]: a process builds the ports ([`GatewayDeps`]: the bus and
+//! the coordinator, NATS and Redis in the scaled roles), starts a gateway,
+//! serves its [`Gateway::router`], and drains it with
+//! [`Gateway::shutdown`]:
+//!
+//! ```
+//! use std::net::SocketAddr;
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use chatbox_gateway::{Gateway, GatewayDeps};
+//! use chatbox_shared::auth::TokenValidator;
+//! use chatbox_shared::bus::{MemoryBus, MemoryBusOptions};
+//! use chatbox_shared::config::Config;
+//! use chatbox_shared::coordinator::MemoryCoordinator;
+//! use chatbox_shared::namespace::Namespace;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Arc::new(Config::default());
+//! let namespace = Namespace::default();
+//! let validator = TokenValidator::new("a JWT secret of at least 32 bytes", &config.chatbox.auth)?;
+//! let gateway = Gateway::start(GatewayDeps {
+//!     bus: Arc::new(MemoryBus::new(MemoryBusOptions::default())),
+//!     coordinator: Arc::new(MemoryCoordinator::new(namespace.keys())),
+//!     validator: Arc::new(validator),
+//!     pod_id: "gateway-1".into(),
+//!     config,
+//!     namespace,
+//! })
+//! .await?;
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let app = gateway.router().into_make_service_with_connect_info::<SocketAddr>();
+//! let server = tokio::spawn(async move { axum::serve(listener, app).await });
+//! // ... until SIGTERM:
+//! gateway.shutdown(Duration::from_secs(10)).await;
+//! server.abort();
+//! # Ok(())
+//! # }
+//! ```
 
-pub mod admin;
-pub mod connection;
-pub mod control;
-pub mod cors;
-pub mod credentials;
-pub mod http_error;
-pub mod inbound;
-pub mod keepalive;
-pub mod metrics;
-pub mod origin;
-pub mod ownership;
-pub mod pages;
-pub mod pod_heartbeat;
-pub mod registry;
-pub mod rpc_client;
-pub mod send_queue;
-pub mod session_hub;
-pub mod state;
-pub mod upgrade;
-pub mod user_api;
+mod admin;
+mod connection;
+mod control;
+mod cors;
+mod credentials;
+mod http_error;
+mod inbound;
+mod keepalive;
+mod metrics;
+mod origin;
+mod ownership;
+mod pages;
+mod pod_heartbeat;
+mod registry;
+mod rpc_client;
+mod send_queue;
+mod session_hub;
+mod state;
+mod upgrade;
+mod user_api;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

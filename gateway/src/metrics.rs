@@ -24,7 +24,7 @@ use chatbox_shared::protocol::MessageType;
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 /// Pre-registered gateway metrics.
-pub struct GatewayMetrics {
+pub(crate) struct GatewayMetrics {
     pub connections: Gauge,
     pub connects: Counter,
     pub rate_limited: Counter,
@@ -45,7 +45,7 @@ fn index(kind: MessageType) -> usize {
 
 impl GatewayMetrics {
     /// Registers the metrics with the global recorder.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         GatewayMetrics {
             connections: gauge!("chatbox_gateway_connections"),
             connects: counter!("chatbox_gateway_connects_total"),
@@ -69,12 +69,12 @@ impl GatewayMetrics {
     }
 
     /// Counts a frame received.
-    pub fn message_in(&self, kind: MessageType) {
+    pub(crate) fn message_in(&self, kind: MessageType) {
         self.messages_in[index(kind)].increment(1);
     }
 
     /// Counts a frame sent, by the type named in its bus header.
-    pub fn message_out(&self, kind: Option<MessageType>) {
+    pub(crate) fn message_out(&self, kind: Option<MessageType>) {
         match kind {
             Some(kind) => self.messages_out[index(kind)].increment(1),
             None => self.messages_out_other.increment(1),
@@ -89,37 +89,37 @@ impl Default for GatewayMetrics {
 }
 
 /// Frames waiting in all send queues of this pod, and in the deepest one.
-pub fn send_queues(total: usize, deepest: usize) {
+pub(crate) fn send_queues(total: usize, deepest: usize) {
     gauge!("chatbox_gateway_send_queue_frames").set(total as f64);
     gauge!("chatbox_gateway_send_queue_max_frames").set(deepest as f64);
 }
 
 /// Counts an upgrade refused before the socket opened.
-pub fn refused(reason: &'static str) {
+pub(crate) fn refused(reason: &'static str) {
     counter!("chatbox_gateway_refused_total", "reason" => reason).increment(1);
 }
 
 /// Counts a token refused.
-pub fn auth_failure(reason: &'static str) {
+pub(crate) fn auth_failure(reason: &'static str) {
     counter!("chatbox_gateway_auth_failures_total", "reason" => reason).increment(1);
 }
 
 /// Counts a socket closed.
-pub fn disconnect(reason: &'static str) {
+pub(crate) fn disconnect(reason: &'static str) {
     counter!("chatbox_gateway_disconnects_total", "reason" => reason).increment(1);
 }
 
 /// Counts a refused client frame.
-pub fn protocol_error(code: &'static str) {
+pub(crate) fn protocol_error(code: &'static str) {
     counter!("chatbox_gateway_protocol_errors_total", "code" => code).increment(1);
 }
 
 /// Counts a failed bus operation.
-pub fn bus_error(op: &'static str) {
+pub(crate) fn bus_error(op: &'static str) {
     counter!("chatbox_bus_errors_total", "op" => op).increment(1);
 }
 
 /// Counts a failed coordinator operation.
-pub fn coordinator_error(op: &'static str) {
+pub(crate) fn coordinator_error(op: &'static str) {
     counter!("chatbox_coordinator_errors_total", "op" => op).increment(1);
 }

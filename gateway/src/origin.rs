@@ -5,7 +5,7 @@
 
 /// Which browser origins may open sockets.
 #[derive(Debug, Clone)]
-pub struct OriginPolicy {
+pub(crate) struct OriginPolicy {
     allowed: Vec<String>,
     any: bool,
 }
@@ -16,7 +16,7 @@ fn normalize(origin: &str) -> String {
 
 impl OriginPolicy {
     /// A policy from the configured list (`"*"` allows every origin).
-    pub fn new(allowed: &[String]) -> Self {
+    pub(crate) fn new(allowed: &[String]) -> Self {
         OriginPolicy {
             any: allowed.is_empty() || allowed.iter().any(|o| o.trim() == "*"),
             allowed: allowed.iter().map(|o| normalize(o)).collect(),
@@ -24,12 +24,12 @@ impl OriginPolicy {
     }
 
     /// Whether every origin is allowed.
-    pub fn allows_any(&self) -> bool {
+    pub(crate) fn allows_any(&self) -> bool {
         self.any
     }
 
     /// Whether a request with this `Origin` header may open a socket.
-    pub fn allows(&self, origin: Option<&str>) -> bool {
+    pub(crate) fn allows(&self, origin: Option<&str>) -> bool {
         match origin {
             _ if self.any => true,
             None => true,

@@ -19,13 +19,13 @@ use crate::send_queue::CloseOrder;
 use crate::state::GatewayState;
 
 /// Renews locks until cancelled.
-pub async fn renew_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
+pub(crate) async fn renew_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
     let period = state.config.chatbox.gateway.owner_renew_interval;
     every(period, FirstPass::AfterPeriod, &cancel, || renew_once(&state)).await;
 }
 
 /// One renewal round.
-pub async fn renew_once(state: &GatewayState) {
+pub(crate) async fn renew_once(state: &GatewayState) {
     let conns = state.registry.all();
     if conns.is_empty() {
         return;

@@ -35,7 +35,7 @@ const ADMIN_INDEX: &str = "admin/index.html";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The pages' routes, or none when `chatbox.web.enabled` is off.
-pub fn routes(config: &ChatboxConfig) -> Option<Router> {
+pub(crate) fn routes(config: &ChatboxConfig) -> Option<Router> {
     if !config.web.enabled {
         return None;
     }

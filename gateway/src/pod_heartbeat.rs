@@ -14,7 +14,7 @@ use crate::metrics;
 use crate::state::GatewayState;
 
 /// Writes the heartbeat until cancelled.
-pub async fn beat_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
+pub(crate) async fn beat_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
     let interval = state.config.chatbox.gateway.heartbeat_interval;
     let started = Timestamp::now();
     every(interval, FirstPass::Now, &cancel, || async {

@@ -12,18 +12,18 @@ use crate::send_queue::{CloseOrder, SendQueue};
 
 /// When a client was last heard from, in milliseconds on the gateway's
 /// clock: what the keepalive reads to close silent sockets.
-pub struct Liveness(AtomicU64);
+pub(crate) struct Liveness(AtomicU64);
 
 impl Liveness {
     /// Heard from at `now` (gateway clock).
-    pub fn at(now: Duration) -> Self {
+    pub(crate) fn at(now: Duration) -> Self {
         let liveness = Liveness(AtomicU64::new(0));
         liveness.heard(now);
         liveness
     }
 
     /// Records that the client was heard from at `now` (gateway clock).
-    pub fn heard(&self, now: Duration) {
+    pub(crate) fn heard(&self, now: Duration) {
         self.0.store(
             u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
@@ -31,13 +31,13 @@ impl Liveness {
     }
 
     /// How long the client has been silent at `now` (gateway clock).
-    pub fn silent_for(&self, now: Duration) -> Duration {
+    pub(crate) fn silent_for(&self, now: Duration) -> Duration {
         now.saturating_sub(Duration::from_millis(self.0.load(Ordering::Relaxed)))
     }
 }
 
 /// One open user socket, as the rest of the pod sees it.
-pub struct ConnHandle {
+pub(crate) struct ConnHandle {
     /// Unique on this pod.
     pub conn_id: u64,
     /// The authenticated user.
@@ -57,25 +57,25 @@ pub struct ConnHandle {
 
 impl ConnHandle {
     /// Orders the socket closed.
-    pub fn close(&self, order: CloseOrder) {
+    pub(crate) fn close(&self, order: CloseOrder) {
         self.queue.close(order);
     }
 
     /// Marks the active-session key as confirmed; returns whether it was
     /// already.
-    pub fn confirm_active(&self) -> bool {
+    pub(crate) fn confirm_active(&self) -> bool {
         self.active_confirmed.swap(true, Ordering::AcqRel)
     }
 }
 
 /// The sockets of one kind on this pod (user sockets, admin sockets), by
 /// connection id.
-pub struct Registry<T> {
+pub(crate) struct Registry<T> {
     conns: Mutex<HashMap<u64, Arc<T>>>,
 }
 
 /// The user sockets of this pod.
-pub type ConnectionRegistry = Registry<ConnHandle>;
+pub(crate) type ConnectionRegistry = Registry<ConnHandle>;
 
 impl<T> Default for Registry<T> {
     fn default() -> Self {
@@ -91,32 +91,27 @@ impl<T> Registry<T> {
     }
 
     /// Adds a socket.
-    pub fn insert(&self, conn_id: u64, conn: Arc<T>) {
+    pub(crate) fn insert(&self, conn_id: u64, conn: Arc<T>) {
         self.lock().insert(conn_id, conn);
     }
 
     /// Removes a socket.
-    pub fn remove(&self, conn_id: u64) {
+    pub(crate) fn remove(&self, conn_id: u64) {
         self.lock().remove(&conn_id);
     }
 
     /// A socket by id.
-    pub fn get(&self, conn_id: u64) -> Option<Arc<T>> {
+    pub(crate) fn get(&self, conn_id: u64) -> Option<Arc<T>> {
         self.lock().get(&conn_id).cloned()
     }
 
     /// Every socket (a snapshot).
-    pub fn all(&self) -> Vec<Arc<T>> {
+    pub(crate) fn all(&self) -> Vec<Arc<T>> {
         self.lock().values().cloned().collect()
     }
 
     /// How many sockets are open.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    /// Whether none are.
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
     }
 }

@@ -16,7 +16,7 @@ use crate::metrics;
 use crate::state::GatewayState;
 
 /// The error when no worker answers.
-pub fn unavailable() -> ErrorInfo {
+pub(crate) fn unavailable() -> ErrorInfo {
     ErrorInfo::new(
         ErrorCode::ServiceUnavailable,
         "no chat worker is available right now; try again shortly",
@@ -25,7 +25,7 @@ pub fn unavailable() -> ErrorInfo {
 }
 
 /// Calls `method` for `user_id` and decodes the answer.
-pub async fn call<Req, Resp>(
+pub(crate) async fn call<Req, Resp>(
     state: &GatewayState,
     method: &str,
     user_id: &str,

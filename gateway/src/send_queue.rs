@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 /// Why and how a socket is to be closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseOrder {
+pub(crate) struct CloseOrder {
     /// Why.
     pub reason: StatusReason,
     /// A last frame (a `connection_status` or an `error`) sent before the
@@ -29,7 +29,7 @@ pub struct CloseOrder {
 }
 
 /// The frame queue of one socket.
-pub struct SendQueue {
+pub(crate) struct SendQueue {
     inner: Mutex<Inner>,
     ready: Notify,
     limit: usize,
@@ -44,7 +44,7 @@ struct Inner {
 
 /// What [`SendQueue::drain_into`] found besides frames.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Drained {
+pub(crate) struct Drained {
     /// Send a WebSocket ping.
     pub ping: bool,
     /// Close after the frames.
@@ -53,11 +53,11 @@ pub struct Drained {
 
 /// The queue was full: the socket is being closed as a slow consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overflow;
+pub(crate) struct Overflow;
 
 impl SendQueue {
     /// A queue that holds up to `limit` frames.
-    pub fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         SendQueue {
             inner: Mutex::default(),
             ready: Notify::new(),
@@ -70,17 +70,12 @@ impl SendQueue {
     }
 
     /// Frames waiting to be written.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().frames.len()
     }
 
-    /// Whether no frame is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Queues a frame. Frames pushed after a close order are dropped.
-    pub fn push(&self, frame: Bytes) -> Result<(), Overflow> {
+    pub(crate) fn push(&self, frame: Bytes) -> Result<(), Overflow> {
         let mut inner = self.lock();
         if inner.close.is_some() {
             return Ok(());
@@ -103,7 +98,7 @@ impl SendQueue {
 
     /// Orders the socket closed after the frames already queued; the first
     /// order wins.
-    pub fn close(&self, order: CloseOrder) {
+    pub(crate) fn close(&self, order: CloseOrder) {
         let mut inner = self.lock();
         if inner.close.is_none() {
             inner.close = Some(order);
@@ -113,14 +108,14 @@ impl SendQueue {
     }
 
     /// Asks for a WebSocket ping to go out with the next write.
-    pub fn request_ping(&self) {
+    pub(crate) fn request_ping(&self) {
         self.lock().ping = true;
         self.ready.notify_one();
     }
 
     /// Moves every queued frame into `out`; says whether a ping is due and
     /// returns the close order once the frames before it are out.
-    pub fn drain_into(&self, out: &mut Vec<Bytes>) -> Drained {
+    pub(crate) fn drain_into(&self, out: &mut Vec<Bytes>) -> Drained {
         let mut inner = self.lock();
         out.extend(inner.frames.drain(..));
         if inner.frames.capacity() > 64 {
@@ -134,7 +129,7 @@ impl SendQueue {
     }
 
     /// Resolves when something was pushed or a close was ordered.
-    pub async fn ready(&self) {
+    pub(crate) async fn ready(&self) {
         self.ready.notified().await;
     }
 }

@@ -36,7 +36,7 @@ use crate::send_queue::SendQueue;
 
 /// What a listener is to its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListenerRole {
+pub(crate) enum ListenerRole {
     /// The session's user.
     User,
     /// An admin watching.
@@ -70,7 +70,7 @@ impl HubSession {
 }
 
 /// The sessions this pod has sockets for.
-pub struct SessionHub {
+pub(crate) struct SessionHub {
     bus: Arc<dyn Bus>,
     subjects: Subjects,
     idle_timeout: Duration,
@@ -83,7 +83,7 @@ pub struct SessionHub {
 
 impl SessionHub {
     /// An empty hub.
-    pub fn new(
+    pub(crate) fn new(
         bus: Arc<dyn Bus>,
         subjects: Subjects,
         idle_timeout: Duration,
@@ -111,7 +111,7 @@ impl SessionHub {
     }
 
     /// Adds a local listener to a session.
-    pub fn join(&self, session_id: &str, conn_id: u64, role: ListenerRole, queue: Arc<SendQueue>) {
+    pub(crate) fn join(&self, session_id: &str, conn_id: u64, role: ListenerRole, queue: Arc<SendQueue>) {
         let session = Arc::clone(self.sessions().entry(session_id.to_owned()).or_insert_with(|| {
             Arc::new(HubSession {
                 session_id: session_id.to_owned(),
@@ -125,7 +125,7 @@ impl SessionHub {
 
     /// Removes a local listener; the session's subscription ends with its
     /// last listener.
-    pub fn leave(&self, session_id: &str, conn_id: u64) {
+    pub(crate) fn leave(&self, session_id: &str, conn_id: u64) {
         let mut sessions = self.sessions();
         let Some(session) = sessions.get(session_id).cloned() else {
             return;
@@ -157,7 +157,7 @@ impl SessionHub {
     /// Makes sure the pod listens on `chat.out.<session_id>`. Returns
     /// whether any local socket belongs to the session (if none, nothing
     /// is subscribed).
-    pub async fn attach(&self, session_id: &str) -> Result<bool, BusError> {
+    pub(crate) async fn attach(&self, session_id: &str) -> Result<bool, BusError> {
         let Some(session) = self.sessions().get(session_id).cloned() else {
             return Ok(false);
         };
@@ -184,21 +184,9 @@ impl SessionHub {
         Ok(true)
     }
 
-    /// Records traffic on a session (keeps its subscription alive).
-    pub fn touch(&self, session_id: &str) {
-        if let Some(session) = self.sessions().get(session_id) {
-            session.last_traffic.store(self.now_ms(), Ordering::Relaxed);
-        }
-    }
-
     /// Sessions with local listeners.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.sessions().len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.sessions().is_empty()
     }
 }
 

@@ -19,7 +19,7 @@ use crate::registry::ConnectionRegistry;
 use crate::session_hub::SessionHub;
 
 /// The shared state of one gateway.
-pub struct GatewayState {
+pub(crate) struct GatewayState {
     /// The whole configuration.
     pub config: Arc<Config>,
     /// This pod's id.
@@ -57,13 +57,13 @@ pub struct GatewayState {
 }
 
 /// A place counted against `max_connections`, given back when dropped.
-pub struct ConnectionSlot {
+pub(crate) struct ConnectionSlot {
     state: Arc<GatewayState>,
 }
 
 impl ConnectionSlot {
     /// Takes a place, if one is free.
-    pub fn acquire(state: &Arc<GatewayState>) -> Option<Self> {
+    pub(crate) fn acquire(state: &Arc<GatewayState>) -> Option<Self> {
         let max = state.config.chatbox.max_connections;
         let taken = state.open.fetch_add(1, Ordering::AcqRel) + 1;
         if taken > max {

@@ -31,7 +31,7 @@ use crate::state::{ConnectionSlot, GatewayState};
 
 /// Query parameters of `/chat/ws`.
 #[derive(Debug, Default, Deserialize)]
-pub struct ConnectParams {
+pub(crate) struct ConnectParams {
     /// A token, for clients that can set neither headers nor subprotocols.
     pub token: Option<String>,
     /// The session to resume.
@@ -42,7 +42,7 @@ pub struct ConnectParams {
 }
 
 /// The `/chat/ws` handler.
-pub async fn handle(
+pub(crate) async fn handle(
     State(state): State<Arc<GatewayState>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,

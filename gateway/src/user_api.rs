@@ -39,7 +39,7 @@ use crate::state::GatewayState;
 
 /// Query of the endpoints.
 #[derive(Debug, Default, Deserialize)]
-pub struct PageQuery {
+pub(crate) struct PageQuery {
     /// A token, for clients that cannot set headers.
     pub token: Option<String>,
     /// Page size (1 to 100).
@@ -50,13 +50,13 @@ pub struct PageQuery {
 
 /// Body of `PATCH /chat/sessions/{id}`.
 #[derive(Debug, Deserialize)]
-pub struct Rename {
+pub(crate) struct Rename {
     /// The new name.
     pub name: String,
 }
 
 /// An error answered with the seed's error body.
-pub struct ApiError(ErrorInfo);
+pub(crate) struct ApiError(ErrorInfo);
 
 impl From<ErrorInfo> for ApiError {
     fn from(info: ErrorInfo) -> Self {
@@ -109,7 +109,7 @@ pub(crate) fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, 
 }
 
 /// `GET /chat/models`
-pub async fn models(
+pub(crate) async fn models(
     State(state): State<Arc<GatewayState>>,
     headers: HeaderMap,
     q: Result<Query<PageQuery>, QueryRejection>,
@@ -122,7 +122,7 @@ pub async fn models(
 }
 
 /// `GET /chat/sessions`
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<Arc<GatewayState>>,
     headers: HeaderMap,
     q: Result<Query<PageQuery>, QueryRejection>,
@@ -140,7 +140,7 @@ pub async fn list(
 }
 
 /// `GET /chat/sessions/{id}/messages`
-pub async fn history(
+pub(crate) async fn history(
     State(state): State<Arc<GatewayState>>,
     Path(session_id): Path<String>,
     headers: HeaderMap,
@@ -160,7 +160,7 @@ pub async fn history(
 }
 
 /// `PATCH /chat/sessions/{id}`
-pub async fn rename(
+pub(crate) async fn rename(
     State(state): State<Arc<GatewayState>>,
     Path(session_id): Path<String>,
     headers: HeaderMap,
@@ -187,7 +187,7 @@ pub async fn rename(
 
 /// Query of `POST /chat/uploads`.
 #[derive(Debug, Default, Deserialize)]
-pub struct UploadQuery {
+pub(crate) struct UploadQuery {
     /// A token, for clients that cannot set headers.
     pub token: Option<String>,
     /// The session the file is for.
@@ -195,7 +195,7 @@ pub struct UploadQuery {
 }
 
 /// `POST /chat/uploads`: an upload slot, rate-limited like messages.
-pub async fn upload_slot(
+pub(crate) async fn upload_slot(
     State(state): State<Arc<GatewayState>>,
     headers: HeaderMap,
     q: Result<Query<UploadQuery>, QueryRejection>,
@@ -229,7 +229,7 @@ pub async fn upload_slot(
 }
 
 /// `POST /chat/sessions/{id}/end`
-pub async fn end(
+pub(crate) async fn end(
     State(state): State<Arc<GatewayState>>,
     Path(session_id): Path<String>,
     headers: HeaderMap,

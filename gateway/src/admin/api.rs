@@ -37,7 +37,7 @@ use crate::user_api::{Answer, ApiError, authenticate, page_limit, query};
 
 /// Query of `GET /chat/admin/sessions`, as written.
 #[derive(Debug, Default, Deserialize)]
-pub struct SessionsParams {
+pub(crate) struct SessionsParams {
     token: Option<String>,
     user_id: Option<String>,
     status: Option<String>,
@@ -53,7 +53,7 @@ pub struct SessionsParams {
 
 /// Query of the other admin endpoints.
 #[derive(Debug, Default, Deserialize)]
-pub struct AdminParams {
+pub(crate) struct AdminParams {
     token: Option<String>,
     from: Option<String>,
     to: Option<String>,
@@ -146,7 +146,7 @@ fn sessions_query(p: SessionsParams) -> Result<AdminSessionsQuery, ApiError> {
 }
 
 /// `GET /chat/admin/sessions`
-pub async fn sessions(
+pub(crate) async fn sessions(
     State(state): State<Arc<GatewayState>>,
     headers: HeaderMap,
     q: Result<Query<SessionsParams>, QueryRejection>,
@@ -160,7 +160,7 @@ pub async fn sessions(
 }
 
 /// `GET /chat/admin/sessions/{id}`
-pub async fn session(
+pub(crate) async fn session(
     State(state): State<Arc<GatewayState>>,
     Path(session_id): Path<String>,
     headers: HeaderMap,
@@ -178,7 +178,7 @@ pub async fn session(
 }
 
 /// `GET /chat/admin/metrics`
-pub async fn session_metrics(
+pub(crate) async fn session_metrics(
     State(state): State<Arc<GatewayState>>,
     headers: HeaderMap,
     q: Result<Query<AdminParams>, QueryRejection>,
@@ -211,7 +211,7 @@ pub async fn session_metrics(
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// `POST /chat/admin/takeover/{id}`
-pub async fn take_over(
+pub(crate) async fn take_over(
     State(state): State<Arc<GatewayState>>,
     Path(session_id): Path<String>,
     headers: HeaderMap,
@@ -225,7 +225,7 @@ pub async fn take_over(
 }
 
 /// `DELETE /chat/admin/takeover/{id}`
-pub async fn release(
+pub(crate) async fn release(
     State(state): State<Arc<GatewayState>>,
     Path(session_id): Path<String>,
     headers: HeaderMap,

@@ -18,11 +18,11 @@
 //! and the HTTP API), [`api`] (`/chat/admin/*` over HTTP), [`renewal`]
 //! (keeping locks and presence alive while admins are connected).
 
-pub mod api;
-pub mod registry;
-pub mod renewal;
-pub mod socket;
-pub mod takeover;
+pub(crate) mod api;
+pub(crate) mod registry;
+pub(crate) mod renewal;
+pub(crate) mod socket;
+pub(crate) mod takeover;
 
-pub use registry::{AdminConn, AdminRegistry};
-pub use takeover::Admin;
+pub(crate) use registry::{AdminConn, AdminRegistry};
+pub(crate) use takeover::Admin;

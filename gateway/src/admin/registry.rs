@@ -10,7 +10,7 @@ use crate::registry::{Liveness, Registry};
 use crate::send_queue::{CloseOrder, SendQueue};
 
 /// One admin socket.
-pub struct AdminConn {
+pub(crate) struct AdminConn {
     /// Unique on this pod (shared numbering with user sockets).
     pub conn_id: u64,
     /// Who is on it.
@@ -31,7 +31,7 @@ fn locked(set: &Mutex<BTreeSet<String>>) -> MutexGuard<'_, BTreeSet<String>> {
 
 impl AdminConn {
     /// A new admin socket, heard from at `now`.
-    pub fn new(conn_id: u64, admin: Admin, queue: Arc<SendQueue>, now: Duration) -> Self {
+    pub(crate) fn new(conn_id: u64, admin: Admin, queue: Arc<SendQueue>, now: Duration) -> Self {
         AdminConn {
             conn_id,
             admin,
@@ -43,32 +43,32 @@ impl AdminConn {
     }
 
     /// Orders the socket closed.
-    pub fn close(&self, order: CloseOrder) {
+    pub(crate) fn close(&self, order: CloseOrder) {
         self.queue.close(order);
     }
 
     /// Starts watching `session_id`; `false` if it already did.
-    pub fn start_watching(&self, session_id: &str) -> bool {
+    pub(crate) fn start_watching(&self, session_id: &str) -> bool {
         locked(&self.watching).insert(session_id.to_owned())
     }
 
     /// Stops watching `session_id`; `false` if it did not.
-    pub fn stop_watching(&self, session_id: &str) -> bool {
+    pub(crate) fn stop_watching(&self, session_id: &str) -> bool {
         locked(&self.watching).remove(session_id)
     }
 
     /// Whether it watches `session_id`.
-    pub fn watches(&self, session_id: &str) -> bool {
+    pub(crate) fn watches(&self, session_id: &str) -> bool {
         locked(&self.watching).contains(session_id)
     }
 
     /// The sessions it watches.
-    pub fn watching(&self) -> Vec<String> {
+    pub(crate) fn watching(&self) -> Vec<String> {
         locked(&self.watching).iter().cloned().collect()
     }
 
     /// Records a takeover it holds (or forgets it: `held = false`).
-    pub fn set_held(&self, session_id: &str, held: bool) {
+    pub(crate) fn set_held(&self, session_id: &str, held: bool) {
         let mut set = locked(&self.held);
         if held {
             set.insert(session_id.to_owned());
@@ -78,15 +78,15 @@ impl AdminConn {
     }
 
     /// Whether it holds the takeover of `session_id`.
-    pub fn holds(&self, session_id: &str) -> bool {
+    pub(crate) fn holds(&self, session_id: &str) -> bool {
         locked(&self.held).contains(session_id)
     }
 
     /// The sessions it has taken over.
-    pub fn held(&self) -> Vec<String> {
+    pub(crate) fn held(&self) -> Vec<String> {
         locked(&self.held).iter().cloned().collect()
     }
 }
 
 /// The admin sockets of this pod.
-pub type AdminRegistry = Registry<AdminConn>;
+pub(crate) type AdminRegistry = Registry<AdminConn>;

@@ -15,13 +15,13 @@ use crate::metrics;
 use crate::state::GatewayState;
 
 /// Renews until cancelled.
-pub async fn renew_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
+pub(crate) async fn renew_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
     let period = state.config.chatbox.gateway.owner_renew_interval;
     every(period, FirstPass::AfterPeriod, &cancel, || renew_once(&state)).await;
 }
 
 /// One renewal pass.
-pub async fn renew_once(state: &GatewayState) {
+pub(crate) async fn renew_once(state: &GatewayState) {
     let presence_ttl = state.config.chatbox.gateway.owner_ttl;
     let grace = state.config.chatbox.admin.takeover_grace;
     for conn in state.admins.all() {

@@ -52,13 +52,13 @@ use crate::upgrade::{authenticate, prepare, refuse_early};
 
 /// Query of `/chat/admin/ws`.
 #[derive(Debug, Default, Deserialize)]
-pub struct AdminParams {
+pub(crate) struct AdminParams {
     /// A token, for clients that can set neither headers nor subprotocols.
     pub token: Option<String>,
 }
 
 /// The `/chat/admin/ws` handler.
-pub async fn handle(
+pub(crate) async fn handle(
     State(state): State<Arc<GatewayState>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,

@@ -21,7 +21,7 @@ use crate::{inbound, metrics, rpc_client};
 
 /// An admin, from their token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admin {
+pub(crate) struct Admin {
     /// Their user id (`sub`).
     pub admin_id: String,
     /// The name users see ("assisted by <name>"): the token's `name`, else
@@ -31,7 +31,7 @@ pub struct Admin {
 
 impl Admin {
     /// The admin a token names.
-    pub fn from_identity(identity: &Identity) -> Self {
+    pub(crate) fn from_identity(identity: &Identity) -> Self {
         Admin {
             admin_id: identity.user_id.clone(),
             admin_name: identity
@@ -45,7 +45,7 @@ impl Admin {
 
 /// A takeover as its admin hears about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TakeoverState {
+pub(crate) struct TakeoverState {
     /// The session.
     pub session_id: String,
     /// The admin holding it.
@@ -79,7 +79,7 @@ fn unavailable() -> ErrorInfo {
 }
 
 /// A session's detail with its `messages` latest messages.
-pub async fn session_detail(
+pub(crate) async fn session_detail(
     state: &GatewayState,
     admin: &Admin,
     session_id: &str,
@@ -95,7 +95,7 @@ pub async fn session_detail(
 /// Takes a session over: the takeover lock, a stop for the answer that may
 /// be streaming, and `admin_join` on the session's queue. The same admin
 /// taking it again resumes their takeover.
-pub async fn take_over(
+pub(crate) async fn take_over(
     state: &GatewayState,
     admin: &Admin,
     session_id: &str,
@@ -158,7 +158,7 @@ pub async fn take_over(
 
 /// Hands a session back to the assistant: the lock is released and
 /// `admin_leave` goes on the session's queue.
-pub async fn release(
+pub(crate) async fn release(
     state: &GatewayState,
     admin: &Admin,
     session_id: &str,
@@ -204,7 +204,7 @@ async fn leave(
 }
 
 /// An envelope from an admin for a session's queue.
-pub fn admin_envelope(
+pub(crate) fn admin_envelope(
     state: &GatewayState,
     admin: &Admin,
     session_id: &str,
@@ -246,7 +246,7 @@ fn stop_answer(state: &GatewayState, session_id: &str, admin_id: &str, at: Times
 }
 
 /// Tells every admin watching a session (on any gateway) who is there now.
-pub async fn publish_presence(state: &GatewayState, session_id: &str) {
+pub(crate) async fn publish_presence(state: &GatewayState, session_id: &str) {
     let live = match state.coordinator.live_state(&[session_id.to_owned()]).await {
         Ok(mut live) => live.pop().unwrap_or_default(),
         Err(e) => {
