@@ -70,7 +70,7 @@ impl Keys {
     }
 
     /// A pod's heartbeat.
-    pub fn pod(&self, pod_id: &str) -> String {
+    pub(crate) fn pod(&self, pod_id: &str) -> String {
         format!("{}chat:pod:{pod_id}", self.prefix)
     }
 

@@ -105,7 +105,7 @@ impl ErrorCode {
     }
 
     /// Whether the client may keep using the connection (or retry) after it.
-    pub const fn recoverable(self) -> bool {
+    pub(crate) const fn recoverable(self) -> bool {
         !matches!(
             self,
             ErrorCode::InvalidToken

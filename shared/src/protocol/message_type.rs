@@ -130,7 +130,7 @@ impl MessageType {
     }
 
     /// Whether a client may send this type (the rest are server to client).
-    pub const fn is_client_sendable(self) -> bool {
+    pub(crate) const fn is_client_sendable(self) -> bool {
         matches!(
             self,
             MessageType::UserMessage

@@ -42,12 +42,12 @@ impl StatusReason {
     }
 
     /// Whether this status ends the connection.
-    pub const fn closes(self) -> bool {
+    pub(crate) const fn closes(self) -> bool {
         !matches!(self, StatusReason::NewSession | StatusReason::Restored)
     }
 
     /// What the user should read.
-    pub const fn description(self) -> &'static str {
+    pub(crate) const fn description(self) -> &'static str {
         match self {
             StatusReason::NewSession => "Connected. A new conversation has started.",
             StatusReason::Restored => "Reconnected. Your conversation continues.",
