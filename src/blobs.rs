@@ -10,8 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use chatbox_shared::config::{BlobKind, Config, Role, decode_key};
-use chatbox_worker::blob::BlobStore;
-use chatbox_worker::blob::{local, s3};
+use chatbox_worker::blob::{BlobStore, LocalBlobStore, S3BlobStore};
 use tracing::{info, warn};
 
 /// The file store of `role`, and the routes that serve it when this
@@ -46,18 +45,15 @@ pub async fn open(
                 blob.public_url.clone()
             };
             let key = decode_key(blob.signing_key.expose());
-            let store = local::open(&dir, key, &public_url)
+            let store = LocalBlobStore::open(&dir, key, &public_url)
                 .with_context(|| format!("chatbox.blob.local_dir ({})", dir.display()))?;
             info!(dir = %dir.display(), %public_url, "local file store");
             let store = Arc::new(store);
-            Ok((
-                Arc::clone(&store) as Arc<dyn BlobStore>,
-                Some(local::routes(store)),
-            ))
+            Ok((Arc::clone(&store) as Arc<dyn BlobStore>, Some(store.routes())))
         }
         BlobKind::S3 => {
             let settings = &blob.s3;
-            let store = s3::connect(settings)
+            let store = S3BlobStore::connect(settings)
                 .await
                 .context("chatbox.blob.s3 (S3_BUCKET, S3_ENDPOINT)")?;
             info!(bucket = %settings.bucket, endpoint = %settings.endpoint, region = %settings.region, "S3 file store");

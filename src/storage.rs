@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chatbox_shared::config::{Config, Role, StoreKind, decode_key, redact_url};
-use chatbox_worker::store::cipher::key_id;
-use chatbox_worker::store::metered::MeteredStore;
-use chatbox_worker::store::mongo::{MongoOptions, MongoStore};
-use chatbox_worker::store::sqlite::SqliteStore;
-use chatbox_worker::store::{ContentCipher, Store};
+use chatbox_worker::store::{
+    ContentCipher, MeteredStore, MongoOptions, MongoStore, SqliteStore, Store, key_id,
+};
 use tracing::{info, warn};
 
 /// The configured content cipher (keys were checked at start).

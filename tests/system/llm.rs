@@ -4,11 +4,9 @@
 use std::time::{Duration, Instant};
 
 use chatbox_shared::config::{BreakerConfig, LlmConfig, ProviderConfig, RetryConfig};
-use chatbox_worker::llm::breaker::BreakerState;
-use chatbox_worker::llm::transcription::{Audio, Transcriber};
 use chatbox_worker::llm::{
-    Attachment, ChatMessage, ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, Providers,
-    anthropic::AnthropicProvider, dify::DifyProvider, dispatch, openai::OpenAiProvider,
+    AnthropicProvider, Attachment, Audio, BreakerState, ChatMessage, ChatRole, DifyProvider, LlmError,
+    LlmEvent, LlmProvider, LlmRequest, OpenAiProvider, Providers, Transcriber, dispatch,
 };
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -502,7 +500,7 @@ async fn openai_speaks_its_answer_as_a_wav_when_audio_output_is_configured() {
         5,
     );
     let providers = Providers::from_config(&config).unwrap();
-    let started = dispatch::start(
+    let started = dispatch(
         &providers,
         providers.select(None).unwrap(),
         &ask("hi"),
@@ -585,7 +583,7 @@ async fn retries_happen_before_the_first_token_with_backoff_and_retry_after() {
     let config = llm_config(vec![flaky], 3, 10);
     let providers = Providers::from_config(&config).unwrap();
     let model = providers.select(None).unwrap();
-    let started = dispatch::start(&providers, model, &ask("third time lucky"), &config.retry)
+    let started = dispatch(&providers, model, &ask("third time lucky"), &config.retry)
         .await
         .expect("the third attempt answers");
     assert!(
@@ -608,7 +606,7 @@ async fn retries_happen_before_the_first_token_with_backoff_and_retry_after() {
     let config = llm_config(vec![limited], 3, 10);
     let providers = Providers::from_config(&config).unwrap();
     let t = Instant::now();
-    dispatch::start(
+    dispatch(
         &providers,
         providers.select(None).unwrap(),
         &ask("patience"),
@@ -627,7 +625,7 @@ async fn retries_happen_before_the_first_token_with_backoff_and_retry_after() {
     let bad = config_with_key(&mock.addr, "bad", &[("x-mock-fail-status", "400")]);
     let config = llm_config(vec![bad], 3, 10);
     let providers = Providers::from_config(&config).unwrap();
-    let e = dispatch::start(
+    let e = dispatch(
         &providers,
         providers.select(None).unwrap(),
         &ask("no"),
@@ -668,7 +666,7 @@ async fn a_failing_provider_opens_its_breaker_and_its_fallback_answers_until_it_
     let primary = providers.select(Some("primary")).unwrap();
 
     for round in 1..=2 {
-        let started = dispatch::start(&providers, primary, &ask("help"), &config.retry)
+        let started = dispatch(&providers, primary, &ask("help"), &config.retry)
             .await
             .unwrap();
         assert_eq!(started.provider.id(), "backup", "round {round}");
@@ -682,7 +680,7 @@ async fn a_failing_provider_opens_its_breaker_and_its_fallback_answers_until_it_
     assert!(matches!(primary.breaker.state(), BreakerState::Open { .. }));
 
     // Open: the primary is not even asked.
-    let started = dispatch::start(&providers, primary, &ask("help"), &config.retry)
+    let started = dispatch(&providers, primary, &ask("help"), &config.retry)
         .await
         .unwrap();
     assert_eq!(started.provider.id(), "backup");
@@ -690,7 +688,7 @@ async fn a_failing_provider_opens_its_breaker_and_its_fallback_answers_until_it_
 
     // After open_for, one probe goes through; it succeeds and closes the breaker.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let started = dispatch::start(&providers, primary, &ask("better?"), &config.retry)
+    let started = dispatch(&providers, primary, &ask("better?"), &config.retry)
         .await
         .unwrap();
     assert_eq!(started.provider.id(), "primary");

@@ -264,15 +264,14 @@ impl TestNamespace {
     }
 
     /// A store on the namespace's database, to look at what workers wrote.
-    pub async fn store(&self) -> chatbox_worker::store::mongo::MongoStore {
+    pub async fn store(&self) -> chatbox_worker::store::MongoStore {
         mongo_store(&self.database()).await
     }
 }
 
 /// A store on `database`, with the test deployments' key.
-pub async fn mongo_store(database: &str) -> chatbox_worker::store::mongo::MongoStore {
-    use chatbox_worker::store::ContentCipher;
-    use chatbox_worker::store::mongo::{MongoOptions, MongoStore};
+pub async fn mongo_store(database: &str) -> chatbox_worker::store::MongoStore {
+    use chatbox_worker::store::{ContentCipher, MongoOptions, MongoStore};
     let key = chatbox_shared::config::decode_key(ENCRYPTION_KEY).expect("test key");
     MongoStore::connect(
         MongoOptions {

@@ -8,7 +8,7 @@ use crate::store::{MessageRecord, SessionRecord};
 use crate::uploads::{meta, prompt};
 
 /// A session for a user's list.
-pub fn summary(s: &SessionRecord) -> SessionSummary {
+pub(crate) fn summary(s: &SessionRecord) -> SessionSummary {
     SessionSummary {
         session_id: s.id.clone(),
         name: s.name.clone(),
@@ -25,7 +25,7 @@ pub fn summary(s: &SessionRecord) -> SessionSummary {
 }
 
 /// A stored message as the frame a client saw live.
-pub fn frame(m: &MessageRecord) -> Message {
+pub(crate) fn frame(m: &MessageRecord) -> Message {
     let mut f = Message::new(m.kind);
     f.session_id = Some(m.session_id.clone());
     f.id = m.client_id.clone();
@@ -48,11 +48,11 @@ pub fn frame(m: &MessageRecord) -> Message {
 
 /// The metadata key under which an answer keeps its provider's
 /// conversation id (never shown to clients).
-pub const CONVERSATION_KEY: &str = "provider_conversation_id";
+pub(crate) const CONVERSATION_KEY: &str = "provider_conversation_id";
 
 /// The conversation `provider` keeps for this session (Dify), from the
 /// newest answer it gave among `newest_first`.
-pub fn provider_conversation(newest_first: &[MessageRecord], provider: &str) -> Option<String> {
+pub(crate) fn provider_conversation(newest_first: &[MessageRecord], provider: &str) -> Option<String> {
     newest_first
         .iter()
         .filter(|m| m.sender == Sender::Ai && m.model_id.as_deref() == Some(provider))
@@ -62,7 +62,7 @@ pub fn provider_conversation(newest_first: &[MessageRecord], provider: &str) -> 
 /// Earlier messages (newest first, as [`crate::store::Store::messages_before`]
 /// returns them) that fit in `budget` tokens, as the conversation a model
 /// reads, oldest first.
-pub fn context(newest_first: &[MessageRecord], budget: u64) -> Vec<ChatMessage> {
+pub(crate) fn context(newest_first: &[MessageRecord], budget: u64) -> Vec<ChatMessage> {
     let mut used = 0;
     let mut out: Vec<ChatMessage> = Vec::new();
     for m in newest_first {

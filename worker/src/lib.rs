@@ -18,13 +18,48 @@
 //!   [`history`] (stored messages as frames and model context),
 //!   [`metrics`].
 //!
-//! A process embeds a worker with [`Worker::start`] and stops it with
-//! [`Worker::shutdown`]; the `chatbox` binary builds its ports:
+//! Other crates see [`Worker`] and the four port modules: each exports its
+//! trait, its adapters (`store::{SqliteStore, MongoStore, MeteredStore}`,
+//! `blob::{LocalBlobStore, S3BlobStore}`, `llm::{OpenAiProvider, …}`) and
+//! the records that cross it; the rooms stay private. A process builds the
+//! ports ([`WorkerDeps`]: MongoDB, S3, NATS and Redis in the scaled roles),
+//! embeds a worker with [`Worker::start`] and stops it with
+//! [`Worker::shutdown`]:
 //!
-//! ```ignore
-//! let worker = Worker::start(WorkerDeps { config, pod_id, bus, coordinator, store, blob, namespace }).await?;
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use chatbox_shared::bus::{MemoryBus, MemoryBusOptions};
+//! use chatbox_shared::config::Config;
+//! use chatbox_shared::coordinator::MemoryCoordinator;
+//! use chatbox_shared::namespace::Namespace;
+//! use chatbox_worker::blob::LocalBlobStore;
+//! use chatbox_worker::store::{ContentCipher, SqliteStore};
+//! use chatbox_worker::{Worker, WorkerDeps};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::env::temp_dir().join(format!("chatbox-worker-doc-{}", std::process::id()));
+//! let cipher = Arc::new(ContentCipher::new(None, &[]));
+//! let namespace = Namespace::default();
+//! let worker = Worker::start(WorkerDeps {
+//!     config: Arc::new(Config::default()),
+//!     pod_id: "worker-1".into(),
+//!     bus: Arc::new(MemoryBus::new(MemoryBusOptions::default())),
+//!     coordinator: Arc::new(MemoryCoordinator::new(namespace.keys())),
+//!     store: Arc::new(SqliteStore::open(&dir, cipher)?),
+//!     blob: Arc::new(LocalBlobStore::open(&dir.join("files"), None, "http://127.0.0.1:8080")?),
+//!     namespace,
+//! })
+//! .await?;
+//! // With no model configured, the built-in demo model answers.
+//! assert_eq!(worker.models()[0].0, "demo");
 //! // ... until SIGTERM:
-//! worker.shutdown(grace).await;
+//! worker.shutdown(Duration::from_secs(10)).await;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
 //! ```
 
 mod background;
@@ -53,8 +88,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::blob::BlobStore;
-use crate::llm::Providers;
-use crate::llm::breaker::Opened;
+use crate::llm::{Opened, Providers};
 use crate::notify::{Alert, EventKind, Notifications};
 use crate::outbox::Outbox;
 use crate::state::WorkerState;

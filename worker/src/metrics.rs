@@ -31,7 +31,7 @@ use metrics::{counter, gauge, histogram};
 
 /// How a turn ended: the `outcome` label of `chatbox_worker_turns_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TurnOutcome {
+pub(crate) enum TurnOutcome {
     /// Answered (or a model selected).
     Ok,
     /// The answer was stopped (by the user, the user leaving, a takeover).
@@ -63,7 +63,7 @@ pub enum TurnOutcome {
 
 impl TurnOutcome {
     /// The label value.
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             TurnOutcome::Ok => "ok",
             TurnOutcome::Stopped => "stopped",
@@ -83,18 +83,18 @@ impl TurnOutcome {
 }
 
 /// Counts a finished turn.
-pub fn turn(outcome: TurnOutcome) {
+pub(crate) fn turn(outcome: TurnOutcome) {
     counter!("chatbox_worker_turns_total", "outcome" => outcome.as_str()).increment(1);
 }
 
 /// Tracks turns in flight.
-pub fn in_flight(delta: f64) {
+pub(crate) fn in_flight(delta: f64) {
     gauge!("chatbox_worker_turns_in_flight").increment(delta);
 }
 
 /// Records a turn's duration and time to first token, by provider and
 /// the model it is configured with.
-pub fn turn_timing(provider: &str, model: &str, duration: f64, first_token: Option<f64>) {
+pub(crate) fn turn_timing(provider: &str, model: &str, duration: f64, first_token: Option<f64>) {
     let labels = [("provider", provider.to_owned()), ("model", model.to_owned())];
     histogram!("chatbox_worker_turn_duration_seconds", &labels).record(duration);
     if let Some(ttft) = first_token {
@@ -103,12 +103,12 @@ pub fn turn_timing(provider: &str, model: &str, duration: f64, first_token: Opti
 }
 
 /// Records time spent waiting for earlier messages of the session.
-pub fn turn_wait(seconds: f64) {
+pub(crate) fn turn_wait(seconds: f64) {
     histogram!("chatbox_worker_turn_wait_seconds").record(seconds);
 }
 
 /// Counts tokens, by provider and model.
-pub fn tokens(provider: &str, model: &str, prompt: u64, completion: u64) {
+pub(crate) fn tokens(provider: &str, model: &str, prompt: u64, completion: u64) {
     for (kind, n) in [("prompt", prompt), ("completion", completion)] {
         counter!(
             "chatbox_worker_tokens_total",
@@ -121,24 +121,24 @@ pub fn tokens(provider: &str, model: &str, prompt: u64, completion: u64) {
 }
 
 /// Counts a model request by how it started.
-pub fn llm_request(provider: &str, outcome: &'static str) {
+pub(crate) fn llm_request(provider: &str, outcome: &'static str) {
     counter!("chatbox_llm_requests_total", "provider" => provider.to_owned(), "outcome" => outcome)
         .increment(1);
 }
 
 /// Counts a request tried again.
-pub fn llm_retry(provider: &str) {
+pub(crate) fn llm_retry(provider: &str) {
     counter!("chatbox_llm_retries_total", "provider" => provider.to_owned()).increment(1);
 }
 
 /// Counts an answer given by a fallback provider.
-pub fn llm_fallback(from: &str, to: &str) {
+pub(crate) fn llm_fallback(from: &str, to: &str) {
     counter!("chatbox_llm_fallbacks_total", "from" => from.to_owned(), "to" => to.to_owned()).increment(1);
 }
 
 /// Sets a breaker's state (0 closed, 1 open, 2 half-open) and counts the
 /// change to `to`, if it is one.
-pub fn breaker_state(provider: &str, state: f64, to: Option<&'static str>) {
+pub(crate) fn breaker_state(provider: &str, state: f64, to: Option<&'static str>) {
     gauge!("chatbox_llm_breaker_state", "provider" => provider.to_owned()).set(state);
     if let Some(to) = to {
         counter!("chatbox_llm_breaker_transitions_total", "provider" => provider.to_owned(), "to" => to)
@@ -147,59 +147,64 @@ pub fn breaker_state(provider: &str, state: f64, to: Option<&'static str>) {
 }
 
 /// Counts a transcription.
-pub fn transcription(provider: &str, outcome: &'static str) {
+pub(crate) fn transcription(provider: &str, outcome: &'static str) {
     counter!("chatbox_llm_transcriptions_total", "provider" => provider.to_owned(), "outcome" => outcome)
         .increment(1);
 }
 
 /// Counts a redelivered message.
-pub fn redelivery() {
+pub(crate) fn redelivery() {
     counter!("chatbox_worker_redeliveries_total").increment(1);
 }
 
 /// Counts an RPC.
-pub fn rpc(method: &'static str, outcome: &'static str) {
+pub(crate) fn rpc(method: &'static str, outcome: &'static str) {
     counter!("chatbox_worker_rpc_total", "method" => method, "outcome" => outcome).increment(1);
 }
 
 /// Counts a failed bus operation.
-pub fn bus_error(op: &'static str) {
+pub(crate) fn bus_error(op: &'static str) {
     counter!("chatbox_bus_errors_total", "op" => op).increment(1);
 }
 
 /// Counts a notification on one channel by its outcome.
-pub fn notification(event: &'static str, channel: &'static str, outcome: &'static str) {
+pub(crate) fn notification(event: &'static str, channel: &'static str, outcome: &'static str) {
     counter!("chatbox_notifications_total", "event" => event, "channel" => channel, "outcome" => outcome)
         .increment(1);
 }
 
 /// Counts a failed coordinator operation.
-pub fn coordinator_error(op: &'static str) {
+pub(crate) fn coordinator_error(op: &'static str) {
     counter!("chatbox_coordinator_errors_total", "op" => op).increment(1);
 }
 
 /// Counts an upload step by its outcome.
-pub fn upload(stage: &'static str, kind: &'static str, outcome: &'static str) {
+pub(crate) fn upload(stage: &'static str, kind: &'static str, outcome: &'static str) {
     counter!("chatbox_uploads_total", "stage" => stage, "kind" => kind, "outcome" => outcome).increment(1);
 }
 
 /// Counts the bytes of an accepted upload.
-pub fn upload_bytes(kind: &'static str, bytes: u64) {
+pub(crate) fn upload_bytes(kind: &'static str, bytes: u64) {
     counter!("chatbox_upload_bytes_total", "kind" => kind).increment(bytes);
 }
 
 /// Counts upload slots cleaned up unused.
-pub fn slots_expired(n: u64) {
+pub(crate) fn slots_expired(n: u64) {
     counter!("chatbox_upload_slots_expired_total").increment(n);
 }
 
 /// Counts files that came with an answer.
-pub fn generated_file(source: &'static str) {
+pub(crate) fn generated_file(source: &'static str) {
     counter!("chatbox_generated_files_total", "source" => source).increment(1);
 }
 
 /// Records how long a file store operation took, by its outcome.
-pub fn blob_operation(adapter: &'static str, op: &'static str, outcome: &'static str, elapsed: Duration) {
+pub(crate) fn blob_operation(
+    adapter: &'static str,
+    op: &'static str,
+    outcome: &'static str,
+    elapsed: Duration,
+) {
     histogram!("chatbox_blob_operation_seconds", "adapter" => adapter, "op" => op, "outcome" => outcome)
         .record(elapsed.as_secs_f64());
 }

@@ -23,7 +23,7 @@ use crate::metrics;
 
 /// Publishes frames to sessions.
 #[derive(Clone)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     bus: Arc<dyn Bus>,
     coordinator: Arc<dyn Coordinator>,
     subjects: Subjects,
@@ -32,7 +32,7 @@ pub struct Outbox {
 
 impl Outbox {
     /// An outbox on `bus`.
-    pub fn new(
+    pub(crate) fn new(
         bus: Arc<dyn Bus>,
         coordinator: Arc<dyn Coordinator>,
         subjects: Subjects,
@@ -55,7 +55,7 @@ impl Outbox {
     /// failure is logged and counted here, and the turn goes on — what a
     /// client misses is in the session's history, which it reads when it
     /// reconnects.
-    pub async fn send(&self, session_id: &str, frame: &Message, audience: Audience) {
+    pub(crate) async fn send(&self, session_id: &str, frame: &Message, audience: Audience) {
         let mut headers = Headers::new().with(headers::TYPE, frame.kind.as_str());
         if audience != Audience::All {
             headers.insert(headers::AUDIENCE, audience.as_str());
@@ -76,7 +76,7 @@ impl Outbox {
 
     /// Closes the socket that owns the session, if any (its gateway tells
     /// the client why).
-    pub async fn close_owner(&self, session_id: &str, reason: KillReason) {
+    pub(crate) async fn close_owner(&self, session_id: &str, reason: KillReason) {
         let owner = match self.coordinator.owner(session_id).await {
             Ok(Some(owner)) => owner,
             Ok(None) => return,
@@ -111,7 +111,7 @@ impl Outbox {
     /// Asks the gateway that owns the session to listen on its `chat.out`
     /// and waits for it to confirm. Best effort: if nobody owns the session
     /// (the user is away) there is no one to tell.
-    pub async fn attach(&self, session_id: &str) {
+    pub(crate) async fn attach(&self, session_id: &str) {
         let owner = match self.coordinator.owner(session_id).await {
             Ok(Some(owner)) => owner,
             Ok(None) => return,

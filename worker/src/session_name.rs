@@ -7,7 +7,7 @@ const MAX_WORDS: usize = 6;
 const MAX_CHARS: usize = 48;
 
 /// The name of a session whose first message is `first_message`.
-pub fn from_first_message(first_message: &str) -> String {
+pub(crate) fn from_first_message(first_message: &str) -> String {
     let line = first_message.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let words: Vec<String> = line
         .split_whitespace()

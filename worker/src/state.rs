@@ -15,7 +15,7 @@ use crate::store::Store;
 use crate::turns::stops::Stops;
 
 /// The shared state of one worker.
-pub struct WorkerState {
+pub(crate) struct WorkerState {
     /// The whole configuration.
     pub config: Arc<Config>,
     /// This pod's id.

@@ -14,11 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chatbox_shared::config::{S3Config, Secret};
-use chatbox_worker::blob::local::LocalBlobStore;
-use chatbox_worker::blob::s3::S3BlobStore;
-use chatbox_worker::blob::{
-    BlobError, BlobStore, Download, ObjectInfo, local as local_store, s3 as s3_store,
-};
+use chatbox_worker::blob::{BlobError, BlobStore, Download, LocalBlobStore, ObjectInfo, S3BlobStore};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 
@@ -85,9 +81,9 @@ impl Fixture {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let store = Arc::new(
-            local_store::open(&dir, None, &format!("http://{addr}/")).expect("open the local store"),
+            LocalBlobStore::open(&dir, None, &format!("http://{addr}/")).expect("open the local store"),
         );
-        let app = local_store::routes(Arc::clone(&store));
+        let app = Arc::clone(&store).routes();
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
@@ -109,7 +105,7 @@ impl Fixture {
                     aws_sdk_s3::error::DisplayErrorContext(e)
                 )
             });
-        let store = s3_store::connect(&config).await.expect("connect to S3");
+        let store = S3BlobStore::connect(&config).await.expect("connect to S3");
         Fixture::S3 {
             store: Arc::new(store),
             admin,
@@ -731,7 +727,7 @@ async fn s3_urls_are_signed_for_the_public_endpoint(f: &Fixture) {
     let mut config = s3_config(bucket);
     config.public_endpoint = config.endpoint.replace("127.0.0.1", "localhost");
     assert_ne!(config.public_endpoint, config.endpoint);
-    let store = s3_store::connect(&config).await.unwrap();
+    let store = S3BlobStore::connect(&config).await.unwrap();
     store
         .put("pub/a.txt", Bytes::from_static(b"hello"), "text/plain")
         .await

@@ -10,12 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatbox_shared::protocol::{MessageType, Metadata, Sender, Timestamp};
-use chatbox_worker::store::mongo::{MongoOptions, MongoStore};
-use chatbox_worker::store::sqlite::SqliteStore;
 use chatbox_worker::store::{
     AdminRef, AdminSessionQuery, Appended, ConcurrencySample, ContentCipher, FileKind, FilePatch, FileRecord,
-    FileStatus, MessageRecord, SessionAggregates, SessionCounters, SessionCursor, SessionPatch,
-    SessionRecord, SessionSort, Store, StoreError, TakeoverRecord,
+    FileStatus, MessageRecord, MongoOptions, MongoStore, SessionAggregates, SessionCounters, SessionCursor,
+    SessionPatch, SessionRecord, SessionSort, SqliteStore, Store, StoreError, TakeoverRecord,
 };
 
 const KEY: [u8; 32] = [42u8; 32];

@@ -49,7 +49,7 @@ use super::{
 const ADAPTER: &str = "local";
 
 /// Where the all-in-one serves the files.
-pub const ROUTE_PREFIX: &str = "/chat/blobs/";
+pub(super) const ROUTE_PREFIX: &str = "/chat/blobs/";
 
 /// Temporary files older than this are left over from a crash.
 const STALE_TMP: Duration = Duration::from_secs(3600);
@@ -85,44 +85,42 @@ impl std::fmt::Debug for LocalBlobStore {
     }
 }
 
-/// Opens (creating it if need be) the store in `dir`, whose URLs start
-/// with `public_url` (like `http://127.0.0.1:8080`) and are signed with
-/// `signing_key`, or with the key kept in `dir/signing.key` when `None`.
-pub fn open(
-    dir: &Path,
-    signing_key: Option<[u8; 32]>,
-    public_url: &str,
-) -> Result<LocalBlobStore, BlobError> {
-    let io = |what: &str, path: &Path, e: std::io::Error| {
-        BlobError::Other(format!("cannot {what} {}: {e}", path.display()))
-    };
-    let objects = dir.join("objects");
-    let meta = dir.join("meta");
-    let tmp = dir.join("tmp");
-    for folder in [&objects, &meta, &tmp] {
-        std::fs::create_dir_all(folder).map_err(|e| io("create the folder", folder, e))?;
+impl LocalBlobStore {
+    /// Opens (creating it if need be) the store in `dir`, whose URLs start
+    /// with `public_url` (like `http://127.0.0.1:8080`) and are signed with
+    /// `signing_key`, or with the key kept in `dir/signing.key` when `None`.
+    pub fn open(dir: &Path, signing_key: Option<[u8; 32]>, public_url: &str) -> Result<Self, BlobError> {
+        let io = |what: &str, path: &Path, e: std::io::Error| {
+            BlobError::Other(format!("cannot {what} {}: {e}", path.display()))
+        };
+        let objects = dir.join("objects");
+        let meta = dir.join("meta");
+        let tmp = dir.join("tmp");
+        for folder in [&objects, &meta, &tmp] {
+            std::fs::create_dir_all(folder).map_err(|e| io("create the folder", folder, e))?;
+        }
+        remove_stale(&tmp);
+        let signing_key = match signing_key {
+            Some(key) => key,
+            None => kept_signing_key(&dir.join("signing.key"))?,
+        };
+        let signer = <HmacSha256 as Mac>::new_from_slice(&signing_key)
+            .map_err(|e| BlobError::Other(format!("cannot use the signing key: {e}")))?;
+        let public_url = public_url.trim().trim_end_matches('/').to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(BlobError::Other(format!(
+                "the local file store's public URL {public_url:?} must start with http:// or https://"
+            )));
+        }
+        Ok(LocalBlobStore {
+            objects,
+            meta,
+            tmp,
+            signer,
+            public_url,
+            location: dir.display().to_string(),
+        })
     }
-    remove_stale(&tmp);
-    let signing_key = match signing_key {
-        Some(key) => key,
-        None => kept_signing_key(&dir.join("signing.key"))?,
-    };
-    let signer = <HmacSha256 as Mac>::new_from_slice(&signing_key)
-        .map_err(|e| BlobError::Other(format!("cannot use the signing key: {e}")))?;
-    let public_url = public_url.trim().trim_end_matches('/').to_owned();
-    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-        return Err(BlobError::Other(format!(
-            "the local file store's public URL {public_url:?} must start with http:// or https://"
-        )));
-    }
-    Ok(LocalBlobStore {
-        objects,
-        meta,
-        tmp,
-        signer,
-        public_url,
-        location: dir.display().to_string(),
-    })
 }
 
 /// Reads the signing key kept at `path`, or makes one (readable by this
@@ -594,12 +592,14 @@ fn list_files(objects: &Path, prefix: &str, limit: usize) -> Result<Vec<String>,
     Ok(keys)
 }
 
-/// The routes that serve the store's signed URLs: `PUT` and `GET` on
-/// `/chat/blobs/{key}`.
-pub fn routes(store: Arc<LocalBlobStore>) -> Router {
-    Router::new()
-        .route("/chat/blobs/{*key}", get(serve_get).put(serve_put))
-        .with_state(store)
+impl LocalBlobStore {
+    /// The routes that serve the store's signed URLs: `PUT` and `GET` on
+    /// `/chat/blobs/{key}`.
+    pub fn routes(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/chat/blobs/{*key}", get(serve_get).put(serve_put))
+            .with_state(self)
+    }
 }
 
 /// A refusal in the project's error format.
@@ -919,7 +919,7 @@ mod tests {
     }
 
     fn store(dir: &Path) -> LocalBlobStore {
-        open(dir, None, "http://127.0.0.1:1/").unwrap()
+        LocalBlobStore::open(dir, None, "http://127.0.0.1:1/").unwrap()
     }
 
     #[test]
@@ -932,7 +932,7 @@ mod tests {
         let url = |s: &LocalBlobStore| s.signed_url("k", &[("op", "get".into())]);
         assert_eq!(url(&first), url(&again));
         assert_eq!(first.public_url, "http://127.0.0.1:1");
-        let given = open(&dir, Some([7; 32]), "http://127.0.0.1:1").unwrap();
+        let given = LocalBlobStore::open(&dir, Some([7; 32]), "http://127.0.0.1:1").unwrap();
         assert_ne!(url(&given), url(&first));
         std::fs::remove_dir_all(dir).unwrap();
     }

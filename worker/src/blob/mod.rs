@@ -1,8 +1,8 @@
 //! The `BlobStore` port: the files users upload, kept outside the
 //! database and handed to clients as signed URLs.
 //!
-//! Adapters: [`s3::S3BlobStore`] (any S3-compatible bucket, the scaled
-//! workers) and [`local::LocalBlobStore`] (a folder on disk whose URLs the
+//! Adapters: [`S3BlobStore`] (any S3-compatible bucket, the scaled
+//! workers) and [`LocalBlobStore`] (a folder on disk whose URLs the
 //! all-in-one serves itself, signed with HMAC-SHA256). One conformance
 //! suite (`worker/tests/blob_conformance.rs`) runs against both.
 //!
@@ -18,8 +18,8 @@
 //! the local folder. Every operation is timed in
 //! `chatbox_blob_operation_seconds` and its failures are logged.
 
-pub mod local;
-pub mod s3;
+mod local;
+mod s3;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -30,8 +30,11 @@ use bytes::Bytes;
 use chatbox_shared::protocol::Timestamp;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+pub use local::LocalBlobStore;
+pub use s3::S3BlobStore;
+
 /// Longest key, in bytes (S3 allows 1024; ours are much shorter).
-pub const MAX_KEY_LEN: usize = 512;
+pub(crate) const MAX_KEY_LEN: usize = 512;
 
 /// Where uploaded files are kept.
 #[async_trait]
@@ -147,7 +150,7 @@ impl BlobError {
 /// Checks that `key` is a key both adapters store the same way:
 /// `[A-Za-z0-9._/-]` only, no leading `/`, no empty, `.` or `..` segment,
 /// at most [`MAX_KEY_LEN`] bytes.
-pub fn check_key(key: &str) -> Result<(), BlobError> {
+pub(crate) fn check_key(key: &str) -> Result<(), BlobError> {
     let invalid = |why: &str| Err(BlobError::InvalidKey(format!("invalid file key {key:?}: {why}")));
     if key.is_empty() {
         return invalid("it is empty");
@@ -172,7 +175,7 @@ pub fn check_key(key: &str) -> Result<(), BlobError> {
 /// Checks a prefix for [`BlobStore::list`]: like a key, except that it may
 /// be empty and its last segment (the part after the last `/`) may be
 /// empty or any run of allowed characters.
-pub fn check_prefix(prefix: &str) -> Result<(), BlobError> {
+pub(crate) fn check_prefix(prefix: &str) -> Result<(), BlobError> {
     let invalid = |why: &str| {
         Err(BlobError::InvalidKey(format!(
             "invalid key prefix {prefix:?}: {why}"
@@ -221,7 +224,7 @@ const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
 /// The `Content-Disposition` of a download (RFC 6266): `inline` or
 /// `attachment`, an ASCII `filename` for old clients and the exact name
 /// as `filename*` (RFC 5987).
-pub fn content_disposition(download: &Download<'_>) -> String {
+pub(crate) fn content_disposition(download: &Download<'_>) -> String {
     let kind = if download.inline { "inline" } else { "attachment" };
     // A name is never a path: browsers would drop the folders anyway.
     let name = download

@@ -45,60 +45,55 @@ pub struct S3BlobStore {
     location: String,
 }
 
-/// Builds the clients for `config`'s bucket. Nothing is sent yet: call
-/// [`BlobStore::check`] to see the bucket answer.
-pub async fn connect(config: &S3Config) -> Result<S3BlobStore, BlobError> {
-    if config.bucket.trim().is_empty() {
-        return Err(BlobError::Other(
-            "no S3 bucket is configured (chatbox.blob.s3.bucket)".into(),
-        ));
-    }
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http.clone());
-    if !config.region.trim().is_empty() {
-        loader = loader.region(Region::new(config.region.trim().to_owned()));
-    }
-    if !config.access_key_id.is_empty() {
-        loader = loader.credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            config.access_key_id.expose(),
-            config.secret_access_key.expose(),
-            None,
-            None,
-            "chatbox-config",
-        )));
-    }
-    let shared = loader.load().await;
-    let client_for = |endpoint: &str| {
-        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
-            .http_client(http.clone())
-            .force_path_style(config.path_style)
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-        if !endpoint.is_empty() {
-            builder = builder.endpoint_url(endpoint.trim_end_matches('/'));
-        }
-        Client::from_conf(builder.build())
-    };
-    let client = client_for(&config.endpoint);
-    let presigner = if config.public_endpoint.is_empty() {
-        client.clone()
-    } else {
-        client_for(&config.public_endpoint)
-    };
-    Ok(S3BlobStore {
-        client,
-        presigner,
-        bucket: config.bucket.clone(),
-        location: format!("s3://{}", config.bucket),
-    })
-}
-
 impl S3BlobStore {
-    /// The bucket.
-    pub fn bucket(&self) -> &str {
-        &self.bucket
+    /// Builds the clients for `config`'s bucket. Nothing is sent yet: call
+    /// [`BlobStore::check`] to see the bucket answer.
+    pub async fn connect(config: &S3Config) -> Result<Self, BlobError> {
+        if config.bucket.trim().is_empty() {
+            return Err(BlobError::Other(
+                "no S3 bucket is configured (chatbox.blob.s3.bucket)".into(),
+            ));
+        }
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http.clone());
+        if !config.region.trim().is_empty() {
+            loader = loader.region(Region::new(config.region.trim().to_owned()));
+        }
+        if !config.access_key_id.is_empty() {
+            loader = loader.credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                config.access_key_id.expose(),
+                config.secret_access_key.expose(),
+                None,
+                None,
+                "chatbox-config",
+            )));
+        }
+        let shared = loader.load().await;
+        let client_for = |endpoint: &str| {
+            let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+                .http_client(http.clone())
+                .force_path_style(config.path_style)
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+            if !endpoint.is_empty() {
+                builder = builder.endpoint_url(endpoint.trim_end_matches('/'));
+            }
+            Client::from_conf(builder.build())
+        };
+        let client = client_for(&config.endpoint);
+        let presigner = if config.public_endpoint.is_empty() {
+            client.clone()
+        } else {
+            client_for(&config.public_endpoint)
+        };
+        Ok(S3BlobStore {
+            client,
+            presigner,
+            bucket: config.bucket.clone(),
+            location: format!("s3://{}", config.bucket),
+        })
     }
 
     fn object(&self, key: &str) -> String {

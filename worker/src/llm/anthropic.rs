@@ -22,9 +22,9 @@ use super::sse::{Decoder, SseEvent};
 use super::{Attachment, ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
 
 /// `anthropic-version` when the configuration names none.
-pub const DEFAULT_VERSION: &str = "2023-06-01";
+pub(super) const DEFAULT_VERSION: &str = "2023-06-01";
 /// `max_tokens` when the configuration names none (the API requires one).
-pub const DEFAULT_MAX_TOKENS: u32 = 1024;
+pub(super) const DEFAULT_MAX_TOKENS: u32 = 1024;
 
 /// An Anthropic Messages provider.
 pub struct AnthropicProvider {

@@ -42,19 +42,19 @@ impl BreakerState {
 
 /// A breaker just opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Opened {
+pub(crate) struct Opened {
     /// The provider.
-    pub provider: String,
+    pub(crate) provider: String,
     /// The failed requests in a row that opened it.
-    pub failures: u32,
+    pub(crate) failures: u32,
     /// What the last of them said.
-    pub last_error: String,
+    pub(crate) last_error: String,
     /// How long it refuses requests before a probe.
-    pub open_for: Duration,
+    pub(crate) open_for: Duration,
 }
 
 /// Called each time a breaker opens.
-pub type OnOpen = Arc<dyn Fn(Opened) + Send + Sync>;
+pub(super) type OnOpen = Arc<dyn Fn(Opened) + Send + Sync>;
 
 /// One provider's breaker.
 pub struct Breaker {
@@ -68,14 +68,14 @@ pub struct Breaker {
 /// or [`Permit::failed`]. Dropped without a verdict (the request was
 /// cancelled, or failed through no fault of the provider), it only frees
 /// its probe slot.
-pub struct Permit {
+pub(crate) struct Permit {
     breaker: Arc<Breaker>,
     probe: bool,
 }
 
 impl Breaker {
     /// A closed breaker for `provider`.
-    pub fn new(provider: &str, config: BreakerConfig) -> Self {
+    pub(crate) fn new(provider: &str, config: BreakerConfig) -> Self {
         metrics::breaker_state(provider, 0.0, None);
         Breaker {
             provider: provider.to_owned(),
@@ -86,7 +86,7 @@ impl Breaker {
     }
 
     /// Calls `hook` each time the breaker opens (the first hook set stays).
-    pub fn on_open(&self, hook: OnOpen) {
+    pub(crate) fn on_open(&self, hook: OnOpen) {
         let _ = self.on_open.set(hook);
     }
 
@@ -97,7 +97,7 @@ impl Breaker {
 
     /// Leave to send a request, or how long until the breaker lets one
     /// through.
-    pub fn try_acquire(self: &Arc<Self>) -> Result<Permit, Duration> {
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Result<Permit, Duration> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         let probe = match *state {
@@ -187,19 +187,19 @@ impl Breaker {
 
     /// Counts a failure seen outside a permit (an answer that broke off
     /// midway).
-    pub fn record_failure(&self, error: &dyn Display) {
+    pub(crate) fn record_failure(&self, error: &dyn Display) {
         self.fail(false, error);
     }
 }
 
 impl Permit {
     /// The request worked.
-    pub fn succeeded(mut self) {
+    pub(crate) fn succeeded(mut self) {
         self.breaker.report(std::mem::take(&mut self.probe), Some(true));
     }
 
     /// The request failed because of the provider, with `error`.
-    pub fn failed(mut self, error: &dyn Display) {
+    pub(crate) fn failed(mut self, error: &dyn Display) {
         self.breaker.fail(std::mem::take(&mut self.probe), error);
     }
 }

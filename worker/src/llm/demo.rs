@@ -11,14 +11,14 @@ use futures_util::StreamExt;
 use super::{LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, estimate_tokens};
 
 /// The demo model.
-pub struct DemoProvider {
+pub(super) struct DemoProvider {
     config: ProviderConfig,
     chunk_delay: Duration,
 }
 
 impl DemoProvider {
     /// A demo model that pauses `chunk_delay` between words.
-    pub fn new(chunk_delay: Duration) -> Result<Self, String> {
+    pub(super) fn new(chunk_delay: Duration) -> Result<Self, String> {
         let config = serde_json::from_value(serde_json::json!({
             "id": "demo", "name": "Demo (built-in)", "type": "openai", "endpoint": "builtin:demo",
             "first_token_timeout": "10s", "idle_timeout": "10s",
@@ -29,7 +29,7 @@ impl DemoProvider {
 }
 
 /// The demo model's answer to `question`.
-pub fn answer(question: &str) -> String {
+pub(super) fn answer(question: &str) -> String {
     let quoted: String = question.chars().take(200).collect();
     format!(
         "Hello! I am chatbox's built-in demo model, so this answer is canned — but it streamed to you \

@@ -36,7 +36,7 @@ pub struct Started {
 }
 
 /// Starts an answer from `model`, or from its fallbacks.
-pub async fn start(
+pub async fn dispatch(
     providers: &Providers,
     model: &Model,
     request: &LlmRequest,

@@ -25,7 +25,7 @@ pub(crate) fn client(connect_timeout: Duration) -> Result<reqwest::Client, Strin
 /// Where a provider is reached: its configuration, an HTTP client, and the
 /// URL of the route its adapter calls.
 #[derive(Clone)]
-pub struct Endpoint {
+pub(super) struct Endpoint {
     /// The provider's configuration entry.
     pub config: ProviderConfig,
     client: reqwest::Client,
@@ -34,25 +34,28 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// The provider's route `path` under its configured endpoint.
-    pub fn new(config: ProviderConfig, path: &str) -> Result<Self, String> {
+    pub(super) fn new(config: ProviderConfig, path: &str) -> Result<Self, String> {
         let client = client(config.connect_timeout)?;
         let url = url(&config, path);
         Ok(Endpoint { config, client, url })
     }
 
     /// A POST to the route.
-    pub fn post(&self) -> reqwest::RequestBuilder {
+    pub(super) fn post(&self) -> reqwest::RequestBuilder {
         self.client.post(&self.url)
     }
 
     /// A POST to another route of the provider.
-    pub fn post_to(&self, path: &str) -> reqwest::RequestBuilder {
+    pub(super) fn post_to(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.post(url(&self.config, path))
     }
 
     /// Adds the configured extra headers and sends; an HTTP error status
     /// becomes [`LlmError::Status`].
-    pub async fn send(&self, mut call: reqwest::RequestBuilder) -> Result<reqwest::Response, LlmError> {
+    pub(super) async fn send(
+        &self,
+        mut call: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, LlmError> {
         for (name, value) in &self.config.headers {
             call = call.header(name.as_str(), value.as_str());
         }
@@ -75,7 +78,7 @@ fn url(config: &ProviderConfig, path: &str) -> String {
 }
 
 /// A failure of the connection itself.
-pub fn transport_error(e: reqwest::Error) -> LlmError {
+pub(super) fn transport_error(e: reqwest::Error) -> LlmError {
     if e.is_timeout() {
         LlmError::Timeout("connect")
     } else if e.is_decode() || e.is_body() {
@@ -102,7 +105,7 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 
 /// The provider's own words from an error body: OpenAI and Anthropic
 /// put them in `error.message`, Dify in `message`.
-pub fn error_message(body: &str) -> String {
+pub(super) fn error_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let from_json = parsed.as_ref().and_then(|v| {
         v.pointer("/error/message")
@@ -125,7 +128,7 @@ async fn status_error(response: reqwest::Response) -> LlmError {
 }
 
 /// Reads a whole JSON answer (non-streaming mode).
-pub async fn json(response: reqwest::Response) -> Result<Value, LlmError> {
+pub(super) async fn json(response: reqwest::Response) -> Result<Value, LlmError> {
     let bytes = response.bytes().await.map_err(transport_error)?;
     serde_json::from_slice(&bytes).map_err(|e| LlmError::Protocol(format!("the answer is not JSON: {e}")))
 }

@@ -1,24 +1,24 @@
 //! The `LlmProvider` port: stream a completion from a language model.
 //!
-//! Adapters, one per wire format: [`openai::OpenAiProvider`] (OpenAI Chat
+//! Adapters, one per wire format: [`OpenAiProvider`] (OpenAI Chat
 //! Completions and every compatible endpoint: vLLM, Ollama, LiteLLM),
-//! [`anthropic::AnthropicProvider`] (Messages), [`dify::DifyProvider`]
-//! (a Dify chat app) and [`demo::DemoProvider`], the built-in model of the
-//! all-in-one. [`http`] and [`sse`] are what the HTTP adapters share;
-//! [`transcription`] turns voice into text. [`Providers`] holds the
-//! configured set, each behind its circuit [`breaker`], and
-//! [`dispatch`] starts an answer with [`retry`] and fallbacks.
+//! [`AnthropicProvider`] (Messages), [`DifyProvider`] (a Dify chat app)
+//! and [`demo::DemoProvider`], the built-in model of the all-in-one.
+//! [`http`] and [`sse`] are what the HTTP adapters share; a
+//! [`Transcriber`] turns voice into text. [`Providers`] holds the
+//! configured set, each behind its circuit [`breaker`], and [`dispatch()`]
+//! starts an answer with [`retry`] and fallbacks.
 
-pub mod anthropic;
-pub mod breaker;
-pub mod demo;
-pub mod dify;
-pub mod dispatch;
-pub mod http;
-pub mod openai;
-pub mod retry;
-pub mod sse;
-pub mod transcription;
+mod anthropic;
+mod breaker;
+mod demo;
+mod dify;
+mod dispatch;
+mod http;
+mod openai;
+mod retry;
+mod sse;
+mod transcription;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +29,15 @@ use chatbox_shared::envelope::ModelInfo;
 use futures_util::stream::BoxStream;
 
 use self::breaker::Breaker;
-use self::transcription::Transcriber;
+
+pub use anthropic::AnthropicProvider;
+pub use breaker::BreakerState;
+pub(crate) use breaker::Opened;
+pub use dify::DifyProvider;
+pub use dispatch::{Started, dispatch};
+pub(crate) use http::client as http_client;
+pub use openai::OpenAiProvider;
+pub use transcription::{Audio, Transcriber};
 
 /// Who wrote a message of the conversation sent to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +116,7 @@ pub struct LlmRequest {
 
 impl LlmRequest {
     /// The user's newest message.
-    pub fn question(&self) -> &str {
+    pub(crate) fn question(&self) -> &str {
         self.messages
             .iter()
             .rev()
@@ -274,7 +282,7 @@ pub trait LlmProvider: Send + Sync {
 
 /// A rough token count for providers that report none: about four
 /// characters per token for English text.
-pub fn estimate_tokens(text: &str) -> u64 {
+pub(crate) fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
@@ -356,14 +364,14 @@ impl Providers {
 
     /// The model a session uses: its choice while that is still
     /// configured, else the default.
-    pub fn for_session(&self, chosen: Option<&str>) -> Option<&Model> {
+    pub(crate) fn for_session(&self, chosen: Option<&str>) -> Option<&Model> {
         chosen
             .and_then(|id| self.select(Some(id)))
             .or_else(|| self.select(None))
     }
 
     /// What users see of the models, default first.
-    pub fn infos(&self) -> Vec<ModelInfo> {
+    pub(crate) fn infos(&self) -> Vec<ModelInfo> {
         self.list
             .iter()
             .enumerate()
@@ -382,7 +390,7 @@ impl Providers {
     }
 
     /// The speech-to-text endpoint, if one is configured.
-    pub fn transcriber(&self) -> Option<&Transcriber> {
+    pub(crate) fn transcriber(&self) -> Option<&Transcriber> {
         self.transcriber.as_ref()
     }
 }

@@ -27,7 +27,7 @@ use super::sse::{Decoder, SseEvent};
 use super::{Attachment, ChatMessage, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
 
 /// The sample rate of OpenAI's `pcm16` audio.
-pub const PCM16_RATE: u32 = 24_000;
+pub(super) const PCM16_RATE: u32 = 24_000;
 
 /// An OpenAI-compatible provider.
 pub struct OpenAiProvider {
@@ -196,7 +196,7 @@ impl AudioSink {
 }
 
 /// 16-bit mono little-endian samples at `rate` Hz as a WAV file.
-pub fn wav_of_pcm16(pcm: &[u8], rate: u32) -> Vec<u8> {
+pub(super) fn wav_of_pcm16(pcm: &[u8], rate: u32) -> Vec<u8> {
     let len = u32::try_from(pcm.len()).unwrap_or(u32::MAX - 36);
     let mut wav = Vec::with_capacity(pcm.len() + 44);
     wav.extend_from_slice(b"RIFF");

@@ -9,7 +9,7 @@ use chatbox_shared::config::RetryConfig;
 
 /// The wait before attempt `attempt + 1`, after `attempt` failed (1-based),
 /// at least `retry_after` when the provider named one.
-pub fn delay(config: &RetryConfig, attempt: u32, retry_after: Option<Duration>) -> Duration {
+pub(super) fn delay(config: &RetryConfig, attempt: u32, retry_after: Option<Duration>) -> Duration {
     let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
     let backoff = config.base_delay.saturating_mul(factor).min(config.max_delay);
     let half = backoff / 2;

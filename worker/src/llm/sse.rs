@@ -11,7 +11,7 @@ use super::{LlmError, LlmEvent, LlmStream};
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SseEvent {
+pub(super) struct SseEvent {
     /// The `event:` name, if any.
     pub event: Option<String>,
     /// The `data:` lines, joined with `\n`.
@@ -21,7 +21,7 @@ pub struct SseEvent {
 impl SseEvent {
     /// The event's data read as JSON; unreadable data is a protocol error
     /// that quotes the start of it.
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, super::LlmError> {
+    pub(super) fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, super::LlmError> {
         serde_json::from_str(&self.data).map_err(|e| {
             let data: String = self.data.chars().take(200).collect();
             super::LlmError::Protocol(format!("bad event {data:?}: {e}"))
@@ -34,7 +34,7 @@ const MAX_LINE: usize = 4 * 1024 * 1024;
 
 /// An incremental parser: feed it bytes as they arrive, take out events.
 #[derive(Debug, Default)]
-pub struct SseParser {
+pub(super) struct SseParser {
     partial: Vec<u8>,
     event: Option<String>,
     data: Option<String>,
@@ -42,12 +42,12 @@ pub struct SseParser {
 
 impl SseParser {
     /// A parser with nothing buffered.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::default()
     }
 
     /// Consumes `bytes`; appends every event they complete to `out`.
-    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), String> {
+    pub(super) fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), String> {
         let mut rest = bytes;
         while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
             let (line, tail) = rest.split_at(pos);
@@ -104,7 +104,7 @@ impl SseParser {
 }
 
 /// What a provider's stream decoder makes of one event.
-pub trait Decoder: Send + 'static {
+pub(super) trait Decoder: Send + 'static {
     /// Appends the model events `event` carries to `out`; returns `true`
     /// when it is the provider's last event.
     fn decode(&mut self, event: SseEvent, out: &mut Vec<Result<LlmEvent, LlmError>>) -> bool;
@@ -121,7 +121,7 @@ pub trait Decoder: Send + 'static {
 /// The model events of a streaming answer. A body that breaks off, or
 /// ends before the decoder saw the last event, ends the stream with an
 /// error: a cut answer is never taken for a whole one.
-pub fn decode(response: reqwest::Response, decoder: impl Decoder) -> LlmStream {
+pub(super) fn decode(response: reqwest::Response, decoder: impl Decoder) -> LlmStream {
     struct State<D> {
         bytes: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
         parser: SseParser,

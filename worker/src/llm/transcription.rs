@@ -44,7 +44,7 @@ impl Transcriber {
     }
 
     /// The provider that transcribes.
-    pub fn provider_id(&self) -> &str {
+    pub(crate) fn provider_id(&self) -> &str {
         &self.api.config.id
     }
 

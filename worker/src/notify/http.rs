@@ -7,7 +7,7 @@ use super::NotifyError;
 
 /// Sends `request` to `service`; a status other than 2xx is a refusal,
 /// whose reason `explain` reads from the status, headers and body.
-pub async fn send(
+pub(super) async fn send(
     service: &'static str,
     request: reqwest::RequestBuilder,
     explain: impl FnOnce(u16, &HeaderMap, &str) -> String,
@@ -29,6 +29,6 @@ pub async fn send(
 }
 
 /// At most the first 300 characters of an answer nobody could parse.
-pub fn excerpt(body: &str) -> String {
+pub(super) fn excerpt(body: &str) -> String {
     body.chars().take(300).collect()
 }

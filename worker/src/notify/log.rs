@@ -9,23 +9,19 @@ use tracing::warn;
 use super::{Channel, Message, Notifier, NotifyError};
 
 /// Logs instead of sending.
-pub struct LogNotifier {
+pub(super) struct LogNotifier {
     channel: Channel,
 }
 
 impl LogNotifier {
     /// A log notifier standing in for `channel`.
-    pub fn new(channel: Channel) -> Self {
+    pub(super) fn new(channel: Channel) -> Self {
         LogNotifier { channel }
     }
 }
 
 #[async_trait]
 impl Notifier for LogNotifier {
-    fn channel(&self) -> Channel {
-        self.channel
-    }
-
     fn adapter(&self) -> &'static str {
         "log"
     }

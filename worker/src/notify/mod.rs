@@ -16,11 +16,11 @@
 //! admin console.
 
 mod http;
-pub mod log;
-pub mod service;
-pub mod ses;
-pub mod smtp;
-pub mod twilio;
+mod log;
+mod service;
+mod ses;
+mod smtp;
+mod twilio;
 
 use async_trait::async_trait;
 use chatbox_shared::protocol::Timestamp;
@@ -85,7 +85,7 @@ impl Alert {
 
 /// An alert as people read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
+pub(crate) struct Message {
     /// What it is about.
     pub event: EventKind,
     /// The e-mail subject: one line.
@@ -105,7 +105,7 @@ const SHORT_DETAILS_MAX: usize = 160;
 
 /// Renders `alert`; `console_url` is the admin console, which a message
 /// about a session links to (`<console_url>?session=<id>`).
-pub fn render(alert: &Alert, console_url: &str) -> Message {
+pub(crate) fn render(alert: &Alert, console_url: &str) -> Message {
     let title = one_line(&alert.title);
     let link = alert
         .session_id
@@ -174,7 +174,7 @@ pub fn render(alert: &Alert, console_url: &str) -> Message {
 }
 
 /// `<console_url>?session=<session_id>` (`&session=` if it has a query).
-pub fn console_link(console_url: &str, session_id: &str) -> String {
+pub(crate) fn console_link(console_url: &str, session_id: &str) -> String {
     match reqwest::Url::parse(console_url) {
         Ok(mut url) => {
             url.query_pairs_mut().append_pair("session", session_id);
@@ -210,7 +210,7 @@ fn truncate(text: &str, max: usize) -> String {
 
 /// Why a notification could not be sent.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum NotifyError {
+pub(crate) enum NotifyError {
     /// The service could not be reached, or did not answer in time.
     #[error("cannot reach {service}: {message}")]
     Unreachable {
@@ -234,10 +234,7 @@ pub enum NotifyError {
 
 /// The Notifier port: one channel's way out.
 #[async_trait]
-pub trait Notifier: Send + Sync + 'static {
-    /// The channel it serves.
-    fn channel(&self) -> Channel;
-
+pub(crate) trait Notifier: Send + Sync + 'static {
     /// Which adapter this is, for logs (`smtp`, `ses`, `twilio`, `log`).
     fn adapter(&self) -> &'static str;
 

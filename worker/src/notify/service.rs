@@ -90,7 +90,7 @@ impl Notifications {
         let n = &config.chatbox.notifications;
         let needs_http = n.email_engine == EmailEngine::Ses || n.sms_engine == SmsEngine::Twilio;
         let client = if needs_http {
-            Some(crate::llm::http::client(Duration::from_secs(10))?)
+            Some(crate::llm::http_client(Duration::from_secs(10))?)
         } else {
             None
         };
@@ -119,7 +119,7 @@ impl Notifications {
 
     /// The service with the given notifiers (a test injects one that
     /// fails).
-    pub fn with_notifiers(
+    pub(crate) fn with_notifiers(
         config: NotificationsConfig,
         email: Arc<dyn Notifier>,
         sms: Arc<dyn Notifier>,
@@ -145,7 +145,7 @@ impl Notifications {
 
     /// Returns at once; delivery runs in a task (tracked so shutdown can
     /// wait for it briefly).
-    pub fn notify(self: &Arc<Self>, alert: Alert) {
+    pub(crate) fn notify(self: &Arc<Self>, alert: Alert) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             error!(event = alert.event.as_str(), title = %alert.title, "notification raised outside the runtime; not sent");
             return;
@@ -334,7 +334,7 @@ impl Notifications {
     }
 
     /// Sends the digest of what the rate limit held back of `event`.
-    pub async fn send_digest(&self, event: EventKind, held: Suppressed) -> Vec<Delivery> {
+    pub(crate) async fn send_digest(&self, event: EventKind, held: Suppressed) -> Vec<Delivery> {
         let rule = self.config.rule(event);
         if !rule.enabled {
             return Vec::new();
@@ -365,7 +365,7 @@ impl Notifications {
     }
 
     /// Waits up to `grace` for notifications still being sent.
-    pub async fn shutdown(&self, grace: Duration) {
+    pub(crate) async fn shutdown(&self, grace: Duration) {
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
             warn!(

@@ -23,14 +23,14 @@ use chatbox_shared::config::notifications::SesConfig;
 use lettre::message::Mailbox;
 use serde_json::{Value, json};
 
-use super::{Channel, Message, Notifier, NotifyError, http};
+use super::{Message, Notifier, NotifyError, http};
 use crate::notify::smtp::mailboxes;
 
 /// The route of `SendEmail` under the SES endpoint.
 const SEND_EMAIL: &str = "/v2/email/outbound-emails";
 
 /// Sends e-mail through Amazon SES.
-pub struct SesNotifier {
+pub(super) struct SesNotifier {
     config: SesConfig,
     client: reqwest::Client,
     url: String,
@@ -40,7 +40,7 @@ pub struct SesNotifier {
 
 impl SesNotifier {
     /// A notifier for the account and region in `config.ses`.
-    pub fn new(config: &NotificationsConfig, client: reqwest::Client) -> Result<Self, String> {
+    pub(super) fn new(config: &NotificationsConfig, client: reqwest::Client) -> Result<Self, String> {
         let (from, reply_to) = mailboxes(config)?;
         Ok(SesNotifier {
             url: format!("{}{SEND_EMAIL}", config.ses.base_url()),
@@ -106,10 +106,6 @@ impl SesNotifier {
 
 #[async_trait]
 impl Notifier for SesNotifier {
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
     fn adapter(&self) -> &'static str {
         "ses"
     }

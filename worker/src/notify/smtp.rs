@@ -11,17 +11,17 @@ use lettre::message::{Mailbox, Message as Mail};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::{Channel, Message, Notifier, NotifyError};
+use super::{Message, Notifier, NotifyError};
 
 /// Sends e-mail through an SMTP server.
-pub struct SmtpNotifier {
+pub(super) struct SmtpNotifier {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     reply_to: Option<Mailbox>,
 }
 
 /// The sender and reply-to mailboxes of `config`.
-pub fn mailboxes(config: &NotificationsConfig) -> Result<(Mailbox, Option<Mailbox>), String> {
+pub(super) fn mailboxes(config: &NotificationsConfig) -> Result<(Mailbox, Option<Mailbox>), String> {
     let address = |value: &str, key: &str| {
         value
             .parse::<Address>()
@@ -39,7 +39,7 @@ pub fn mailboxes(config: &NotificationsConfig) -> Result<(Mailbox, Option<Mailbo
 
 impl SmtpNotifier {
     /// A notifier for the server in `config.smtp`.
-    pub fn new(config: &NotificationsConfig) -> Result<Self, String> {
+    pub(super) fn new(config: &NotificationsConfig) -> Result<Self, String> {
         let smtp = &config.smtp;
         let builder = match smtp.tls {
             SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host),
@@ -72,10 +72,6 @@ impl SmtpNotifier {
 
 #[async_trait]
 impl Notifier for SmtpNotifier {
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
     fn adapter(&self) -> &'static str {
         "smtp"
     }

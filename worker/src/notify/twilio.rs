@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use chatbox_shared::config::notifications::TwilioConfig;
 use serde::Deserialize;
 
-use super::{Channel, Message, Notifier, NotifyError, http};
+use super::{Message, Notifier, NotifyError, http};
 
 /// Sends SMS through Twilio.
-pub struct TwilioNotifier {
+pub(super) struct TwilioNotifier {
     config: TwilioConfig,
     client: reqwest::Client,
     url: String,
@@ -28,7 +28,7 @@ struct TwilioError {
 
 impl TwilioNotifier {
     /// A notifier for the account in `config`.
-    pub fn new(config: &TwilioConfig, client: reqwest::Client) -> Self {
+    pub(super) fn new(config: &TwilioConfig, client: reqwest::Client) -> Self {
         TwilioNotifier {
             url: format!(
                 "{}/2010-04-01/Accounts/{}/Messages.json",
@@ -43,10 +43,6 @@ impl TwilioNotifier {
 
 #[async_trait]
 impl Notifier for TwilioNotifier {
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
     fn adapter(&self) -> &'static str {
         "twilio"
     }

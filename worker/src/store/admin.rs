@@ -33,7 +33,7 @@ pub enum SessionSort {
 
 impl SessionSort {
     /// The stored field it orders by (the same name in every adapter).
-    pub fn field(self) -> &'static str {
+    pub(crate) fn field(self) -> &'static str {
         match self {
             SessionSort::StartTime => "start_time",
             SessionSort::LastActivity => "last_activity",

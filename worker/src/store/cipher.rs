@@ -19,16 +19,16 @@ use sha2::{Digest, Sha256};
 
 /// A value as stored: plain, or sealed with the key `key_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sealed {
+pub(crate) struct Sealed {
     /// The stored text: plaintext, or base64 of nonce and ciphertext.
-    pub text: String,
+    pub(crate) text: String,
     /// The sealing key's id; `None` for plaintext.
-    pub key_id: Option<String>,
+    pub(crate) key_id: Option<String>,
 }
 
 /// Why a stored value could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CipherError {
+pub(crate) enum CipherError {
     /// The key that sealed it is not configured (any more).
     #[error("content was encrypted with key {0}, which is not configured")]
     UnknownKey(String),
@@ -73,17 +73,19 @@ impl ContentCipher {
     }
 
     /// A cipher that stores plaintext.
-    pub fn plaintext() -> Self {
+    #[cfg(test)]
+    pub(crate) fn plaintext() -> Self {
         Self::new(None, &[])
     }
 
     /// Whether content is encrypted.
-    pub fn encrypts(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn encrypts(&self) -> bool {
         self.current.is_some()
     }
 
     /// Seals `text` for the record `context` (for example `message:<id>`).
-    pub fn seal(&self, text: &str, context: &str) -> Sealed {
+    pub(crate) fn seal(&self, text: &str, context: &str) -> Sealed {
         let Some(key) = &self.current else {
             return Sealed {
                 text: text.to_owned(),
@@ -112,7 +114,7 @@ impl ContentCipher {
     }
 
     /// Opens a stored value written for the record `context`.
-    pub fn open(&self, sealed: &Sealed, context: &str) -> Result<String, CipherError> {
+    pub(crate) fn open(&self, sealed: &Sealed, context: &str) -> Result<String, CipherError> {
         let Some(id) = &sealed.key_id else {
             return Ok(sealed.text.clone());
         };

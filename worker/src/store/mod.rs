@@ -1,8 +1,9 @@
 //! The `Store` port: sessions and messages, kept by workers only
 //! (gateways ask workers over `chat.rpc`).
 //!
-//! Adapters: [`mongo::MongoStore`] (MongoDB 6/7, the scaled workers) and
-//! [`sqlite::SqliteStore`] (a file under `data_dir`, the all-in-one). One
+//! Adapters: [`MongoStore`] (MongoDB 6/7, the scaled workers) and
+//! [`SqliteStore`] (a file under `data_dir`, the all-in-one), each timed
+//! when wrapped in a [`MeteredStore`]. One
 //! conformance suite (`worker/tests/store_conformance.rs`) runs against
 //! both. Messages live in their own collection, one document per message,
 //! so a session grows without limit; `(session_id, seq)` and the message's
@@ -23,13 +24,13 @@
 //! re-exported here.
 
 mod admin;
-pub mod cipher;
+mod cipher;
 mod file;
 mod message;
-pub mod metered;
-pub mod mongo;
+mod metered;
+mod mongo;
 mod session;
-pub mod sqlite;
+mod sqlite;
 
 use async_trait::async_trait;
 use chatbox_shared::protocol::Timestamp;
@@ -38,10 +39,13 @@ pub use admin::{
     AdminRef, AdminSessionPage, AdminSessionQuery, ConcurrencySample, SessionAggregates, SessionSort,
     TakeoverRecord,
 };
-pub use cipher::ContentCipher;
+pub use cipher::{ContentCipher, key_id};
 pub use file::{FileKind, FilePatch, FileRecord, FileStatus};
 pub use message::{Appended, MessageRecord, TurnView};
+pub use metered::MeteredStore;
+pub use mongo::{MongoOptions, MongoStore};
 pub use session::{SessionCounters, SessionCursor, SessionPatch, SessionRecord};
+pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -232,7 +236,7 @@ pub trait Store: Send + Sync + 'static {
 
 /// What a refused insert of `m` means: the same message was stored
 /// before (a redelivery), or another message holds its `seq`.
-pub fn insert_conflict(m: &MessageRecord, same_id_stored: bool) -> Result<Appended, StoreError> {
+pub(crate) fn insert_conflict(m: &MessageRecord, same_id_stored: bool) -> Result<Appended, StoreError> {
     if same_id_stored {
         Ok(Appended::AlreadyStored)
     } else {
@@ -249,21 +253,21 @@ pub fn duration_s(start: Timestamp, end: Timestamp) -> u64 {
 }
 
 /// The cipher context of a message's content.
-pub fn message_context(session_id: &str, message_id: &str) -> String {
+pub(crate) fn message_context(session_id: &str, message_id: &str) -> String {
     format!("message:{session_id}/{message_id}")
 }
 
 /// The cipher context of a session's name.
-pub fn session_context(session_id: &str) -> String {
+pub(crate) fn session_context(session_id: &str) -> String {
     format!("session:{session_id}")
 }
 
 /// The cipher context of a file's name.
-pub fn file_context(file_id: &str) -> String {
+pub(crate) fn file_context(file_id: &str) -> String {
     format!("file:{file_id}")
 }
 
 /// The cipher context of a voice message's transcript.
-pub fn transcript_context(file_id: &str) -> String {
+pub(crate) fn transcript_context(file_id: &str) -> String {
     format!("transcript:{file_id}")
 }

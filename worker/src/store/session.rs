@@ -65,7 +65,7 @@ pub struct SessionCounters {
 impl SessionCounters {
     /// Counts one more answer that took `response_ms`, whose first token
     /// came after `first_token_ms`, and used `tokens`.
-    pub fn add_answer(&mut self, tokens: u64, response_ms: u64, first_token_ms: u64) {
+    pub(crate) fn add_answer(&mut self, tokens: u64, response_ms: u64, first_token_ms: u64) {
         self.message_count += 1;
         self.total_tokens += tokens;
         self.response_count += 1;

@@ -102,7 +102,7 @@ pub(super) async fn stream(
     stop: &Registration,
 ) -> Answer {
     let stopped = || End::Stopped(stop.reason().unwrap_or(StopReason::User));
-    let start = dispatch::start(&state.providers, model, request, &state.config.chatbox.llm.retry);
+    let start = dispatch(&state.providers, model, request, &state.config.chatbox.llm.retry);
     let begun = tokio::select! {
         begun = start => begun,
         () = stop.token.cancelled() => return Answer::new(stopped()),

@@ -25,7 +25,7 @@ const REMEMBER: Duration = Duration::from_secs(30);
 
 /// The answers streaming on this worker, by session.
 #[derive(Default)]
-pub struct Stops {
+pub(crate) struct Stops {
     inner: Mutex<Inner>,
 }
 
@@ -44,7 +44,7 @@ struct Running {
 }
 
 /// A turn's registration; dropping it unregisters.
-pub struct Registration {
+pub(crate) struct Registration {
     stops: Arc<Stops>,
     session_id: String,
     key: u64,
@@ -55,7 +55,7 @@ pub struct Registration {
 
 impl Registration {
     /// Why the answer was stopped, once it was.
-    pub fn reason(&self) -> Option<StopReason> {
+    pub(crate) fn reason(&self) -> Option<StopReason> {
         *self.reason.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -75,7 +75,7 @@ impl Drop for Registration {
 impl Stops {
     /// Registers the answer to a message of `session_id` received at
     /// `received_at`.
-    pub fn register(self: &Arc<Self>, session_id: &str, received_at: Timestamp) -> Registration {
+    pub(crate) fn register(self: &Arc<Self>, session_id: &str, received_at: Timestamp) -> Registration {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.next_key += 1;
         let key = inner.next_key;
@@ -107,7 +107,7 @@ impl Stops {
     }
 
     /// Stops the answers `stop` names; returns how many were running here.
-    pub fn stop(&self, stop: StopAnswer) -> usize {
+    pub(crate) fn stop(&self, stop: StopAnswer) -> usize {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         inner

@@ -18,7 +18,7 @@ use crate::store::{FileKind, FileRecord, FileStatus};
 
 /// A file that came with an answer, as listed in its `files` metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Linked {
+pub(crate) struct Linked {
     /// Where it is (a provider's or the answer's own URL).
     pub url: String,
     /// Its name, from the URL.
@@ -37,7 +37,7 @@ const FILE_EXTENSIONS: &[&str] = &[
 ];
 
 /// Stores an answer's spoken audio as a generated file of the session.
-pub async fn keep_audio(
+pub(crate) async fn keep_audio(
     state: &WorkerState,
     session_id: &str,
     user_id: &str,
@@ -94,7 +94,7 @@ pub async fn keep_audio(
 
 /// The files to list with an answer: what the provider offered, then
 /// links to files in the text; each once, at most ten.
-pub fn linked(provider_files: &[(String, Option<String>)], text: &str) -> Vec<Linked> {
+pub(crate) fn linked(provider_files: &[(String, Option<String>)], text: &str) -> Vec<Linked> {
     let mut out: Vec<Linked> = Vec::new();
     let offered = provider_files.iter().map(|(url, _)| (url.as_str(), "provider"));
     let written = urls_in(text)
@@ -152,7 +152,7 @@ fn name_of(url: &str) -> String {
 
 /// The `files` metadata value of an answer: its linked files. (Stored
 /// audio is the answer's own `file_id`, signed afresh on every read.)
-pub fn files_metadata(links: &[Linked]) -> Option<String> {
+pub(crate) fn files_metadata(links: &[Linked]) -> Option<String> {
     if links.is_empty() {
         return None;
     }

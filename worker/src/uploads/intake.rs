@@ -22,7 +22,7 @@ use crate::store::{FileKind, FilePatch, FileRecord, FileStatus, StoreError};
 
 /// Why a file was not taken in.
 #[derive(Debug)]
-pub enum IntakeError {
+pub(crate) enum IntakeError {
     /// The user's request cannot be met; they are told why.
     Refused(ErrorInfo),
     /// The file store failed: try the turn again.
@@ -60,7 +60,7 @@ fn expired(file: &FileRecord) -> IntakeError {
 }
 
 /// Takes file `file_id` in for the turn of `envelope`, as `kind`.
-pub async fn accept(
+pub(crate) async fn accept(
     state: &WorkerState,
     envelope: &InboundEnvelope,
     file_id: &str,
@@ -241,7 +241,7 @@ async fn reject(
 
 /// `<prefix>/<yyyy-mm>/<file id>`: files of a month together, for
 /// lifecycle rules and audits.
-pub fn permanent_key(prefix: &str, file: &FileRecord) -> String {
+pub(crate) fn permanent_key(prefix: &str, file: &FileRecord) -> String {
     let month: String = file.created_at.to_string().chars().take(7).collect();
     format!("{}/{month}/{}", prefix.trim_matches('/'), file.id)
 }

@@ -14,7 +14,7 @@ use crate::state::WorkerState;
 use crate::store::{FileRecord, FileStatus};
 
 /// A fresh download URL of a ready file.
-pub async fn download_url(state: &WorkerState, file: &FileRecord) -> Option<String> {
+pub(crate) async fn download_url(state: &WorkerState, file: &FileRecord) -> Option<String> {
     if file.status != FileStatus::Ready {
         return None;
     }
@@ -36,7 +36,7 @@ pub async fn download_url(state: &WorkerState, file: &FileRecord) -> Option<Stri
 
 /// Sets `file_url` on every frame that carries a file, with one store
 /// read for all of them.
-pub async fn sign(state: &WorkerState, frames: &mut [Message]) {
+pub(crate) async fn sign(state: &WorkerState, frames: &mut [Message]) {
     let mut ids: Vec<String> = frames.iter().filter_map(|f| f.file_id.clone()).collect();
     if ids.is_empty() {
         return;

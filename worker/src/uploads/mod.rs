@@ -15,12 +15,12 @@
 //! sent ([`links`]), so history never hands out an expired one. Slots
 //! never used are deleted by the upload cleanup (`background/upload_cleanup.rs`).
 
-pub mod generated;
-pub mod inspect;
-pub mod intake;
-pub mod links;
-pub mod prompt;
-pub mod voice;
+pub(crate) mod generated;
+pub(crate) mod inspect;
+pub(crate) mod intake;
+pub(crate) mod links;
+pub(crate) mod prompt;
+pub(crate) mod voice;
 
 use chatbox_shared::config::UploadsConfig;
 use chatbox_shared::protocol::{ErrorCode, ErrorInfo};
@@ -29,23 +29,23 @@ use crate::blob::BlobError;
 use crate::store::FileKind;
 
 /// Metadata keys of a message that carries a file.
-pub mod meta {
+pub(crate) mod meta {
     /// The file's name.
-    pub const FILE_NAME: &str = "file_name";
+    pub(crate) const FILE_NAME: &str = "file_name";
     /// Its media type.
-    pub const CONTENT_TYPE: &str = "content_type";
+    pub(crate) const CONTENT_TYPE: &str = "content_type";
     /// Its size in bytes.
-    pub const FILE_SIZE: &str = "file_size";
+    pub(crate) const FILE_SIZE: &str = "file_size";
     /// How a voice message's transcription went: `ok`, `failed`,
     /// `unavailable`.
-    pub const TRANSCRIPTION: &str = "transcription";
+    pub(crate) const TRANSCRIPTION: &str = "transcription";
     /// Files linked from an answer, as a JSON array of `{url, name,
     /// source}` (`source`: `provider` or `answer`).
-    pub const FILES: &str = "files";
+    pub(crate) const FILES: &str = "files";
 }
 
 /// The limit and allow-list of an upload of `kind`.
-pub fn limits(config: &UploadsConfig, kind: FileKind) -> (u64, &[String]) {
+pub(crate) fn limits(config: &UploadsConfig, kind: FileKind) -> (u64, &[String]) {
     match kind {
         FileKind::Voice => (config.max_voice_size, &config.voice_types),
         FileKind::Upload | FileKind::Generated => (config.max_size, &config.allowed_types),
@@ -53,7 +53,7 @@ pub fn limits(config: &UploadsConfig, kind: FileKind) -> (u64, &[String]) {
 }
 
 /// What the user hears when the file store fails.
-pub fn blob_unavailable(e: &BlobError) -> ErrorInfo {
+pub(crate) fn blob_unavailable(e: &BlobError) -> ErrorInfo {
     tracing::warn!("file store failure: {e}");
     ErrorInfo::new(
         ErrorCode::StorageError,
@@ -63,7 +63,7 @@ pub fn blob_unavailable(e: &BlobError) -> ErrorInfo {
 }
 
 /// A size for people: `1.5 MB`, `20 KB`, `312 bytes`.
-pub fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const KB: f64 = 1024.0;
     let b = bytes as f64;
     if b >= KB * KB {

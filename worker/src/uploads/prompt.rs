@@ -14,7 +14,7 @@ use crate::state::WorkerState;
 use crate::store::FileRecord;
 
 /// The user's words and the attachments a model receives for `file`.
-pub async fn with_file(
+pub(crate) async fn with_file(
     state: &WorkerState,
     provider: &dyn LlmProvider,
     caption: &str,
@@ -56,7 +56,7 @@ pub async fn with_file(
 
 /// How an earlier file message reads in the conversation a model gets:
 /// its caption and the file's name.
-pub fn mention(caption: &str, file_name: &str) -> String {
+pub(crate) fn mention(caption: &str, file_name: &str) -> String {
     if caption.is_empty() {
         format!("[shared a file: {file_name}]")
     } else {

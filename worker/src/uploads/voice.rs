@@ -5,13 +5,13 @@
 
 use tracing::{info, warn};
 
-use crate::llm::transcription::Audio;
+use crate::llm::Audio;
 use crate::state::WorkerState;
 use crate::store::{FilePatch, FileRecord, FileStatus, StoreError};
 
 /// How a transcription went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transcript {
+pub(crate) enum Transcript {
     /// The words spoken.
     Text(String),
     /// The provider or the file store failed; the recording is kept.
@@ -22,7 +22,7 @@ pub enum Transcript {
 
 impl Transcript {
     /// The value of the message's `transcription` metadata.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Transcript::Text(_) => "ok",
             Transcript::Failed => "failed",
@@ -32,7 +32,7 @@ impl Transcript {
 }
 
 /// The transcript of a ready voice file.
-pub async fn transcribe(state: &WorkerState, file: &FileRecord) -> Result<Transcript, StoreError> {
+pub(crate) async fn transcribe(state: &WorkerState, file: &FileRecord) -> Result<Transcript, StoreError> {
     if let Some(text) = &file.transcript {
         return Ok(Transcript::Text(text.clone()));
     }

@@ -90,11 +90,6 @@ impl SqliteStore {
         Ok(SqliteStore { jobs, path })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,

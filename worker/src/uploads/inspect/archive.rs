@@ -40,7 +40,7 @@ const ZIP_LOCAL_LEN: usize = 30;
 /// Also refused: entries whose data overlap (the non-recursive zip bomb),
 /// local headers whose names differ in safety from the central directory's,
 /// split archives and ZIP64 (no archive within these limits needs it).
-pub fn check_zip(archive: &[u8]) -> Result<(), Refusal> {
+pub(crate) fn check_zip(archive: &[u8]) -> Result<(), Refusal> {
     let damaged = || unsafe_archive("its table of contents is missing or damaged");
     let end = find_zip_end(archive).ok_or_else(damaged)?;
     let field16 = |at: usize| le16(archive, end + at).ok_or_else(damaged);

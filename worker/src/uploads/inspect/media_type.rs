@@ -11,7 +11,7 @@ use super::{Format, Refusal};
 /// (image/jpg→image/jpeg, audio/x-wav|audio/wave|audio/vnd.wave→audio/wav, audio/x-m4a|audio/m4a→audio/mp4,
 /// video/webm→audio/webm, video/ogg|audio/opus→audio/ogg, audio/mp3→audio/mpeg, audio/x-flac→audio/flac,
 /// text/x-markdown→text/markdown, application/x-zip-compressed→application/zip).
-pub fn normalise(media_type: &str) -> String {
+pub(crate) fn normalise(media_type: &str) -> String {
     let essence = media_type
         .split(';')
         .next()

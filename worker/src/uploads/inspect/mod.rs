@@ -34,9 +34,9 @@
 //! (reading fields and searching bytes).
 
 /// Bytes read from the start of the object.
-pub const HEAD_BYTES: usize = 64 * 1024;
+pub(crate) const HEAD_BYTES: usize = 64 * 1024;
 /// Bytes read from the end of the object.
-pub const TAIL_BYTES: usize = 64 * 1024;
+pub(crate) const TAIL_BYTES: usize = 64 * 1024;
 
 // Defined before the `mod` lines below: a macro is visible only after its definition.
 /// One static string per format, built at compile time around the format's
@@ -75,9 +75,9 @@ mod refusal;
 mod scan;
 mod text;
 
-pub use archive::check_zip;
-pub use media_type::normalise;
-pub use refusal::Refusal;
+pub(crate) use archive::check_zip;
+pub(crate) use media_type::normalise;
+pub(crate) use refusal::Refusal;
 
 use archive::{ZIP_END, ZIP_LOCAL, check_zip_tail};
 use audio::{
@@ -95,7 +95,7 @@ use text::{accept_text, is_text};
 /// What a worker read of an uploaded object: its first `HEAD_BYTES` and last
 /// `TAIL_BYTES` (they overlap, or are the same bytes, for small files), and its size.
 #[derive(Debug, Clone, Copy)]
-pub struct Sample<'a> {
+pub(crate) struct Sample<'a> {
     /// The first bytes of the object.
     pub head: &'a [u8],
     /// The last bytes of the object.
@@ -106,7 +106,7 @@ pub struct Sample<'a> {
 
 /// A format recognised by its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// PNG image.
     Png,
     /// JPEG image.
@@ -140,7 +140,7 @@ pub enum Format {
 impl Format {
     /// The canonical media type: image/png, image/jpeg, image/gif, image/webp, application/pdf,
     /// text/plain, application/zip, audio/webm, audio/ogg, audio/mp4, audio/wav, audio/mpeg, audio/aac, audio/flac.
-    pub fn media_type(self) -> &'static str {
+    pub(crate) fn media_type(self) -> &'static str {
         match self {
             Format::Png => "image/png",
             Format::Jpeg => "image/jpeg",
@@ -160,12 +160,14 @@ impl Format {
     }
 
     /// Whether the format is an image (PNG, JPEG, GIF, WebP).
-    pub fn is_image(self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_image(self) -> bool {
         matches!(self, Format::Png | Format::Jpeg | Format::Gif | Format::Webp)
     }
 
     /// Whether the format is audio (WebM, Ogg, MP4, WAV, MP3, AAC, FLAC).
-    pub fn is_audio(self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_audio(self) -> bool {
         matches!(
             self,
             Format::Webm | Format::Ogg | Format::Mp4 | Format::Wav | Format::Mp3 | Format::Aac | Format::Flac
@@ -173,7 +175,7 @@ impl Format {
     }
 
     /// The name shown to people: "PNG image", "PDF document", "text", "WebM audio"…
-    pub fn human_name(self) -> &'static str {
+    pub(crate) fn human_name(self) -> &'static str {
         by_format!(self, "", "")
     }
 }
@@ -188,7 +190,11 @@ impl Format {
 /// A declared type that says nothing (empty, or `application/octet-stream`,
 /// which browsers send for extensions they do not know, such as `.md`) is not
 /// a mismatch: the detected format's type is stored instead (`text/plain` for text).
-pub fn inspect(sample: &Sample<'_>, declared: &str, allowed: &[String]) -> Result<(Format, String), Refusal> {
+pub(crate) fn inspect(
+    sample: &Sample<'_>,
+    declared: &str,
+    allowed: &[String],
+) -> Result<(Format, String), Refusal> {
     let head = sample.head;
     if head.is_empty() {
         return Err(Refusal::Empty);

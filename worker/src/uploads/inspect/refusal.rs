@@ -8,7 +8,7 @@ use super::Format;
 /// (e.g. "the file is a Windows program (.exe), which is not allowed",
 /// "the file says it is image/png but its content is a PDF document", "the file is empty").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The file has no bytes.
     #[error("the file is empty")]
     Empty,
