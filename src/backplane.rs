@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use crate::ops::Probe;
 
 /// The pod id: configured, or the host name, or a random one.
-pub fn pod_id(config: &Config, fallback_prefix: &str) -> String {
+pub(crate) fn pod_id(config: &Config, fallback_prefix: &str) -> String {
     if !config.chatbox.pod_id.is_empty() {
         return config.chatbox.pod_id.clone();
     }
@@ -33,12 +33,16 @@ pub fn pod_id(config: &Config, fallback_prefix: &str) -> String {
 }
 
 /// The deployment's namespace (validated at start).
-pub fn namespace(config: &Config) -> anyhow::Result<Namespace> {
+pub(crate) fn namespace(config: &Config) -> anyhow::Result<Namespace> {
     Namespace::new(&config.chatbox.namespace).map_err(anyhow::Error::msg)
 }
 
 /// Connects to NATS and makes sure the inbound stream exists.
-pub async fn nats(config: &Config, pod_id: &str, namespace: &Namespace) -> anyhow::Result<Arc<NatsBus>> {
+pub(crate) async fn nats(
+    config: &Config,
+    pod_id: &str,
+    namespace: &Namespace,
+) -> anyhow::Result<Arc<NatsBus>> {
     let nats = &config.chatbox.nats;
     let worker = &config.chatbox.worker;
     let bus = NatsBus::connect(NatsOptions {
@@ -61,7 +65,7 @@ pub async fn nats(config: &Config, pod_id: &str, namespace: &Namespace) -> anyho
 }
 
 /// Connects to Redis.
-pub async fn redis(config: &Config, namespace: &Namespace) -> anyhow::Result<Arc<RedisCoordinator>> {
+pub(crate) async fn redis(config: &Config, namespace: &Namespace) -> anyhow::Result<Arc<RedisCoordinator>> {
     let redis = &config.chatbox.redis;
     let coordinator = RedisCoordinator::connect(RedisOptions {
         url: redis.url.clone(),
@@ -78,7 +82,7 @@ pub async fn redis(config: &Config, namespace: &Namespace) -> anyhow::Result<Arc
 
 /// The backplane ports as the gateway and worker use them: timed
 /// (`chatbox_bus_operation_seconds`, `chatbox_coordinator_operation_seconds`).
-pub fn metered(
+pub(crate) fn metered(
     bus: &Arc<NatsBus>,
     coordinator: &Arc<RedisCoordinator>,
 ) -> (Arc<dyn Bus>, Arc<dyn Coordinator>) {
@@ -91,7 +95,7 @@ pub fn metered(
 }
 
 /// Readiness probes of the scaled roles: NATS and Redis answer.
-pub fn probes(bus: Arc<NatsBus>, coordinator: Arc<RedisCoordinator>) -> Vec<Probe> {
+pub(crate) fn probes(bus: Arc<NatsBus>, coordinator: Arc<RedisCoordinator>) -> Vec<Probe> {
     vec![
         Probe::new("nats", move || {
             let bus = Arc::clone(&bus);
@@ -114,7 +118,7 @@ const BACKLOG_FIRST_SAMPLE: Duration = Duration::from_secs(1);
 /// `chatbox_worker_inbound_ack_pending` (delivered, not yet acked) until
 /// `cancel`. The stream is shared, so every worker reports the same
 /// figures.
-pub async fn sample_backlog(bus: Arc<NatsBus>, cancel: CancellationToken) {
+pub(crate) async fn sample_backlog(bus: Arc<NatsBus>, cancel: CancellationToken) {
     // The durable consumer appears when the first worker starts consuming,
     // a moment after start: the first look waits for it.
     tokio::select! {

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 /// The file store of `role`, and the routes that serve it when this
 /// process must (the local store).
-pub async fn open(
+pub(crate) async fn open(
     config: &Config,
     role: Role,
     listening: Option<SocketAddr>,

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 /// one process on embedded defaults (no Redis, NATS or database needed).
 #[derive(Debug, Parser)]
 #[command(name = "chatbox", version)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Configuration file (TOML); every key can also be set from the
     /// environment (see README).
     #[arg(long, global = true, env = "CHATBOX_CONFIG", value_name = "FILE")]
@@ -23,7 +23,7 @@ pub struct Cli {
 
 /// Options of the all-in-one.
 #[derive(Debug, Args)]
-pub struct AllInOneArgs {
+pub(crate) struct AllInOneArgs {
     /// Address to listen on [default: 127.0.0.1:8080, or app.listen].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
@@ -33,7 +33,7 @@ pub struct AllInOneArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Role {
+pub(crate) enum Role {
     /// A stateless WebSocket gateway (scaled role; needs REDIS_URL and NATS_URL).
     Gateway(GatewayArgs),
     /// A worker: turns, language models, sessions (scaled role; needs REDIS_URL and NATS_URL).
@@ -43,7 +43,7 @@ pub enum Role {
 }
 
 #[derive(Debug, Args)]
-pub struct GatewayArgs {
+pub(crate) struct GatewayArgs {
     /// Address to listen on [default: app.listen, 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
@@ -53,7 +53,7 @@ pub struct GatewayArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct WorkerArgs {
+pub(crate) struct WorkerArgs {
     /// Address of the health and metrics server [default: chatbox.worker.listen, 127.0.0.1:9091].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
@@ -63,7 +63,7 @@ pub struct WorkerArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct TokenArgs {
+pub(crate) struct TokenArgs {
     /// The user id (`sub`).
     #[arg(long, value_name = "ID")]
     pub sub: String,

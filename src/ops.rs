@@ -24,14 +24,14 @@ use tracing::info;
 type ProbeFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// A named readiness check.
-pub struct Probe {
+pub(crate) struct Probe {
     name: &'static str,
     check: Box<dyn Fn() -> ProbeFuture + Send + Sync>,
 }
 
 impl Probe {
     /// A probe that runs `check`.
-    pub fn new<F, Fut>(name: &'static str, check: F) -> Self
+    pub(crate) fn new<F, Fut>(name: &'static str, check: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
@@ -44,14 +44,14 @@ impl Probe {
 }
 
 /// What `/chat/readyz` checks.
-pub struct Readiness {
+pub(crate) struct Readiness {
     probes: Vec<Probe>,
     draining: CancellationToken,
 }
 
 impl Readiness {
     /// Readiness from probes; not ready once `draining` is cancelled.
-    pub fn new(probes: Vec<Probe>, draining: CancellationToken) -> Self {
+    pub(crate) fn new(probes: Vec<Probe>, draining: CancellationToken) -> Self {
         Readiness { probes, draining }
     }
 }
@@ -62,7 +62,7 @@ struct OpsState {
 }
 
 /// The ops routes.
-pub fn router(readiness: Readiness, metrics: PrometheusHandle) -> Router {
+pub(crate) fn router(readiness: Readiness, metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/chat/healthz", get(healthz))
         .route("/chat/readyz", get(readyz))
@@ -113,7 +113,7 @@ async fn render_metrics(State(state): State<Arc<OpsState>>) -> impl IntoResponse
 
 /// Binds `addr` and serves `app` until `stop` is cancelled; returns once
 /// the listener is bound, with the serving task.
-pub async fn serve(
+pub(crate) async fn serve(
     addr: &str,
     app: Router,
     stop: CancellationToken,
@@ -122,14 +122,14 @@ pub async fn serve(
 }
 
 /// Binds `addr` (to learn the port before the routes are built).
-pub async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+pub(crate) async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
 /// Serves `app` on a bound listener until `stop`.
-pub fn serve_on(
+pub(crate) fn serve_on(
     listener: tokio::net::TcpListener,
     app: Router,
     stop: CancellationToken,

@@ -10,7 +10,7 @@ use std::fmt::Write;
 const TICKS_PER_SECOND: f64 = 100.0;
 
 /// The process metrics in the Prometheus text format.
-pub fn render() -> String {
+pub(crate) fn render() -> String {
     let mut out = String::new();
     let Some(sample) = Sample::read() else {
         return out;

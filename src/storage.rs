@@ -14,7 +14,7 @@ use chatbox_worker::store::{
 use tracing::{info, warn};
 
 /// The configured content cipher (keys were checked at start).
-pub fn cipher(config: &Config) -> ContentCipher {
+pub(crate) fn cipher(config: &Config) -> ContentCipher {
     let store = &config.chatbox.store;
     let current = decode_key(store.encryption_key.expose());
     let old: Vec<[u8; 32]> = store
@@ -32,7 +32,7 @@ pub fn cipher(config: &Config) -> ContentCipher {
 }
 
 /// Opens the store for `role`, timed ([`MeteredStore`]).
-pub async fn open(config: &Config, role: Role, app_name: &str) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) async fn open(config: &Config, role: Role, app_name: &str) -> anyhow::Result<Arc<dyn Store>> {
     let settings = &config.chatbox.store;
     let cipher = Arc::new(cipher(config));
     let kind = match settings.kind {

@@ -31,7 +31,7 @@ const JWT_SECRET_FILE: &str = "jwt-secret.key";
 
 /// The JWT secret kept in `data_dir` (made on first use) for when none is
 /// configured; `chatbox token` reads it too.
-pub fn kept_jwt_secret(data_dir: &str) -> anyhow::Result<Secret> {
+pub(crate) fn kept_jwt_secret(data_dir: &str) -> anyhow::Result<Secret> {
     let path = std::path::Path::new(data_dir).join(JWT_SECRET_FILE);
     let bytes = chatbox_shared::keyfile::kept_key(&path)
         .with_context(|| format!("cannot keep a JWT secret in {}", path.display()))?;
@@ -41,7 +41,7 @@ pub fn kept_jwt_secret(data_dir: &str) -> anyhow::Result<Secret> {
 }
 
 /// Runs the all-in-one until a shutdown signal.
-pub async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow::Result<()> {
+pub(crate) async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow::Result<()> {
     let signal = shutdown::on_signal();
     let kept_secret = config.chatbox.jwt_secret.is_empty() && config.chatbox.auth.jwt_public_key.is_empty();
     if kept_secret {

@@ -14,7 +14,7 @@ use crate::ops::{self, Readiness};
 use crate::{backplane, shutdown};
 
 /// Runs a gateway until a shutdown signal, then drains it.
-pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()> {
+pub(crate) async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()> {
     let signal = shutdown::on_signal();
     let pod_id = backplane::pod_id(&config, "gateway");
     let namespace = backplane::namespace(&config)?;

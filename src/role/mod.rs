@@ -1,6 +1,6 @@
 //! The roles the binary can run.
 
-pub mod all_in_one;
-pub mod gateway;
-pub mod token;
-pub mod worker;
+pub(crate) mod all_in_one;
+pub(crate) mod gateway;
+pub(crate) mod token;
+pub(crate) mod worker;

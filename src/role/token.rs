@@ -8,7 +8,7 @@ use chatbox_shared::config::Config;
 use crate::cli::TokenArgs;
 
 /// Mints and prints a token.
-pub fn run(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
+pub(crate) fn run(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
     let kept;
     let mut secret = config.chatbox.jwt_secret.expose();
     if secret.is_empty() {

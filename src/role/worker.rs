@@ -13,7 +13,7 @@ use crate::ops::{self, Probe, Readiness};
 use crate::{backplane, blobs, shutdown, storage};
 
 /// Runs a worker until a shutdown signal, then drains it.
-pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()> {
+pub(crate) async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()> {
     let signal = shutdown::on_signal();
     let pod_id = backplane::pod_id(&config, "worker");
     let namespace = backplane::namespace(&config)?;

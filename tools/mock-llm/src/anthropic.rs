@@ -21,7 +21,7 @@ use super::{
 };
 
 /// An error in Anthropic's format.
-pub fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     let kind = match status.as_u16() {
         400 | 422 => "invalid_request_error",
         401 => "authentication_error",
@@ -92,7 +92,11 @@ fn images_of(i: usize, content: &Value) -> Result<Vec<String>, String> {
 }
 
 /// `POST /v1/messages`
-pub async fn messages(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn messages(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut tracked = Tracked::new(&headers);
     let result = handle(&state, &headers, &body, &mut tracked).await;
     tracked.settle(&state.stats, result)

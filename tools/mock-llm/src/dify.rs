@@ -26,7 +26,7 @@ use super::{
 
 /// Conversations and running streams.
 #[derive(Default)]
-pub struct DifyState {
+pub(crate) struct DifyState {
     /// Turns so far, per conversation id.
     conversations: Mutex<HashMap<String, u32>>,
     /// Stop tokens of the running streams, per task id.
@@ -34,7 +34,7 @@ pub struct DifyState {
 }
 
 impl DifyState {
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.conversations
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -43,7 +43,7 @@ impl DifyState {
 }
 
 /// An error in Dify's format.
-pub fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     let code = match status.as_u16() {
         400 => "invalid_param",
         401 => "unauthorized",
@@ -99,7 +99,11 @@ fn files_of(request: &Value) -> Result<Vec<Value>, String> {
 }
 
 /// `POST /v1/chat-messages`
-pub async fn chat_messages(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn chat_messages(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut tracked = Tracked::new(&headers);
     let result = handle(&state, &headers, &body, &mut tracked).await;
     tracked.settle(&state.stats, result)
@@ -318,7 +322,7 @@ fn plan(
 
 /// `POST /v1/chat-messages/{task_id}/stop`: ends that stream early (with
 /// `message_end`); unknown tasks succeed too, as in Dify.
-pub async fn stop(
+pub(crate) async fn stop(
     State(state): State<Arc<MockState>>,
     Path(task_id): Path<String>,
     headers: HeaderMap,

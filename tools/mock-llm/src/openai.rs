@@ -25,7 +25,7 @@ use super::{
 };
 
 #[derive(Deserialize)]
-pub struct ChatRequest {
+pub(crate) struct ChatRequest {
     #[serde(default)]
     model: String,
     #[serde(default)]
@@ -70,7 +70,7 @@ struct StreamOptions {
 }
 
 /// An error in OpenAI's format.
-pub fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     let kind = match status.as_u16() {
         400 | 404 | 413 | 422 => "invalid_request_error",
         401 | 403 => "authentication_error",
@@ -82,7 +82,7 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 }
 
 /// The text of a message content: a string, or its text parts joined.
-pub fn content_text(content: &Value) -> String {
+pub(crate) fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
@@ -121,7 +121,7 @@ fn images_of(content: &Value) -> Result<Vec<String>, String> {
 }
 
 /// `POST /v1/chat/completions`
-pub async fn chat_completions(
+pub(crate) async fn chat_completions(
     State(state): State<Arc<MockState>>,
     headers: HeaderMap,
     body: Bytes,
@@ -315,7 +315,7 @@ fn plan(model: &str, pieces: Vec<String>, audio: Option<&[u8]>, usage: Option<Va
 }
 
 /// `GET /v1/models`
-pub async fn models() -> impl IntoResponse {
+pub(crate) async fn models() -> impl IntoResponse {
     axum::Json(
         json!({ "object": "list", "data": [{ "id": "mock", "object": "model", "owned_by": "chatbox" }] }),
     )

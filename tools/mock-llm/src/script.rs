@@ -14,10 +14,10 @@ use axum::http::HeaderMap;
 use crate::Args;
 
 /// Header prefix of every scripting header.
-pub const PREFIX: &str = "x-mock-";
+pub(crate) const PREFIX: &str = "x-mock-";
 
 /// The scripting keys, as header names without [`PREFIX`].
-pub const KEYS: [&str; 13] = [
+pub(crate) const KEYS: [&str; 13] = [
     "latency-ms",
     "chunks",
     "chunk-bytes",
@@ -35,7 +35,7 @@ pub const KEYS: [&str; 13] = [
 
 /// How one request should behave.
 #[derive(Debug, Clone)]
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     /// Wait before the first event (or before a failure response).
     pub latency: Duration,
     /// Text chunks in the answer.
@@ -70,14 +70,14 @@ pub struct Behaviour {
 
 /// A scripted HTTP failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub status: u16,
     /// `Retry-After` seconds, if any.
     pub retry_after: Option<u64>,
 }
 
 /// The stats key of a request: its `x-mock-key` header, or `""`.
-pub fn header_key(headers: &HeaderMap) -> String {
+pub(crate) fn header_key(headers: &HeaderMap) -> String {
     headers
         .get("x-mock-key")
         .and_then(|v| v.to_str().ok())
@@ -94,7 +94,7 @@ fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
 
 impl Behaviour {
     /// The server defaults.
-    pub fn defaults(d: &Args) -> Self {
+    pub(crate) fn defaults(d: &Args) -> Self {
         Behaviour {
             latency: Duration::from_millis(d.latency),
             chunks: d.chunks.clamp(1, 10_000),
@@ -117,7 +117,11 @@ impl Behaviour {
     /// Defaults, then headers, then directives in `question`. Returns the
     /// behaviour and the question without its directives, or a message
     /// for a 400 answer.
-    pub fn resolve(d: &Args, headers: &HeaderMap, question: &str) -> Result<(Behaviour, String), String> {
+    pub(crate) fn resolve(
+        d: &Args,
+        headers: &HeaderMap,
+        question: &str,
+    ) -> Result<(Behaviour, String), String> {
         let mut b = Behaviour::defaults(d);
         for key in KEYS {
             let name = format!("{PREFIX}{key}");
@@ -136,7 +140,7 @@ impl Behaviour {
     }
 
     /// Applies one `key=value` (a header name without `x-mock-`).
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+    pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         match key {
             "latency-ms" => self.latency = Duration::from_millis(num(key, value)?),
             "chunks" => self.chunks = num::<usize>(key, value)?.clamp(1, 10_000),
@@ -185,7 +189,7 @@ impl Behaviour {
 
     /// Whether this request fails; `seen` is how many requests came before
     /// it under the same key.
-    pub fn failure(&self, seen: u64) -> Option<Failure> {
+    pub(crate) fn failure(&self, seen: u64) -> Option<Failure> {
         let status = match self.fail_first {
             Some(n) => (seen < n).then(|| self.fail_status.unwrap_or(503)),
             None => self.fail_status.or_else(|| {
@@ -200,7 +204,7 @@ impl Behaviour {
 
 /// Splits `[[mock k=v k=v]]` directives out of `text`: the `(key, value)`
 /// pairs in order, and the text without them (trimmed).
-pub fn split_directives(text: &str) -> Result<(Vec<(String, String)>, String), String> {
+pub(crate) fn split_directives(text: &str) -> Result<(Vec<(String, String)>, String), String> {
     const OPEN: &str = "[[mock";
     let mut pairs = Vec::new();
     let mut rest = text;

@@ -4,13 +4,13 @@
 //! parameter.
 
 /// The sample rate of OpenAI's `pcm16`.
-pub const RATE: u32 = 24_000;
+pub(crate) const RATE: u32 = 24_000;
 
 /// Every format OpenAI accepts in `audio.format`.
-pub const FORMATS: [&str; 5] = ["wav", "mp3", "flac", "opus", "pcm16"];
+pub(crate) const FORMATS: [&str; 5] = ["wav", "mp3", "flac", "opus", "pcm16"];
 
 /// The tone's samples.
-pub fn pcm16() -> Vec<u8> {
+pub(crate) fn pcm16() -> Vec<u8> {
     let samples = RATE / 5;
     (0..samples)
         .flat_map(|i| {
@@ -22,7 +22,7 @@ pub fn pcm16() -> Vec<u8> {
 }
 
 /// `pcm` (16-bit mono at [`RATE`]) as a WAV file.
-pub fn wav(pcm: &[u8]) -> Vec<u8> {
+pub(crate) fn wav(pcm: &[u8]) -> Vec<u8> {
     let len = u32::try_from(pcm.len()).unwrap_or(u32::MAX - 36);
     let mut out = Vec::with_capacity(pcm.len() + 44);
     out.extend_from_slice(b"RIFF");
@@ -44,7 +44,7 @@ pub fn wav(pcm: &[u8]) -> Vec<u8> {
 /// The audio of a spoken answer in `format`, or why it is refused (the
 /// message of a 400): OpenAI streams `pcm16` only, and the mock makes no
 /// compressed audio.
-pub fn audio(format: &str, stream: bool) -> Result<Vec<u8>, String> {
+pub(crate) fn audio(format: &str, stream: bool) -> Result<Vec<u8>, String> {
     if !FORMATS.contains(&format) {
         return Err(format!(
             "Invalid value: '{format}'. Supported values are: 'wav', 'mp3', 'flac', 'opus', and 'pcm16'."
@@ -64,7 +64,7 @@ pub fn audio(format: &str, stream: bool) -> Result<Vec<u8>, String> {
 
 /// `audio` cut into `n` pieces (whole samples, some empty when there are
 /// more pieces than samples).
-pub fn pieces(audio: &[u8], n: usize) -> Vec<&[u8]> {
+pub(crate) fn pieces(audio: &[u8], n: usize) -> Vec<&[u8]> {
     let samples = audio.len() / 2;
     let n = n.max(1);
     (0..n)

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 /// All counters.
 #[derive(Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Requests answered with a text completion (counted when the answer
     /// starts, all formats).
     completions: AtomicU64,
@@ -43,7 +43,7 @@ struct KeyStats {
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The whole answer was delivered.
     Completed,
     /// An HTTP error, or a scripted broken stream.
@@ -59,7 +59,7 @@ impl Stats {
     }
 
     /// Counts a request under `key`; returns how many came before it.
-    pub fn request(&self, key: &str) -> u64 {
+    pub(crate) fn request(&self, key: &str) -> u64 {
         self.key(key, |k| {
             k.requests += 1;
             k.requests - 1
@@ -67,12 +67,12 @@ impl Stats {
     }
 
     /// Records the last request seen under `key` (see the docs for its shape).
-    pub fn last_request(&self, key: &str, request: Value) {
+    pub(crate) fn last_request(&self, key: &str, request: Value) {
         self.key(key, |k| k.last_request = Some(request));
     }
 
     /// Counts how a request under `key` ended.
-    pub fn outcome(&self, key: &str, outcome: Outcome) {
+    pub(crate) fn outcome(&self, key: &str, outcome: Outcome) {
         if outcome == Outcome::Cancelled {
             self.cancelled.fetch_add(1, Ordering::Relaxed);
         }
@@ -84,25 +84,25 @@ impl Stats {
     }
 
     /// A completion starts being answered; it carried `messages` messages.
-    pub fn completion(&self, messages: usize) {
+    pub(crate) fn completion(&self, messages: usize) {
         self.completions.fetch_add(1, Ordering::Relaxed);
         self.last_messages.store(messages as u64, Ordering::Relaxed);
     }
 
-    pub fn transcription(&self) {
+    pub(crate) fn transcription(&self) {
         self.transcriptions.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn stopped(&self) {
+    pub(crate) fn stopped(&self) {
         self.stopped.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn conversation(&self) {
+    pub(crate) fn conversation(&self) {
         self.conversations.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Back to zero.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         for counter in [
             &self.completions,
             &self.last_messages,
@@ -117,7 +117,7 @@ impl Stats {
     }
 
     /// The `GET /mock/stats` document.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         let by_key: serde_json::Map<String, Value> = keys
             .iter()
@@ -148,7 +148,7 @@ impl Stats {
 
 /// The `last_request` entry: every field, null where the format has none.
 #[derive(Default)]
-pub struct LastRequest {
+pub(crate) struct LastRequest {
     pub format: &'static str,
     pub model: Option<String>,
     /// `(role, text)` pairs.
@@ -169,7 +169,7 @@ pub struct LastRequest {
 }
 
 impl LastRequest {
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let messages: Vec<Value> = self
             .messages
             .iter()
@@ -195,7 +195,7 @@ impl LastRequest {
 
 /// Lives inside a streamed body; records the stream's outcome, or
 /// `cancelled` when dropped before one was set.
-pub struct StreamGuard {
+pub(crate) struct StreamGuard {
     stats: Arc<Stats>,
     key: String,
     outcome: Option<Outcome>,
@@ -204,7 +204,7 @@ pub struct StreamGuard {
 }
 
 impl StreamGuard {
-    pub fn new(stats: Arc<Stats>, key: String) -> Self {
+    pub(crate) fn new(stats: Arc<Stats>, key: String) -> Self {
         StreamGuard {
             stats,
             key,
@@ -213,13 +213,13 @@ impl StreamGuard {
         }
     }
 
-    pub fn on_drop(mut self, f: impl FnOnce() + Send + Sync + 'static) -> Self {
+    pub(crate) fn on_drop(mut self, f: impl FnOnce() + Send + Sync + 'static) -> Self {
         self.on_drop = Some(Box::new(f));
         self
     }
 
     /// The stream ended (first call wins).
-    pub fn finish(&mut self, outcome: Outcome) {
+    pub(crate) fn finish(&mut self, outcome: Outcome) {
         if self.outcome.is_none() {
             self.outcome = Some(outcome);
             self.stats.outcome(&self.key, outcome);

@@ -64,7 +64,7 @@ async fn read_form(mut multipart: Multipart) -> Result<Form, Response> {
 }
 
 /// `POST /v1/audio/transcriptions`
-pub async fn transcriptions(
+pub(crate) async fn transcriptions(
     State(state): State<Arc<MockState>>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
