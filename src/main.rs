@@ -33,7 +33,8 @@ use crate::cli::{Cli, Role};
 
 fn main() -> ExitCode {
     // Every TLS client of the process (the OTLP exporter included, which
-    // starts before anything else) uses ring.
+    // starts before anything else) uses ring. It fails only if a provider
+    // is installed already, which is as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match run(cli) {

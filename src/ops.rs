@@ -128,6 +128,15 @@ pub(crate) async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> 
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
+/// Waits for the HTTP server to end at shutdown; says so if it failed.
+pub(crate) async fn join_server(server: tokio::task::JoinHandle<std::io::Result<()>>) {
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("the HTTP server ended with an error: {e}"),
+        Err(e) => tracing::error!("the HTTP server panicked: {e}"),
+    }
+}
+
 /// Serves `app` on a bound listener until `stop`.
 pub(crate) fn serve_on(
     listener: tokio::net::TcpListener,
@@ -136,7 +145,8 @@ pub(crate) fn serve_on(
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let local = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {
-        // Small frames (streamed chunks) must not wait for Nagle.
+        // Small frames (streamed chunks) must not wait for Nagle. Failing
+        // only costs latency, never correctness.
         let _ = tcp.set_nodelay(true);
     });
     info!(addr = %local, "listening");

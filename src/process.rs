@@ -16,6 +16,7 @@ pub(crate) fn render() -> String {
         return out;
     };
     let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
+        // Writing to a String cannot fail.
         let _ = write!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"

@@ -199,7 +199,7 @@ async fn join_session(
         outbound::connection_status(&conn.session_id, status, state.config.chatbox.reconnect_timeout);
     hello.model_id = Some(opened.model_id);
     hello.data = Some(serde_json::json!({ "models": opened.models }));
-    let _ = queue.push(hello.to_json());
+    queue.push(hello.to_json());
     state.metrics.connects.increment(1);
     info!(restored = opened.restored, "connected");
     Ok(conn)
@@ -387,7 +387,8 @@ async fn send_close_with(
     }
     // The closing handshake: give the client a moment to read what is left
     // and answer with its own close, so the connection ends with a FIN
-    // rather than a reset that could cut off the last frames.
+    // rather than a reset that could cut off the last frames. A client
+    // that does not answer in time is simply let go.
     let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, async {
         while let Some(Ok(message)) = socket.recv().await {
             if matches!(message, Message::Close(_)) {

@@ -53,7 +53,7 @@ impl ConnContext {
     fn send_error(&self, info: ErrorInfo) {
         metrics::protocol_error(info.code.as_str());
         let frame = outbound::error(Some(&self.conn.session_id), info).to_json();
-        let _ = self.conn.queue.push(frame);
+        self.conn.queue.push(frame);
     }
 }
 
@@ -100,7 +100,7 @@ pub(crate) fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> 
     }
     match frame.command {
         ClientCommand::Ping => {
-            let _ = ctx.conn.queue.push(outbound::pong().to_json());
+            ctx.conn.queue.push(outbound::pong().to_json());
             None
         }
         ClientCommand::UserMessage {
@@ -194,7 +194,7 @@ async fn request_upload(args: AcceptArgs, request_id: Option<String>, upload: Up
             }
         }
     };
-    let _ = conn.queue.push(frame.to_json());
+    conn.queue.push(frame.to_json());
 }
 
 /// Page size of `list_sessions` when the client names none.
@@ -277,7 +277,7 @@ async fn session_request(args: AcceptArgs, command: ClientCommand) {
             outbound::error_reply(request_id.as_deref(), session_id.as_deref(), info)
         }
     };
-    let _ = conn.queue.push(frame.to_json());
+    conn.queue.push(frame.to_json());
 }
 
 fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
@@ -311,7 +311,7 @@ impl AcceptArgs {
     fn send_error(&self, info: ErrorInfo) {
         metrics::protocol_error(info.code.as_str());
         let frame = outbound::error(Some(&self.conn.session_id), info).to_json();
-        let _ = self.conn.queue.push(frame);
+        self.conn.queue.push(frame);
     }
 }
 

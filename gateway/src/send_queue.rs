@@ -51,10 +51,6 @@ pub(crate) struct Drained {
     pub close: Option<CloseOrder>,
 }
 
-/// The queue was full: the socket is being closed as a slow consumer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Overflow;
-
 impl SendQueue {
     /// A queue that holds up to `limit` frames.
     pub(crate) fn new(limit: usize) -> Self {
@@ -74,11 +70,14 @@ impl SendQueue {
         self.lock().frames.len()
     }
 
-    /// Queues a frame. Frames pushed after a close order are dropped.
-    pub(crate) fn push(&self, frame: Bytes) -> Result<(), Overflow> {
+    /// Queues a frame; `false` if it was not queued. A frame that is not
+    /// queued belongs to a socket that is closing (ordered closed, or too
+    /// slow to keep up): its client reconnects and reads what it missed
+    /// from the session's history, so callers need not care.
+    pub(crate) fn push(&self, frame: Bytes) -> bool {
         let mut inner = self.lock();
         if inner.close.is_some() {
-            return Ok(());
+            return false;
         }
         if inner.frames.len() >= self.limit {
             inner.frames.clear();
@@ -88,12 +87,12 @@ impl SendQueue {
             });
             drop(inner);
             self.ready.notify_one();
-            return Err(Overflow);
+            return false;
         }
         inner.frames.push_back(frame);
         drop(inner);
         self.ready.notify_one();
-        Ok(())
+        true
     }
 
     /// Orders the socket closed after the frames already queued; the first
@@ -141,8 +140,8 @@ mod tests {
     #[test]
     fn drains_in_order_and_reports_the_close_after_the_frames() {
         let q = SendQueue::new(8);
-        q.push(Bytes::from_static(b"1")).unwrap();
-        q.push(Bytes::from_static(b"2")).unwrap();
+        assert!(q.push(Bytes::from_static(b"1")));
+        assert!(q.push(Bytes::from_static(b"2")));
         q.request_ping();
         let mut out = Vec::new();
         assert_eq!(
@@ -158,7 +157,10 @@ mod tests {
             reason: StatusReason::ConnectedElsewhere,
             last_frame: None,
         });
-        q.push(Bytes::from_static(b"late")).unwrap();
+        assert!(
+            !q.push(Bytes::from_static(b"late")),
+            "dropped after the close order"
+        );
         out.clear();
         let order = q.drain_into(&mut out).close.unwrap();
         assert_eq!(order.reason, StatusReason::ConnectedElsewhere);
@@ -168,9 +170,9 @@ mod tests {
     #[test]
     fn overflow_turns_into_a_slow_consumer_close() {
         let q = SendQueue::new(2);
-        q.push(Bytes::from_static(b"1")).unwrap();
-        q.push(Bytes::from_static(b"2")).unwrap();
-        assert_eq!(q.push(Bytes::from_static(b"3")), Err(Overflow));
+        assert!(q.push(Bytes::from_static(b"1")));
+        assert!(q.push(Bytes::from_static(b"2")));
+        assert!(!q.push(Bytes::from_static(b"3")));
         let mut out = Vec::new();
         assert_eq!(
             q.drain_into(&mut out).close.unwrap().reason,
@@ -187,7 +189,7 @@ mod tests {
             tokio::spawn(async move { q.ready().await })
         };
         tokio::task::yield_now().await;
-        q.push(Bytes::from_static(b"x")).unwrap();
+        assert!(q.push(Bytes::from_static(b"x")));
         tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
             .await
             .expect("woken")

@@ -274,7 +274,7 @@ fn fan_out(session: &HubSession, message: BusMessage, metrics: &GatewayMetrics) 
             Audience::User => listener.role == ListenerRole::User,
             Audience::Admins => listener.role == ListenerRole::Admin,
         };
-        if wanted && listener.queue.push(frame.clone()).is_ok() {
+        if wanted && listener.queue.push(frame.clone()) {
             metrics.message_out(kind);
         }
     }

@@ -109,7 +109,7 @@ pub(crate) async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow
     stop_http.cancel();
     gateway.shutdown(config.app.shutdown_timeout).await;
     worker.shutdown(config.app.shutdown_timeout).await;
-    let _ = server.await;
+    ops::join_server(server).await;
     info!("stopped");
     Ok(())
 }

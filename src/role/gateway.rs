@@ -45,7 +45,7 @@ pub(crate) async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Re
     draining.cancel();
     stop_http.cancel();
     gateway.shutdown(config.app.shutdown_timeout).await;
-    let _ = server.await;
+    ops::join_server(server).await;
     info!("gateway stopped");
     Ok(())
 }

@@ -59,8 +59,10 @@ pub(crate) async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Re
     draining.cancel();
     worker.shutdown(config.app.shutdown_timeout).await;
     stop_http.cancel();
-    let _ = server.await;
-    let _ = backlog.await;
+    ops::join_server(server).await;
+    if let Err(e) = backlog.await {
+        tracing::error!("the backlog sampler panicked: {e}");
+    }
     info!("worker stopped");
     Ok(())
 }

@@ -57,7 +57,7 @@ pub(crate) async fn renew_once(state: &GatewayState) {
                 conn.set_held(session_id, false);
                 let lost = serde_json::json!({ "session_id": session_id, "lost": true });
                 let frame = outbound::reply(MessageType::Release, None, Some(session_id), lost);
-                let _ = conn.queue.push(frame.to_json());
+                conn.queue.push(frame.to_json());
             }
         }
     }

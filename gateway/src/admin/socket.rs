@@ -151,8 +151,7 @@ impl AdminContext {
 
 fn send_error(conn: &AdminConn, request_id: Option<&str>, session_id: Option<&str>, info: ErrorInfo) {
     metrics::protocol_error(info.code.as_str());
-    let _ = conn
-        .queue
+    conn.queue
         .push(outbound::error_reply(request_id, session_id, info).to_json());
 }
 
@@ -179,7 +178,7 @@ impl FrameHandler for AdminContext {
         let conn = Arc::clone(&self.conn);
         match frame.command {
             ClientCommand::Ping => {
-                let _ = self.conn.queue.push(outbound::pong().to_json());
+                self.conn.queue.push(outbound::pong().to_json());
                 None
             }
             ClientCommand::Watch { id, session_id } => Some(Box::pin(async move {
@@ -304,8 +303,7 @@ fn reply(
     } else {
         data
     };
-    let _ = conn
-        .queue
+    conn.queue
         .push(outbound::reply(kind, request_id, Some(session_id), data).to_json());
 }
 

@@ -148,7 +148,13 @@ pub(crate) async fn take_over(
         inbound::enqueue(state, &admin_envelope(state, admin, session_id, message_id, join)).await
     {
         // Without its join the takeover would be invisible: give it back.
-        let _ = state.coordinator.release_admin(session_id, &admin.admin_id).await;
+        // If even that fails, the lock lapses after `takeover_grace`.
+        if let Err(e) = state.coordinator.release_admin(session_id, &admin.admin_id).await {
+            warn!(
+                session_id,
+                "cannot give back the takeover lock; it lapses by itself: {e}"
+            );
+        }
         return Err(info);
     }
     state.metrics.takeovers.increment(1);

@@ -39,5 +39,7 @@ pub fn inject_current(headers: &mut Headers) {
 /// Makes the trace context in `headers` the parent of `span`.
 pub fn adopt_parent(span: &tracing::Span, headers: &Headers) {
     let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    // Fails only for a span that is disabled or already started: it then
+    // simply keeps the parent it has.
     let _ = span.set_parent(parent);
 }

@@ -408,6 +408,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()> + Send + 'static
     let addr = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {
         // Small frames (streamed chunks) must not wait for Nagle.
+        // Failing only costs latency.
         let _ = tcp.set_nodelay(true);
     });
     println!("mock-llm listening on http://{addr}/v1");

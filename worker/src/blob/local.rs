@@ -147,6 +147,7 @@ fn remove_stale(tmp: &Path) {
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age > STALE_TMP);
         if old {
+            // Best effort: what is not removed now is tried at the next start.
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -196,7 +197,7 @@ impl LocalBlobStore {
             }
         }
         if result.is_err() {
-            let _ = tokio::fs::remove_file(tmp).await;
+            discard(tmp).await;
         }
         result
     }
@@ -211,7 +212,7 @@ impl LocalBlobStore {
         }
         .await;
         if let Err(e) = written {
-            let _ = tokio::fs::remove_file(&tmp).await;
+            discard(&tmp).await;
             return Err(e);
         }
         self.commit(&tmp, dest).await
@@ -224,7 +225,7 @@ impl LocalBlobStore {
             .write_atomically(&self.meta_path(key), content_type.as_bytes())
             .await
         {
-            let _ = tokio::fs::remove_file(tmp).await;
+            discard(tmp).await;
             return Err(self.io_error("store the type of", key, &e));
         }
         self.commit(tmp, &self.object_path(key))
@@ -402,7 +403,7 @@ impl BlobStore for LocalBlobStore {
             }
             .await;
             if let Err(e) = written {
-                let _ = tokio::fs::remove_file(&tmp).await;
+                discard(&tmp).await;
                 return Err(self.io_error("write", key, &e));
             }
             self.store(key, &tmp, content_type).await
@@ -457,7 +458,7 @@ impl BlobStore for LocalBlobStore {
             match tokio::fs::copy(self.object_path(from), &tmp).await {
                 Ok(_) => {}
                 Err(e) => {
-                    let _ = tokio::fs::remove_file(&tmp).await;
+                    discard(&tmp).await;
                     return Err(match e.kind() {
                         ErrorKind::NotFound | ErrorKind::NotADirectory => self.not_found(from),
                         _ => self.io_error("copy", from, &e),
@@ -741,7 +742,7 @@ async fn put_signed(
     .await;
     drop(file);
     if let Err(refusal) = outcome {
-        let _ = tokio::fs::remove_file(&tmp).await;
+        discard(&tmp).await;
         if refusal.status().is_server_error() {
             tracing::warn!(
                 adapter = ADAPTER,
@@ -887,6 +888,17 @@ fn byte_range(header: &str, size: u64) -> ByteRange {
         return ByteRange::Unsatisfiable;
     }
     ByteRange::Satisfiable(start, end)
+}
+
+/// Removes a temporary file a failed write left. Best effort: temporary
+/// files are named apart from objects, never read, and those left behind
+/// are removed when the store next opens.
+async fn discard(tmp: impl AsRef<Path>) {
+    if let Err(e) = tokio::fs::remove_file(tmp.as_ref()).await
+        && e.kind() != ErrorKind::NotFound
+    {
+        tracing::debug!(path = %tmp.as_ref().display(), "cannot remove a temporary file: {e}");
+    }
 }
 
 #[cfg(test)]

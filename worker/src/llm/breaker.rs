@@ -87,6 +87,7 @@ impl Breaker {
 
     /// Calls `hook` each time the breaker opens (the first hook set stays).
     pub(crate) fn on_open(&self, hook: OnOpen) {
+        // Set once, at start; a second hook is ignored, as documented.
         let _ = self.on_open.set(hook);
     }
 
@@ -207,6 +208,8 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if self.probe {
+            // A probe given up without an outcome frees the half-open slot;
+            // nothing opened, so there is nobody to tell.
             let _ = self.breaker.report(true, None);
         }
     }

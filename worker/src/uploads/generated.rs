@@ -84,7 +84,9 @@ pub(crate) async fn keep_audio(
             session_id,
             "cannot record the answer's audio; the text is sent alone: {e}"
         );
-        let _ = state.blob.delete(&file.key).await;
+        if let Err(e) = state.blob.delete(&file.key).await {
+            warn!(session_id, "cannot delete the audio nobody will link: {e}");
+        }
         return None;
     }
     metrics::generated_file("audio");

@@ -141,8 +141,12 @@ pub(crate) async fn accept(
         ..FilePatch::status(FileStatus::Ready)
     };
     if !store.update_file(&file.id, FileStatus::Pending, &patch).await? {
-        // The slot's cleanup got there first.
-        let _ = state.blob.delete(&key).await;
+        // The slot's cleanup got there first. What cannot be deleted now
+        // is an object no file record names: the upload cleanup's second
+        // net (an S3 lifecycle rule) or the next sweep takes it.
+        if let Err(e) = state.blob.delete(&key).await {
+            warn!(file_id = %file.id, "cannot delete an expired upload: {e}");
+        }
         return Err(expired(&file));
     }
     if let Err(e) = state.blob.delete(&file.key).await {

@@ -42,9 +42,11 @@ pub(crate) async fn with_file(
         && let Some(data) = read(state, file, size).await
     {
         let body = String::from_utf8_lossy(&data);
+        // Writing to a String cannot fail.
         let _ = write!(text, "\n\n[File: {}]\n{body}\n[End of file]", file.name);
         return (text.trim_start().to_owned(), Vec::new());
     }
+    // Writing to a String cannot fail.
     let _ = write!(
         text,
         "\n\n[The user shared a file: {} ({media_type}, {}). Its content is not available to you.]",

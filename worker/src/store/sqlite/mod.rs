@@ -100,6 +100,8 @@ impl SqliteStore {
             let result = f(conn, cipher);
             let ok = result.is_ok();
             let reply: Reply = Box::new(move |committed| {
+                // The caller may have gone (its turn was cancelled); the
+                // write stands either way.
                 let _ = reply.send(committed.and(result));
             });
             (ok, reply)

@@ -186,6 +186,7 @@ mod tests {
         assert_eq!(new.counters.avg_first_token_ms, 40, "120 ms over three answers");
         assert_eq!(new.model_id.as_deref(), Some("claude"));
         assert_eq!(user_version(&dir), MIGRATIONS.len() + 1);
+        // A temporary folder left behind is harmless.
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -250,6 +251,7 @@ mod tests {
         );
         assert_eq!(store.open_takeovers(10).await.unwrap(), []);
         assert_eq!(user_version(&dir), MIGRATIONS.len() + 1);
+        // A temporary folder left behind is harmless.
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -292,6 +294,7 @@ mod tests {
         );
         assert_eq!(user_version(&dir), MIGRATIONS.len() + 1);
         assert_eq!(user_version(&dir), 4);
+        // A temporary folder left behind is harmless.
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -50,6 +50,8 @@ pub(super) fn serve(conn: &mut Connection, cipher: &ContentCipher, queue: &mpsc:
         }
         let committed = if grouped {
             exec(conn, "COMMIT").map_err(|e| {
+                // A failed COMMIT may have rolled back already; either way
+                // the next transaction starts clean.
                 let _ = exec(conn, "ROLLBACK");
                 tracing::warn!(queries = replies.len(), "cannot commit: {e}");
                 StoreError::Unavailable(format!("cannot commit: {e}"))

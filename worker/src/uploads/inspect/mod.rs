@@ -520,6 +520,7 @@ mod tests {
                 }
                 _ => {}
             }
+            // Accepted or refused, either will do: the property is that they return.
             let _ = inspect(&whole(&bytes), "image/png", &everything);
             let _ = check_zip(&bytes);
             // Head and tail cut anywhere, as a worker reading a larger file would see them.
@@ -530,6 +531,7 @@ mod tests {
                 tail: &bytes[bytes.len() - tail..],
                 size: rng.random_range(0..1000),
             };
+            // As above: returning is the property.
             let _ = inspect(&sample, "text/plain", &everything);
         }
     }
