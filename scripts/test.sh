@@ -30,6 +30,11 @@ say "Redis: $CHATBOX_TEST_REDIS_URL  NATS: $CHATBOX_TEST_NATS_URL  MongoDB: $CHA
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/chatbox/target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
+# The habits first (Cargo.toml's [workspace.lints], rustfmt.toml): a
+# formatting slip or a lint fails the run before the tests start.
+cargo fmt --all --check
+cargo clippy --workspace --locked --all-targets -- -D warnings
+
 # The load benchmark only prints numbers (docs/BENCHMARKS.md); build it so
 # it keeps compiling, run it by hand. Every binary too: the system and
 # browser tests start `mock-llm` (tools/mock-llm) from next to `chatbox`.

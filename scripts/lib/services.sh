@@ -34,6 +34,17 @@ ensure_toolchain() {
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
+  # The test command checks formatting and lints (the minimal profile has
+  # neither tool).
+  if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    if command -v rustup >/dev/null 2>&1; then
+      say "installing rustfmt and clippy (rustup)"
+      rustup component add rustfmt clippy
+    else
+      say "cargo fmt and cargo clippy are needed: install rustfmt and clippy for this toolchain"
+      return 1
+    fi
+  fi
 }
 
 # Whether something accepts TCP connections on host:port.
