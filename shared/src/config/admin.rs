@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration;
 use super::gateway::GatewayConfig;
-use super::validate::Problems;
+use super::problems::Problems;
 
 /// `[chatbox.admin]`: admins watching and taking over sessions.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration;
-use super::validate::Problems;
+use super::problems::Problems;
 
 /// `[chatbox.redis]`
 #[derive(Debug, Clone, Serialize, Deserialize)]

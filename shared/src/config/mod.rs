@@ -24,6 +24,7 @@ mod env;
 mod gateway;
 mod llm;
 pub mod notifications;
+mod problems;
 mod secret;
 mod store;
 mod telemetry;

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::validate::{Problems, Role, decode_key};
+use super::problems::Problems;
+use super::validate::{Role, decode_key};
 use super::{Secret, duration};
 
 /// Which database holds sessions and messages.

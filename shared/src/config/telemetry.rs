@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::validate::Problems;
+use super::problems::Problems;
 
 /// `[chatbox.log]`
 #[derive(Debug, Clone, Serialize, Deserialize)]

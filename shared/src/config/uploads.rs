@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::validate::{Problems, Role, decode_key};
+use super::problems::Problems;
+use super::validate::{Role, decode_key};
 use super::{Secret, duration};
 
 /// `[chatbox.uploads]`: what users may upload and how long links live.

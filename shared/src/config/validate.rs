@@ -7,9 +7,8 @@
 //! `[chatbox]` itself are checked here.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use super::env::names_for;
+use super::problems::Problems;
 use super::{Config, backplane};
 use crate::ids::is_valid_pod_id;
 
@@ -36,33 +35,11 @@ impl Role {
 /// Shortest HS256 secret the scaled roles accept.
 pub(super) const MIN_SECRET_LEN: usize = 32;
 
-/// The problems found so far, each as `key (VARIABLES): problem`.
-pub(super) struct Problems(Vec<String>);
-
-impl Problems {
-    /// Records `problem` for `key` unless `ok`.
-    pub(super) fn check(&mut self, ok: bool, key: &str, problem: impl FnOnce() -> String) {
-        if !ok {
-            let names = if key.contains('[') {
-                String::new()
-            } else {
-                names_for(key)
-            };
-            self.0.push(format!("{key}{names}: {}", problem()));
-        }
-    }
-
-    /// Records a problem for `key` unless `d` is above zero.
-    pub(super) fn positive(&mut self, d: Duration, key: &str) {
-        self.check(!d.is_zero(), key, || "must be longer than zero".into());
-    }
-}
-
 impl Config {
     /// Checks the configuration for `role`.
     pub fn validate(&self, role: Role) -> Result<(), Vec<String>> {
         let c = &self.chatbox;
-        let mut p = Problems(Vec::new());
+        let mut p = Problems::default();
 
         if role != Role::Worker {
             p.check(
@@ -128,7 +105,7 @@ impl Config {
 
         c.log.check(&mut p);
 
-        if p.0.is_empty() { Ok(()) } else { Err(p.0) }
+        p.into_result()
     }
 }
 

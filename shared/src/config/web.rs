@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::validate::Problems;
+use super::problems::Problems;
 
 /// `[chatbox.web]`: the pages gateways serve — the chat page at `/chat/`
 /// and the admin console at `/chat/admin/`.

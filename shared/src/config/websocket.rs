@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration;
-use super::validate::Problems;
+use super::problems::Problems;
 
 /// `[chatbox.websocket]`: socket limits and heartbeat.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,7 +11,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration;
-use super::validate::{Problems, Role};
+use super::problems::Problems;
+use super::validate::Role;
 
 /// `[chatbox.worker]`: turn processing.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::is_e164;
-use crate::config::validate::Problems;
+use crate::config::problems::Problems;
 use crate::config::{Secret, duration};
 
 /// Which service sends e-mail.

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use engines::{EmailEngine, SesConfig, SmsEngine, SmtpConfig, SmtpTls, TwilioConfig};
 
 use super::duration;
-use super::validate::Problems;
+use super::problems::Problems;
 
 /// What a notification is about (the seed's notification events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

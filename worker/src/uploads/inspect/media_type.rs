@@ -4,7 +4,6 @@
 //! allow-list and agrees with the declared one. A declared type that says
 //! nothing (empty, or `application/octet-stream`) takes the detected one.
 
-use super::text::accept_text;
 use super::{Format, Refusal};
 
 /// Normalises a media type: lower case, parameters dropped, aliases mapped
@@ -73,6 +72,46 @@ pub(super) fn says_nothing(declared: &str) -> bool {
 
 pub(super) fn is_allowed(allowed: &[String], media_type: &str) -> bool {
     allowed.iter().any(|a| normalise(a) == media_type)
+}
+
+/// Accepts text under the declared text type, if that type is inert and allowed.
+pub(super) fn accept_text(declared: &str, allowed: &[String]) -> Result<(Format, String), Refusal> {
+    let declared = normalise(declared);
+    let stored = if says_nothing(&declared) {
+        Format::Text.media_type().to_owned()
+    } else {
+        declared
+    };
+    if !(stored.starts_with("text/") || stored == "application/json") {
+        return Err(Refusal::Mismatch {
+            declared: stored,
+            detected: Format::Text.human_name(),
+        });
+    }
+    // Stored under these types, plain text would run in a browser.
+    let active = match stored.as_str() {
+        "text/html" => Some("HTML page"),
+        "text/javascript" | "text/ecmascript" | "text/x-javascript" | "text/jscript" => {
+            Some("JavaScript file")
+        }
+        "text/xml" | "text/xsl" => Some("XML document"),
+        "text/vbscript" => Some("VBScript file"),
+        _ => None,
+    };
+    if let Some(kind) = active {
+        return Err(Refusal::Script(kind));
+    }
+    if !is_allowed(allowed, &stored) {
+        let detected = match stored.as_str() {
+            "text/plain" => "plain text",
+            "text/markdown" => "Markdown text",
+            "text/csv" => "CSV text",
+            "application/json" => "JSON text",
+            _ => Format::Text.human_name(),
+        };
+        return Err(Refusal::NotAllowed { detected });
+    }
+    Ok((Format::Text, stored))
 }
 
 #[cfg(test)]

@@ -87,10 +87,11 @@ use audio::{
 use hidden::{hidden_content, polyglot};
 use image::{JPEG_SOI, PNG_SIGNATURE, check_gif, check_jpeg, check_png, check_webp};
 use media_type::accept;
+use media_type::accept_text;
 use pdf::{check_pdf, has_pdf_actions};
 use programs::{executable, script_start};
 use scan::{contains_ignore_case, len64};
-use text::{accept_text, is_text};
+use text::is_text;
 
 /// What a worker read of an uploaded object: its first `HEAD_BYTES` and last
 /// `TAIL_BYTES` (they overlap, or are the same bytes, for small files), and its size.

@@ -5,8 +5,7 @@
 //! a browser would run (HTML, JavaScript, XML, VBScript), and a declared
 //! non-text type with text content is a mismatch.
 
-use super::media_type::{is_allowed, normalise, says_nothing};
-use super::{Format, Refusal, View};
+use super::View;
 
 /// A text file may have one control character in this many bytes (ANSI
 /// colours in logs); binary data has far more.
@@ -46,46 +45,6 @@ fn is_plain(bytes: &[u8]) -> bool {
         .filter(|b| (**b < 0x20 && !matches!(**b, b'\t' | b'\n' | b'\r' | 0x0c)) || **b == 0x7f)
         .count();
     controls * TEXT_BYTES_PER_CONTROL <= bytes.len()
-}
-
-/// Accepts text under the declared text type, if that type is inert and allowed.
-pub(super) fn accept_text(declared: &str, allowed: &[String]) -> Result<(Format, String), Refusal> {
-    let declared = normalise(declared);
-    let stored = if says_nothing(&declared) {
-        Format::Text.media_type().to_owned()
-    } else {
-        declared
-    };
-    if !(stored.starts_with("text/") || stored == "application/json") {
-        return Err(Refusal::Mismatch {
-            declared: stored,
-            detected: Format::Text.human_name(),
-        });
-    }
-    // Stored under these types, plain text would run in a browser.
-    let active = match stored.as_str() {
-        "text/html" => Some("HTML page"),
-        "text/javascript" | "text/ecmascript" | "text/x-javascript" | "text/jscript" => {
-            Some("JavaScript file")
-        }
-        "text/xml" | "text/xsl" => Some("XML document"),
-        "text/vbscript" => Some("VBScript file"),
-        _ => None,
-    };
-    if let Some(kind) = active {
-        return Err(Refusal::Script(kind));
-    }
-    if !is_allowed(allowed, &stored) {
-        let detected = match stored.as_str() {
-            "text/plain" => "plain text",
-            "text/markdown" => "Markdown text",
-            "text/csv" => "CSV text",
-            "application/json" => "JSON text",
-            _ => Format::Text.human_name(),
-        };
-        return Err(Refusal::NotAllowed { detected });
-    }
-    Ok((Format::Text, stored))
 }
 
 #[cfg(test)]
