@@ -26,8 +26,8 @@ use chatbox_shared::ids::new_message_id;
 use chatbox_shared::protocol::sessions::{HistoryPage, SessionPage, SessionSummary};
 use chatbox_shared::protocol::uploads::{UploadRequest, UploadSlot};
 use chatbox_shared::protocol::{
-    ClientCommand, ErrorCode, ErrorInfo, MessageType, ProtocolError, Sender, Timestamp, outbound,
-    parse_client_frame,
+    ClientCommand, ClientFrame, ErrorCode, ErrorInfo, MessageType, ProtocolError, Sender, Timestamp,
+    outbound, parse_client_frame,
 };
 use chatbox_shared::telemetry::propagation;
 use tracing::{Instrument, debug, info_span, warn};
@@ -61,8 +61,10 @@ impl ConnContext {
 /// while it runs but reads no further frame.
 pub(crate) type Pending = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Handles a text frame; returns the work still to do, if any.
-pub(crate) fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
+/// The frame, parsed and checked: valid, not an admin's command, and
+/// about this connection's session (or, for requests about sessions, any
+/// of the user's). A refused frame is answered with its error.
+fn checked_frame(ctx: &ConnContext, text: &str) -> Option<ClientFrame> {
     let frame = match parse_client_frame(text, &ctx.state.limits) {
         Ok(frame) => frame,
         Err(ProtocolError { code, message }) => {
@@ -82,8 +84,6 @@ pub(crate) fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> 
         ));
         return None;
     }
-    // Requests about sessions may name any of the user's sessions; every
-    // other frame belongs to the connection's session.
     let names_any_session = matches!(
         frame.command,
         ClientCommand::GetHistory { .. } | ClientCommand::RenameSession { .. }
@@ -98,6 +98,12 @@ pub(crate) fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> 
         ));
         return None;
     }
+    Some(frame)
+}
+
+/// Handles a text frame; returns the work still to do, if any.
+pub(crate) fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> {
+    let frame = checked_frame(ctx, text)?;
     match frame.command {
         ClientCommand::Ping => {
             ctx.conn.queue.push(outbound::pong().to_json());

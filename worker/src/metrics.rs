@@ -2,7 +2,8 @@
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
-//! | `chatbox_worker_turns_total` | counter | `outcome` | turns finished: `ok`, `stopped`, `interrupted`, `llm_error`, `timeout`, `rejected`, `store_error`, `blob_error`, `assisted`, `help_request`, `admin_join`, `admin_leave`, `admin_message` |
+//! | `chatbox_worker_turns_total` | counter | `outcome` | turns finished: `ok`, `cut`, `stopped`, `interrupted`, `llm_error`, `timeout`, `rejected`, `store_error`, `blob_error`, `assisted`, `help_request`, `admin_join`, `admin_leave`, `admin_message` |
+//! | `chatbox_worker_answers_total` | counter | `provider`, `finish_reason` | answers kept, by how they ended: `complete`, `length` and `content_filter` (the provider cut it), `stopped`, `user_left`, `admin_takeover`, `interrupted` |
 //! | `chatbox_worker_turns_in_flight` | gauge | | turns running on this worker |
 //! | `chatbox_worker_turn_duration_seconds` | histogram | `provider`, `model` | from the start of a turn to its last frame |
 //! | `chatbox_worker_time_to_first_token_seconds` | histogram | `provider`, `model` | from the start of a turn to the first token |
@@ -27,6 +28,7 @@
 
 use std::time::Duration;
 
+use chatbox_shared::protocol::FinishReason;
 use metrics::{counter, gauge, histogram};
 
 /// How a turn ended: the `outcome` label of `chatbox_worker_turns_total`.
@@ -34,6 +36,8 @@ use metrics::{counter, gauge, histogram};
 pub(crate) enum TurnOutcome {
     /// Answered (or a model selected).
     Ok,
+    /// The provider cut the answer (token limit, content filter).
+    Cut,
     /// The answer was stopped (by the user, the user leaving, a takeover).
     Stopped,
     /// The answer broke off after some text reached the user.
@@ -66,6 +70,7 @@ impl TurnOutcome {
     pub(crate) const fn as_str(self) -> &'static str {
         match self {
             TurnOutcome::Ok => "ok",
+            TurnOutcome::Cut => "cut",
             TurnOutcome::Stopped => "stopped",
             TurnOutcome::Interrupted => "interrupted",
             TurnOutcome::LlmError => "llm_error",
@@ -80,6 +85,16 @@ impl TurnOutcome {
             TurnOutcome::AdminMessage => "admin_message",
         }
     }
+}
+
+/// Counts an answer that was kept, by how it ended.
+pub(crate) fn answer(provider: &str, finish: FinishReason) {
+    counter!(
+        "chatbox_worker_answers_total",
+        "provider" => provider.to_owned(),
+        "finish_reason" => finish.as_str()
+    )
+    .increment(1);
 }
 
 /// Counts a finished turn.

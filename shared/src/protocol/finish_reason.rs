@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 pub enum FinishReason {
     /// The model finished its answer.
     Complete,
+    /// The provider cut the answer at its token limit (`max_tokens`).
+    Length,
+    /// The provider's content filter (or the model's refusal) cut the
+    /// answer.
+    ContentFilter,
     /// The user pressed stop.
     Stopped,
     /// The user closed the conversation while the answer streamed.
@@ -25,6 +30,8 @@ impl FinishReason {
     pub const fn as_str(self) -> &'static str {
         match self {
             FinishReason::Complete => "complete",
+            FinishReason::Length => "length",
+            FinishReason::ContentFilter => "content_filter",
             FinishReason::Stopped => "stopped",
             FinishReason::UserLeft => "user_left",
             FinishReason::AdminTakeover => "admin_takeover",
@@ -47,6 +54,8 @@ mod tests {
     fn serialises_to_its_wire_name() {
         for reason in [
             FinishReason::Complete,
+            FinishReason::Length,
+            FinishReason::ContentFilter,
             FinishReason::Stopped,
             FinishReason::UserLeft,
             FinishReason::AdminTakeover,

@@ -164,6 +164,29 @@ pub fn ai_chunk(session_id: &str, message_id: &str, delta: String) -> Message {
     m
 }
 
+/// The whole answer so far, replacing what the client shows for
+/// `message_id` (`metadata.replace: "true"`): the provider rewrote the
+/// answer (Dify's output moderation), or the answer started again.
+pub fn ai_replace(session_id: &str, message_id: &str, text: String) -> Message {
+    let mut m = ai_chunk(session_id, message_id, text);
+    m.metadata = meta([("replace", "true".to_owned())]);
+    m
+}
+
+/// The answer `message_id` is being worked on before (or between) its
+/// text: an agent calls a tool (`metadata.status: "working"`, and the
+/// tool in `metadata.tool` when the provider names it). A `loading` frame,
+/// so clients that know only the seed's types keep their indicator on.
+pub fn working(session_id: &str, message_id: &str, tool: Option<&str>) -> Message {
+    let mut m = loading(session_id, message_id, true);
+    let meta = m.metadata.get_or_insert_with(Metadata::new);
+    meta.insert("status".into(), "working".into());
+    if let Some(tool) = tool {
+        meta.insert("tool".into(), tool.to_owned());
+    }
+    m
+}
+
 /// Token and timing figures of a finished answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AnswerStats {

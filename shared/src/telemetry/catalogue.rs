@@ -102,6 +102,11 @@ pub(super) const CATALOGUE: &[(&str, Kind, &str)] = &[
     ),
     ("chatbox_worker_turns_total", Kind::Counter, "Turns finished."),
     (
+        "chatbox_worker_answers_total",
+        Kind::Counter,
+        "Answers kept, by provider and how they ended (complete, length, content_filter, stopped, user_left, admin_takeover, interrupted).",
+    ),
+    (
         "chatbox_worker_turns_in_flight",
         Kind::Gauge,
         "Turns running (including waiting their turn).",

@@ -131,30 +131,42 @@ async fn start_with(model: &Model, request: &LlmRequest, retry: &RetryConfig) ->
     }
 }
 
-/// Sends the request and reads up to the first text, within the first-token
-/// timeout.
+/// Sends the request and reads up to the first text (or the first sign
+/// that an agent is at work, which the user sees too), within the
+/// first-token timeout — extended by the idle timeout each time the
+/// provider shows it is alive (a ping, a workflow step).
 async fn first_text(
     provider: &dyn LlmProvider,
     request: &LlmRequest,
 ) -> Result<(Vec<LlmEvent>, LlmStream), LlmError> {
-    let deadline = Instant::now() + provider.first_token_timeout();
-    let started = async {
-        // Fused: an answer without text has ended already, and is read again.
-        let mut stream = provider.stream(request).await?.fuse();
-        let mut head = Vec::new();
-        while let Some(event) = stream.next().await {
-            let event = event?;
-            // Only text reaches the user while the answer streams; audio
-            // and files are delivered at its end, so they start nothing.
-            let text = matches!(event, LlmEvent::Delta(_));
-            head.push(event);
-            if text {
-                break;
-            }
-        }
-        Ok((head, stream.boxed()))
-    };
-    tokio::time::timeout_at(deadline, started)
+    let mut deadline = Instant::now() + provider.first_token_timeout();
+    let timed_out = || LlmError::Timeout("first token");
+    // Fused: an answer without text has ended already, and is read again.
+    let mut stream = tokio::time::timeout_at(deadline, provider.stream(request))
         .await
-        .unwrap_or(Err(LlmError::Timeout("first token")))
+        .map_err(|_| timed_out())??
+        .fuse();
+    let mut head = Vec::new();
+    loop {
+        let Some(event) = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .map_err(|_| timed_out())?
+        else {
+            break;
+        };
+        let event = event?;
+        // Only text (and an agent's work) reaches the user while the
+        // answer streams; audio and files are delivered at its end, so
+        // they start nothing.
+        let started = matches!(event, LlmEvent::Delta(_) | LlmEvent::Working(_));
+        if matches!(event, LlmEvent::KeepAlive) {
+            deadline = deadline.max(Instant::now() + provider.idle_timeout());
+            continue;
+        }
+        head.push(event);
+        if started {
+            break;
+        }
+    }
+    Ok((head, stream.boxed()))
 }

@@ -142,6 +142,28 @@ pub enum LlmEvent {
     Audio { data: bytes::Bytes, format: String },
     /// A file the provider produced, at a URL (Dify `message_file`).
     File { url: String, media_type: Option<String> },
+    /// The whole answer so far is replaced by this text (Dify's output
+    /// moderation: `message_replace`).
+    Replace(String),
+    /// How the provider said the answer ended, when it said: cut at the
+    /// token limit, or by its content filter. An answer that ends without
+    /// one is complete.
+    Finish(Cut),
+    /// The provider is working before or between its text (an agent
+    /// calling a tool), naming the tool when it does.
+    Working(Option<String>),
+    /// The provider is alive but has nothing to say yet (a ping, a
+    /// workflow step): it keeps the answer's idle timer from running out.
+    KeepAlive,
+}
+
+/// Why a provider cut an answer short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// At its token limit (`max_tokens`, `max_completion_tokens`).
+    Length,
+    /// By its content filter or the model's refusal.
+    ContentFilter,
 }
 
 /// A stream of model events; dropping it cancels the request upstream.

@@ -3,26 +3,27 @@
 //! window joins the same frame — and notice when it ends, breaks off,
 //! falls silent for longer than the provider's idle timeout, or is
 //! stopped. What happened is the [`End`] of the [`Answer`]; the turn
-//! decides what to keep. Spoken audio and the provider's files are kept in
+//! decides what to keep. A provider that rewrites the answer (Dify's
+//! moderation) sends the whole new text in one frame that replaces the
+//! old; an agent at work shows as a `working` status. Spoken audio and the provider's files are kept in
 //! the answer, not streamed: they are not text that reached the user.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use chatbox_shared::envelope::{Audience, StopReason};
-use chatbox_shared::protocol::outbound;
+use chatbox_shared::protocol::{Message, outbound};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use super::stops::Registration;
-use crate::llm::dispatch;
-use crate::llm::{LlmError, LlmEvent, LlmRequest, Model};
+use crate::llm::{Cut, LlmError, LlmEvent, LlmRequest, Model, dispatch};
 use crate::state::WorkerState;
 
 /// How an answer ended.
 #[derive(Debug)]
 pub(super) enum End {
-    /// The model finished.
+    /// The model finished (or the provider cut it: [`Answer::cut`]).
     Complete,
     /// The user stopped it (or left).
     Stopped(StopReason),
@@ -53,6 +54,8 @@ pub(super) struct Answer {
     pub provider: Option<String>,
     /// The model chosen, when a fallback answered instead.
     pub fell_back_from: Option<String>,
+    /// Why the provider cut the answer short, when it said so.
+    pub cut: Option<Cut>,
     /// How it ended.
     pub end: End,
 }
@@ -68,11 +71,12 @@ impl Answer {
             files: Vec::new(),
             provider: None,
             fell_back_from: None,
+            cut: None,
             end,
         }
     }
 
-    /// Keeps what a non-text event says.
+    /// Keeps what an event that sends nothing says.
     fn record(&mut self, event: LlmEvent) {
         match event {
             LlmEvent::Usage {
@@ -81,11 +85,14 @@ impl Answer {
             } => self.usage = Some((prompt_tokens, completion_tokens)),
             LlmEvent::Conversation(id) => self.conversation = Some(id),
             LlmEvent::Delta(text) => self.text.push_str(&text),
+            LlmEvent::Replace(text) => self.text = text,
             LlmEvent::Audio { data, format } => match &mut self.audio {
                 Some((audio, _)) => audio.extend_from_slice(&data),
                 None => self.audio = Some((data.to_vec(), format)),
             },
             LlmEvent::File { url, media_type } => self.files.push((url, media_type)),
+            LlmEvent::Finish(cut) => self.cut = Some(cut),
+            LlmEvent::Working(_) | LlmEvent::KeepAlive => {}
         }
     }
 }
@@ -114,21 +121,15 @@ pub(super) async fn stream(
     let mut answer = Answer::new(End::Complete);
     answer.provider = Some(begun.provider.id().to_owned());
     answer.fell_back_from = begun.fell_back_from;
-    let window = state.config.chatbox.worker.chunk_window;
+    let mut out = Frames::new(state, sid, answer_id);
     let idle = begun.provider.idle_timeout();
     let mut head: VecDeque<LlmEvent> = begun.head.into();
     let mut stream = begun.stream;
-    let mut pending = String::new();
-    let mut flush_at: Option<Instant> = None;
-    let send = |text: String| async move {
-        let chunk = outbound::ai_chunk(sid, answer_id, text);
-        state.outbox.send(sid, &chunk, Audience::All).await;
-    };
     let end = loop {
         let event = match head.pop_front() {
             Some(event) => Ok(Some(Ok(event))),
             None => {
-                let deadline = flush_at.unwrap_or_else(|| Instant::now() + idle);
+                let deadline = out.flush_at.unwrap_or_else(|| Instant::now() + idle);
                 tokio::select! {
                     biased;
                     () = stop.token.cancelled() => break stopped(),
@@ -138,10 +139,7 @@ pub(super) async fn stream(
         };
         match event {
             // The chunk window closed: send what it gathered.
-            Err(_) if flush_at.is_some() => {
-                flush_at = None;
-                send(std::mem::take(&mut pending)).await;
-            }
+            Err(_) if out.flush_at.is_some() => out.flush().await,
             Err(_) => {
                 let e = LlmError::Timeout("between tokens");
                 begun.breaker.record_failure(&e);
@@ -154,28 +152,83 @@ pub(super) async fn stream(
                 }
                 break End::Interrupted(e);
             }
-            Ok(Some(Ok(LlmEvent::Delta(text)))) => {
-                answer.first_token.get_or_insert_with(|| started.elapsed());
-                answer.text.push_str(&text);
-                pending.push_str(&text);
-                if window.is_zero() {
-                    send(std::mem::take(&mut pending)).await;
-                } else if flush_at.is_none() {
-                    flush_at = Some(Instant::now() + window);
-                }
-            }
-            Ok(Some(Ok(other))) => answer.record(other),
+            Ok(Some(Ok(event))) => out.forward(&mut answer, event, started).await,
         }
     };
-    if !pending.is_empty() {
-        send(pending).await;
-    }
+    out.flush().await;
     answer.end = match end {
         // Nothing reached the user: as if it never started.
         End::Interrupted(e) if answer.text.is_empty() => End::Failed(e),
         end => end,
     };
     answer
+}
+
+/// The frames of one answer on their way to the session: text that
+/// follows within the chunk window joins the same `ai_response` frame.
+struct Frames<'a> {
+    state: &'a WorkerState,
+    sid: &'a str,
+    answer_id: &'a str,
+    window: Duration,
+    pending: String,
+    flush_at: Option<Instant>,
+}
+
+impl<'a> Frames<'a> {
+    fn new(state: &'a WorkerState, sid: &'a str, answer_id: &'a str) -> Self {
+        Frames {
+            state,
+            sid,
+            answer_id,
+            window: state.config.chatbox.worker.chunk_window,
+            pending: String::new(),
+            flush_at: None,
+        }
+    }
+
+    /// Sends what the event shows the user, and keeps it in the answer.
+    async fn forward(&mut self, answer: &mut Answer, event: LlmEvent, started: Instant) {
+        match event {
+            LlmEvent::Delta(text) => {
+                answer.first_token.get_or_insert_with(|| started.elapsed());
+                answer.text.push_str(&text);
+                self.pending.push_str(&text);
+                if self.window.is_zero() {
+                    self.flush().await;
+                } else if self.flush_at.is_none() {
+                    self.flush_at = Some(Instant::now() + self.window);
+                }
+            }
+            LlmEvent::Replace(text) => {
+                // What was gathered is part of what is replaced.
+                self.pending.clear();
+                self.flush_at = None;
+                let frame = outbound::ai_replace(self.sid, self.answer_id, text.clone());
+                self.send(frame).await;
+                answer.text = text;
+            }
+            LlmEvent::Working(tool) => {
+                self.flush().await;
+                let frame = outbound::working(self.sid, self.answer_id, tool.as_deref());
+                self.send(frame).await;
+            }
+            other => answer.record(other),
+        }
+    }
+
+    /// Sends the text gathered so far, if any.
+    async fn flush(&mut self) {
+        self.flush_at = None;
+        if !self.pending.is_empty() {
+            let chunk = outbound::ai_chunk(self.sid, self.answer_id, std::mem::take(&mut self.pending));
+            self.send(chunk).await;
+        }
+    }
+
+    async fn send(&self, frame: Message) {
+        self.state.outbox.send(self.sid, &frame, Audience::All).await;
+    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ use super::answer::{self, Answer, End};
 use super::input::{self, Input};
 use super::model_select::unknown_model;
 use super::{STORE_RETRY, Settle, refuse};
-use crate::llm::{ChatMessage, ChatRole, LlmError, LlmRequest, Model, estimate_tokens};
+use crate::llm::{ChatMessage, ChatRole, Cut, LlmError, LlmRequest, Model, estimate_tokens};
 use crate::metrics::{self, TurnOutcome};
 use crate::state::WorkerState;
 use crate::store::{FileRecord, MessageRecord, SessionPatch, SessionRecord, StoreError, TurnView};
@@ -402,6 +402,15 @@ async fn store_answer(
     Ok(())
 }
 
+/// How a complete answer ended: as the provider said it cut it, if it did.
+fn finish_of(cut: Option<Cut>) -> FinishReason {
+    match cut {
+        None => FinishReason::Complete,
+        Some(Cut::Length) => FinishReason::Length,
+        Some(Cut::ContentFilter) => FinishReason::ContentFilter,
+    }
+}
+
 /// The answer's token counts (the provider's, else estimated) and timing.
 fn stats_of(request: &LlmRequest, streamed: &Answer, elapsed: Duration) -> AnswerStats {
     let (prompt_tokens, completion_tokens) = streamed.usage.unwrap_or_else(|| {
@@ -427,11 +436,12 @@ async fn report(
     finish: FinishReason,
     failure: Option<String>,
 ) {
+    metrics::answer(provider_id, finish);
     let Some(e) = failure else {
-        let outcome = if finish == FinishReason::Complete {
-            TurnOutcome::Ok
-        } else {
-            TurnOutcome::Stopped
+        let outcome = match finish {
+            FinishReason::Complete => TurnOutcome::Ok,
+            FinishReason::Length | FinishReason::ContentFilter => TurnOutcome::Cut,
+            _ => TurnOutcome::Stopped,
         };
         metrics::turn(outcome);
         info!(
@@ -481,7 +491,7 @@ async fn ending(
         }
         End::Stopped(reason) => Some((reason.finish_reason(), None)),
         End::Interrupted(e) => Some((FinishReason::Interrupted, Some(e.to_string()))),
-        End::Complete => Some((FinishReason::Complete, None)),
+        End::Complete => Some((finish_of(streamed.cut), None)),
     }
 }
 
