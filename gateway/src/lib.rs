@@ -271,5 +271,10 @@ impl Gateway {
         }
         self.background_cancel.cancel();
         self.background.wait().await;
+        // Stops and typing indicators may still sit in the bus client's
+        // buffer: out before the process ends.
+        if let Err(e) = self.state.bus.flush().await {
+            warn!("messages not flushed at shutdown: {e}");
+        }
     }
 }

@@ -231,6 +231,11 @@ impl Worker {
             self.turns.wait().await;
         }
         self.stop_listening.cancel();
+        // The last turns' frames may still sit in the bus client's buffer:
+        // out before the process ends, or the user never sees them.
+        if let Err(e) = self.state.bus.flush().await {
+            warn!("frames not flushed at shutdown: {e}");
+        }
         self.state.notifications.shutdown(NOTIFY_GRACE.min(grace)).await;
     }
 }
