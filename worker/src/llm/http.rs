@@ -1,13 +1,20 @@
 //! What the HTTP adapters share: the `reqwest` client, sending a request
 //! with the provider's extra headers, and reading an error answer —
-//! whichever of the providers' error shapes it has — into an [`LlmError`].
+//! whichever of the providers' error shapes it has, with its code and what
+//! its headers say of trying again ([`RetryHints`]) — into an [`LlmError`].
+//!
+//! The client reads `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
+//! `NO_PROXY` (and their lower-case forms) when it is built, and trusts
+//! the system's CA certificates (`/etc/ssl/certs`, or only `SSL_CERT_FILE`
+//! / `SSL_CERT_DIR` when set): rustls with the platform verifier.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use chatbox_shared::config::ProviderConfig;
 use serde_json::Value;
 
 use super::LlmError;
+use super::retry_hints::RetryHints;
 
 /// A `reqwest` client with the process's TLS provider, for provider calls
 /// (and the notification services' HTTP APIs).
@@ -88,21 +95,6 @@ pub(super) fn transport_error(e: reqwest::Error) -> LlmError {
     }
 }
 
-/// `Retry-After` in seconds (the form model providers send).
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?;
-    value
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
-}
-
 /// The provider's own words from an error body: OpenAI and Anthropic
 /// put them in `error.message`, Dify in `message`.
 pub(super) fn error_message(body: &str) -> String {
@@ -116,14 +108,28 @@ pub(super) fn error_message(body: &str) -> String {
     from_json.unwrap_or_else(|| body.chars().take(300).collect())
 }
 
+/// The provider's own name for an error: OpenAI's `error.code` (a
+/// string; some servers send a number, which says nothing more than the
+/// status), else `error.type` (Anthropic's only name, OpenAI's broader
+/// one), else Dify's `code`.
+pub(super) fn error_code(body: &str) -> Option<String> {
+    let parsed: Value = serde_json::from_str(body).ok()?;
+    ["/error/code", "/error/type", "/code"]
+        .iter()
+        .find_map(|at| parsed.pointer(at).and_then(Value::as_str))
+        .map(str::to_owned)
+}
+
 async fn status_error(response: reqwest::Response) -> LlmError {
     let status = response.status().as_u16();
-    let retry_after = retry_after(&response);
+    let hints = RetryHints::read(response.headers(), SystemTime::now());
     let text = response.text().await.unwrap_or_default();
     LlmError::Status {
         status,
         message: error_message(&text),
-        retry_after,
+        retry_after: hints.after,
+        code: error_code(&text),
+        should_retry: hints.should_retry,
     }
 }
 
@@ -135,7 +141,7 @@ pub(super) async fn json(response: reqwest::Response) -> Result<Value, LlmError>
 
 #[cfg(test)]
 mod tests {
-    use super::error_message;
+    use super::{error_code, error_message};
 
     #[test]
     fn error_messages_are_read_from_each_providers_shape() {
@@ -152,5 +158,21 @@ mod tests {
             "Conversation Not Exists."
         );
         assert_eq!(error_message("<html>502</html>"), "<html>502</html>");
+    }
+
+    #[test]
+    fn error_codes_are_read_from_each_providers_shape() {
+        let quota = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+        assert_eq!(error_code(quota).as_deref(), Some("insufficient_quota"));
+        let spend =
+            r#"{"error":{"message":"m","type":"insufficient_quota","code":"project_spend_limit_exceeded"}}"#;
+        assert_eq!(error_code(spend).as_deref(), Some("project_spend_limit_exceeded"));
+        let numbered = r#"{"error":{"message":"m","type":"rate_limit_error","code":429}}"#;
+        assert_eq!(error_code(numbered).as_deref(), Some("rate_limit_error"));
+        let anthropic = r#"{"type":"error","error":{"type":"billing_error","message":"m"}}"#;
+        assert_eq!(error_code(anthropic).as_deref(), Some("billing_error"));
+        let dify = r#"{"code":"not_found","message":"Conversation Not Exists.","status":404}"#;
+        assert_eq!(error_code(dify).as_deref(), Some("not_found"));
+        assert_eq!(error_code("<html>502</html>"), None);
     }
 }
