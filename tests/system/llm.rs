@@ -13,6 +13,13 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
+/// Answers cut by the provider, through the all-in-one.
+mod cut;
+/// Provider errors: rate-limit hints, refusals, slow first tokens.
+mod refusals;
+/// The settings real models need, as the mock received them.
+mod settings;
+
 /// A provider entry for the mock at `addr`; `extra` adds or overrides keys.
 fn config(id: &str, kind: &str, addr: &str, extra: Value) -> ProviderConfig {
     let mut c = json!({
@@ -702,3 +709,14 @@ async fn a_failing_provider_opens_its_breaker_and_its_fallback_answers_until_it_
     assert_eq!(primary.breaker.state(), BreakerState::Closed { failures: 0 });
 }
 
+/// The requests the mock received with `x-mock-key: key`, oldest first
+/// (`GET /mock/requests`).
+async fn mock_requests(mock: &Proc, key: &str) -> Vec<Value> {
+    let listed: Value = get(&format!("http://{}/mock/requests?key={key}", mock.addr))
+        .await
+        .expect("mock requests")
+        .json()
+        .await
+        .expect("mock requests json");
+    listed["requests"].as_array().cloned().unwrap_or_default()
+}
