@@ -89,10 +89,28 @@ pub(super) fn transport_error(e: reqwest::Error) -> LlmError {
     if e.is_timeout() {
         LlmError::Timeout("connect")
     } else if e.is_decode() || e.is_body() {
-        LlmError::Connect(format!("the answer broke off: {}", e.without_url()))
+        LlmError::Connect(format!("the answer broke off: {}", with_causes(e.without_url())))
     } else {
-        LlmError::Connect(e.without_url().to_string())
+        LlmError::Connect(with_causes(e.without_url()))
     }
+}
+
+/// An error with the errors that caused it, `a: b: c`: reqwest's own
+/// words ("error sending request") do not say that a certificate was
+/// refused or a proxy unreachable; its causes do.
+fn with_causes(e: reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let said = c.to_string();
+        // Layers often repeat the words of the one beneath.
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The provider's own words from an error body: OpenAI and Anthropic
@@ -141,7 +159,7 @@ pub(super) async fn json(response: reqwest::Response) -> Result<Value, LlmError>
 
 #[cfg(test)]
 mod tests {
-    use super::{error_code, error_message};
+    use super::{LlmError, error_code, error_message, transport_error};
 
     #[test]
     fn error_messages_are_read_from_each_providers_shape() {
@@ -174,5 +192,28 @@ mod tests {
         let dify = r#"{"code":"not_found","message":"Conversation Not Exists.","status":404}"#;
         assert_eq!(error_code(dify).as_deref(), Some("not_found"));
         assert_eq!(error_code("<html>502</html>"), None);
+    }
+
+    #[tokio::test]
+    async fn a_connection_failure_says_what_beneath_it_failed() {
+        // A port nobody listens on: reqwest's "error sending request" alone
+        // would not say the connection was refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let client = super::client(std::time::Duration::from_secs(2)).unwrap();
+        let e = client
+            .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+            .send()
+            .await
+            .unwrap_err();
+        match transport_error(e) {
+            LlmError::Connect(said) => {
+                assert!(said.starts_with("error sending request: "), "{said}");
+                assert!(said.to_lowercase().contains("connect"), "{said}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
