@@ -6,12 +6,19 @@ use std::time::{Duration, Instant};
 use chatbox_shared::config::{BreakerConfig, LlmConfig, ProviderConfig, RetryConfig};
 use chatbox_worker::llm::{
     AnthropicProvider, Attachment, Audio, BreakerState, ChatMessage, ChatRole, DifyProvider, LlmError,
-    LlmEvent, LlmProvider, LlmRequest, OpenAiProvider, Providers, Transcriber, dispatch,
+    LlmEvent, LlmProvider, LlmRequest, OpenAiProvider, Providers, Refusal, Transcriber, dispatch,
 };
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::support::*;
+
+/// Answers cut by the provider, through the all-in-one.
+mod cut;
+/// Provider errors: rate-limit hints, refusals, slow first tokens.
+mod refusals;
+/// The settings real models need, as the mock received them.
+mod settings;
 
 /// A provider entry for the mock at `addr`; `extra` adds or overrides keys.
 fn config(id: &str, kind: &str, addr: &str, extra: Value) -> ProviderConfig {
@@ -123,7 +130,9 @@ async fn openai_streams_text_and_usage_then_ends_and_sends_the_request_as_config
     .unwrap();
     match wrong.stream(&ask("x")).await {
         Err(e @ LlmError::Status { status: 401, .. }) => {
-            assert!(!e.is_transient() && e.counts_against_provider())
+            // A refused key: not retried, and not an outage of the provider.
+            assert!(!e.is_transient() && !e.counts_against_provider());
+            assert_eq!(e.refusal(), Some(Refusal::Auth));
         }
         other => panic!("expected 401, got {:?}", other.map(|_| "a stream")),
     }
@@ -206,7 +215,10 @@ async fn anthropic_streams_messages_events_with_usage_and_its_error_events() {
     let seen = &key_stats(&mock, "claude").await["last_request"];
     assert_eq!(seen["format"], "anthropic");
     assert_eq!(seen["system"], "Be brief.");
-    assert_eq!(seen["max_tokens"], 1024, "the API requires max_tokens");
+    assert_eq!(
+        seen["max_tokens"], 4096,
+        "the API requires max_tokens; enough not to cut ordinary answers"
+    );
     assert_eq!(seen["messages"].as_array().map(Vec::len), Some(1), "{seen}");
 
     let events = collect(&p(json!({ "stream": false })), ask("whole")).await;
@@ -556,6 +568,7 @@ fn llm_config(providers: Vec<ProviderConfig>, attempts: u32, threshold: u32) -> 
             base_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(100),
             max_retry_after: Duration::from_secs(5),
+            slow_first_token: false,
         },
         breaker: BreakerConfig {
             failure_threshold: threshold,
@@ -694,4 +707,16 @@ async fn a_failing_provider_opens_its_breaker_and_its_fallback_answers_until_it_
     assert_eq!(started.provider.id(), "primary");
     assert!(started.fell_back_from.is_none());
     assert_eq!(primary.breaker.state(), BreakerState::Closed { failures: 0 });
+}
+
+/// The requests the mock received with `x-mock-key: key`, oldest first
+/// (`GET /mock/requests`).
+async fn mock_requests(mock: &Proc, key: &str) -> Vec<Value> {
+    let listed: Value = get(&format!("http://{}/mock/requests?key={key}", mock.addr))
+        .await
+        .expect("mock requests")
+        .json()
+        .await
+        .expect("mock requests json");
+    listed["requests"].as_array().cloned().unwrap_or_default()
 }

@@ -141,6 +141,13 @@ pub(crate) fn llm_request(provider: &str, outcome: &'static str) {
         .increment(1);
 }
 
+/// Counts a request a provider refused for a reason waiting cannot fix
+/// (`quota`, `auth`, `permission`, `not_found`).
+pub(crate) fn llm_refusal(provider: &str, reason: &'static str) {
+    counter!("chatbox_llm_refusals_total", "provider" => provider.to_owned(), "reason" => reason)
+        .increment(1);
+}
+
 /// Counts a request tried again.
 pub(crate) fn llm_retry(provider: &str) {
     counter!("chatbox_llm_retries_total", "provider" => provider.to_owned()).increment(1);

@@ -37,7 +37,7 @@ def table_schema(ks, required, exclude=()):
         if k in exclude: continue
         props[k] = {"description": re.sub('`', '', meaning)[:160]}
         if k in ("headers", "audio_output"): props[k]["type"] = "object"
-        elif k in ("vision", "stream", "enabled"): props[k]["type"] = "boolean"
+        elif k in ("vision", "stream", "stream_usage", "enabled"): props[k]["type"] = "boolean"
         elif k in ("channels", "emails", "phones"): props[k]["type"] = "array"; props[k]["items"] = {"type": "string"}
         elif k in ("max_tokens",): props[k]["type"] = "integer"
         elif k in ("temperature",): props[k]["type"] = "number"

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::problems::Problems;
 use super::{Secret, duration};
 
+pub use super::provider_wire::TokenLimitField;
+
 /// `[chatbox.llm]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -71,6 +73,10 @@ pub struct RetryConfig {
     /// to try again).
     #[serde(with = "duration")]
     pub max_retry_after: Duration,
+    /// Ask a provider again after it let its `first_token_timeout` pass:
+    /// off, a slow model (a reasoning model thinking) is not sent a second,
+    /// paid, request; the fallback answers instead.
+    pub slow_first_token: bool,
 }
 
 impl Default for RetryConfig {
@@ -80,6 +86,7 @@ impl Default for RetryConfig {
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(20),
+            slow_first_token: false,
         }
     }
 }
@@ -157,7 +164,8 @@ pub struct ProviderConfig {
     /// breaker is open (and its own fallback after it).
     #[serde(default)]
     pub fallback: Option<String>,
-    /// The API version header (Anthropic's `anthropic-version`).
+    /// The API version: Anthropic's `anthropic-version` header; for an
+    /// OpenAI-compatible provider the `api-version` query (Azure OpenAI).
     #[serde(default)]
     pub api_version: Option<String>,
     /// The speech-to-text model of an OpenAI-compatible provider
@@ -184,6 +192,25 @@ pub struct ProviderConfig {
     /// Longest silence between two chunks.
     #[serde(default = "default_idle_timeout", with = "duration")]
     pub idle_timeout: Duration,
+    /// OpenAI-compatible: the request field that carries `max_tokens`
+    /// (OpenAI's reasoning models want `max_completion_tokens`).
+    #[serde(default)]
+    pub max_tokens_field: TokenLimitField,
+    /// OpenAI-compatible: ask a stream for its token usage
+    /// (`stream_options.include_usage`); off for servers that refuse
+    /// `stream_options` (usage is then estimated).
+    #[serde(default = "default_true")]
+    pub stream_usage: bool,
+    /// Azure OpenAI's classic route: the deployment that answers
+    /// (`{endpoint}/openai/deployments/{azure_deployment}/chat/completions`,
+    /// with `api_version` as the `api-version` query).
+    #[serde(default)]
+    pub azure_deployment: Option<String>,
+    /// OpenAI-compatible: the header that carries the API key as it is,
+    /// instead of `Authorization: Bearer` (Azure: `api-key`, the default
+    /// with `azure_deployment`).
+    #[serde(default)]
+    pub api_key_header: Option<String>,
 }
 
 /// `audio_output` of a provider: the voice and file format of spoken
@@ -279,6 +306,7 @@ impl LlmConfig {
                 &format!("{key}.transcription_model"),
                 || "only an OpenAI-compatible provider transcribes audio".into(),
             );
+            provider.check_wire(&key, p);
             if let Some(audio) = &provider.audio_output {
                 let key = format!("{key}.audio_output");
                 p.check(provider.kind == ProviderKind::Openai, &key, || {

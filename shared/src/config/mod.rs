@@ -25,6 +25,7 @@ mod gateway;
 mod llm;
 pub mod notifications;
 mod problems;
+mod provider_wire;
 mod secret;
 mod store;
 mod telemetry;
@@ -43,7 +44,10 @@ pub use admin::AdminConfig;
 pub use auth::AuthConfig;
 pub use backplane::{NatsConfig, RedisConfig};
 pub use gateway::GatewayConfig;
-pub use llm::{AudioOutput, BreakerConfig, DemoConfig, LlmConfig, ProviderConfig, ProviderKind, RetryConfig};
+pub use llm::{
+    AudioOutput, BreakerConfig, DemoConfig, LlmConfig, ProviderConfig, ProviderKind, RetryConfig,
+    TokenLimitField,
+};
 pub use notifications::NotificationsConfig;
 pub use secret::{Secret, redact_url};
 pub use store::{StoreConfig, StoreKind};

@@ -148,6 +148,11 @@ pub(super) const CATALOGUE: &[(&str, Kind, &str)] = &[
         "Model requests by how they started (each attempt counts).",
     ),
     (
+        "chatbox_llm_refusals_total",
+        Kind::Counter,
+        "Requests a provider refused for a reason waiting cannot fix (quota, auth, permission, not_found): not retried, not counted by the breaker.",
+    ),
+    (
         "chatbox_llm_retries_total",
         Kind::Counter,
         "Requests tried again before their first token.",

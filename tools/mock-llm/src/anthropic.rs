@@ -4,8 +4,9 @@
 //! message object or the real event stream (`message_start`,
 //! `content_block_start`, `ping`, `content_block_delta`…,
 //! `content_block_stop`, `message_delta`, `message_stop`). Errors are
-//! `{"type":"error","error":{"type","message"}}`. Image blocks are checked
-//! (media type, base64) and counted.
+//! `{"type":"error","error":{"type","message"}}` (`error.type` scripted by
+//! `error-code`). Image blocks are checked (media type, base64) and
+//! counted. The answer ends with the scripted `stop_reason` (`wire.rs`).
 
 use std::sync::Arc;
 
@@ -22,9 +23,16 @@ use super::{
 
 /// An error in Anthropic's format.
 pub(crate) fn error(status: StatusCode, message: &str) -> Response {
-    let kind = match status.as_u16() {
+    typed_error(status, message, None)
+}
+
+/// An error in Anthropic's format whose `error.type` is the scripted
+/// `error-code`, else the one the Errors reference gives the status.
+fn typed_error(status: StatusCode, message: &str, code: Option<&str>) -> Response {
+    let kind = code.unwrap_or(match status.as_u16() {
         400 | 422 => "invalid_request_error",
         401 => "authentication_error",
+        402 => "billing_error",
         403 => "permission_error",
         404 => "not_found_error",
         413 => "request_too_large",
@@ -32,7 +40,7 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response {
         529 => "overloaded_error",
         500..=599 => "api_error",
         _ => "invalid_request_error",
-    };
+    });
     let body = json!({ "type": "error", "error": { "type": kind, "message": message } });
     (status, axum::Json(body)).into_response()
 }
@@ -161,6 +169,11 @@ async fn handle(
         .unwrap_or_default();
     let (behaviour, question) =
         Behaviour::resolve(&state.defaults, headers, last_user).map_err(|e| invalid(&e))?;
+    let stop_reason = behaviour
+        .wire
+        .finish_or("end_turn", &STOP_REASONS)
+        .map_err(|e| invalid(&e))?
+        .to_owned();
     let seen = tracked.count(&state.stats, &behaviour.key);
     let last = LastRequest {
         format: "anthropic",
@@ -176,7 +189,9 @@ async fn handle(
     };
     state.stats.last_request(&behaviour.key, last.to_json());
     if let Some(failure) = behaviour.failure(seen) {
-        return Err(failure_response(&behaviour, failure, error).await);
+        let code = behaviour.wire.error_code.as_deref();
+        let typed = |status, message: &str| typed_error(status, message, code);
+        return Err(failure_response(&behaviour, failure, typed).await);
     }
     state.stats.completion(messages.len());
 
@@ -195,8 +210,8 @@ async fn handle(
             "role": "assistant",
             "model": model,
             "content": [{ "type": "text", "text": pieces.concat() }],
-            "stop_reason": "end_turn",
-            "stop_sequence": null,
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence(&stop_reason),
         });
         if !behaviour.usage_absent {
             body["usage"] = json!({ "input_tokens": input_tokens, "output_tokens": output_tokens });
@@ -205,7 +220,7 @@ async fn handle(
         return Ok(axum::Json(body).into_response());
     }
     let usage = (!behaviour.usage_absent).then_some((input_tokens, output_tokens));
-    let plan = plan(&id, &model, pieces, usage);
+    let plan = plan(&id, &model, pieces, usage, &stop_reason);
     let guard = StreamGuard::new(state.stats.clone(), behaviour.key.clone());
     Ok(sse_response(Body::from_stream(paced(plan, &behaviour, guard))))
 }
@@ -214,15 +229,43 @@ fn event(name: &str, data: &Value) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
-/// The event stream of a message; `usage` is `(input, output)` tokens.
-fn plan(id: &str, model: &str, pieces: Vec<String>, usage: Option<(u64, u64)>) -> StreamPlan {
+/// The `stop_reason` values of the Messages API reference.
+const STOP_REASONS: [&str; 7] = [
+    "end_turn",
+    "max_tokens",
+    "stop_sequence",
+    "tool_use",
+    "pause_turn",
+    "refusal",
+    "model_context_window_exceeded",
+];
+
+/// The `stop_sequence` that goes with a `stop_reason`: the one matched
+/// when it is `stop_sequence` (the mock's own), else null.
+fn stop_sequence(stop_reason: &str) -> Value {
+    if stop_reason == "stop_sequence" {
+        json!("\n\nEND")
+    } else {
+        Value::Null
+    }
+}
+
+/// The event stream of a message; `usage` is `(input, output)` tokens;
+/// `message_delta` carries `stop_reason`.
+fn plan(
+    id: &str,
+    model: &str,
+    pieces: Vec<String>,
+    usage: Option<(u64, u64)>,
+    stop_reason: &str,
+) -> StreamPlan {
     let mut message = json!({
         "id": id, "type": "message", "role": "assistant", "model": model,
         "content": [], "stop_reason": null, "stop_sequence": null,
     });
     let mut delta = json!({
         "type": "message_delta",
-        "delta": { "stop_reason": "end_turn", "stop_sequence": null },
+        "delta": { "stop_reason": stop_reason, "stop_sequence": stop_sequence(stop_reason) },
     });
     if let Some((input, output)) = usage {
         message["usage"] = json!({ "input_tokens": input, "output_tokens": 1 });

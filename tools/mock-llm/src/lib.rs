@@ -19,6 +19,8 @@
 //!   `POST /v1/chat-messages/{task_id}/stop`
 //! - OpenAI audio transcription (`transcription.rs`):
 //!   `POST /v1/audio/transcriptions`
+//! - Azure OpenAI (`azure.rs`): `POST /openai/deployments/{d}/chat/completions`
+//!   and `POST /openai/v1/chat/completions`
 //!
 //! Every route also answers without the `/v1` prefix. Answers are
 //! deterministic ("You said: …" followed by filler words) so tests can
@@ -26,20 +28,26 @@
 //! request (`x-mock-*` headers) and per message (`[[mock k=v]]`
 //! directives), see `script.rs`: latency, chunking, HTTP failures (also
 //! "the first N requests of a key"), a disconnect, a malformed event or an
-//! in-stream error in the middle of a stream, no usage. `GET /mock/stats`
-//! tells what was served (`stats.rs`), `POST /mock/reset` forgets it. This
+//! in-stream error in the middle of a stream, no usage, and what the
+//! references describe beyond that (`wire.rs`: finish reasons, retry
+//! headers, error codes, a refused `stream_options`). `GET /mock/stats`
+//! tells what was served (`stats.rs`), `GET /mock/requests` what was
+//! received (`capture.rs`), `POST /mock/reset` forgets both. This
 //! file keeps the router and the pieces shared by the formats: the paced
 //! event stream, failures, answers and ids. `docs/MOCK-LLM.md` documents
 //! it all.
 
 mod anthropic;
 mod args;
+mod azure;
+mod capture;
 mod dify;
 mod openai;
 mod script;
 mod speech;
 mod stats;
 mod transcription;
+mod wire;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -66,6 +74,8 @@ pub(crate) struct MockState {
     defaults: Args,
     stats: Arc<Stats>,
     dify: dify::DifyState,
+    /// The requests received (`GET /mock/requests`).
+    captured: capture::Captured,
 }
 
 impl MockState {
@@ -119,7 +129,8 @@ impl Tracked {
 }
 
 /// A scripted failure, after the scripted latency, built by the format's
-/// `error`, with `Retry-After` when set.
+/// `error`, with `Retry-After` when set and the scripted retry headers
+/// (`retry-after-ms`, `Retry-After` as a date, `x-should-retry`).
 async fn failure_response(
     behaviour: &Behaviour,
     failure: Failure,
@@ -135,6 +146,7 @@ async fn failure_response(
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
+    behaviour.wire.add_retry_headers(&mut response);
     response
 }
 
@@ -358,6 +370,7 @@ pub fn router(defaults: Args) -> Router {
         defaults,
         stats: Arc::new(Stats::default()),
         dify: dify::DifyState::default(),
+        captured: capture::Captured::default(),
     });
     let audio = post(transcription::transcriptions).layer(DefaultBodyLimit::max(MAX_AUDIO_BYTES));
     Router::new()
@@ -372,8 +385,18 @@ pub fn router(defaults: Args) -> Router {
         .route("/chat-messages/{task_id}/stop", post(dify::stop))
         .route("/v1/audio/transcriptions", audio.clone())
         .route("/audio/transcriptions", audio)
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure::deployment_chat),
+        )
+        .route("/openai/v1/chat/completions", post(azure::v1_chat))
         .route("/mock/stats", get(stats))
+        .route("/mock/requests", get(capture::requests))
         .route("/mock/reset", post(reset))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            capture::record,
+        ))
         .with_state(state)
 }
 
@@ -384,6 +407,7 @@ async fn stats(State(state): State<Arc<MockState>>) -> axum::Json<serde_json::Va
 async fn reset(State(state): State<Arc<MockState>>) -> impl IntoResponse {
     state.stats.reset();
     state.dify.reset();
+    state.captured.reset();
     StatusCode::NO_CONTENT
 }
 

@@ -4,6 +4,10 @@
 //! `chat.completion` object. Errors are `{"error":{"message","type","code"}}`.
 //! Message content is a string or an array of parts; the question is the
 //! text parts of the last user message, and `image_url` parts are counted.
+//! The answer ends with the scripted `finish_reason` (`wire.rs`); a failure
+//! carries the scripted `error.code`; `stream_options` is refused, when
+//! scripted, as servers that do not know it refuse it. Azure's
+//! routes (`azure.rs`) answer through [`answer`].
 //! With `modalities` containing `audio` the answer is spoken (`speech.rs`):
 //! its text comes as `audio.transcript`, its sound as base64 `audio.data`.
 
@@ -71,14 +75,60 @@ struct StreamOptions {
 
 /// An error in OpenAI's format.
 pub(crate) fn error(status: StatusCode, message: &str) -> Response {
-    let kind = match status.as_u16() {
-        400 | 404 | 413 | 422 => "invalid_request_error",
-        401 | 403 => "authentication_error",
-        429 => "rate_limit_error",
+    coded_error(status, message, None)
+}
+
+/// An error in OpenAI's format with the scripted `error-code`: it is
+/// `error.code`, and for the quota codes `error.type` is
+/// `insufficient_quota`, as OpenAI sends them.
+fn coded_error(status: StatusCode, message: &str, code: Option<&str>) -> Response {
+    let kind = match (status.as_u16(), code) {
+        (_, Some(code)) if QUOTA_CODES.contains(&code) => "insufficient_quota",
+        (400 | 404 | 413 | 422, _) => "invalid_request_error",
+        (401 | 403, _) => "authentication_error",
+        (429, _) => "rate_limit_error",
         _ => "server_error",
     };
-    let body = json!({ "error": { "message": message, "type": kind, "code": status.as_u16() } });
+    let code = code.map_or_else(|| json!(status.as_u16()), |c| json!(c));
+    let body = json!({ "error": { "message": message, "type": kind, "param": null, "code": code } });
     (status, axum::Json(body)).into_response()
+}
+
+/// The `error.code`s of a spent quota (OpenAI's error codes guide).
+const QUOTA_CODES: [&str; 5] = [
+    "insufficient_quota",
+    "credit_balance_exhausted",
+    "organization_spend_limit_exceeded",
+    "project_spend_limit_exceeded",
+    "organization_usage_limit_exceeded",
+];
+
+/// `choices[].finish_reason` values (OpenAI API reference, the chat
+/// completion chunk object).
+const FINISH_REASONS: [&str; 5] = ["stop", "length", "content_filter", "tool_calls", "function_call"];
+
+/// Where a chat request came in: OpenAI's own route (or Azure's v1 route,
+/// which is the same), or an Azure deployment, which names the model.
+pub(crate) enum Route {
+    Direct,
+    Deployment(String),
+}
+
+/// What a server that does not know `stream_options` answers: an Azure
+/// API version from before it (400, `Unrecognized request argument
+/// supplied`), or a FastAPI server that forbids unknown fields (422).
+fn stream_options_refused(status: u16) -> Response {
+    if status == 422 {
+        let body = json!({ "detail": [{
+            "type": "extra_forbidden", "loc": ["body", "stream_options"],
+            "msg": "Extra inputs are not permitted", "input": { "include_usage": true },
+        }] });
+        return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response();
+    }
+    error(
+        StatusCode::BAD_REQUEST,
+        "Unrecognized request argument supplied: stream_options",
+    )
 }
 
 /// The text of a message content: a string, or its text parts joined.
@@ -140,8 +190,22 @@ async fn handle(
     if !state.authorized(headers) {
         return Err(error(StatusCode::UNAUTHORIZED, "invalid API key"));
     }
-    let request: ChatRequest = serde_json::from_slice(body)
+    answer(state, headers, body, tracked, Route::Direct).await
+}
+
+/// Answers a chat request whose key was checked (by its route).
+pub(crate) async fn answer(
+    state: &Arc<MockState>,
+    headers: &HeaderMap,
+    body: &[u8],
+    tracked: &mut Tracked,
+    route: Route,
+) -> Result<Response, Response> {
+    let mut request: ChatRequest = serde_json::from_slice(body)
         .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid request body: {e}")))?;
+    if let Route::Deployment(deployment) = route {
+        request.model = deployment;
+    }
     if request.messages.is_empty() {
         return Err(error(StatusCode::BAD_REQUEST, "messages must not be empty"));
     }
@@ -158,6 +222,14 @@ async fn handle(
         .unwrap_or_default();
     let (behaviour, question) = Behaviour::resolve(&state.defaults, headers, last_user)
         .map_err(|e| error(StatusCode::BAD_REQUEST, &e))?;
+    if let (Some(status), Some(_)) = (behaviour.wire.reject_stream_options, &request.stream_options) {
+        return Err(stream_options_refused(status));
+    }
+    let finish = behaviour
+        .wire
+        .finish_or("stop", &FINISH_REASONS)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &e))?
+        .to_owned();
     let mut images = Vec::new();
     for m in &request.messages {
         images.extend(images_of(&m.content).map_err(|e| error(StatusCode::BAD_REQUEST, &e))?);
@@ -198,7 +270,9 @@ async fn handle(
     };
     state.stats.last_request(&behaviour.key, last.to_json());
     if let Some(failure) = behaviour.failure(seen) {
-        return Err(failure_response(&behaviour, failure, error).await);
+        let code = behaviour.wire.error_code.as_deref();
+        let coded = |status, message: &str| coded_error(status, message, code);
+        return Err(failure_response(&behaviour, failure, coded).await);
     }
     state.stats.completion(request.messages.len());
 
@@ -222,7 +296,7 @@ async fn handle(
             "object": "chat.completion",
             "created": 0,
             "model": model,
-            "choices": [{ "index": 0, "message": { "role": "assistant", "content": pieces.concat() }, "finish_reason": "stop" }],
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": pieces.concat() }, "finish_reason": finish }],
         });
         if let Some(audio) = &audio {
             body["choices"][0]["message"] = json!({
@@ -244,7 +318,13 @@ async fn handle(
         return Ok(axum::Json(body).into_response());
     }
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
-    let plan = plan(&model, pieces, audio.as_deref(), usage.filter(|_| include_usage));
+    let plan = plan(
+        &model,
+        pieces,
+        audio.as_deref(),
+        usage.filter(|_| include_usage),
+        &finish,
+    );
     let guard = StreamGuard::new(state.stats.clone(), behaviour.key.clone());
     Ok(sse_response(Body::from_stream(paced(plan, &behaviour, guard))))
 }
@@ -261,8 +341,15 @@ fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
 }
 
 /// The event stream: one chunk per piece (spoken: a transcript chunk and
-/// an audio chunk), the finish chunk, the usage chunk when asked, `[DONE]`.
-fn plan(model: &str, pieces: Vec<String>, audio: Option<&[u8]>, usage: Option<Value>) -> StreamPlan {
+/// an audio chunk), the finish chunk (with `finish`), the usage chunk when
+/// asked, `[DONE]`.
+fn plan(
+    model: &str,
+    pieces: Vec<String>,
+    audio: Option<&[u8]>,
+    usage: Option<Value>,
+    finish: &str,
+) -> StreamPlan {
     let sound = audio.map(|a| speech::pieces(a, pieces.len()));
     let texts = pieces
         .into_iter()
@@ -288,7 +375,7 @@ fn plan(model: &str, pieces: Vec<String>, audio: Option<&[u8]>, usage: Option<Va
             events
         })
         .collect();
-    let mut tail = vec![chunk(model, json!({}), Some("stop"))];
+    let mut tail = vec![chunk(model, json!({}), Some(finish))];
     if let Some(usage) = usage {
         let body = json!({
             "id": "chatcmpl-mock",

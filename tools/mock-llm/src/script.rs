@@ -12,6 +12,7 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 
 use crate::Args;
+use crate::wire::{WIRE_KEYS, Wire};
 
 /// Header prefix of every scripting header.
 pub(crate) const PREFIX: &str = "x-mock-";
@@ -63,6 +64,9 @@ pub(crate) struct Behaviour {
     pub usage_absent: bool,
     /// Dify: a file the app made, sent as `message_file` before the end.
     pub file_url: Option<String>,
+    /// Finish reasons, retry hints, error codes, `stream_options` refusals
+    /// (`wire.rs`).
+    pub wire: Wire,
     /// Server-wide `--fail-rate` and `--fail-status`.
     fail_rate: f64,
     default_fail_status: u16,
@@ -109,6 +113,7 @@ impl Behaviour {
             error_event_after: None,
             usage_absent: false,
             file_url: None,
+            wire: Wire::default(),
             fail_rate: d.fail_rate,
             default_fail_status: d.fail_status,
         }
@@ -123,7 +128,7 @@ impl Behaviour {
         question: &str,
     ) -> Result<(Behaviour, String), String> {
         let mut b = Behaviour::defaults(d);
-        for key in KEYS {
+        for key in KEYS.into_iter().chain(WIRE_KEYS) {
             let name = format!("{PREFIX}{key}");
             if let Some(value) = headers.get(name.as_str()) {
                 let value = value
@@ -177,10 +182,12 @@ impl Behaviour {
                 }
                 self.file_url = Some(url.to_owned());
             }
+            wire if WIRE_KEYS.contains(&wire) => self.wire.set(wire, value)?,
             other => {
                 return Err(format!(
-                    "mock scripting: unknown key {other:?} (known: {})",
-                    KEYS.join(", ")
+                    "mock scripting: unknown key {other:?} (known: {}, {})",
+                    KEYS.join(", "),
+                    WIRE_KEYS.join(", ")
                 ));
             }
         }

@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 use super::answer_pieces;
 use crate::Args;
 
+/// The reference behaviours of `wire.rs`, `azure.rs` and `capture.rs`.
+mod wire;
+
 fn args() -> Args {
     Args {
         listen: "127.0.0.1:0".to_owned(),

@@ -4,11 +4,17 @@
 //! The API wants the conversation to alternate user and assistant turns,
 //! starting with the user, and the system prompt apart: consecutive
 //! messages of one role are joined, leading assistant messages dropped,
-//! system messages moved to `system`. `max_tokens` is required (1024 when
+//! system messages moved to `system`. `max_tokens` is required (4096 when
 //! the configuration names none). A stream is `message_start` (input
 //! tokens), `content_block_start`, `ping`s, `content_block_delta`s of
-//! text, `content_block_stop`, `message_delta` (output tokens),
-//! `message_stop`; an `error` event ends it early. A message with images
+//! text, `content_block_stop`, `message_delta` (output tokens and the
+//! `stop_reason`), `message_stop`; an `error` event ends it early. The
+//! `stop_reason` (of `message_delta`, or of the whole message) says how it
+//! ended: `max_tokens` and `model_context_window_exceeded` cut the answer
+//! at a limit, `refusal` is the model declining (both an
+//! [`LlmEvent::Finish`]); `end_turn` and `stop_sequence` end it complete,
+//! and so do `tool_use` and `pause_turn`, which come only with tools,
+//! which chatbox does not send. A message with images
 //! becomes content blocks: each image (`source.type = "base64"`), then its
 //! text; one without keeps its plain string.
 
@@ -19,12 +25,14 @@ use serde_json::{Value, json};
 
 use super::http::Endpoint;
 use super::sse::{Decoder, SseEvent};
-use super::{Attachment, ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
+use super::{Attachment, ChatRole, Cut, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
 
 /// `anthropic-version` when the configuration names none.
 pub(super) const DEFAULT_VERSION: &str = "2023-06-01";
-/// `max_tokens` when the configuration names none (the API requires one).
-pub(super) const DEFAULT_MAX_TOKENS: u32 = 1024;
+/// `max_tokens` when the configuration names none (the API requires one):
+/// enough for any ordinary answer, and what every Claude model can write
+/// (the oldest, Claude 3 Haiku, stops at 4096).
+pub(super) const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 /// An Anthropic Messages provider.
 pub struct AnthropicProvider {
@@ -124,6 +132,21 @@ impl Turn<'_> {
     }
 }
 
+/// The cut a `stop_reason` tells of, if it tells of one.
+fn cut_of(stop_reason: &str) -> Option<Cut> {
+    match stop_reason {
+        "max_tokens" | "model_context_window_exceeded" => Some(Cut::Length),
+        "refusal" => Some(Cut::ContentFilter),
+        _ => None,
+    }
+}
+
+/// A `stop_reason` at `pointer` of `v` as the event it makes, if any.
+fn finish(v: &Value, pointer: &str) -> Option<Result<LlmEvent, LlmError>> {
+    let cut = v.pointer(pointer).and_then(Value::as_str).and_then(cut_of)?;
+    Some(Ok(LlmEvent::Finish(cut)))
+}
+
 fn uint(v: &Value, pointer: &str) -> Option<u64> {
     v.pointer(pointer).and_then(Value::as_u64)
 }
@@ -187,6 +210,7 @@ impl LlmProvider for AnthropicProvider {
                     completion_tokens: output,
                 }));
             }
+            events.extend(finish(&message, "/stop_reason"));
             return Ok(futures_util::stream::iter(events).boxed());
         }
         Ok(super::sse::decode(response, MessageDecoder::default()))
@@ -233,6 +257,7 @@ impl Decoder for MessageDecoder {
                         completion_tokens: output,
                     }));
                 }
+                out.extend(finish(&v, "/delta/stop_reason"));
             }
             "message_stop" => return true,
             "error" => out.push(Err(upstream(&v))),
@@ -330,5 +355,38 @@ mod tests {
                 { "role": "user", "content": "three" },
             ])
         );
+    }
+
+    #[test]
+    fn stop_reasons_cut_at_a_limit_or_refuse_or_end_complete() {
+        let end = |reason: &str| {
+            let mut decoder = MessageDecoder::default();
+            let mut out = Vec::new();
+            let delta = json!({ "type": "message_delta", "delta": { "stop_reason": reason, "stop_sequence": null }, "usage": { "output_tokens": 9 } });
+            decoder.decode(
+                SseEvent {
+                    event: Some("message_delta".into()),
+                    data: delta.to_string(),
+                },
+                &mut out,
+            );
+            out.into_iter()
+                .filter_map(|e| match e {
+                    Ok(LlmEvent::Finish(cut)) => Some(cut),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(end("max_tokens"), [Cut::Length]);
+        assert_eq!(end("model_context_window_exceeded"), [Cut::Length]);
+        assert_eq!(end("refusal"), [Cut::ContentFilter]);
+        for complete in ["end_turn", "stop_sequence", "tool_use", "pause_turn"] {
+            assert!(end(complete).is_empty(), "{complete}");
+        }
+        let whole = json!({ "type": "message", "content": [], "stop_reason": "max_tokens" });
+        assert!(matches!(
+            finish(&whole, "/stop_reason"),
+            Some(Ok(LlmEvent::Finish(Cut::Length)))
+        ));
     }
 }

@@ -4,20 +4,24 @@
 //! An attempt counts as started once the first text arrives — only then
 //! has anything reached the user, so until then a failure is invisible and
 //! may be retried (with [`retry::delay`], honouring `Retry-After` up to
-//! `max_retry_after`). Each attempt asks the provider's circuit breaker
-//! first; an open breaker skips straight to the fallback. A provider that
-//! still fails hands over to its `fallback`, and so on down the chain.
-//! What failed last is what the user hears about.
+//! `max_retry_after`, and `x-should-retry` either way). Each attempt asks
+//! the provider's circuit breaker first; an open breaker skips straight to
+//! the fallback. A provider that still fails hands over to its `fallback`,
+//! and so on down the chain. A [`Refusal`](super::Refusal) (quota, key,
+//! model) is not retried and is counted apart; a first token slower than
+//! `first_token_timeout` is not retried unless `slow_first_token` says so,
+//! and neither counts against the breaker. What failed last is what the
+//! user hears about.
 
 use chatbox_shared::config::RetryConfig;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::breaker::Breaker;
 use super::retry;
-use super::{LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, Model, Providers};
+use super::{FIRST_TOKEN, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, Model, Providers};
 use crate::metrics;
 
 /// An answer under way: its first text has arrived.
@@ -110,8 +114,16 @@ async fn start_with(model: &Model, request: &LlmRequest, retry: &RetryConfig) ->
                 } else {
                     drop(permit);
                 }
+                if let Some(refusal) = e.refusal() {
+                    metrics::llm_refusal(id, refusal.as_str());
+                    error!(
+                        provider = id,
+                        reason = refusal.as_str(),
+                        "the provider refuses the request; waiting cannot fix it: {e}"
+                    );
+                }
                 let asked = e.retry_after();
-                let again = e.is_transient()
+                let again = worth_retrying(&e, retry)
                     && attempt < retry.attempts
                     && asked.is_none_or(|wait| wait <= retry.max_retry_after);
                 if !again {
@@ -131,6 +143,17 @@ async fn start_with(model: &Model, request: &LlmRequest, retry: &RetryConfig) ->
     }
 }
 
+/// Whether asking the same provider again may work: the provider's own
+/// word (`x-should-retry`) when it gave one, else whether the failure is
+/// transient — but a model slower than its `first_token_timeout` is not
+/// sent a second, paid, request unless `slow_first_token` says so.
+fn worth_retrying(e: &LlmError, retry: &RetryConfig) -> bool {
+    if e.is_slow_first_token() {
+        return retry.slow_first_token;
+    }
+    e.should_retry().unwrap_or_else(|| e.is_transient())
+}
+
 /// Sends the request and reads up to the first text (or the first sign
 /// that an agent is at work, which the user sees too), within the
 /// first-token timeout — extended by the idle timeout each time the
@@ -140,7 +163,7 @@ async fn first_text(
     request: &LlmRequest,
 ) -> Result<(Vec<LlmEvent>, LlmStream), LlmError> {
     let mut deadline = Instant::now() + provider.first_token_timeout();
-    let timed_out = || LlmError::Timeout("first token");
+    let timed_out = || LlmError::Timeout(FIRST_TOKEN);
     // Fused: an answer without text has ended already, and is read again.
     let mut stream = tokio::time::timeout_at(deadline, provider.stream(request))
         .await

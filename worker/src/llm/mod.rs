@@ -16,7 +16,9 @@ mod dify;
 mod dispatch;
 mod http;
 mod openai;
+mod refusal;
 mod retry;
+mod retry_hints;
 mod sse;
 mod transcription;
 
@@ -37,6 +39,7 @@ pub use dify::DifyProvider;
 pub use dispatch::{Started, dispatch};
 pub(crate) use http::client as http_client;
 pub use openai::OpenAiProvider;
+pub use refusal::Refusal;
 pub use transcription::{Audio, Transcriber};
 
 /// Who wrote a message of the conversation sent to the model.
@@ -180,7 +183,15 @@ pub enum LlmError {
     Status {
         status: u16,
         message: String,
+        /// When the provider said to come back (`retry-after-ms`,
+        /// `Retry-After` in seconds or as a date).
         retry_after: Option<Duration>,
+        /// The provider's own name for the error (`error.code`, else
+        /// `error.type`; Dify's `code`).
+        code: Option<String>,
+        /// `x-should-retry`: whether the provider says trying again may
+        /// work, when it says.
+        should_retry: Option<bool>,
     },
     /// The provider reported an error inside the stream.
     #[error("the model provider reported {kind}: {message}")]
@@ -199,10 +210,17 @@ pub enum LlmError {
     Unsupported(String),
 }
 
+/// What a [`LlmError::Timeout`] waited for when the first token never came.
+pub(crate) const FIRST_TOKEN: &str = "first token";
+
 impl LlmError {
     /// Whether trying again (later, or at another provider) may work: the
-    /// provider or the network failed, not the request.
+    /// provider or the network failed, not the request — and the provider
+    /// does not refuse every request alike ([`Refusal`]).
     pub fn is_transient(&self) -> bool {
+        if self.refusal().is_some() {
+            return false;
+        }
         match self {
             LlmError::Connect(_) | LlmError::Timeout(_) | LlmError::Protocol(_) | LlmError::Open(_) => true,
             LlmError::Status { status, .. } => matches!(status, 408 | 409 | 425 | 429 | 500..=599),
@@ -214,19 +232,41 @@ impl LlmError {
     }
 
     /// Whether it says the provider is unwell (it counts towards its
-    /// circuit breaker): transient failures and refused credentials, not
-    /// a request the provider found wrong.
+    /// circuit breaker): transient failures — not a request the provider
+    /// found wrong, not a [`Refusal`] (the provider is well, it says no),
+    /// and not a first token slower than `first_token_timeout` (a slow
+    /// model thinking is not an outage).
     pub fn counts_against_provider(&self) -> bool {
         match self {
-            LlmError::Status { status, .. } => matches!(status, 401 | 403) || self.is_transient(),
             LlmError::Open(_) | LlmError::Unsupported(_) => false,
+            LlmError::Timeout(what) if *what == FIRST_TOKEN => false,
             other => other.is_transient(),
         }
     }
 
-    /// When the provider said to come back, if it did.
+    /// An error that waiting cannot fix, and why (quota, key, model).
+    pub fn refusal(&self) -> Option<Refusal> {
+        Refusal::of(self)
+    }
+
+    /// What the provider said of trying again (`x-should-retry`), if it did.
+    pub fn should_retry(&self) -> Option<bool> {
+        match self {
+            LlmError::Status { should_retry, .. } => *should_retry,
+            _ => None,
+        }
+    }
+
+    /// Whether the first token did not come within `first_token_timeout`.
+    pub fn is_slow_first_token(&self) -> bool {
+        matches!(self, LlmError::Timeout(what) if *what == FIRST_TOKEN)
+    }
+
+    /// When the provider said to come back, if it did (never for a
+    /// [`Refusal`]: coming back will not help).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
+            _ if self.refusal().is_some() => None,
             LlmError::Status { retry_after, .. } => *retry_after,
             LlmError::Open(left) => Some(*left),
             _ => None,
@@ -236,6 +276,7 @@ impl LlmError {
     /// A short label for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {
+            LlmError::Status { .. } if self.refusal().is_some() => "refused",
             LlmError::Connect(_) => "connect",
             LlmError::Status { status: 429, .. } => "rate_limited",
             LlmError::Status {

@@ -1,11 +1,15 @@
 //! OpenAI Chat Completions over `reqwest`, streamed as server-sent events.
 //!
-//! Works with any OpenAI-compatible endpoint (vLLM, Ollama, LiteLLM, the
-//! project's `mock-llm`). Streaming asks for usage with
-//! `stream_options.include_usage`; each `data:` event carries
-//! `choices[0].delta.content`, the last ones carry `usage`, and `[DONE]`
-//! ends the stream. With `stream = false` the whole answer comes in one
-//! response.
+//! Works with any OpenAI-compatible endpoint (vLLM, Ollama, LiteLLM,
+//! Azure OpenAI — its v1 route as it is, its classic deployment route with
+//! `azure_deployment` — the project's `mock-llm`). Streaming asks for usage
+//! with `stream_options.include_usage` (unless `stream_usage = false`);
+//! each `data:` event carries `choices[0].delta.content`, the last choice
+//! its `finish_reason` (`length` and `content_filter` become
+//! [`LlmEvent::Finish`]), the last chunk `usage`, and `[DONE]` ends the
+//! stream. With `stream = false` the whole answer comes in one response.
+//! The token limit goes as `max_tokens` or `max_completion_tokens`
+//! (`max_tokens_field`); no `temperature` goes unless one is configured.
 //!
 //! A message with images becomes an array of parts (its text, then one
 //! `image_url` part per image, inline as a `data:` URL); one without keeps
@@ -24,7 +28,7 @@ use serde_json::{Value, json};
 
 use super::http::Endpoint;
 use super::sse::{Decoder, SseEvent};
-use super::{Attachment, ChatMessage, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
+use super::{Attachment, ChatMessage, Cut, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
 
 /// The sample rate of OpenAI's `pcm16` audio.
 pub(super) const PCM16_RATE: u32 = 24_000;
@@ -50,6 +54,10 @@ struct Choice {
     delta: Option<Content>,
     #[serde(default)]
     message: Option<Content>,
+    /// `stop`, `length`, `content_filter`, `tool_calls`; null until the
+    /// last chunk of a stream.
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -89,8 +97,9 @@ struct ApiError {
 impl OpenAiProvider {
     /// A provider for one configuration entry.
     pub fn new(config: ProviderConfig) -> Result<Self, String> {
+        let route = chat_route(&config);
         Ok(OpenAiProvider {
-            api: Endpoint::new(config, "chat/completions")?,
+            api: Endpoint::new(config, &route)?,
         })
     }
 
@@ -117,7 +126,7 @@ impl OpenAiProvider {
         );
         let model = self.model();
         let mut body = json!({ "model": model, "messages": messages, "stream": stream });
-        if stream {
+        if stream && self.api.config.stream_usage {
             body["stream_options"] = json!({ "include_usage": true });
         }
         if let (Some(audio), Some((format, _))) = (&self.api.config.audio_output, self.speech(stream)) {
@@ -125,8 +134,10 @@ impl OpenAiProvider {
             body["audio"] = json!({ "voice": audio.voice, "format": format });
         }
         if let Some(max) = self.api.config.max_tokens {
-            body["max_tokens"] = json!(max);
+            body[self.api.config.max_tokens_field.as_str()] = json!(max);
         }
+        // Unset, no temperature goes: the model's default, and no refusal
+        // from the models that take none (OpenAI's reasoning models).
         if let Some(t) = self.api.config.temperature {
             body["temperature"] = json!(t);
         }
@@ -134,6 +145,42 @@ impl OpenAiProvider {
             body["user"] = json!(user);
         }
         body
+    }
+}
+
+/// The route under the endpoint: `chat/completions`, or Azure OpenAI's
+/// classic `openai/deployments/{deployment}/chat/completions`; with an
+/// `api_version`, its `api-version` query (checked URL-safe at start).
+fn chat_route(config: &ProviderConfig) -> String {
+    let path = match &config.azure_deployment {
+        Some(deployment) => format!("openai/deployments/{deployment}/chat/completions"),
+        None => "chat/completions".to_owned(),
+    };
+    match &config.api_version {
+        Some(version) => format!("{path}?api-version={version}"),
+        None => path,
+    }
+}
+
+/// Adds the API key: as it is in the configured header (Azure's
+/// `api-key`), else as `Authorization: Bearer`; none when there is none.
+fn with_key(config: &ProviderConfig, call: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    let key = config.api_key.expose();
+    match config.key_header() {
+        _ if key.is_empty() => call,
+        Some(header) => call.header(header, key),
+        None => call.bearer_auth(key),
+    }
+}
+
+/// The end a finish reason tells of: `length` and `content_filter` cut the
+/// answer; `stop` (and `tool_calls`, which chatbox never asks for) end it
+/// complete.
+fn cut_of(finish_reason: &str) -> Option<Cut> {
+    match finish_reason {
+        "length" => Some(Cut::Length),
+        "content_filter" => Some(Cut::ContentFilter),
+        _ => None,
     }
 }
 
@@ -224,7 +271,9 @@ fn events_of(chunk: Chunk, audio: &mut AudioSink, out: &mut Vec<Result<LlmEvent,
         return;
     }
     for choice in chunk.choices {
+        let cut = choice.finish_reason.as_deref().and_then(cut_of);
         let Some(content) = choice.delta.or(choice.message) else {
+            out.extend(cut.map(|cut| Ok(LlmEvent::Finish(cut))));
             continue;
         };
         let spoken = content.audio.as_ref().and_then(|a| a.transcript.clone());
@@ -239,6 +288,7 @@ fn events_of(chunk: Chunk, audio: &mut AudioSink, out: &mut Vec<Result<LlmEvent,
             out.push(Err(e));
             return;
         }
+        out.extend(cut.map(|cut| Ok(LlmEvent::Finish(cut))));
     }
     if let Some(usage) = chunk.usage {
         out.push(Ok(LlmEvent::Usage {
@@ -255,11 +305,8 @@ impl LlmProvider for OpenAiProvider {
     }
 
     async fn stream(&self, request: &LlmRequest) -> Result<LlmStream, LlmError> {
-        let mut call = self.api.post().json(&self.body(request, self.api.config.stream));
-        if !self.api.config.api_key.is_empty() {
-            call = call.bearer_auth(self.api.config.api_key.expose());
-        }
-        let response = self.api.send(call).await?;
+        let call = self.api.post().json(&self.body(request, self.api.config.stream));
+        let response = self.api.send(with_key(&self.api.config, call)).await?;
         let stream = self.api.config.stream;
         // Without audio_output no audio is asked for; should some come,
         // it passes as it is.
@@ -467,6 +514,89 @@ mod tests {
                     completion_tokens: 5
                 }),
             ]
+        );
+    }
+
+    #[test]
+    fn length_and_content_filter_cut_the_answer_and_stop_ends_it() {
+        let finish =
+            |reason: &str| json!({ "choices": [{ "index": 0, "delta": {}, "finish_reason": reason }] });
+        let text =
+            json!({ "choices": [{ "index": 0, "delta": { "content": "Hi" }, "finish_reason": null }] });
+        for (reason, want) in [
+            ("length", Some(Cut::Length)),
+            ("content_filter", Some(Cut::ContentFilter)),
+            ("stop", None),
+            ("tool_calls", None),
+        ] {
+            let mut decoder = ChunkDecoder {
+                audio: AudioSink::Pass("wav".into()),
+            };
+            let out = decode_all(&mut decoder, &[text.clone(), finish(reason)]);
+            let cuts: Vec<_> = out
+                .iter()
+                .filter_map(|e| match e {
+                    Ok(LlmEvent::Finish(cut)) => Some(*cut),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(cuts, want.into_iter().collect::<Vec<_>>(), "{reason}");
+            assert!(matches!(&out[0], Ok(LlmEvent::Delta(t)) if t == "Hi"), "{out:?}");
+        }
+        // A whole answer carries it beside its message.
+        let chunk: Chunk = serde_json::from_value(json!({
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": "Half" }, "finish_reason": "length" }],
+        }))
+        .unwrap();
+        let mut out = Vec::new();
+        events_of(chunk, &mut AudioSink::Pass("wav".into()), &mut out);
+        assert_eq!(
+            out.into_iter()
+                .map(|e| e.map_err(|e| e.to_string()))
+                .collect::<Vec<_>>(),
+            vec![
+                Ok(LlmEvent::Delta("Half".into())),
+                Ok(LlmEvent::Finish(Cut::Length))
+            ]
+        );
+    }
+
+    #[test]
+    fn the_token_limit_field_usage_and_temperature_go_as_configured() {
+        let hi = || request(vec![ChatMessage::text(ChatRole::User, "hi")]);
+        let plain = provider(json!({ "max_tokens": 300 })).body(&hi(), true);
+        assert_eq!(plain["max_tokens"], 300);
+        assert_eq!(plain["stream_options"], json!({ "include_usage": true }));
+        assert!(
+            plain.get("temperature").is_none(),
+            "no temperature unless configured"
+        );
+        let reasoning = provider(json!({
+            "max_tokens": 300, "max_tokens_field": "max_completion_tokens", "stream_usage": false,
+        }))
+        .body(&hi(), true);
+        assert_eq!(reasoning["max_completion_tokens"], 300);
+        assert!(reasoning.get("max_tokens").is_none() && reasoning.get("stream_options").is_none());
+        let whole = provider(json!({})).body(&hi(), false);
+        assert!(
+            whole.get("stream_options").is_none(),
+            "only a stream has stream_options"
+        );
+    }
+
+    #[test]
+    fn azure_routes_carry_the_deployment_and_the_api_version() {
+        let config = |extra: Value| provider(extra).api.config;
+        assert_eq!(chat_route(&config(json!({}))), "chat/completions");
+        assert_eq!(
+            chat_route(&config(
+                json!({ "azure_deployment": "gpt-4o", "api_version": "2024-10-21" })
+            )),
+            "openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(
+            chat_route(&config(json!({ "api_version": "preview" }))),
+            "chat/completions?api-version=preview"
         );
     }
 }

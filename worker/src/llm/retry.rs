@@ -27,6 +27,7 @@ mod tests {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(1000),
             max_retry_after: Duration::from_secs(20),
+            slow_first_token: false,
         }
     }
 
