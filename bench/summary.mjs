@@ -52,7 +52,9 @@ function cell(key, field) {
   const xs = values(key, field).filter(Number.isFinite);
   if (!xs.length) return "–";
   const m = fmt(median(xs));
-  return xs.length > 1 ? `${m} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})` : m;
+  const lo = Math.min(...xs);
+  const hi = Math.max(...xs);
+  return xs.length > 1 && lo !== hi ? `${m} (${fmt(lo)}–${fmt(hi)})` : m;
 }
 function ratio(key, base, field) {
   const r = median(values(key, field)) / median(values(base, field));

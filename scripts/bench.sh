@@ -195,7 +195,6 @@ TOML
   for n in $(seq 1 "$workers"); do wait_port 127.0.0.1 "$((WORKER_PORT + n - 1))" "worker $n"; done
   sleep 1 # the workers attach to their JetStream consumer
   URL="ws://127.0.0.1:$GW_PORT_A"
-  CHATBOX_PIDS=$(echo "$pids" | tr , '\n' | cut -d= -f2 | paste -sd,)
   PROCS="$pids,redis=$REDIS_PID,nats=$NATS_PID"
   AUX="mock=$mock"
   RSS_TARGET=gwA
@@ -220,18 +219,46 @@ load() { # side args...
   check_alive
 }
 
-perf_record() { # seconds-from-now seconds pids out
-  [ "$PERF" = 1 ] && command -v perf >/dev/null 2>&1 || return 0
-  (sleep "$1"; perf record -F 499 -p "$3" -o "$4" -- sleep "$2" >/dev/null 2>&1) &
+perf_record() { # seconds-from-now seconds names(name=pid,...) out
+  if [ "$PERF" != 1 ] || ! command -v perf >/dev/null 2>&1; then return 0; fi
+  local pids
+  pids=$(echo "$3" | tr , '\n' | cut -d= -f2 | paste -sd,)
+  (
+    sleep "$1"
+    # Which process each thread belongs to: the report names them.
+    for kv in ${3//,/ }; do
+      for t in /proc/"${kv#*=}"/task/*; do echo "${t##*/} ${kv%%=*}"; done
+    done >"${4%.data}.threads"
+    perf record -F 499 -p "$pids" -o "$4" -- sleep "$2" >/dev/null 2>&1
+  ) &
   PERF_PID=$!
 }
+# A flat profile: the share of every process's threads, then the top symbols,
+# as percentages of all the samples.
 perf_report() { # out
   [ -n "${PERF_PID:-}" ] || return 0
   wait "$PERF_PID" 2>/dev/null || true
   PERF_PID=""
-  perf report -i "$1" --no-children -g none --sort comm,dso,symbol --percent-limit 0.5 --stdio 2>/dev/null \
-    | grep -v '^$' | grep -v '^#' | grep -E '^ +[0-9]' | head -60 >"${1%.data}.txt" || true
-  say "profile: ${1%.data}.txt"
+  local txt=${1%.data}.txt flat=(perf report -i "$1" --no-children -g none --stdio)
+  # "  12.3%  4242:tokio-rt-worker ..." -> "  12.3%  worker1/tokio-rt-worker ..."
+  local name_threads='NR==FNR { name[$1] = $2; next }
+    { if (match($0, /[0-9]+:/)) { tid = substr($0, RSTART, RLENGTH - 1);
+        $0 = substr($0, 1, RSTART - 1) (tid in name ? name[tid] : tid) "/" substr($0, RSTART + RLENGTH) } print }'
+  {
+    echo "# perf record -F 499 over the measured window of $(basename "${1%.data}"), gateways and workers"
+    "${flat[@]}" --sort pid 2>/dev/null | grep -E '^ +[0-9]' | awk "$name_threads" "${1%.data}.threads" - \
+      >"${1%.data}.by-thread"
+    echo "## processes"
+    awk '{ split($2, p, "/"); sum[p[1]] += $1 } END { for (n in sum) printf "%8.2f%%  %s\n", sum[n], n }' \
+      "${1%.data}.by-thread" | sort -rn
+    echo "## threads"
+    cat "${1%.data}.by-thread"
+    echo "## top symbols (a process's threads of one name together)"
+    "${flat[@]}" --sort pid,dso,symbol 2>/dev/null | grep -E '^ +[0-9]' | awk "$name_threads" "${1%.data}.threads" - \
+      | awk '{ pct = $1; $1 = ""; sum[$0] += pct } END { for (k in sum) if (sum[k] >= 0.3) printf "%8.2f%% %s\n", sum[k], k }' \
+      | sort -rn | head -60
+  } | sed -E 's/[ -]+$//' >"$txt" || true
+  say "profile: $txt"
 }
 
 versions() {
@@ -271,7 +298,7 @@ shape_burst() { # run
       if [ "$mode" = closed ]; then
         local profile=""
         if [ "$1" = 1 ] && [ "$variant" = chatbox ]; then profile="$OUT/perf-burst-closed.data"; fi
-        if [ -n "$profile" ]; then perf_record "$W" "$D" "$CHATBOX_PIDS" "$profile"; fi
+        if [ -n "$profile" ]; then perf_record "$W" "$D" "${PROCS%%,redis=*}" "$profile"; fi
         load "${side%%:*}" --mode closed --clients "$c" --chunks "$k" --chunk-bytes "$s" --pace "$pace" --warmup "$W" --duration "$D"
         if [ -n "$profile" ]; then perf_report "$profile"; fi
       else
