@@ -55,3 +55,5 @@ say "browser tests (Chromium: $CHROMIUM, screenshots: $CHATBOX_BROWSER_ARTIFACTS
 # kubernetes-validate), docker-compose.yml and the Dockerfile.
 bash scripts/checks/observability.sh
 bash scripts/checks/deploy.sh
+# The side-by-side benchmark (scripts/bench.sh) is run by hand; its scripts still parse.
+bash scripts/checks/bench.sh
