@@ -33,7 +33,7 @@ fn ask(text: &str) -> LlmRequest {
     LlmRequest {
         messages: vec![ChatMessage::text(ChatRole::User, text)],
         user: Some("user-hash".into()),
-        conversation_id: None,
+        ..LlmRequest::default()
     }
 }
 

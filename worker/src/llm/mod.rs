@@ -112,6 +112,9 @@ pub struct LlmRequest {
     /// The provider's own conversation this session continues (Dify keeps
     /// the context on its side), from an earlier [`LlmEvent::Conversation`].
     pub conversation_id: Option<String>,
+    /// The user's token claims the configuration forwards (Dify fills
+    /// inputs from them: `inputs_from_claims`).
+    pub claims: chatbox_shared::envelope::ForwardedClaims,
 }
 
 impl LlmRequest {
