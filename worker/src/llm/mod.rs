@@ -38,6 +38,7 @@ pub use dispatch::{Started, dispatch};
 pub(crate) use http::client as http_client;
 pub use openai::OpenAiProvider;
 pub use transcription::{Audio, Transcriber};
+pub(crate) use transcription::{READABLE_FORMATS, readable as transcription_reads};
 
 /// Who wrote a message of the conversation sent to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
