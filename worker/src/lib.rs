@@ -231,6 +231,12 @@ impl Worker {
             self.turns.wait().await;
         }
         self.stop_listening.cancel();
+        // The last turns' final frames may still sit in the bus client's
+        // buffer: out before the process ends, or the user never sees
+        // the end of an answer that was stored as complete.
+        if let Err(e) = self.state.bus.flush().await {
+            warn!("cannot flush the last frames to the bus: {e}");
+        }
         self.state.notifications.shutdown(NOTIFY_GRACE.min(grace)).await;
     }
 }
