@@ -108,6 +108,7 @@ async fn serve(
         state: Arc::clone(&state),
         conn: Arc::clone(&conn),
         user_name: identity.name,
+        claims: identity.claims,
         last_typing: None,
     };
     let exit = socket_loop(&state, &mut socket, &mut ctx).await;

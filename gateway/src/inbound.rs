@@ -19,8 +19,8 @@ use bytes::Bytes;
 use chatbox_shared::bus::Headers;
 use chatbox_shared::coordinator::{Admission, RateLimit};
 use chatbox_shared::envelope::{
-    Audience, EndSession, InboundBody, InboundEnvelope, ListSessions, RenameSession, SessionHistory,
-    StopAnswer, StopReason, UploadSlotRequest, headers, rpc,
+    Audience, EndSession, ForwardedClaims, InboundBody, InboundEnvelope, ListSessions, RenameSession,
+    SessionHistory, StopAnswer, StopReason, UploadSlotRequest, headers, rpc,
 };
 use chatbox_shared::ids::new_message_id;
 use chatbox_shared::protocol::sessions::{HistoryPage, SessionPage, SessionSummary};
@@ -45,6 +45,8 @@ pub(crate) struct ConnContext {
     pub conn: Arc<ConnHandle>,
     /// The user's display name, from the token.
     pub user_name: Option<String>,
+    /// The user's token claims that go to the models with each message.
+    pub claims: ForwardedClaims,
     /// When the last typing indicator was forwarded.
     pub last_typing: Option<Instant>,
 }
@@ -303,6 +305,7 @@ struct AcceptArgs {
     state: Arc<GatewayState>,
     conn: Arc<ConnHandle>,
     user_name: Option<String>,
+    claims: ForwardedClaims,
 }
 
 impl AcceptArgs {
@@ -311,6 +314,7 @@ impl AcceptArgs {
             state: Arc::clone(&ctx.state),
             conn: Arc::clone(&ctx.conn),
             user_name: ctx.user_name.clone(),
+            claims: ctx.claims.clone(),
         }
     }
 
@@ -340,6 +344,7 @@ async fn accept(args: AcceptArgs, client_id: Option<String>, body: InboundBody) 
             session_id: args.conn.session_id.clone(),
             user_id: args.conn.user_id.clone(),
             user_name: args.user_name.clone(),
+            claims: args.claims.clone(),
             sender: Sender::User,
             message_id,
             client_id,

@@ -48,6 +48,10 @@ pub mod rpc {
     pub const UPLOAD_SLOT: &str = "uploads.slot";
 }
 
+/// The claims of a user's token that go to the models with each message
+/// (the configuration names them: `inputs_from_claims`), by claim name.
+pub type ForwardedClaims = std::collections::BTreeMap<String, serde_json::Value>;
+
 /// An accepted client message, as a gateway hands it to the workers on
 /// `chat.in.<sid>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +63,10 @@ pub struct InboundEnvelope {
     /// The sender's display name, from the JWT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
+    /// The sender's token claims the configuration forwards to the models
+    /// (`inputs_from_claims`); none other ever travels.
+    #[serde(default, skip_serializing_if = "ForwardedClaims::is_empty")]
+    pub claims: ForwardedClaims,
     /// The sender's role in the conversation.
     pub sender: Sender,
     /// Unique within the session: the client's id when it gave one.
@@ -398,6 +406,7 @@ mod tests {
             session_id: "s".into(),
             user_id: "u".into(),
             user_name: Some("Ann".into()),
+            claims: ForwardedClaims::from([("tier".to_owned(), serde_json::json!("gold"))]),
             sender: Sender::User,
             message_id: "m".into(),
             client_id: None,

@@ -54,8 +54,10 @@ pub(crate) async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow
         config.chatbox.pod_id.clone()
     };
     let namespace = backplane::namespace(&config)?;
+    // The claims models take inputs from go with each message; no other.
     let validator = TokenValidator::new(config.chatbox.jwt_secret.expose(), &config.chatbox.auth)
-        .map_err(anyhow::Error::msg)?;
+        .map_err(anyhow::Error::msg)?
+        .forwarding(config.chatbox.llm.forwarded_claims());
     let bus: Arc<dyn Bus> = Arc::new(MeteredBus::new(Arc::new(MemoryBus::new(MemoryBusOptions {
         dedupe_window: config.chatbox.nats.duplicate_window,
         ..MemoryBusOptions::default()

@@ -18,8 +18,10 @@ pub(crate) async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Re
     let signal = shutdown::on_signal();
     let pod_id = backplane::pod_id(&config, "gateway");
     let namespace = backplane::namespace(&config)?;
+    // The claims models take inputs from go with each message; no other.
     let validator = TokenValidator::new(config.chatbox.jwt_secret.expose(), &config.chatbox.auth)
-        .map_err(anyhow::Error::msg)?;
+        .map_err(anyhow::Error::msg)?
+        .forwarding(config.chatbox.llm.forwarded_claims());
     let bus = backplane::nats(&config, &pod_id, &namespace).await?;
     let coordinator = backplane::redis(&config, &namespace).await?;
     let (metered_bus, metered_coordinator) = backplane::metered(&bus, &coordinator);

@@ -6,8 +6,9 @@
 //    the conversation live, takes over, writes to the user, reads the
 //    user's reply (an XSS attempt shown as text), and releases it.
 // 2. The all-in-one: the metrics page after some traffic (cards and four
-//    charts for the last 24 hours), the sign-in form, and a refused token
-//    sending the console back to sign-in in words.
+//    charts for the last 24 hours), how a cut answer ended in the session
+//    view, the sign-in form, and a refused token sending the console back
+//    to sign-in in words.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -216,6 +217,35 @@ describe('the admin console on the all-in-one', () => {
       assert.ok((await chart.locator('table tbody tr').count()) > 0, 'a table of the values for screen readers');
     }
     await screenshot(admin, 'admin-metrics-desktop');
+    assertNoPageErrors(admin);
+  });
+
+  test('the session view says how a cut answer ended, and shows the replaced text', TEST_TIMEOUT, async () => {
+    const token = await server.token({ sub: uniqueId('mod'), name: 'Moe' });
+    const user = await newPage(browser, { viewport: 'desktop' });
+    await user.goto(`${server.baseUrl}/chat/#token=${token}`);
+    await user.locator('[data-testid="connection-status"][data-state="online"]').waitFor(WAIT);
+    await user.getByTestId('model-select').selectOption('mock-dify');
+    await user.waitForFunction(() => /Answers now come from/.test(document.getElementById('typing').textContent), null, WAIT);
+    await askAndWaitForAnswer(user, 'Something risky [[mock chunks=6 replace-after=3]]');
+    const sessionId = await user.getByTestId('message-list').getAttribute('data-session-id');
+    assert.ok(sessionId, 'the chat page names its session');
+    assertNoPageErrors(user);
+    await user.context().close();
+
+    const admin = await newPage(browser, { viewport: 'desktop' });
+    await admin.goto(server.adminUrl);
+    await admin.getByTestId('sessions-table').waitFor(WAIT);
+    await admin.evaluate((id) => {
+      location.hash = `#session=${encodeURIComponent(id)}`;
+    }, sessionId);
+    const answer = admin.getByTestId('conversation').locator('[data-testid="message"][data-sender="ai"]');
+    await answer.first().waitFor(WAIT);
+    assert.equal(await answer.first().getAttribute('data-finish-reason'), 'content_filter');
+    assert.match(await answer.first().getByTestId('finish-note').innerText(), /content filter/);
+    assert.match(await answer.first().innerText(), /withheld by the app's content moderation/);
+    assert.doesNotMatch(await answer.first().innerText(), /You said/, 'the moderated text is not shown');
+    await screenshot(admin, 'admin-cut-answer-desktop');
     assertNoPageErrors(admin);
   });
 

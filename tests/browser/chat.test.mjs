@@ -1,6 +1,7 @@
 // The chat page in Chromium against the real all-in-one and the mock LLM:
 // streaming, history after a reload, reconnecting after a server restart,
-// markup shown as text, model choice, stopping an answer, images, refused
+// markup shown as text, model choice, stopping an answer, an answer the
+// provider moderated (replaced in place, noted), an agent at work, images, refused
 // files, voice messages with the fake microphone, and screenshots of the
 // page on a phone (light and dark) and on a desktop.
 
@@ -70,6 +71,17 @@ async function answer(page, number, timeout = 30_000) {
     { timeout },
   );
   return messages(page, 'ai').nth(number - 1).locator('.content').innerText();
+}
+
+/** The mock Dify app's moderation preset (tools/mock-llm/src/dify.rs). */
+const MODERATED = "Sorry, this answer was withheld by the app's content moderation.";
+
+/** Picks the model for the session and waits until the server confirms it. */
+async function useModel(page, id) {
+  const select = page.getByTestId('model-select');
+  await select.selectOption(id);
+  // The server's confirmation shows as a short note ("Answers now come from …").
+  await page.waitForFunction(() => /Answers now come from/.test(document.getElementById('typing').textContent), null, WAIT);
 }
 
 /** A real PNG: width × height, RGB, a colour gradient. */
@@ -274,6 +286,55 @@ describe('the chat page', () => {
     const next = await answer(page, 2);
     assert.match(next, /You said: And now a short one/);
     assert.ok(kept.split(' ').length < 80, 'the stopped answer is shorter than the full one');
+    assertNoPageErrors(page);
+    await page.context().close();
+  });
+
+  test('an answer the provider moderated is replaced in place and noted, also after a reload', T, async () => {
+    const { page, url } = await openChat();
+    await useModel(page, 'mock-dify');
+    await watchStreaming(page);
+    await send(page, 'Say something risky [[mock chunks=8 chunk-delay-ms=80 replace-after=4]]');
+    const cut = page.locator('[data-testid="message"][data-sender="ai"][data-finish-reason="content_filter"]');
+    await cut.waitFor(WAIT);
+    assert.equal(await cut.locator('.content').innerText(), MODERATED);
+    assert.match(await cut.getByTestId('finish-note').innerText(), /content filter/);
+    const seen = await page.evaluate(() => window.__seen);
+    assert.ok(seen.partials.some((p) => p.startsWith('You said')), `the first text was shown: ${JSON.stringify(seen.partials)}`);
+    assert.ok(
+      seen.partials.every((p) => !(p.includes('You said') && p.includes('withheld'))),
+      `never the old and the new text together: ${JSON.stringify(seen.partials)}`,
+    );
+    await screenshot(page, 'chat-moderated-answer-desktop');
+
+    // History keeps the replacement and says how the answer ended.
+    await page.goto('about:blank');
+    await page.goto(url);
+    await online(page);
+    const kept = page.locator('[data-testid="message"][data-sender="ai"][data-finish-reason="content_filter"]');
+    await kept.waitFor(WAIT);
+    assert.equal(await kept.locator('.content').innerText(), MODERATED);
+    assert.match(await kept.getByTestId('finish-note').innerText(), /content filter/);
+    assertNoPageErrors(page);
+    await page.context().close();
+  });
+
+  test('an agent at work says so, naming its tool, and the text around it stays', T, async () => {
+    const { page } = await openChat({ viewport: 'phone' });
+    await useModel(page, 'mock-dify');
+    await send(page, 'Look it up [[mock chunks=4 chunk-delay-ms=50 agent-tool=web_search ping-gap-ms=2500 ping-every-ms=500]]');
+    const status = page.getByTestId('working-status');
+    await status.waitFor(WAIT);
+    assert.match(await status.innerText(), /Working: web_search/);
+    const ai = messages(page, 'ai').first();
+    assert.match(await ai.locator('.content').innerText(), /^You/, 'the text before the tool call stays');
+    assert.equal(await ai.getAttribute('data-streaming'), 'true');
+    await screenshot(page, 'chat-agent-working-phone');
+    const text = await answer(page, 1);
+    assert.match(text, /^You said: Look it up\./);
+    assert.equal(await page.getByTestId('working-status').count(), 0, 'the status goes with the answer');
+    assert.equal(await ai.getAttribute('data-finish-reason'), null, 'a complete answer has no note');
+    assert.equal(await ai.getByTestId('finish-note').count(), 0);
     assertNoPageErrors(page);
     await page.context().close();
   });

@@ -40,7 +40,7 @@ fn ask(text: &str) -> LlmRequest {
     LlmRequest {
         messages: vec![ChatMessage::text(ChatRole::User, text)],
         user: Some("user-hash".into()),
-        conversation_id: None,
+        ..LlmRequest::default()
     }
 }
 
@@ -719,4 +719,77 @@ async fn mock_requests(mock: &Proc, key: &str) -> Vec<Value> {
         .await
         .expect("mock requests json");
     listed["requests"].as_array().cloned().unwrap_or_default()
+}
+
+/// Dify's stream as its apps send it, read by the adapter over real HTTP:
+/// a chatflow's progress and an agent's pause of pings are signs of life,
+/// the tool shows as work, moderation replaces the answer and marks it
+/// filtered; the inputs are the fixed ones and those from the claims.
+#[tokio::test]
+async fn dify_reads_what_its_apps_send_and_sends_their_inputs() {
+    let dir = log_dir(&unique("llm"));
+    let mock = start_mock(&dir, "mock", &["--chunks", "4"]).await;
+    let p = DifyProvider::new(config(
+        "dify",
+        "dify",
+        &mock.addr,
+        json!({ "inputs": { "locale": "en" }, "inputs_from_claims": { "plan": "tier" },
+                "headers": { "x-mock-key": "dify-app" } }),
+    ))
+    .unwrap();
+    let request = |text: &str| LlmRequest {
+        claims: [("tier".to_owned(), json!("gold"))].into(),
+        ..ask(text)
+    };
+    let events = collect(
+        &p,
+        request("work [[mock workflow=true agent-tool=calculator ping-gap-ms=600 ping-every-ms=200]]"),
+    )
+    .await;
+    let events: Vec<LlmEvent> = events.into_iter().map(|e| e.expect("no error")).collect();
+    let keep_alives = events.iter().filter(|e| **e == LlmEvent::KeepAlive).count();
+    // 4 workflow/node events before the text, 3 pings, the repeated
+    // thought, 2 after the text.
+    assert_eq!(keep_alives, 10, "{events:?}");
+    let working: Vec<&LlmEvent> = events
+        .iter()
+        .filter(|e| matches!(e, LlmEvent::Working(_)))
+        .collect();
+    assert_eq!(working, [&LlmEvent::Working(Some("calculator".into()))]);
+    assert!(!events.iter().any(|e| matches!(e, LlmEvent::Finish(_))));
+    let text: String = events
+        .iter()
+        .filter_map(|e| match e {
+            LlmEvent::Delta(d) => Some(d.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(text.starts_with("You said: work."), "{text}");
+    let seen = &key_stats(&mock, "dify-app").await["last_request"];
+    assert_eq!(seen["inputs"], json!({ "locale": "en", "plan": "gold" }));
+
+    let moderated = collect(&p, request("hm [[mock replace-after=1]]")).await;
+    let tail: Vec<&LlmEvent> = moderated
+        .iter()
+        .rev()
+        .take(3)
+        .map(|e| e.as_ref().unwrap())
+        .collect();
+    assert!(matches!(tail[0], LlmEvent::Usage { .. }), "{moderated:?}");
+    assert_eq!(
+        tail[1],
+        &LlmEvent::Finish(chatbox_worker::llm::Cut::ContentFilter)
+    );
+    assert!(
+        matches!(tail[2], LlmEvent::Replace(t) if t.contains("withheld")),
+        "{moderated:?}"
+    );
+
+    // An app that requires an input the request lacks refuses it.
+    match p.stream(&ask("no claims [[mock require-inputs=plan]]")).await {
+        Err(LlmError::Status {
+            status: 400, message, ..
+        }) => assert!(message.contains("plan is required in input form"), "{message}"),
+        other => panic!("expected a 400, got {:?}", other.map(|_| "a stream")),
+    }
 }

@@ -455,6 +455,150 @@ async fn voice_transcribed(d: &Deployment) {
     assert!(is_error(&wrong, "INVALID_FIELD"), "{wrong}");
 }
 
+// Recordings as browsers and phones make them (the smallest files upload
+// inspection accepts as each format).
+
+fn ogg() -> Vec<u8> {
+    let mut page = b"OggS\x00\x02".to_vec();
+    page.extend_from_slice(&[0; 8]);
+    page.extend_from_slice(&[1, 2, 3, 4, 0, 0, 0, 0, 9, 9, 9, 9, 1, 19]);
+    page.extend_from_slice(b"OpusHead\x01\x02\x38\x01\x80\xbb\x00\x00\x00\x00\x00");
+    page
+}
+
+fn m4a() -> Vec<u8> {
+    let mut file = b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom\x00\x00\x00\x00".to_vec();
+    file.extend_from_slice(b"\x00\x00\x00\x18mdat");
+    file.extend_from_slice(&[0x21; 16]);
+    file
+}
+
+fn wav() -> Vec<u8> {
+    let mut body =
+        b"WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00\x80\x3e\x00\x00\x02\x00\x10\x00".to_vec();
+    body.extend_from_slice(b"data\x04\x00\x00\x00\x01\x02\x03\x04");
+    let mut file = b"RIFF".to_vec();
+    file.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    file.extend(body);
+    file
+}
+
+/// Two MPEG-1 layer III frames behind an ID3 tag.
+fn mp3() -> Vec<u8> {
+    let mut file = b"ID3\x03\x00\x00\x00\x00\x00\x0aTIT2\x00\x00\x00\x00".to_vec();
+    file.extend_from_slice(&[0; 6]);
+    let mut frame = b"\xff\xfb\x90\x00".to_vec();
+    frame.resize(417, 0x55);
+    file.extend(frame.repeat(2));
+    file
+}
+
+fn flac() -> Vec<u8> {
+    let mut file = b"fLaC\x80\x00\x00\x22".to_vec();
+    file.extend_from_slice(&[0x10; 34]);
+    file.extend_from_slice(b"\xff\xf8\x69\x08\x00\x00");
+    file
+}
+
+/// Raw AAC: ADTS frames, no container.
+fn adts() -> Vec<u8> {
+    let len = 27usize;
+    let mut frame = vec![
+        0xff,
+        0xf1,
+        0x50,
+        0x80,
+        (len >> 3) as u8,
+        ((len & 7) << 5) as u8 | 0x1f,
+        0xfc,
+    ];
+    frame.resize(len, 0x33);
+    frame.repeat(3)
+}
+
+/// Sends `bytes` as a voice message declared `declared`; the frame that
+/// answers it (its echo, or an error).
+async fn send_voice(client: &mut Client, id: &str, name: &str, bytes: &[u8], declared: &str) -> Value {
+    let slot = slot_ws(
+        client,
+        &format!("{id}-slot"),
+        upload_request(name, bytes, declared, "voice"),
+    )
+    .await;
+    assert_eq!(slot["type"], "upload_slot", "{declared}: {slot}");
+    assert_eq!(upload(&slot["data"], bytes).await, 200, "{declared}");
+    client
+        .send(json!({"type": "voice_message", "id": id, "file_id": slot["data"]["file_id"]}))
+        .await;
+    client
+        .until(WAIT, |f| {
+            f["id"] == id && (f["type"] == "voice_message" || f["type"] == "error")
+        })
+        .await
+}
+
+#[tokio::test]
+async fn voice_messages_reach_transcription_in_every_format_it_reads_and_raw_aac_is_refused() {
+    let d = Deployment::all_in_one(&[]).await;
+    let (mut client, _) = d.user("vera").await;
+    // What the chat page records (Chromium: WebM/Opus, Firefox: Ogg/Opus,
+    // Safari: MP4/AAC, sometimes declared audio/aac) and what people send.
+    let cases: [(&str, Vec<u8>, &str, &str, &str); 8] = [
+        (
+            "memo.webm",
+            webm(),
+            "audio/webm;codecs=opus",
+            "voice.webm",
+            "audio/webm",
+        ),
+        (
+            "memo.ogg",
+            ogg(),
+            "audio/ogg;codecs=opus",
+            "voice.ogg",
+            "audio/ogg",
+        ),
+        ("memo.m4a", m4a(), "audio/mp4", "voice.m4a", "audio/mp4"),
+        ("memo.aac", m4a(), "audio/aac", "voice.m4a", "audio/mp4"),
+        ("memo.m4a", m4a(), "audio/x-m4a", "voice.m4a", "audio/mp4"),
+        ("memo.mp3", mp3(), "audio/mpeg", "voice.mp3", "audio/mpeg"),
+        ("memo.wav", wav(), "audio/wav", "voice.wav", "audio/wav"),
+        ("memo.flac", flac(), "audio/flac", "voice.flac", "audio/flac"),
+    ];
+    for (i, (name, bytes, declared, sent_as, sent_type)) in cases.into_iter().enumerate() {
+        let id = format!("v{i}");
+        let echo = send_voice(&mut client, &id, name, &bytes, declared).await;
+        assert_eq!(echo["type"], "voice_message", "{declared}: {echo}");
+        assert_eq!(echo["metadata"]["transcription"], "ok", "{declared}: {echo}");
+        assert_eq!(
+            echo["content"],
+            format!("transcript of {sent_as}: {} bytes", bytes.len()).as_str(),
+            "{declared}"
+        );
+        assert_eq!(
+            mock_stats(&d.mock).await["last_transcription"],
+            json!({ "file_name": sent_as, "content_type": sent_type }),
+            "{declared}"
+        );
+        client.answer(WAIT).await;
+    }
+
+    // Raw AAC has no container the endpoint reads: refused at intake, with
+    // the formats that are accepted.
+    let refused = send_voice(&mut client, "raw", "memo.aac", &adts(), "audio/aac").await;
+    assert!(is_error(&refused, "FILE_TYPE_NOT_ALLOWED"), "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("raw AAC"), "{message}");
+    assert!(
+        ["WebM", "Ogg", "MP4", "MP3", "WAV", "FLAC"]
+            .iter()
+            .all(|f| message.contains(f)),
+        "{message}"
+    );
+    let before = mock_stats(&d.mock).await["transcriptions"].clone();
+    assert_eq!(before, 8, "the raw AAC never went to transcription");
+}
+
 const SHORT_LINKS: [(&str, &str); 1] = [("CHATBOX_UPLOADS_DOWNLOAD_URL_TTL", "2s")];
 
 #[tokio::test(flavor = "multi_thread")]

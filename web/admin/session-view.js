@@ -441,7 +441,9 @@ window.Admin = window.Admin || {};
       li.append(...attachments(frame));
       const reason = meta.finish_reason;
       if (reason && reason !== 'complete') {
-        li.append(h('p', { class: 'msg-note', text: reason === 'interrupted' ? S.msg.interrupted : S.format(S.msg.stopped, { reason: reason.replace(/_/g, ' ') }) }));
+        li.dataset.finishReason = reason;
+        const note = S.msg.finish[reason] || S.format(S.msg.stopped, { reason: reason.replace(/_/g, ' ') });
+        li.append(h('p', { class: 'msg-note', 'data-testid': 'finish-note', text: note }));
       }
       if (bits.length) li.append(h('p', { class: 'msg-meta', text: bits.join(' · ') }));
       state.loadingIds.delete(frame.message_id);
@@ -452,14 +454,23 @@ window.Admin = window.Admin || {};
       }
     } else {
       li.dataset.streaming = 'true';
-      body.textContent += frame.content || '';
+      // A replacing chunk carries the whole answer (the provider rewrote it).
+      if ((frame.metadata || {}).replace === 'true') body.textContent = frame.content || '';
+      else body.textContent += frame.content || '';
     }
     renderEmpty();
     scrollToEnd(false);
   }
 
   function onLoading(frame) {
-    const active = !frame.metadata || frame.metadata.active !== 'false';
+    const meta = frame.metadata || {};
+    const active = meta.active !== 'false';
+    if (active && meta.status === 'working') {
+      // An agent at work (a tool call): the text so far stays.
+      state.loadingIds.add(frame.message_id);
+      setActivity(meta.tool ? S.format(S.msg.workingTool, { tool: meta.tool }) : S.msg.working, 'ai');
+      return;
+    }
     if (active) {
       state.loadingIds.add(frame.message_id);
       // Starting over (another worker took the answer): drop the partial text.

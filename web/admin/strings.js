@@ -204,7 +204,17 @@ window.AdminStrings = {
     download: 'Download {name}',
     linkedFile: 'Linked file: {name}',
     stopped: 'Stopped before the end ({reason})',
-    interrupted: 'The answer broke off',
+    // How an answer that did not end complete ended, by its finish_reason.
+    finish: {
+      stopped: 'Stopped by the user (stopped)',
+      user_left: 'The user left while it was written (user left)',
+      admin_takeover: 'Stopped when an admin took over (admin takeover)',
+      interrupted: 'The answer broke off (interrupted)',
+      length: 'Cut at the provider\'s token limit (length)',
+      content_filter: 'Cut or replaced by the provider\'s content filter (content filter)',
+    },
+    working: 'The assistant is working…',
+    workingTool: 'The assistant is working: {tool}…',
     thinking: 'The assistant is writing…',
     typingUser: 'The user is typing…',
     typingAdmin: '{name} is typing…',

@@ -1,7 +1,9 @@
 // chat.js — the chat page itself: takes the token (URL fragment or the
 // host's postMessage), drives the socket (socket.js), and draws the
 // conversation: messages with their pending / streaming / stopped states,
-// history and its reconciliation after a reconnect, the sessions panel,
+// history and its reconciliation after a reconnect, answers a provider
+// rewrote (a replacing chunk), an agent's working status, a note under an
+// answer that did not end complete, the sessions panel,
 // the model selector, help requests and a person joining, errors in plain
 // words, files (uploads.js) and voice messages (recorder.js). Markdown is
 // rendered by markdown.js into DOM nodes; message text never goes through
@@ -543,9 +545,41 @@
 		record.content.replaceChildren(dots);
 	}
 
+	/** Shows (or, with no text, hides) what the assistant is doing besides writing. */
+	function setWorking(record, text) {
+		if (!text) {
+			if (record.working) record.working.remove();
+			record.working = null;
+			return;
+		}
+		if (!record.working) {
+			record.working = el('p', 'working-status');
+			record.working.setAttribute('data-testid', 'working-status');
+			record.working.setAttribute('role', 'status');
+			record.bubble.appendChild(record.working);
+		}
+		record.working.textContent = text;
+	}
+
 	function onLoading(frame) {
-		var active = !frame.metadata || frame.metadata.active !== 'false';
+		var meta = frame.metadata || {};
+		var active = meta.active !== 'false';
 		var record = findRecord(frame);
+		if (active && meta.status === 'working') {
+			// An agent at work (a tool call): the text so far stays.
+			if (!record) {
+				record = createRecord(frame.message_id, 'ai', null);
+				aliases.set(frame.message_id, record);
+				thinking(record);
+			} else if (record.done) {
+				return;
+			}
+			setStreaming(record, true);
+			setWorking(record, meta.tool ? S.format(S.workingTool, { tool: meta.tool }) : S.working);
+			if (nearBottom()) scrollToBottom();
+			return;
+		}
+		if (record) setWorking(record, null);
 		if (active) {
 			if (!record) {
 				record = createRecord(frame.message_id, 'ai', null);
@@ -572,24 +606,29 @@
 	}
 
 	function drawAnswer(record, frame) {
+		var meta = frame.metadata || {};
 		if (!frame.done) {
 			if (record.done) return;
-			record.text += frame.content || '';
+			// A replacing chunk carries the whole answer (the provider rewrote it).
+			if (meta.replace === 'true') record.text = frame.content || '';
+			else record.text += frame.content || '';
+			setWorking(record, null);
 			setStreaming(record, true);
 			scheduleRender(record);
 			return;
 		}
 		record.done = true;
 		renderQueue.delete(record);
+		setWorking(record, null);
 		setStreaming(record, false);
 		setText(record, frame.content || '');
-		var reason = frame.metadata && frame.metadata.finish_reason;
+		var reason = meta.finish_reason;
 		var extra = [];
 		if (reason && reason !== 'complete') {
 			record.el.dataset.finishReason = reason;
-			var label =
-				reason === 'stopped' ? S.stopped : reason === 'admin_takeover' ? S.adminTakeover : reason === 'user_left' ? S.userLeft : S.interrupted;
-			extra.push(el('span', 'stopped-label', label));
+			var note = el('span', 'stopped-label', S.finishNotes[reason] || S.endedEarly);
+			note.setAttribute('data-testid', 'finish-note');
+			extra.push(note);
 		}
 		setMeta(record, frame, extra);
 		scheduleSessionsRefresh();

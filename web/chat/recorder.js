@@ -10,7 +10,8 @@
 (function () {
 	var S = window.ChatboxStrings;
 	var PREFERRED = ['audio/webm;codecs=opus', 'audio/webm', 'audio/ogg;codecs=opus', 'audio/mp4', 'audio/mpeg'];
-	var EXTENSIONS = { 'audio/webm': 'webm', 'audio/ogg': 'ogg', 'audio/mp4': 'm4a', 'audio/mpeg': 'mp3', 'audio/wav': 'wav' };
+	// Safari records MP4 (AAC inside); some versions label it audio/aac.
+	var EXTENSIONS = { 'audio/webm': 'webm', 'audio/ogg': 'ogg', 'audio/mp4': 'm4a', 'audio/aac': 'm4a', 'audio/mpeg': 'mp3', 'audio/wav': 'wav' };
 	var MIN_MS = 400;
 	var SLIDE_CANCEL_PX = 48;
 

@@ -221,6 +221,7 @@ pub(crate) fn admin_envelope(
         session_id: session_id.to_owned(),
         user_id: admin.admin_id.clone(),
         user_name: Some(admin.admin_name.clone()),
+        claims: Default::default(),
         sender: Sender::Admin,
         message_id,
         client_id: None,

@@ -40,6 +40,7 @@ impl TokenMinter {
             iat: Some(now),
             iss: None,
             aud: None,
+            other: Default::default(),
         };
         jsonwebtoken::encode(&Header::default(), &claims, &self.key)
             .map_err(|e| format!("cannot sign token: {e}"))

@@ -26,6 +26,9 @@ pub struct Identity {
     pub roles: Vec<String>,
     /// When the token expires, in seconds since the Unix epoch.
     pub expires_at: u64,
+    /// The claims the configuration forwards to the models (see
+    /// [`TokenValidator::forwarding`]), those the token has; no other.
+    pub claims: crate::envelope::ForwardedClaims,
 }
 
 impl Identity {

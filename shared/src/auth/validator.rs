@@ -1,5 +1,7 @@
 //! Token validation.
 
+use std::collections::BTreeSet;
+
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
@@ -11,6 +13,8 @@ use crate::ids::is_valid_user_id;
 pub struct TokenValidator {
     hs256: Option<(DecodingKey, Validation)>,
     rs256: Option<(DecodingKey, Validation)>,
+    /// The claims kept in the [`Identity`], to go to the models.
+    forwarded: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for TokenValidator {
@@ -18,6 +22,7 @@ impl std::fmt::Debug for TokenValidator {
         f.debug_struct("TokenValidator")
             .field("hs256", &self.hs256.is_some())
             .field("rs256", &self.rs256.is_some())
+            .field("forwarded", &self.forwarded)
             .finish()
     }
 }
@@ -65,7 +70,19 @@ impl TokenValidator {
                     .into(),
             );
         }
-        Ok(TokenValidator { hs256, rs256 })
+        Ok(TokenValidator {
+            hs256,
+            rs256,
+            forwarded: BTreeSet::new(),
+        })
+    }
+
+    /// Keeps these claims of every token in its [`Identity`] (the claims
+    /// models take inputs from: `LlmConfig::forwarded_claims`).
+    #[must_use]
+    pub fn forwarding(mut self, claims: BTreeSet<String>) -> Self {
+        self.forwarded = claims;
+        self
     }
 
     /// Checks a token and returns who it identifies.
@@ -91,6 +108,11 @@ impl TokenValidator {
             _ => AuthError::Malformed,
         })?;
         let claims = data.claims;
+        let forwarded = self
+            .forwarded
+            .iter()
+            .filter_map(|name| Some((name.clone(), claims.get(name)?)))
+            .collect();
         let user_id = claims.sub.ok_or(AuthError::MissingSubject)?;
         if !is_valid_user_id(&user_id) {
             return Err(AuthError::InvalidSubject);
@@ -103,6 +125,61 @@ impl TokenValidator {
                 .filter(|n| !n.is_empty()),
             roles: claims.roles,
             expires_at: claims.exp.unwrap_or(0),
+            claims: forwarded,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::auth::TokenMinter;
+
+    const SECRET: &str = "a secret of at least thirty-two bytes!!";
+
+    fn signed(other: serde_json::Value) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = Claims {
+            sub: Some("ann".into()),
+            name: Some("Ann".into()),
+            exp: Some(now + 60),
+            other: serde_json::from_value(other).unwrap(),
+            ..Claims::default()
+        };
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn only_the_forwarded_claims_are_kept() {
+        let token = signed(serde_json::json!({ "tier": "gold", "dept": 7, "secret_flag": true }));
+        let plain = TokenValidator::new(SECRET, &AuthConfig::default()).unwrap();
+        assert!(
+            plain.validate(&token).unwrap().claims.is_empty(),
+            "none unless asked for"
+        );
+        let forwarding = TokenValidator::new(SECRET, &AuthConfig::default())
+            .unwrap()
+            .forwarding(["tier", "dept", "name", "missing"].map(String::from).into());
+        let identity = forwarding.validate(&token).unwrap();
+        assert_eq!(identity.user_id, "ann");
+        assert_eq!(
+            serde_json::to_value(&identity.claims).unwrap(),
+            serde_json::json!({ "tier": "gold", "dept": 7, "name": "Ann" })
+        );
+        // Minted tokens carry no other claims.
+        let minted = TokenMinter::new(SECRET)
+            .mint("bo", None, &[], Duration::from_secs(60))
+            .unwrap();
+        assert!(forwarding.validate(&minted).unwrap().claims.is_empty());
     }
 }

@@ -10,6 +10,7 @@
 //! ids are unique, fallbacks name other providers and never go round in a
 //! circle, and only OpenAI-compatible providers transcribe or speak.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -179,6 +180,16 @@ pub struct ProviderConfig {
     /// `gpt-4o-audio-preview`; `modalities: ["text","audio"]`).
     #[serde(default)]
     pub audio_output: Option<AudioOutput>,
+    /// Dify: values of the app's input variables, sent as `inputs` with
+    /// every message, like `{ plan = "free", locale = "en" }`.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, serde_json::Value>,
+    /// Dify: input variables taken from the user's token, input name →
+    /// claim name, like `{ plan = "tier" }`. The gateway forwards only the
+    /// claims named here; a token without the claim leaves the input's
+    /// value in `inputs`, if it has one.
+    #[serde(default)]
+    pub inputs_from_claims: BTreeMap<String, String>,
     /// Extra HTTP headers sent with every request (gateways and proxies
     /// that want their own headers).
     #[serde(default)]
@@ -333,6 +344,7 @@ impl LlmConfig {
                     },
                 );
             }
+            check_inputs(provider, &key, p);
         }
         if let Some(cycle) = fallback_cycle(&self.providers) {
             p.check(false, "chatbox.llm.providers", || {
@@ -369,6 +381,43 @@ impl LlmConfig {
             b.half_open_probes > 0,
             "chatbox.llm.breaker.half_open_probes",
             || "must be at least 1".into(),
+        );
+    }
+}
+
+impl LlmConfig {
+    /// The token claims some provider takes inputs from
+    /// (`inputs_from_claims`): the gateway keeps these of a user's token and
+    /// forwards them with each message, and no other.
+    pub fn forwarded_claims(&self) -> BTreeSet<String> {
+        self.providers
+            .iter()
+            .flat_map(|p| p.inputs_from_claims.values().cloned())
+            .collect()
+    }
+}
+
+/// A provider's `inputs` and `inputs_from_claims`: Dify's alone, named,
+/// and values Dify takes (text, numbers, booleans, lists; not tables).
+fn check_inputs(provider: &ProviderConfig, key: &str, p: &mut Problems) {
+    let has_inputs = !provider.inputs.is_empty() || !provider.inputs_from_claims.is_empty();
+    p.check(
+        !has_inputs || provider.kind == ProviderKind::Dify,
+        &format!("{key}.inputs"),
+        || "only a Dify provider takes inputs".into(),
+    );
+    for (name, value) in &provider.inputs {
+        p.check(
+            !name.trim().is_empty() && !value.is_object(),
+            &format!("{key}.inputs"),
+            || format!("input {name:?} must be named and be text, a number, a boolean or a list"),
+        );
+    }
+    for (name, claim) in &provider.inputs_from_claims {
+        p.check(
+            !name.trim().is_empty() && !claim.trim().is_empty(),
+            &format!("{key}.inputs_from_claims"),
+            || format!("input {name:?} must be named and name a claim, like {{ plan = \"tier\" }}"),
         );
     }
 }
@@ -441,6 +490,67 @@ mod tests {
             provider("a", "openai", "b") + &provider("b", "dify", "c") + &provider("c", "anthropic", "a");
         let err = load(Some(&circle), &[], Role::AllInOne).unwrap_err().to_string();
         assert!(err.contains("a -> b -> c -> a"), "{err}");
+    }
+
+    #[test]
+    fn dify_inputs_are_read_checked_and_their_claims_forwarded() {
+        let provider = |kind: &str, id: &str, extra: &str| {
+            format!(
+                "[[chatbox.llm.providers]]\nid = \"{id}\"\ntype = \"{kind}\"\nendpoint = \"https://example.com/v1\"\n{extra}"
+            )
+        };
+        let file = provider(
+            "dify",
+            "a",
+            "inputs = { plan = \"free\", limit = 3, beta = true }\ninputs_from_claims = { plan = \"tier\", team = \"dept\" }\n",
+        ) + &provider(
+            "dify",
+            "b",
+            "inputs_from_claims = { locale = \"locale\", who = \"tier\" }\n",
+        ) + &provider("openai", "c", "");
+        let config = load(Some(&file), &[], Role::AllInOne).unwrap();
+        let a = &config.chatbox.llm.providers[0];
+        assert_eq!(a.inputs["plan"], serde_json::json!("free"));
+        assert_eq!(a.inputs["limit"], serde_json::json!(3));
+        assert_eq!(a.inputs_from_claims["team"], "dept");
+        assert_eq!(
+            config
+                .chatbox
+                .llm
+                .forwarded_claims()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["dept", "locale", "tier"]
+        );
+        assert!(config.chatbox.llm.providers[2].inputs.is_empty());
+
+        let err = load(
+            Some(&provider("openai", "o", "inputs = { plan = \"x\" }\n")),
+            &[],
+            Role::AllInOne,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("providers[0].inputs") && err.contains("only a Dify"),
+            "{err}"
+        );
+        let err = load(
+            Some(&provider("dify", "d", "inputs = { plan = { a = 1 } }\n")),
+            &[],
+            Role::AllInOne,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("\"plan\""), "{err}");
+        let err = load(
+            Some(&provider("dify", "d", "inputs_from_claims = { plan = \"\" }\n")),
+            &[],
+            Role::AllInOne,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("inputs_from_claims"), "{err}");
     }
 
     #[test]

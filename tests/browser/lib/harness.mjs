@@ -150,8 +150,9 @@ export async function startMock(dir) {
   };
 }
 
-/** The two mock providers: `mock-gpt` (OpenAI format, default, sees
- *  images, transcribes voice) and `mock-claude` (Anthropic format). */
+/** The mock providers: `mock-gpt` (OpenAI format, default, sees images,
+ *  transcribes voice), `mock-claude` (Anthropic format) and `mock-dify`
+ *  (a Dify app: moderation, agents at work). */
 function providersConfig(dir, mockAddr) {
   const path = join(dir, 'providers.toml');
   writeFileSync(
@@ -171,6 +172,12 @@ name = "Mock Claude"
 type = "anthropic"
 endpoint = "http://${mockAddr}/v1"
 model = "claude-mock"
+
+[[chatbox.llm.providers]]
+id = "mock-dify"
+name = "Mock Dify"
+type = "dify"
+endpoint = "http://${mockAddr}/v1"
 `,
   );
   return path;

@@ -1,15 +1,21 @@
 //! The Dify chat-app wire format (`POST /v1/chat-messages`): a `query`
 //! from a `user`, in a conversation the server keeps (a new one when
-//! `conversation_id` is empty). The answer is `data: {json}` events with
-//! the event name inside (`message` or `agent_message` per chunk, a
-//! scripted `message_file`, then `message_end` with the usage) or, in
-//! blocking mode, one JSON object. The request's `files` are checked as
+//! `conversation_id` is empty), with the app's `inputs` (recorded; those a
+//! script says the app requires are checked as Dify checks them). The
+//! answer is `data: {json}` events with the event name inside (`message`
+//! or `agent_message` per chunk, a scripted `message_file`, then
+//! `message_end` with the usage) or, in blocking mode, one JSON object.
+//! Scripted, as Dify apps behave: output moderation (`message_replace`),
+//! a pause filled with `event: ping` (no data, as Dify sends it), an
+//! agent's tool call (`agent_thought` around the pause), a chatflow's
+//! `workflow_*` and `node_*` events. The request's `files` are checked as
 //! Dify checks them and recorded.
 //! `POST /v1/chat-messages/{task_id}/stop` ends a running stream early.
 //! Errors are `{"code","message","status"}`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -18,10 +24,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::script::DifyScript;
 use super::stats::{LastRequest, Outcome, StreamGuard};
 use super::{
-    Behaviour, MockState, StreamPlan, Tracked, failure_response, paced, pieces_of, sse_response, tokens,
-    unix_now, uuidish,
+    Behaviour, Interlude, MockState, StreamPlan, Tracked, failure_response, paced_with, pieces_of,
+    sse_response, tokens, unix_now, uuidish,
 };
 
 /// Conversations and running streams.
@@ -162,9 +169,13 @@ async fn handle(
         query: Some(query.to_owned()),
         stream: streaming,
         files,
+        inputs: Some(request["inputs"].clone()),
         ..LastRequest::default()
     };
     state.stats.last_request(&behaviour.key, last.to_json());
+    if let Some(missing) = missing_input(&behaviour.dify, &request["inputs"]) {
+        return Err(invalid(&format!("{missing} is required in input form")));
+    }
     if let Some(failure) = behaviour.failure(seen) {
         return Err(failure_response(&behaviour, failure, error).await);
     }
@@ -188,11 +199,15 @@ async fn handle(
     };
     state.stats.completion(1);
 
-    let pieces = pieces_of(
+    let mut pieces = pieces_of(
         format!("You said: {question}. (turn {turn}) "),
         behaviour.chunks,
         behaviour.chunk_bytes,
     );
+    if let Some(kept) = behaviour.dify.replace_after {
+        // Moderation stops the answer where it flags it.
+        pieces.truncate(kept);
+    }
     let prompt_tokens = tokens(query);
     let completion_tokens = tokens(&pieces.concat());
     let usage = (!behaviour.usage_absent).then(|| {
@@ -231,7 +246,7 @@ async fn handle(
         return Ok(axum::Json(body).into_response());
     }
 
-    let agent = request["inputs"]["agent"].as_bool().unwrap_or(false);
+    let agent = request["inputs"]["agent"].as_bool().unwrap_or(false) || behaviour.dify.agent_tool.is_some();
     let stop = CancellationToken::new();
     let tasks = state.dify.tasks.clone();
     tasks
@@ -243,7 +258,25 @@ async fn handle(
         tasks.lock().unwrap_or_else(|e| e.into_inner()).remove(&task_id);
     });
     let plan = plan(&ids, pieces, agent, behaviour.file_url.as_deref(), metadata, stop);
-    Ok(sse_response(Body::from_stream(paced(plan, &behaviour, guard))))
+    let plan = with_app_events(plan, &ids, &behaviour.dify);
+    let pause = pause(&ids, &behaviour.dify, &question);
+    Ok(sse_response(Body::from_stream(paced_with(
+        plan, pause, &behaviour, guard,
+    ))))
+}
+
+/// The first input the script requires that the request lacks (absent,
+/// null or empty, as Dify's `_validate_inputs` sees it).
+fn missing_input<'a>(script: &'a DifyScript, inputs: &Value) -> Option<&'a str> {
+    script
+        .require_inputs
+        .iter()
+        .find(|name| match &inputs[name.as_str()] {
+            Value::Null => true,
+            Value::String(s) => s.is_empty(),
+            _ => false,
+        })
+        .map(String::as_str)
 }
 
 struct Ids {
@@ -318,6 +351,107 @@ fn plan(
         })),
         stop: Some((stop, vec![end])),
     }
+}
+
+/// The preset reply of the mock app's output moderation.
+pub(crate) const MODERATED: &str = "Sorry, this answer was withheld by the app's content moderation.";
+
+/// The plan with what the script adds around the text: the chatflow's
+/// workflow and node events (Dify API reference, Advanced Chat App → Send
+/// Chat Message → `workflow_started`, `node_started`, `node_finished`,
+/// `workflow_finished`) and moderation's `message_replace` (Chat App →
+/// Send Chat Message → `message_replace`).
+fn with_app_events(mut plan: StreamPlan, ids: &Ids, script: &DifyScript) -> StreamPlan {
+    let mut before_end = Vec::new();
+    if script.replace_after.is_some() {
+        before_end.push(data(&json!({
+            "event": "message_replace",
+            "task_id": ids.task_id,
+            "message_id": ids.message_id,
+            "conversation_id": ids.conversation_id,
+            "answer": MODERATED,
+            "created_at": unix_now(),
+        })));
+    }
+    if script.workflow {
+        let run = uuidish();
+        let node = |event: &str, node_id: &str, kind: &str, title: &str, index: u32| {
+            let mut data_ = json!({
+                "id": uuidish(), "node_id": node_id, "node_type": kind, "title": title,
+                "index": index, "inputs": {}, "created_at": unix_now(),
+            });
+            if event == "node_finished" {
+                data_["status"] = json!("succeeded");
+                data_["outputs"] = json!({});
+                data_["elapsed_time"] = json!(0.1);
+            }
+            data(&json!({ "event": event, "task_id": ids.task_id, "workflow_run_id": run, "data": data_ }))
+        };
+        let workflow = |event: &str| {
+            let mut data_ = json!({ "id": run, "workflow_id": "mock-workflow", "created_at": unix_now() });
+            if event == "workflow_finished" {
+                data_["status"] = json!("succeeded");
+                data_["outputs"] = json!({});
+                data_["total_steps"] = json!(2);
+                data_["finished_at"] = json!(unix_now());
+            } else {
+                data_["sequence_number"] = json!(1);
+            }
+            data(&json!({ "event": event, "task_id": ids.task_id, "workflow_run_id": run, "data": data_ }))
+        };
+        let head = [
+            workflow("workflow_started"),
+            node("node_started", "start", "start", "Start", 1),
+            node("node_finished", "start", "start", "Start", 1),
+            node("node_started", "llm", "llm", "LLM", 2),
+        ];
+        plan.head.splice(0..0, head);
+        before_end.push(node("node_finished", "llm", "llm", "LLM", 2));
+        before_end.push(workflow("workflow_finished"));
+    }
+    plan.tail.splice(0..0, before_end);
+    plan
+}
+
+/// The pause the script asks for, after `pause_after` text chunks: an
+/// agent's tool call (`agent_thought` naming the tool before it, with the
+/// tool's observation after it: Agent → Send Chat Message →
+/// `agent_thought`) and a gap in which Dify only pings (`event: ping`,
+/// every `ping_every`; Send Chat Message → `ping`).
+fn pause(ids: &Ids, script: &DifyScript, question: &str) -> Vec<Interlude> {
+    let mut events = Vec::new();
+    let thought = |thought: &str, observation: &str, tool: &str| {
+        data(&json!({
+            "event": "agent_thought",
+            "id": uuidish(),
+            "task_id": ids.task_id,
+            "message_id": ids.message_id,
+            "position": 1,
+            "thought": thought,
+            "observation": observation,
+            "tool": tool,
+            "tool_input": json!({ tool: { "query": question } }).to_string(),
+            "created_at": unix_now(),
+            "message_files": [],
+            "conversation_id": ids.conversation_id,
+        }))
+    };
+    if let Some(tool) = &script.agent_tool {
+        events.push((Duration::ZERO, thought(&format!("I will ask {tool}."), "", tool)));
+    }
+    let mut waited = Duration::ZERO;
+    while waited < script.ping_gap {
+        let wait = script.ping_every.min(script.ping_gap - waited);
+        waited += wait;
+        events.push((wait, "event: ping\n\n".to_owned()));
+    }
+    if let Some(tool) = &script.agent_tool {
+        events.push((Duration::ZERO, thought("", &format!("{tool} found it."), tool)));
+    }
+    vec![Interlude {
+        after: script.pause_after,
+        events,
+    }]
 }
 
 /// `POST /v1/chat-messages/{task_id}/stop`: ends that stream early (with

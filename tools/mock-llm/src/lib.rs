@@ -165,9 +165,22 @@ pub(crate) struct StreamPlan {
     pub stop: Option<(CancellationToken, Vec<String>)>,
 }
 
+/// Events sent at one point of a streamed answer, each after its own
+/// wait: an app at work between its text chunks (Dify's pings, an agent's
+/// tool call).
+pub(crate) struct Interlude {
+    /// After this many text chunks (the chunk count or more: after the
+    /// last, before the closing events).
+    pub after: usize,
+    /// Each event, after the wait before it.
+    pub events: Vec<(Duration, String)>,
+}
+
 enum Step {
     Event(String),
     Text(String),
+    /// An event after a wait of its own (an interlude's).
+    Later(Duration, String),
     /// Drop the connection.
     Disconnect,
     /// A broken event (malformed or error), then the end after a pause.
@@ -213,12 +226,28 @@ pub(crate) fn paced(
     behaviour: &Behaviour,
     guard: StreamGuard,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + use<> {
+    paced_with(plan, Vec::new(), behaviour, guard)
+}
+
+/// [`paced`], with `interludes` between the text chunks (a stop cuts one
+/// short, as it cuts the text).
+pub(crate) fn paced_with(
+    plan: StreamPlan,
+    interludes: Vec<Interlude>,
+    behaviour: &Behaviour,
+    guard: StreamGuard,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + use<> {
     let count = plan.texts.len();
     let at = |n: Option<usize>, i: usize| n.is_some_and(|n| n.min(count) == i);
     let mut steps: VecDeque<Step> = plan.head.into_iter().map(Step::Event).collect();
     let mut texts = plan.texts.into_iter();
+    let mut interludes: Vec<Interlude> = interludes;
     let mut broken = false;
     for i in 0..=count {
+        for interlude in interludes.iter_mut().filter(|x| x.after.min(count) == i) {
+            let events = std::mem::take(&mut interlude.events);
+            steps.extend(events.into_iter().map(|(wait, event)| Step::Later(wait, event)));
+        }
         if at(behaviour.disconnect_after, i) {
             steps.push_back(Step::Disconnect);
         } else if at(behaviour.malformed_after, i) {
@@ -252,24 +281,28 @@ pub(crate) fn paced(
                 run.guard.finish(Outcome::Completed);
                 return None;
             };
-            let wait = if !run.started {
+            let mut wait = if !run.started {
                 run.latency
             } else if matches!(step, Step::Text(_)) && run.texts_sent > 0 {
                 run.delay
             } else {
                 Duration::ZERO
             };
+            if let Step::Later(own, _) = &step {
+                wait += *own;
+            }
             run.started = true;
-            if matches!(step, Step::Text(_)) && run.wait(wait).await {
+            let stoppable = matches!(step, Step::Text(_) | Step::Later(..));
+            if stoppable && run.wait(wait).await {
                 // Stopped: the rest of the answer is replaced by the end.
                 let (_, tail) = run.stop.take().unwrap_or_default();
                 run.steps = tail.into_iter().map(Step::Event).collect();
                 continue;
-            } else if !matches!(step, Step::Text(_)) && !wait.is_zero() {
+            } else if !stoppable && !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
             match step {
-                Step::Event(event) => return Some((Ok(Bytes::from(event)), run)),
+                Step::Event(event) | Step::Later(_, event) => return Some((Ok(Bytes::from(event)), run)),
                 Step::Text(event) => {
                     run.texts_sent += 1;
                     return Some((Ok(Bytes::from(event)), run));

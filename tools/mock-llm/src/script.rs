@@ -5,7 +5,11 @@
 //! last user message (each `k` is a header name without `x-mock-`). The
 //! directive text is removed from the question before it is echoed.
 //! Whether a request fails (`x-mock-fail-status`, `x-mock-fail-first`,
-//! `--fail-rate`) is decided by [`Behaviour::failure`].
+//! `--fail-rate`) is decided by [`Behaviour::failure`]. The keys only a
+//! Dify app acts on (moderation, pings, an agent's tool call, a chatflow's
+//! progress, required inputs) are a [`DifyScript`] of their own; the keys
+//! of each provider's wire format (finish reasons, retry hints, error codes,
+//! `stream_options` refusals) are a [`Wire`] (`wire.rs`).
 
 use std::time::Duration;
 
@@ -67,6 +71,8 @@ pub(crate) struct Behaviour {
     /// Finish reasons, retry hints, error codes, `stream_options` refusals
     /// (`wire.rs`).
     pub wire: Wire,
+    /// Dify: moderation, pings, agents, chatflows, required inputs.
+    pub dify: DifyScript,
     /// Server-wide `--fail-rate` and `--fail-status`.
     fail_rate: f64,
     default_fail_status: u16,
@@ -114,6 +120,7 @@ impl Behaviour {
             usage_absent: false,
             file_url: None,
             wire: Wire::default(),
+            dify: DifyScript::default(),
             fail_rate: d.fail_rate,
             default_fail_status: d.fail_status,
         }
@@ -128,7 +135,7 @@ impl Behaviour {
         question: &str,
     ) -> Result<(Behaviour, String), String> {
         let mut b = Behaviour::defaults(d);
-        for key in KEYS.into_iter().chain(WIRE_KEYS) {
+        for key in KEYS.into_iter().chain(WIRE_KEYS).chain(DIFY_KEYS) {
             let name = format!("{PREFIX}{key}");
             if let Some(value) = headers.get(name.as_str()) {
                 let value = value
@@ -183,11 +190,13 @@ impl Behaviour {
                 self.file_url = Some(url.to_owned());
             }
             wire if WIRE_KEYS.contains(&wire) => self.wire.set(wire, value)?,
+            dify if DIFY_KEYS.contains(&dify) => self.dify.set(dify, value)?,
             other => {
                 return Err(format!(
-                    "mock scripting: unknown key {other:?} (known: {}, {})",
+                    "mock scripting: unknown key {other:?} (known: {}, {}, {})",
                     KEYS.join(", "),
-                    WIRE_KEYS.join(", ")
+                    WIRE_KEYS.join(", "),
+                    DIFY_KEYS.join(", ")
                 ));
             }
         }
@@ -206,6 +215,100 @@ impl Behaviour {
         }?;
         let retry_after = self.retry_after.or((status == 429).then_some(1));
         Some(Failure { status, retry_after })
+    }
+}
+
+/// The scripting keys only a Dify app acts on, as header names without
+/// [`PREFIX`].
+pub(crate) const DIFY_KEYS: [&str; 7] = [
+    "replace-after",
+    "pause-after",
+    "ping-gap-ms",
+    "ping-every-ms",
+    "agent-tool",
+    "workflow",
+    "require-inputs",
+];
+
+/// How a Dify app behaves besides its text (docs/MOCK-LLM.md cites the
+/// Dify API reference for each).
+#[derive(Debug, Clone)]
+pub(crate) struct DifyScript {
+    /// Output moderation flags the answer after this many text chunks:
+    /// `message_replace`, then the end.
+    pub replace_after: Option<usize>,
+    /// Where the pause (a tool call, a ping gap) comes: after this many
+    /// text chunks.
+    pub pause_after: usize,
+    /// A pause this long, with nothing but `event: ping` in it.
+    pub ping_gap: Duration,
+    /// How often Dify pings while it works (every 10 s, its reference says).
+    pub ping_every: Duration,
+    /// The pause is an agent calling this tool: `agent_thought` events
+    /// around it, and the text comes as `agent_message`.
+    pub agent_tool: Option<String>,
+    /// A chatflow (advanced chat) app: `workflow_*` and `node_*` events
+    /// around the text.
+    pub workflow: bool,
+    /// Input variables the app requires: a request without them is
+    /// refused as Dify refuses it.
+    pub require_inputs: Vec<String>,
+}
+
+impl Default for DifyScript {
+    fn default() -> Self {
+        DifyScript {
+            replace_after: None,
+            pause_after: 1,
+            ping_gap: Duration::ZERO,
+            ping_every: Duration::from_secs(10),
+            agent_tool: None,
+            workflow: false,
+            require_inputs: Vec::new(),
+        }
+    }
+}
+
+impl DifyScript {
+    /// Applies one of [`DIFY_KEYS`].
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let value = value.trim();
+        match key {
+            "replace-after" => self.replace_after = Some(num(key, value)?),
+            "pause-after" => self.pause_after = num(key, value)?,
+            "ping-gap-ms" => self.ping_gap = Duration::from_millis(num(key, value)?),
+            "ping-every-ms" => {
+                let every: u64 = num(key, value)?;
+                if every == 0 {
+                    return Err("mock scripting: ping-every-ms must be at least 1".to_owned());
+                }
+                self.ping_every = Duration::from_millis(every);
+            }
+            "agent-tool" if value.is_empty() => {
+                return Err("mock scripting: agent-tool must name a tool".to_owned());
+            }
+            "agent-tool" => self.agent_tool = Some(value.to_owned()),
+            "workflow" => {
+                self.workflow = match value {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(format!(
+                            "mock scripting: workflow must be true or false, not {other:?}"
+                        ));
+                    }
+                }
+            }
+            _ => {
+                self.require_inputs = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+        }
+        Ok(())
     }
 }
 
@@ -286,6 +389,36 @@ mod tests {
         assert!(err.contains("usage"), "{err}");
         let err = Behaviour::resolve(&args(), &HeaderMap::new(), "[[mock chunks=2").unwrap_err();
         assert!(err.contains("closing"), "{err}");
+    }
+
+    #[test]
+    fn dify_keys_script_the_app() {
+        let (b, q) = Behaviour::resolve(
+            &args(),
+            &HeaderMap::new(),
+            "hi [[mock replace-after=2 ping-gap-ms=1500 ping-every-ms=300 pause-after=3 agent-tool=web_search workflow=true require-inputs=plan,locale]]",
+        )
+        .unwrap();
+        assert_eq!(q, "hi");
+        let d = b.dify;
+        assert_eq!(d.replace_after, Some(2));
+        assert_eq!(
+            (d.ping_gap, d.ping_every),
+            (Duration::from_millis(1500), Duration::from_millis(300))
+        );
+        assert_eq!(d.pause_after, 3);
+        assert_eq!(d.agent_tool.as_deref(), Some("web_search"));
+        assert!(d.workflow);
+        assert_eq!(d.require_inputs, ["plan", "locale"]);
+        let defaults = Behaviour::defaults(&args()).dify;
+        assert_eq!(
+            (defaults.pause_after, defaults.ping_every),
+            (1, Duration::from_secs(10))
+        );
+        let err = Behaviour::resolve(&args(), &HeaderMap::new(), "[[mock workflow=yes]]").unwrap_err();
+        assert!(err.contains("workflow"), "{err}");
+        let err = Behaviour::resolve(&args(), &HeaderMap::new(), "[[mock ping-every-ms=0]]").unwrap_err();
+        assert!(err.contains("ping-every-ms"), "{err}");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub(crate) struct Stats {
     /// Dify conversations created.
     conversations: AtomicU64,
     keys: Mutex<HashMap<String, KeyStats>>,
+    /// The file of the last transcription request: `{"file_name","content_type"}`.
+    last_transcription: Mutex<Option<Value>>,
 }
 
 #[derive(Default)]
@@ -93,6 +95,12 @@ impl Stats {
         self.transcriptions.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The file name and content type of a transcription request's file.
+    pub(crate) fn last_transcription(&self, file_name: &str, content_type: &str) {
+        let file = json!({ "file_name": file_name, "content_type": content_type });
+        *self.last_transcription.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
+    }
+
     pub(crate) fn stopped(&self) {
         self.stopped.fetch_add(1, Ordering::Relaxed);
     }
@@ -114,6 +122,7 @@ impl Stats {
             counter.store(0, Ordering::Relaxed);
         }
         self.keys.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.last_transcription.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// The `GET /mock/stats` document.
@@ -141,6 +150,7 @@ impl Stats {
             "transcriptions": self.transcriptions.load(Ordering::Relaxed),
             "stopped": self.stopped.load(Ordering::Relaxed),
             "conversations": self.conversations.load(Ordering::Relaxed),
+            "last_transcription": *self.last_transcription.lock().unwrap_or_else(|e| e.into_inner()),
             "by_key": by_key,
         })
     }
@@ -166,6 +176,8 @@ pub(crate) struct LastRequest {
     pub audio: Option<Value>,
     /// Dify's `files`, as sent.
     pub files: Vec<Value>,
+    /// Dify's `inputs`, as sent.
+    pub inputs: Option<Value>,
 }
 
 impl LastRequest {
@@ -189,6 +201,7 @@ impl LastRequest {
             "images": self.images,
             "audio": self.audio,
             "files": self.files,
+            "inputs": self.inputs,
         })
     }
 }

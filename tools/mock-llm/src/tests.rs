@@ -816,6 +816,132 @@ async fn dify_stop_ends_the_stream_early() {
     assert_eq!(s["by_key"][""]["completed"], 1);
 }
 
+/// The events of a Dify stream in order: `(name, data)`, `data` null for
+/// an event without data (`event: ping`).
+fn dify_stream(body: &str) -> Vec<(String, Value)> {
+    sse(body)
+        .into_iter()
+        .map(|(name, data)| match serde_json::from_str::<Value>(&data) {
+            Ok(v) => (v["event"].as_str().unwrap_or_default().to_owned(), v),
+            Err(_) => (name, Value::Null),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn dify_moderation_replaces_the_answer_after_the_scripted_chunks() {
+    let base = start(args()).await;
+    let body = json!({ "inputs": {}, "query": "say it [[mock replace-after=2]]", "response_mode": "streaming", "user": "u" });
+    let events = dify_stream(&dify(&base, body, &[]).await.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["message", "message", "message_replace", "message_end"]);
+    let replace = &events[2].1;
+    assert_eq!(replace["answer"], crate::dify::MODERATED);
+    assert_eq!(replace["task_id"], events[0].1["task_id"]);
+    assert_eq!(replace["conversation_id"], events[0].1["conversation_id"]);
+    assert!(replace["message_id"].is_string() && replace["created_at"].is_u64());
+}
+
+#[tokio::test]
+async fn dify_pings_through_a_pause_and_an_agent_names_its_tool() {
+    let base = start(args()).await;
+    let body = json!({ "inputs": {}, "query": "look it up", "response_mode": "streaming", "user": "u" });
+    let script = [
+        ("x-mock-chunks", "3"),
+        ("x-mock-pause-after", "1"),
+        ("x-mock-ping-gap-ms", "500"),
+        ("x-mock-ping-every-ms", "200"),
+        ("x-mock-agent-tool", "web_search"),
+    ];
+    let started = tokio::time::Instant::now();
+    let response = dify(&base, body, &script).await;
+    let text = response.text().await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "the pause lasts its gap"
+    );
+    assert!(
+        text.contains("event: ping\n\n"),
+        "pings come without data, as Dify sends them"
+    );
+    let events = dify_stream(&text);
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "agent_message",
+            "agent_thought",
+            "ping",
+            "ping",
+            "ping",
+            "agent_thought",
+            "agent_message",
+            "agent_message",
+            "message_end"
+        ]
+    );
+    let before = &events[1].1;
+    assert_eq!(before["tool"], "web_search");
+    assert!(before["thought"].as_str().unwrap().contains("web_search"));
+    assert_eq!(
+        serde_json::from_str::<Value>(before["tool_input"].as_str().unwrap()).unwrap(),
+        json!({ "web_search": { "query": "look it up" } })
+    );
+    assert!(events[5].1["observation"].as_str().unwrap().contains("found"));
+}
+
+#[tokio::test]
+async fn dify_chatflows_report_their_workflow_and_nodes() {
+    let base = start(args()).await;
+    let body = json!({ "inputs": {}, "query": "flow [[mock workflow=true chunks=2]]", "response_mode": "streaming", "user": "u" });
+    let events = dify_stream(&dify(&base, body, &[]).await.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "workflow_started",
+            "node_started",
+            "node_finished",
+            "node_started",
+            "message",
+            "message",
+            "node_finished",
+            "workflow_finished",
+            "message_end"
+        ]
+    );
+    let run = &events[0].1["workflow_run_id"];
+    assert!(events[..4].iter().all(|(_, v)| &v["workflow_run_id"] == run));
+    assert_eq!(events[0].1["data"]["sequence_number"], 1);
+    assert_eq!(events[2].1["data"]["status"], "succeeded");
+    assert_eq!(events[7].1["data"]["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn dify_records_inputs_and_refuses_a_request_without_a_required_one() {
+    let base = start(args()).await;
+    let body = json!({ "inputs": { "plan": "gold", "n": 2 }, "query": "q", "user": "u" });
+    let h = [("x-mock-key", "in"), ("x-mock-require-inputs", "plan,locale")];
+    let response = dify(&base, body, &h).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "code": "invalid_param", "message": "locale is required in input form", "status": 400 })
+    );
+    assert_eq!(
+        stats(&base).await["by_key"]["in"]["last_request"]["inputs"],
+        json!({ "plan": "gold", "n": 2 })
+    );
+    let empty = json!({ "inputs": { "plan": "", "locale": "fr" }, "query": "q", "user": "u" });
+    let response = dify(&base, empty, &h).await;
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["message"],
+        "plan is required in input form"
+    );
+    let whole = json!({ "inputs": { "plan": "gold", "locale": "fr" }, "query": "q", "user": "u" });
+    assert_eq!(dify(&base, whole, &h).await.status(), 200);
+}
+
 // ---- Images, spoken answers and files ----
 
 fn b64(bytes: &[u8]) -> String {
@@ -1137,6 +1263,32 @@ async fn transcription_formats_and_errors() {
     assert_eq!(s["by_key"]["stt"]["failed"], 1);
     assert_eq!(s["by_key"]["stt"]["completed"], 1);
     assert_eq!(s["completions"], 0);
+}
+
+#[tokio::test]
+async fn transcription_reads_the_formats_openai_lists_and_refuses_others() {
+    let base = start(args()).await;
+    for name in [
+        "a.flac", "b.M4A", "c.mp3", "d.mp4", "e.mpeg", "f.mpga", "g.oga", "h.ogg", "i.wav", "j.webm",
+    ] {
+        let response = transcribe(&base, form(&[("model", "whisper-1")], Some((name, b"x"))), &[]).await;
+        assert_eq!(response.status(), 200, "{name}");
+    }
+    for name in ["voice.aac", "voice", "memo.opus", "x.bin"] {
+        let response = transcribe(&base, form(&[("model", "whisper-1")], Some((name, b"x"))), &[]).await;
+        assert_eq!(response.status(), 400, "{name}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap(),
+            json!({ "error": {
+                "message": "Invalid file format. Supported formats: ['flac', 'm4a', 'mp3', 'mp4', 'mpeg', 'mpga', 'oga', 'ogg', 'wav', 'webm']",
+                "type": "invalid_request_error", "param": null, "code": null,
+            }})
+        );
+    }
+    assert_eq!(
+        stats(&base).await["last_transcription"],
+        json!({ "file_name": "x.bin", "content_type": "audio/wav" })
+    );
 }
 
 #[tokio::test]

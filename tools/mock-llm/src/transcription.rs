@@ -1,6 +1,9 @@
 //! OpenAI audio transcription (`POST /v1/audio/transcriptions`): a
 //! multipart form with `file` and `model` (and optional `response_format`,
 //! `language`); the answer is `{"text"}`, plain text or `verbose_json`.
+//! The file must be in a format the endpoint reads, told by its file
+//! name's extension (`flac`, `m4a`, `mp3`, `mp4`, `mpeg`, `mpga`, `oga`,
+//! `ogg`, `wav`, `webm`), else it is refused with OpenAI's 400.
 //! The transcript is the `x-mock-transcript` header, or
 //! `transcript of <filename>: <N> bytes`. Uploads are limited to 25 MiB;
 //! the failure and latency scripting headers apply.
@@ -17,11 +20,37 @@ use super::openai::error;
 use super::stats::Outcome;
 use super::{Behaviour, MockState, Tracked, failure_response};
 
+/// The extensions of the file formats the endpoint reads (OpenAI API
+/// reference, Audio → Create transcription → `file`: "flac, mp3, mp4,
+/// mpeg, mpga, m4a, ogg, wav, or webm"; its 400 answer lists `oga` too).
+const FORMATS: [&str; 10] = [
+    "flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm",
+];
+
+/// OpenAI's answer to a file in another format.
+fn unsupported_format() -> Response {
+    let list = FORMATS.map(|f| format!("'{f}'")).join(", ");
+    let body = json!({ "error": {
+        "message": format!("Invalid file format. Supported formats: [{list}]"),
+        "type": "invalid_request_error",
+        "param": null,
+        "code": null,
+    }});
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+/// Whether the file name's extension is one of [`FORMATS`].
+fn readable(file_name: &str) -> bool {
+    file_name
+        .rsplit_once('.')
+        .is_some_and(|(_, ext)| FORMATS.contains(&ext.to_ascii_lowercase().as_str()))
+}
+
 /// What the form carried.
 #[derive(Default)]
 struct Form {
-    /// File name and size.
-    file: Option<(String, usize)>,
+    /// File name, its part's content type, and its size.
+    file: Option<(String, String, usize)>,
     model: Option<String>,
     response_format: Option<String>,
     language: Option<String>,
@@ -42,8 +71,9 @@ async fn read_form(mut multipart: Multipart) -> Result<Form, Response> {
         match name.as_str() {
             "file" => {
                 let file_name = field.file_name().unwrap_or("audio").to_owned();
+                let content_type = field.content_type().unwrap_or_default().to_owned();
                 let bytes = field.bytes().await.map_err(|e| form_error(&e))?;
-                form.file = Some((file_name, bytes.len()));
+                form.file = Some((file_name, content_type, bytes.len()));
             }
             "model" | "response_format" | "language" => {
                 let text = field.text().await.map_err(|e| form_error(&e))?;
@@ -90,9 +120,13 @@ async fn handle(
         )
     })?;
     let form = read_form(multipart).await?;
-    let (file_name, size) = form
+    let (file_name, content_type, size) = form
         .file
         .ok_or_else(|| error(StatusCode::BAD_REQUEST, "file: a file is required"))?;
+    state.stats.last_transcription(&file_name, &content_type);
+    if !readable(&file_name) {
+        return Err(unsupported_format());
+    }
     if form.model.as_deref().is_none_or(str::is_empty) {
         return Err(error(StatusCode::BAD_REQUEST, "model: a model is required"));
     }

@@ -71,6 +71,7 @@ async fn end_abandoned(state: &WorkerState, takeover: &TakeoverRecord) {
         session_id: sid.to_owned(),
         user_id: holder.admin_id.clone(),
         user_name: Some(holder.admin_name.clone()),
+        claims: Default::default(),
         sender: Sender::Admin,
         message_id: message_id.clone(),
         client_id: None,

@@ -341,7 +341,7 @@ mod tests {
                 msg(ChatRole::User, "three"),
             ],
             user: Some("u-hash".into()),
-            conversation_id: None,
+            ..LlmRequest::default()
         };
         let body = provider().body(&request);
         assert_eq!(body["system"], "Be brief.\n\nAnswer in French.");

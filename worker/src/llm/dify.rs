@@ -4,16 +4,32 @@
 //! user's newest message (`query`) and the `conversation_id` Dify gave the
 //! session's first answer, which the turn keeps with that answer (see
 //! [`LlmEvent::Conversation`]). A conversation Dify no longer knows (404)
-//! is started afresh. The app's prompt and model are configured in Dify.
-//! Streams are `data:` lines whose JSON names the event: `message` or
-//! `agent_message` (text), `message_end` (usage), `error`; other events
-//! (`ping`, workflow and agent progress) are skipped; `message_file` (a
-//! file the app made, such as a chart) becomes [`LlmEvent::File`], its URL
-//! made absolute against the endpoint's origin (Dify may send `/files/…`).
-//! The newest user message's images go as `files` by `remote_url`: Dify
-//! fetches them itself, so images without a URL cannot go. An answer
-//! dropped before its end is stopped upstream
+//! is started afresh. The app's prompt and model are configured in Dify;
+//! its input variables (`inputs`) are the provider's fixed `inputs`, then
+//! those `inputs_from_claims` fills from the user's token claims (which the
+//! gateway forwards with the message). The newest user message's images go
+//! as `files` by `remote_url`: Dify fetches them itself, so images without
+//! a URL cannot go. An answer dropped before its end is stopped upstream
 //! (`POST /chat-messages/{task_id}/stop`) so the app stops spending tokens.
+//!
+//! The stream's events (Dify API reference, *Send Chat Message* → Response
+//! → ChunkChatCompletionResponse; `event: ping` comes without data), as
+//! this adapter reads them:
+//!
+//! | Dify event | model event |
+//! |---|---|
+//! | `message`, `agent_message` | [`LlmEvent::Delta`] (the `answer` piece); a `message` after `agent_message`s is the whole answer again (a *New Agent* app closes so): skipped when it matches, else [`LlmEvent::Replace`] |
+//! | `message_replace` | [`LlmEvent::Replace`] with its `answer`, then [`LlmEvent::Finish`]`(`[`Cut::ContentFilter`]`)`: output moderation replaced the answer |
+//! | `agent_thought` | [`LlmEvent::Working`] naming its `tool` (`;`-separated list shown with commas), or without a tool when it has a `thought` and no text came yet; otherwise [`LlmEvent::KeepAlive`]; the same tool twice in a row is said once |
+//! | `message_file` | [`LlmEvent::File`], its URL made absolute against the endpoint's origin (Dify may send `/files/…`); the user's own files, echoed, are skipped |
+//! | `message_end` | [`LlmEvent::Usage`] from `metadata.usage`; the answer is complete |
+//! | `error` | [`LlmError::Upstream`] with its `code` and `message`: the answer breaks off |
+//! | `ping`, `workflow_started`, `node_started`, `node_finished`, `workflow_finished`, `tts_message`, `tts_message_end`, and any event Dify adds later | [`LlmEvent::KeepAlive`]: Dify is alive, the idle timer starts again |
+//!
+//! Dify's spoken answer (`tts_message`, base64 MP3) is not kept: its last
+//! pieces come after `message_end`, which ends the answer.
+//!
+//! [`Cut::ContentFilter`]: super::Cut::ContentFilter
 
 use std::time::Duration;
 
@@ -25,7 +41,7 @@ use tracing::debug;
 
 use super::http::Endpoint;
 use super::sse::{Decoder, SseEvent};
-use super::{Attachment, ChatRole, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
+use super::{Attachment, ChatRole, Cut, LlmError, LlmEvent, LlmProvider, LlmRequest, LlmStream, http};
 
 /// The Dify `user` when the request names none.
 const ANONYMOUS: &str = "chatbox";
@@ -49,7 +65,7 @@ impl DifyProvider {
         conversation_id: Option<&str>,
     ) -> Result<reqwest::Response, LlmError> {
         let mut body = json!({
-            "inputs": {},
+            "inputs": self.inputs(request),
             "query": request.question(),
             "response_mode": if self.api.config.stream { "streaming" } else { "blocking" },
             "user": request.user.as_deref().unwrap_or(ANONYMOUS),
@@ -69,6 +85,23 @@ impl DifyProvider {
 }
 
 impl DifyProvider {
+    /// The app's input variables: the fixed ones, then those filled from
+    /// the user's claims (a claim the token lacks leaves the fixed value).
+    fn inputs(&self, request: &LlmRequest) -> Value {
+        let config = &self.api.config;
+        let mut inputs: serde_json::Map<String, Value> = config
+            .inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (input, claim) in &config.inputs_from_claims {
+            if let Some(value) = request.claims.get(claim) {
+                inputs.insert(input.clone(), value.clone());
+            }
+        }
+        Value::Object(inputs)
+    }
+
     /// The `files` of the newest user message (Dify takes the query and
     /// its files; earlier ones it has seen already).
     fn files(&self, request: &LlmRequest) -> Vec<Value> {
@@ -168,17 +201,14 @@ impl LlmProvider for DifyProvider {
             events.extend(usage(&answer).map(Ok));
             return Ok(futures_util::stream::iter(events).boxed());
         }
+        let stop = Stopper {
+            api: self.api.clone(),
+            user: request.user.clone().unwrap_or_else(|| ANONYMOUS.to_owned()),
+            task_id: None,
+        };
         Ok(super::sse::decode(
             response,
-            ChatDecoder {
-                conversation: None,
-                endpoint: self.api.config.endpoint.clone(),
-                stop: Stopper {
-                    api: self.api.clone(),
-                    user: request.user.clone().unwrap_or_else(|| ANONYMOUS.to_owned()),
-                    task_id: None,
-                },
-            },
+            ChatDecoder::new(self.api.config.endpoint.clone(), stop),
         ))
     }
 }
@@ -190,6 +220,53 @@ struct ChatDecoder {
     endpoint: String,
     /// Stops the task upstream if the stream is dropped before its end.
     stop: Stopper,
+    /// The text of the `agent_message`s so far (a closing `message` may
+    /// repeat it whole).
+    agent_text: String,
+    /// Whether any text came yet.
+    texted: bool,
+    /// The tool last said to be at work, so repeats say nothing new.
+    working: Option<Option<String>>,
+}
+
+impl ChatDecoder {
+    fn new(endpoint: String, stop: Stopper) -> Self {
+        ChatDecoder {
+            conversation: None,
+            endpoint,
+            stop,
+            agent_text: String::new(),
+            texted: false,
+            working: None,
+        }
+    }
+
+    /// What an `agent_thought` shows: the tool at work, or a thought
+    /// before any text; a repeat of the last is only a sign of life.
+    fn thought(&mut self, v: &Value) -> LlmEvent {
+        let tool = text(v, "tool").map(|t| {
+            t.split(';')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        let tool = tool.filter(|t| !t.is_empty());
+        let shown = if tool.is_some() {
+            Some(tool)
+        } else if !self.texted && text(v, "thought").is_some() {
+            Some(None)
+        } else {
+            None
+        };
+        match shown {
+            Some(working) if self.working.as_ref() != Some(&working) => {
+                self.working = Some(working.clone());
+                LlmEvent::Working(working)
+            }
+            _ => LlmEvent::KeepAlive,
+        }
+    }
 }
 
 impl Decoder for ChatDecoder {
@@ -210,18 +287,48 @@ impl Decoder for ChatDecoder {
             self.conversation = Some(id.clone());
             out.push(Ok(LlmEvent::Conversation(id)));
         }
-        match v.get("event").and_then(Value::as_str).unwrap_or_default() {
-            "message" | "agent_message" => {
+        let name = v.get("event").and_then(Value::as_str).unwrap_or_default();
+        match name {
+            "agent_message" => {
                 if let Some(answer) = text(&v, "answer") {
+                    self.texted = true;
+                    self.working = None;
+                    self.agent_text.push_str(&answer);
                     out.push(Ok(LlmEvent::Delta(answer)));
                 }
             }
+            // A New Agent app closes with the whole answer in a `message`.
+            "message" if !self.agent_text.is_empty() => match text(&v, "answer") {
+                Some(answer) if answer != self.agent_text => {
+                    self.agent_text = answer.clone();
+                    out.push(Ok(LlmEvent::Replace(answer)));
+                }
+                _ => out.push(Ok(LlmEvent::KeepAlive)),
+            },
+            "message" => {
+                if let Some(answer) = text(&v, "answer") {
+                    self.texted = true;
+                    self.working = None;
+                    out.push(Ok(LlmEvent::Delta(answer)));
+                }
+            }
+            // Output moderation flagged the answer: this replaces all of it.
+            "message_replace" => {
+                let answer = v.get("answer").and_then(Value::as_str).unwrap_or_default();
+                self.texted = true;
+                out.push(Ok(LlmEvent::Replace(answer.to_owned())));
+                out.push(Ok(LlmEvent::Finish(Cut::ContentFilter)));
+            }
+            "agent_thought" => out.push(Ok(self.thought(&v))),
             // The user's own files are echoed too; only the app's are news.
             "message_file" if v.get("belongs_to").and_then(Value::as_str) != Some("user") => {
-                if let Some(url) = text(&v, "url") {
-                    let url = absolute(&self.endpoint, &url);
-                    let media_type = media_type(v.get("type").and_then(Value::as_str), &url);
-                    out.push(Ok(LlmEvent::File { url, media_type }));
+                match text(&v, "url") {
+                    Some(url) => {
+                        let url = absolute(&self.endpoint, &url);
+                        let media_type = media_type(v.get("type").and_then(Value::as_str), &url);
+                        out.push(Ok(LlmEvent::File { url, media_type }));
+                    }
+                    None => out.push(Ok(LlmEvent::KeepAlive)),
                 }
             }
             "message_end" => {
@@ -232,9 +339,16 @@ impl Decoder for ChatDecoder {
                 kind: text(&v, "code").unwrap_or_else(|| "error".into()),
                 message: text(&v, "message").unwrap_or_else(|| "no message".into()),
             })),
-            _ => {}
+            // Workflow and node progress, speech, and whatever Dify adds:
+            // nothing to show, but the app is alive.
+            _ => out.push(Ok(LlmEvent::KeepAlive)),
         }
         false
+    }
+
+    /// `event: ping`, every 10 seconds while the app works.
+    fn bare(&mut self, _name: &str, out: &mut Vec<Result<LlmEvent, LlmError>>) {
+        out.push(Ok(LlmEvent::KeepAlive));
     }
 
     fn finished(&mut self) {
@@ -290,6 +404,179 @@ mod tests {
         DifyProvider::new(config).unwrap()
     }
 
+    /// A decoder in a conversation already known, its task disarmed.
+    fn decoder() -> ChatDecoder {
+        let stop = Stopper {
+            api: provider().api,
+            user: "u".into(),
+            task_id: Some("t".into()),
+        };
+        let mut decoder = ChatDecoder::new("https://dify.example/v1".into(), stop);
+        decoder.conversation = Some("c".into());
+        decoder
+    }
+
+    /// The model events a run of Dify events becomes, and whether the last
+    /// one ended the answer.
+    fn events(decoder: &mut ChatDecoder, stream: &[Value]) -> (Vec<LlmEvent>, bool) {
+        let mut out = Vec::new();
+        let mut ended = false;
+        for data in stream {
+            ended = decoder.decode(
+                SseEvent {
+                    event: None,
+                    data: data.to_string(),
+                },
+                &mut out,
+            );
+        }
+        decoder.stop.task_id = None;
+        let events = out.into_iter().map(|e| e.expect("no error")).collect();
+        (events, ended)
+    }
+
+    #[test]
+    fn moderation_replaces_the_answer_and_marks_it_filtered() {
+        let (events, ended) = events(
+            &mut decoder(),
+            &[
+                json!({ "event": "message", "answer": "Here is how to " }),
+                json!({ "event": "message", "answer": "pick a lock" }),
+                json!({ "event": "message_replace", "answer": "I cannot help with that." }),
+                json!({ "event": "message_end", "metadata": {} }),
+            ],
+        );
+        assert!(ended);
+        assert_eq!(
+            events,
+            [
+                LlmEvent::Delta("Here is how to ".into()),
+                LlmEvent::Delta("pick a lock".into()),
+                LlmEvent::Replace("I cannot help with that.".into()),
+                LlmEvent::Finish(Cut::ContentFilter),
+            ]
+        );
+    }
+
+    #[test]
+    fn progress_events_keep_the_answer_alive_and_agents_show_their_tools() {
+        let mut decoder = decoder();
+        let (events, ended) = events(
+            &mut decoder,
+            &[
+                json!({ "event": "workflow_started", "data": {} }),
+                json!({ "event": "node_started", "data": { "title": "LLM" } }),
+                json!({ "event": "agent_thought", "thought": "", "tool": "" }),
+                json!({ "event": "agent_thought", "thought": "I should look it up", "tool": "" }),
+                json!({ "event": "agent_thought", "thought": "I should look it up", "tool": "google_search;dalle3" }),
+                json!({ "event": "agent_thought", "thought": "", "tool": "google_search;dalle3", "observation": "…" }),
+                json!({ "event": "agent_message", "answer": "Found it" }),
+                json!({ "event": "agent_thought", "thought": "Found it", "tool": "" }),
+                json!({ "event": "node_finished", "data": { "status": "succeeded" } }),
+                json!({ "event": "workflow_finished", "data": { "status": "succeeded" } }),
+                json!({ "event": "tts_message", "audio": "qqqq" }),
+                json!({ "event": "something_new" }),
+            ],
+        );
+        assert!(!ended);
+        use LlmEvent::{Delta, KeepAlive, Working};
+        assert_eq!(
+            events,
+            [
+                KeepAlive,
+                KeepAlive,
+                KeepAlive,
+                Working(None),
+                Working(Some("google_search, dalle3".into())),
+                KeepAlive,
+                Delta("Found it".into()),
+                KeepAlive,
+                KeepAlive,
+                KeepAlive,
+                KeepAlive,
+                KeepAlive,
+            ]
+        );
+        let mut out = Vec::new();
+        decoder.bare("ping", &mut out);
+        assert_eq!(
+            out.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            [KeepAlive]
+        );
+    }
+
+    #[test]
+    fn a_closing_message_that_repeats_the_agents_text_adds_nothing() {
+        let (same, _) = events(
+            &mut decoder(),
+            &[
+                json!({ "event": "agent_message", "answer": "One " }),
+                json!({ "event": "agent_message", "answer": "two" }),
+                json!({ "event": "message", "answer": "One two" }),
+            ],
+        );
+        assert_eq!(same.last(), Some(&LlmEvent::KeepAlive));
+        let (other, _) = events(
+            &mut decoder(),
+            &[
+                json!({ "event": "agent_message", "answer": "One " }),
+                json!({ "event": "message", "answer": "One two three" }),
+            ],
+        );
+        assert_eq!(other.last(), Some(&LlmEvent::Replace("One two three".into())));
+    }
+
+    #[test]
+    fn errors_in_the_stream_stay_errors() {
+        let mut out = Vec::new();
+        let data = json!({ "event": "error", "status": 400, "code": "completion_request_error", "message": "quota" });
+        assert!(!decoder().decode(
+            SseEvent {
+                event: None,
+                data: data.to_string()
+            },
+            &mut out
+        ));
+        match &out[..] {
+            [Err(LlmError::Upstream { kind, message })] => {
+                assert_eq!(
+                    (kind.as_str(), message.as_str()),
+                    ("completion_request_error", "quota")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn inputs_are_the_fixed_ones_then_those_from_claims() {
+        let config = serde_json::from_value(json!({
+            "id": "dify", "type": "dify", "endpoint": "https://dify.example/v1",
+            "inputs": { "plan": "free", "locale": "en", "limit": 3 },
+            "inputs_from_claims": { "plan": "tier", "department": "dept" },
+        }))
+        .unwrap();
+        let provider = DifyProvider::new(config).unwrap();
+        let request = LlmRequest {
+            claims: [
+                ("tier".to_owned(), json!("gold")),
+                ("other".to_owned(), json!("x")),
+            ]
+            .into(),
+            ..LlmRequest::default()
+        };
+        assert_eq!(
+            provider.inputs(&request),
+            json!({ "plan": "gold", "locale": "en", "limit": 3 })
+        );
+        assert_eq!(
+            provider.inputs(&LlmRequest::default()),
+            json!({ "plan": "free", "locale": "en", "limit": 3 }),
+            "a token without the claim leaves the fixed value"
+        );
+        assert_eq!(self::provider().inputs(&LlmRequest::default()), json!({}));
+    }
+
     fn image(url: Option<&str>) -> Attachment {
         Attachment::Image {
             media_type: "image/png".into(),
@@ -323,15 +610,7 @@ mod tests {
 
     #[test]
     fn message_files_become_file_events_with_absolute_urls() {
-        let mut decoder = ChatDecoder {
-            conversation: Some("c".into()),
-            endpoint: "https://dify.example/v1".into(),
-            stop: Stopper {
-                api: provider().api,
-                user: "u".into(),
-                task_id: Some("t".into()),
-            },
-        };
+        let mut decoder = decoder();
         let mut out = Vec::new();
         for (belongs_to, kind, url) in [
             ("assistant", "image", "/files/tools/abc.png?timestamp=1&sign=x"),
@@ -349,6 +628,8 @@ mod tests {
             ));
         }
         decoder.stop.task_id = None;
+        // The user's own file, echoed, is only a sign of life.
+        assert_eq!(out.pop().map(Result::unwrap), Some(LlmEvent::KeepAlive));
         assert_eq!(
             out.into_iter()
                 .map(|e| e.map_err(|e| e.to_string()))

@@ -41,6 +41,7 @@ pub(crate) use http::client as http_client;
 pub use openai::OpenAiProvider;
 pub use refusal::Refusal;
 pub use transcription::{Audio, Transcriber};
+pub(crate) use transcription::{READABLE_FORMATS, readable as transcription_reads};
 
 /// Who wrote a message of the conversation sent to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +116,9 @@ pub struct LlmRequest {
     /// The provider's own conversation this session continues (Dify keeps
     /// the context on its side), from an earlier [`LlmEvent::Conversation`].
     pub conversation_id: Option<String>,
+    /// The user's token claims the configuration forwards (Dify fills
+    /// inputs from them: `inputs_from_claims`).
+    pub claims: chatbox_shared::envelope::ForwardedClaims,
 }
 
 impl LlmRequest {

@@ -1,7 +1,10 @@
 //! Server-sent events, parsed incrementally from a byte stream, as model
 //! providers stream them (`event:` and `data:` lines, a blank line ends an
 //! event), and [`decode`], which turns a streaming HTTP answer into model
-//! events with a provider's [`Decoder`].
+//! events with a provider's [`Decoder`]. An event with a name but no data
+//! (Dify's `event: ping`) is not dispatched as an event, as the SSE rules
+//! say, but it is news that the provider is alive: a decoder that cares
+//! hears of it through [`Decoder::bare`].
 
 use std::collections::VecDeque;
 
@@ -38,6 +41,8 @@ pub(super) struct SseParser {
     partial: Vec<u8>,
     event: Option<String>,
     data: Option<String>,
+    /// Names of the events that ended without data, since last taken.
+    bare: Vec<String>,
 }
 
 impl SseParser {
@@ -67,6 +72,12 @@ impl SseParser {
         Ok(())
     }
 
+    /// The names of the events that ended without any data line since the
+    /// last call (`event: ping` then a blank line).
+    pub(super) fn take_bare(&mut self) -> std::vec::Drain<'_, String> {
+        self.bare.drain(..)
+    }
+
     fn line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) -> Result<(), String> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let line = std::str::from_utf8(line).map_err(|_| "an event line is not UTF-8".to_owned())?;
@@ -76,8 +87,8 @@ impl SseParser {
                     event: self.event.take(),
                     data,
                 });
-            } else {
-                self.event = None;
+            } else if let Some(name) = self.event.take() {
+                self.bare.push(name);
             }
             return Ok(());
         }
@@ -108,6 +119,10 @@ pub(super) trait Decoder: Send + 'static {
     /// Appends the model events `event` carries to `out`; returns `true`
     /// when it is the provider's last event.
     fn decode(&mut self, event: SseEvent, out: &mut Vec<Result<LlmEvent, LlmError>>) -> bool;
+
+    /// Appends what an event named `name` that carried no data says (by
+    /// default nothing: such events are not dispatched).
+    fn bare(&mut self, _name: &str, _out: &mut Vec<Result<LlmEvent, LlmError>>) {}
 
     /// Called once the last event was decoded (a decoder that cleans up
     /// when dropped early can stand down).
@@ -152,6 +167,14 @@ pub(super) fn decode(response: reqwest::Response, decoder: impl Decoder) -> LlmS
                         s.ready.push_back(Err(LlmError::Protocol(e)));
                         s.done = true;
                     }
+                    // Signs of life come first: they arrived with this
+                    // piece of the body, before anything after it.
+                    for name in s.parser.take_bare() {
+                        if !s.done {
+                            s.decoder.bare(&name, &mut decoded);
+                        }
+                    }
+                    s.ready.extend(decoded.drain(..));
                     for event in events.drain(..) {
                         if s.done {
                             break;
@@ -221,5 +244,33 @@ mod tests {
                 "split every {piece} bytes"
             );
         }
+    }
+
+    #[test]
+    fn events_without_data_are_not_dispatched_but_their_names_are_kept() {
+        let mut parser = SseParser::new();
+        let mut out = Vec::new();
+        parser
+            .feed(
+                b"event: ping\n\nevent: ping\r\n\r\n: comment\n\ndata: {}\n\nevent: x\n",
+                &mut out,
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            [SseEvent {
+                event: None,
+                data: "{}".into()
+            }]
+        );
+        assert_eq!(parser.take_bare().collect::<Vec<_>>(), ["ping", "ping"]);
+        assert_eq!(parser.take_bare().count(), 0, "taken once");
+        parser.feed(b"data: 1\n\n", &mut out).unwrap();
+        assert_eq!(
+            out[1].event.as_deref(),
+            Some("x"),
+            "a name followed by data is an event"
+        );
+        assert_eq!(parser.take_bare().count(), 0);
     }
 }

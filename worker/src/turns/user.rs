@@ -316,6 +316,7 @@ async fn load_context(
         messages,
         user: Some(pseudonym(&envelope.user_id)),
         conversation_id: history::provider_conversation(&accepted.earlier, accepted.model.id()),
+        claims: envelope.claims.clone(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Taking an uploaded file in, when its `file_upload` or `voice_message`
 //! turn comes: the file must be this user's, in this session, uploaded,
 //! within the limit, and its bytes must be an allowed format that matches
-//! the declared type ([`inspect`]). A refused file is deleted and marked
+//! the declared type ([`inspect`]); a voice message must also be in a
+//! format transcription reads (not raw AAC). A refused file is deleted and marked
 //! rejected, with the reason the user is told. An accepted one is copied
 //! from quarantine to its permanent key with the media type its bytes
 //! show, and marked ready; the quarantine object goes. A file already
@@ -131,6 +132,25 @@ pub(crate) async fn accept(
             return Err(reject(state, &file, code, outcome, message).await);
         }
     };
+    if kind == FileKind::Voice && !crate::llm::transcription_reads(&media_type) {
+        let what = match format {
+            Format::Aac => "raw AAC audio (ADTS, not in an MP4/M4A container)",
+            other => other.human_name(),
+        };
+        let message = format!(
+            "{} was refused: {what} cannot be transcribed; record or send voice messages as {}",
+            file.name,
+            crate::llm::READABLE_FORMATS
+        );
+        return Err(reject(
+            state,
+            &file,
+            ErrorCode::FileTypeNotAllowed,
+            "type_not_allowed",
+            message,
+        )
+        .await);
+    }
     let key = permanent_key(&state.config.chatbox.uploads.prefix, &file);
     state.blob.copy(&file.key, &key, &media_type).await?;
     let patch = FilePatch {

@@ -50,11 +50,11 @@ pub(crate) async fn transcribe(state: &WorkerState, file: &FileRecord) -> Result
     let media_type = file
         .media_type
         .clone()
-        .unwrap_or_else(|| file.declared_type.clone());
-    let audio = Audio {
-        bytes,
-        filename: format!("voice.{}", extension(&media_type)),
-        content_type: media_type,
+        .unwrap_or_else(|| super::inspect::normalise(&file.declared_type));
+    let Some(audio) = Audio::recording(bytes, &media_type) else {
+        // Intake refuses these now; a voice message kept before cannot go.
+        warn!(file_id = %file.id, %media_type, "a voice message in a format transcription does not read");
+        return Ok(Transcript::Failed);
     };
     let text = match transcriber.transcribe(audio, None).await {
         Ok(text) => text,
@@ -73,18 +73,4 @@ pub(crate) async fn transcribe(state: &WorkerState, file: &FileRecord) -> Result
         .await?;
     info!(file_id = %file.id, chars = text.chars().count(), "voice message transcribed");
     Ok(Transcript::Text(text))
-}
-
-/// The file extension transcription endpoints read the format from.
-fn extension(media_type: &str) -> &'static str {
-    match media_type {
-        "audio/webm" => "webm",
-        "audio/ogg" => "ogg",
-        "audio/mp4" => "m4a",
-        "audio/mpeg" => "mp3",
-        "audio/wav" => "wav",
-        "audio/aac" => "aac",
-        "audio/flac" => "flac",
-        _ => "bin",
-    }
 }
