@@ -383,13 +383,17 @@ async fn store_answer(
         .record_message(&record, &patch)
         .instrument(info_span!("store_write", op = "record_message", sender = "ai"))
         .await?;
-    state.outbox.send(sid, &done.frame, Audience::All).await;
+    // Counted before the user sees the answer: whoever reads the metrics
+    // after the final frame finds the answer in them.
     metrics::tokens(
         &provider_id,
         &model_name,
         stats.prompt_tokens,
         stats.completion_tokens,
     );
+    metrics::answer(&provider_id, finish);
+    metrics::turn(outcome_of(finish, failure.is_some()));
+    state.outbox.send(sid, &done.frame, Audience::All).await;
     report(
         state,
         asked.envelope,
@@ -426,8 +430,8 @@ fn stats_of(request: &LlmRequest, streamed: &Answer, elapsed: Duration) -> Answe
     }
 }
 
-/// Tells how the answer ended: the user, when it broke off; the logs and
-/// the turn metrics, always.
+/// Tells how the answer ended: the user, when it broke off; the logs,
+/// always.
 async fn report(
     state: &WorkerState,
     envelope: &InboundEnvelope,
@@ -437,14 +441,7 @@ async fn report(
     finish: FinishReason,
     failure: Option<String>,
 ) {
-    metrics::answer(provider_id, finish);
     let Some(e) = failure else {
-        let outcome = match finish {
-            FinishReason::Complete => TurnOutcome::Ok,
-            FinishReason::Length | FinishReason::ContentFilter => TurnOutcome::Cut,
-            _ => TurnOutcome::Stopped,
-        };
-        metrics::turn(outcome);
         info!(
             provider = %provider_id,
             finish = finish.as_str(),
@@ -463,7 +460,16 @@ async fn report(
     let sid = envelope.session_id.as_str();
     let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
     state.outbox.send(sid, &frame, Audience::All).await;
-    metrics::turn(TurnOutcome::Interrupted);
+}
+
+/// The turn's outcome for the metrics, from how its answer ended.
+fn outcome_of(finish: FinishReason, broke_off: bool) -> TurnOutcome {
+    match finish {
+        _ if broke_off => TurnOutcome::Interrupted,
+        FinishReason::Complete => TurnOutcome::Ok,
+        FinishReason::Length | FinishReason::ContentFilter => TurnOutcome::Cut,
+        _ => TurnOutcome::Stopped,
+    }
 }
 
 /// How the answer ended, if there is something to keep: its finish
