@@ -13,7 +13,8 @@
 //! the NATS server.
 //!
 //! Frames arrive as the exact bytes a client receives; the pump hands the
-//! same `Bytes` to every local listener without parsing them.
+//! same `Bytes` to every local listener without parsing them, save what a
+//! turn run again would repeat ([`crate::delivered`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::info_span;
 
+use crate::delivered::{Delivered, Verdict};
 use crate::metrics::GatewayMetrics;
 use crate::send_queue::SendQueue;
 
@@ -57,6 +59,8 @@ struct HubSession {
     last_traffic: AtomicU64,
     /// `Some((generation, cancel))` while subscribed: `cancel` stops the pump.
     subscription: tokio::sync::Mutex<Option<(u64, CancellationToken)>>,
+    /// What the listeners were sent, so a turn run again repeats nothing.
+    delivered: Mutex<Delivered>,
 }
 
 impl HubSession {
@@ -118,6 +122,7 @@ impl SessionHub {
                 listeners: Mutex::default(),
                 last_traffic: AtomicU64::new(0),
                 subscription: tokio::sync::Mutex::new(None),
+                delivered: Mutex::default(),
             })
         }));
         session.listeners().push(Listener { conn_id, role, queue });
@@ -261,6 +266,16 @@ fn fan_out(session: &HubSession, message: BusMessage, metrics: &GatewayMetrics) 
         propagation::adopt_parent(&span, &message.headers);
         span.entered()
     });
+    let verdict = session
+        .delivered
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .admit(&message.headers);
+    match verdict {
+        Verdict::Deliver => {}
+        Verdict::Repeat => return metrics.repeats_dropped.increment(1),
+        Verdict::Stale => return metrics.stale_frames_dropped.increment(1),
+    }
     let audience = Audience::from_header(message.headers.get(headers::AUDIENCE));
     let kind = message
         .headers

@@ -22,6 +22,14 @@ pub mod headers {
     pub const AUDIENCE: &str = "Chatbox-Audience";
     /// W3C trace context.
     pub const TRACEPARENT: &str = "traceparent";
+    /// The session sequence number of a stored frame on `chat.out` (its
+    /// `seq`): a gateway delivers each one once, so a turn run again after
+    /// its worker died does not echo the user's message a second time.
+    pub const SEQ: &str = "Chatbox-Seq";
+    /// The turn a frame on `chat.out` belongs to, as `<message_id>/<delivery>`:
+    /// once a gateway has seen a later delivery of the same message (a
+    /// worker took over the turn), frames of an earlier one are dropped.
+    pub const TURN: &str = "Chatbox-Turn";
 }
 
 /// RPC method names (`chat.rpc.<method>`).

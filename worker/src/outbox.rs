@@ -3,6 +3,11 @@
 //! A frame is serialized once here; gateways forward the bytes as they are.
 //! Its type and audience travel in headers so gateways need not parse it,
 //! with the trace context of the turn (chunks aside).
+//! Stored frames carry their `seq`, and a turn's frames the delivery that
+//! runs it, in headers too: gateways deliver each stored frame once and
+//! drop the frames of a turn's earlier delivery once a later one speaks
+//! (a worker that took the turn over; see docs/PROTOCOL.md, "When a
+//! worker dies mid-answer").
 //! Before publishing something a gateway may not be listening for (a turn
 //! redelivered after a worker died, say), [`Outbox::attach`] asks the
 //! session's owning gateway to subscribe first.
@@ -20,6 +25,12 @@ use chatbox_shared::telemetry::propagation;
 use tracing::{debug, warn};
 
 use crate::metrics;
+
+tokio::task_local! {
+    /// The turn whose frames this task publishes: `<message_id>/<delivery>`
+    /// (headers::TURN), set for the run of a delivery.
+    pub(crate) static TURN: String;
+}
 
 /// Publishes frames to sessions.
 #[derive(Clone)]
@@ -60,6 +71,11 @@ impl Outbox {
         if audience != Audience::All {
             headers.insert(headers::AUDIENCE, audience.as_str());
         }
+        if let Some(seq) = frame.seq {
+            headers.insert(headers::SEQ, seq.to_string());
+        }
+        // Outside a delivery's run (an RPC, a sweep) there is no turn.
+        let _ = TURN.try_with(|turn| headers.insert(headers::TURN, turn.as_str()));
         let chunk = frame.kind == MessageType::AiResponse && frame.done == Some(false);
         if !chunk {
             propagation::inject_current(&mut headers);

@@ -22,7 +22,8 @@ use tokio::sync::{Notify, mpsc};
 
 use super::subject::{has_wildcard, subject_matches};
 use super::{
-    Bus, BusError, BusMessage, DeliveryControl, Enqueued, Headers, InboundDelivery, InboundQueue,
+    Bus, BusError, BusMessage, DeliveryBatch, DeliveryControl, Enqueued, Headers, InboundDelivery, InboundQueue,
+    InboundSource,
     Subscription,
 };
 
@@ -256,6 +257,37 @@ impl Stream for MemorySubscription {
     }
 }
 
+/// The consumer side: hands out heads of subjects, as many as asked for.
+struct MemoryInbound {
+    inner: Arc<Inner>,
+}
+
+#[async_trait]
+impl InboundSource for MemoryInbound {
+    async fn pull(&self, max: usize, wait: Duration) -> Result<DeliveryBatch, BusError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let state = (Arc::clone(&self.inner), max);
+        let stream = futures_util::stream::unfold(state, move |(inner, left)| async move {
+            if left == 0 {
+                return None;
+            }
+            loop {
+                let changed = inner.queue_changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if let Some(delivery) = inner.take_delivery() {
+                    return Some((Ok(delivery), (inner, left - 1)));
+                }
+                tokio::select! {
+                    _ = changed => {}
+                    _ = tokio::time::sleep_until(deadline) => return None,
+                }
+            }
+        });
+        Ok(DeliveryBatch::new(stream))
+    }
+}
+
 struct MemoryDelivery {
     inner: Arc<Inner>,
     subject: String,
@@ -411,25 +443,9 @@ impl Bus for MemoryBus {
     }
 
     async fn inbound(&self) -> Result<InboundQueue, BusError> {
-        let inner = Arc::clone(&self.inner);
-        let stream = futures_util::stream::unfold(inner, |inner| async move {
-            loop {
-                let delivery = {
-                    let changed = inner.queue_changed.notified();
-                    tokio::pin!(changed);
-                    changed.as_mut().enable();
-                    let delivery = inner.take_delivery();
-                    if delivery.is_none() {
-                        changed.await;
-                    }
-                    delivery
-                };
-                if let Some(delivery) = delivery {
-                    return Some((Ok(delivery), inner));
-                }
-            }
-        });
-        Ok(InboundQueue::new(stream))
+        Ok(InboundQueue::new(MemoryInbound {
+            inner: Arc::clone(&self.inner),
+        }))
     }
 
     async fn check(&self) -> Result<(), BusError> {
