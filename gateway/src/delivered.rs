@@ -16,9 +16,6 @@
 //!   a message has spoken, frames of an earlier one (a worker that was
 //!   only stalled, not dead) are dropped.
 
-use chatbox_shared::bus::Headers;
-use chatbox_shared::envelope::headers;
-
 /// How many sequence numbers below the highest one are remembered.
 const WINDOW: u64 = 128;
 
@@ -28,8 +25,6 @@ pub(crate) enum Verdict {
     Deliver,
     /// A stored frame the listeners already have.
     Repeat,
-    /// A frame of a turn's delivery that a later delivery replaced.
-    Stale,
 }
 
 /// One session's record.
@@ -44,20 +39,28 @@ pub(crate) struct Delivered {
 }
 
 impl Delivered {
-    /// Judges a frame by its headers, and records it if it is delivered.
-    pub(crate) fn admit(&mut self, frame_headers: &Headers) -> Verdict {
-        if let Some((message_id, delivery)) = frame_headers.get(headers::TURN).and_then(parse_turn) {
-            match &mut self.turn {
-                Some((latest, latest_delivery)) if latest == message_id => {
-                    if delivery < *latest_delivery {
-                        return Verdict::Stale;
-                    }
-                    *latest_delivery = delivery;
+    /// Whether a message of `turn` (its `Chatbox-Turn` header) is from a
+    /// delivery a later one replaced; a later delivery is recorded.
+    pub(crate) fn stale(&mut self, turn: Option<&str>) -> bool {
+        let Some((message_id, delivery)) = turn.and_then(parse_turn) else {
+            return false;
+        };
+        match &mut self.turn {
+            Some((latest, latest_delivery)) if latest == message_id => {
+                if delivery < *latest_delivery {
+                    return true;
                 }
-                _ => self.turn = Some((message_id.to_owned(), delivery)),
+                *latest_delivery = delivery;
             }
+            _ => self.turn = Some((message_id.to_owned(), delivery)),
         }
-        match frame_headers.get(headers::SEQ).and_then(|s| s.parse::<u64>().ok()) {
+        false
+    }
+
+    /// Judges one frame of a message that is not stale, by its `seq`, and
+    /// records it if it is delivered.
+    pub(crate) fn admit(&mut self, seq: Option<u64>) -> Verdict {
+        match seq {
             Some(seq) if self.delivered(seq) => Verdict::Repeat,
             Some(seq) => {
                 self.record(seq);
@@ -101,56 +104,56 @@ fn parse_turn(value: &str) -> Option<(&str, u64)> {
 mod tests {
     use super::*;
 
-    fn frame(seq: Option<u64>, turn: Option<&str>) -> Headers {
-        let mut h = Headers::new();
-        if let Some(seq) = seq {
-            h.insert(headers::SEQ, seq.to_string());
+    /// A message of `turn` with one frame of `seq`, as the pump judges it.
+    fn judge(d: &mut Delivered, seq: Option<u64>, turn: Option<&str>) -> &'static str {
+        if d.stale(turn) {
+            return "stale";
         }
-        if let Some(turn) = turn {
-            h.insert(headers::TURN, turn);
+        match d.admit(seq) {
+            Verdict::Deliver => "deliver",
+            Verdict::Repeat => "repeat",
         }
-        h
     }
 
     #[test]
     fn a_stored_frame_is_delivered_once() {
         let mut d = Delivered::default();
-        assert_eq!(d.admit(&frame(Some(5), Some("m1/1"))), Verdict::Deliver);
-        assert_eq!(d.admit(&frame(None, Some("m1/1"))), Verdict::Deliver);
+        assert_eq!(judge(&mut d, Some(5), Some("m1/1")), "deliver");
+        assert_eq!(judge(&mut d, None, Some("m1/1")), "deliver");
         // The turn run again by another worker: the echo repeats.
-        assert_eq!(d.admit(&frame(Some(5), Some("m1/2"))), Verdict::Repeat);
-        assert_eq!(d.admit(&frame(None, Some("m1/2"))), Verdict::Deliver);
-        assert_eq!(d.admit(&frame(Some(6), Some("m1/2"))), Verdict::Deliver);
-        assert_eq!(d.admit(&frame(Some(6), None)), Verdict::Repeat);
+        assert_eq!(judge(&mut d, Some(5), Some("m1/2")), "repeat");
+        assert_eq!(judge(&mut d, None, Some("m1/2")), "deliver");
+        assert_eq!(judge(&mut d, Some(6), Some("m1/2")), "deliver");
+        assert_eq!(judge(&mut d, Some(6), None), "repeat");
     }
 
     #[test]
     fn stored_frames_out_of_order_are_all_delivered() {
         let mut d = Delivered::default();
         for seq in [1, 3, 2, 7, 4, 6, 5] {
-            assert_eq!(d.admit(&frame(Some(seq), None)), Verdict::Deliver, "seq {seq}");
+            assert_eq!(judge(&mut d, Some(seq), None), "deliver", "seq {seq}");
         }
         for seq in 1..=7 {
-            assert_eq!(d.admit(&frame(Some(seq), None)), Verdict::Repeat, "seq {seq}");
+            assert_eq!(judge(&mut d, Some(seq), None), "repeat", "seq {seq}");
         }
         // Far beyond the window: everything behind is forgotten, not refused.
-        assert_eq!(d.admit(&frame(Some(7 + WINDOW * 3), None)), Verdict::Deliver);
-        assert_eq!(d.admit(&frame(Some(8), None)), Verdict::Deliver);
+        assert_eq!(judge(&mut d, Some(7 + WINDOW * 3), None), "deliver");
+        assert_eq!(judge(&mut d, Some(8), None), "deliver");
     }
 
     #[test]
     fn frames_of_an_earlier_delivery_are_stale_once_a_later_one_spoke() {
         let mut d = Delivered::default();
-        assert_eq!(d.admit(&frame(None, Some("m1/1"))), Verdict::Deliver);
-        assert_eq!(d.admit(&frame(None, Some("m1/2"))), Verdict::Deliver);
-        assert_eq!(d.admit(&frame(None, Some("m1/1"))), Verdict::Stale);
-        assert_eq!(d.admit(&frame(Some(9), Some("m1/1"))), Verdict::Stale);
+        assert_eq!(judge(&mut d, None, Some("m1/1")), "deliver");
+        assert_eq!(judge(&mut d, None, Some("m1/2")), "deliver");
+        assert_eq!(judge(&mut d, None, Some("m1/1")), "stale");
+        assert_eq!(judge(&mut d, Some(9), Some("m1/1")), "stale");
         // Its stored frame was not recorded: the live delivery's goes out.
-        assert_eq!(d.admit(&frame(Some(9), Some("m1/2"))), Verdict::Deliver);
+        assert_eq!(judge(&mut d, Some(9), Some("m1/2")), "deliver");
         // The next message starts afresh.
-        assert_eq!(d.admit(&frame(None, Some("m2/1"))), Verdict::Deliver);
+        assert_eq!(judge(&mut d, None, Some("m2/1")), "deliver");
         // A message id with a slash in it.
-        assert_eq!(d.admit(&frame(None, Some("a/b/3"))), Verdict::Deliver);
-        assert_eq!(d.admit(&frame(None, Some("a/b/2"))), Verdict::Stale);
+        assert_eq!(judge(&mut d, None, Some("a/b/3")), "deliver");
+        assert_eq!(judge(&mut d, None, Some("a/b/2")), "stale");
     }
 }

@@ -458,7 +458,7 @@ async fn a_pull_brings_no_more_than_it_asks_for(f: &Fixture) {
             .await
             .unwrap();
     }
-    let queue = f.bus.inbound().await.unwrap();
+    let mut queue = f.bus.inbound().await.unwrap();
     let started = Instant::now();
     let first: Vec<_> = queue
         .pull(2, Duration::from_secs(3))
@@ -473,10 +473,11 @@ async fn a_pull_brings_no_more_than_it_asks_for(f: &Fixture) {
         "a full pull ends without waiting out its wait"
     );
     // The other three stay in the queue: a second consumer gets them at
-    // once, with none of them held (and their ack wait running) by the first.
-    let other = f.bus.inbound().await.unwrap();
+    // once (well within the first two's ack wait), with none of them held
+    // by the first.
+    let mut other = f.bus.inbound().await.unwrap();
     let rest: Vec<_> = other
-        .pull(10, Duration::from_millis(1500))
+        .pull(3, Duration::from_secs(3))
         .await
         .unwrap()
         .map(Result::unwrap)
@@ -488,7 +489,12 @@ async fn a_pull_brings_no_more_than_it_asks_for(f: &Fixture) {
         d.ack().await.unwrap();
     }
     // An empty queue: the pull ends empty after its wait.
-    let none: Vec<_> = queue.pull(4, Duration::from_millis(300)).await.unwrap().collect().await;
+    let none: Vec<_> = queue
+        .pull(4, Duration::from_millis(300))
+        .await
+        .unwrap()
+        .collect()
+        .await;
     assert!(none.is_empty());
 }
 
@@ -522,7 +528,12 @@ async fn nats_inbound_consumer_takes_the_ack_wait_the_workers_run_with() {
     let mut queue = f.bus.inbound().await.unwrap();
     assert_eq!(nats.inbound_ack_wait().await.unwrap(), ACK_WAIT);
     f.bus
-        .enqueue(f.subjects.inbound("aw"), "aw:1".into(), Headers::new(), Bytes::from_static(b"x"))
+        .enqueue(
+            f.subjects.inbound("aw"),
+            "aw:1".into(),
+            Headers::new(),
+            Bytes::from_static(b"x"),
+        )
         .await
         .unwrap();
     let first = queue.next().await.unwrap().unwrap();

@@ -17,10 +17,11 @@ fn default_ack_wait_env(ns: &TestNamespace) -> Vec<(String, String)> {
     env
 }
 
-async fn worker_counter(worker: &Proc, name: &str) -> f64 {
-    let text = get(&format!("http://{}/metrics", worker.addr))
+/// A counter summed over its series, from a pod's `/metrics`.
+async fn counter(pod: &Proc, name: &str) -> f64 {
+    let text = get(&format!("http://{}/metrics", pod.addr))
         .await
-        .expect("worker metrics")
+        .expect("metrics")
         .text()
         .await
         .expect("metrics text");
@@ -50,7 +51,9 @@ fn read_turn(client: &Client, id: &str, killed: Instant) -> Seen {
     for (frame, at) in client.frames.iter().zip(&client.arrivals) {
         match frame["type"].as_str() {
             Some("user_message") if frame["id"] == id => echoes += 1,
-            Some("loading") if frame["metadata"]["active"] == "true" && frame["metadata"]["status"].is_null() => {
+            Some("loading")
+                if frame["metadata"]["active"] == "true" && frame["metadata"]["status"].is_null() =>
+            {
                 assembled.clear();
                 restarted_after_kill |= *at > killed;
             }
@@ -102,26 +105,42 @@ async fn twenty_answers_on_a_killed_worker_resume_within_seconds_and_repeat_noth
         let gateway = &gateways[i % 2];
         let mut client = Client::connect(&gateway.addr, &token(&format!("crash-{i}"), &[]), None).await;
         client.status().await;
-        client.say(&format!("q-{i}"), &format!("question number {i}")).await;
+        client
+            .say(&format!("q-{i}"), &format!("question number {i}"))
+            .await;
         clients.push(client);
     }
     for client in &mut clients {
         client
-            .until(Duration::from_secs(20), |f| f["type"] == "ai_response" && f["done"] == false)
+            .until(Duration::from_secs(20), |f| {
+                f["type"] == "ai_response" && f["done"] == false
+            })
             .await;
     }
     let survivor = start_worker(&dir, &env, "worker-b", Some(&config)).await;
     doomed.sigkill();
     let killed = Instant::now();
 
+    // Every socket is read at once, so a frame's arrival time is when it
+    // came, not when the test got round to it.
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                let done = client.answer(Duration::from_secs(60)).await;
+                (client, done)
+            })
+        })
+        .collect();
     let mut resumed = Vec::new();
-    for (i, client) in clients.iter_mut().enumerate() {
-        let done = client.answer(Duration::from_secs(60)).await;
+    for (i, reader) in readers.into_iter().enumerate() {
+        let (mut client, done) = reader.await.expect("reader");
         let id = format!("q-{i}");
-        let seen = read_turn(client, &id, killed);
+        let seen = read_turn(&client, &id, killed);
         assert_eq!(seen.echoes, 1, "user {i}: the message is echoed once");
         assert!(
-            seen.final_text.starts_with(&format!("You said: question number {i}")),
+            seen.final_text
+                .starts_with(&format!("You said: question number {i}")),
             "user {i}: {done}"
         );
         assert_eq!(
@@ -129,7 +148,10 @@ async fn twenty_answers_on_a_killed_worker_resume_within_seconds_and_repeat_noth
             "user {i}: the text assembled by the protocol's rules is the final answer"
         );
         let Some(at) = seen.resumed else {
-            panic!("user {i}: the answer never streamed again after the kill: {:?}", client.frames)
+            panic!(
+                "user {i}: the answer never streamed again after the kill: {:?}",
+                client.frames
+            )
         };
         resumed.push(at - killed);
 
@@ -138,15 +160,34 @@ async fn twenty_answers_on_a_killed_worker_resume_within_seconds_and_repeat_noth
             .iter()
             .filter(|m| m["type"] == "user_message" && m["id"] == id.as_str())
             .collect();
-        assert_eq!(mine.len(), 1, "user {i}: the question is stored once: {history:?}");
+        assert_eq!(
+            mine.len(),
+            1,
+            "user {i}: the question is stored once: {history:?}"
+        );
         let answers: Vec<&Value> = history.iter().filter(|m| m["type"] == "ai_response").collect();
-        assert_eq!(answers.len(), 1, "user {i}: the answer is stored once: {history:?}");
-        assert_eq!(answers[0]["content"], done["content"], "user {i}: stored as shown");
+        assert_eq!(
+            answers.len(),
+            1,
+            "user {i}: the answer is stored once: {history:?}"
+        );
+        assert_eq!(
+            answers[0]["content"], done["content"],
+            "user {i}: stored as shown"
+        );
     }
-    let redelivered = worker_counter(&survivor, "chatbox_worker_redeliveries_total").await;
+    let redelivered = counter(&survivor, "chatbox_worker_redeliveries_total").await;
     assert!(
         redelivered >= USERS as f64,
         "the survivor counts the turns it took over: {redelivered}"
+    );
+    let mut repeats = 0.0;
+    for gateway in &gateways {
+        repeats += counter(gateway, "chatbox_gateway_repeats_dropped_total").await;
+    }
+    assert!(
+        repeats >= USERS as f64,
+        "the gateways dropped the echo each redelivered turn sent again: {repeats}"
     );
     let max = resumed.iter().max().copied().unwrap_or_default();
     println!(
@@ -187,7 +228,7 @@ async fn a_slow_model_is_asked_once_while_its_worker_lives() {
     assert_eq!(mock_completions(&mock).await, 1, "the model was asked once");
     for worker in &workers {
         assert_eq!(
-            worker_counter(worker, "chatbox_worker_redeliveries_total").await,
+            counter(worker, "chatbox_worker_redeliveries_total").await,
             0.0,
             "{}: the turn was never delivered a second time",
             worker.name

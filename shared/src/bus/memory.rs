@@ -22,9 +22,8 @@ use tokio::sync::{Notify, mpsc};
 
 use super::subject::{has_wildcard, subject_matches};
 use super::{
-    Bus, BusError, BusMessage, DeliveryBatch, DeliveryControl, Enqueued, Headers, InboundDelivery, InboundQueue,
-    InboundSource,
-    Subscription,
+    Bus, BusError, BusMessage, DeliveryBatch, DeliveryControl, Enqueued, Headers, InboundDelivery,
+    InboundQueue, InboundSource, Subscription,
 };
 
 /// Settings of the in-process bus.
@@ -272,15 +271,22 @@ impl InboundSource for MemoryInbound {
                 return None;
             }
             loop {
-                let changed = inner.queue_changed.notified();
-                tokio::pin!(changed);
-                changed.as_mut().enable();
-                if let Some(delivery) = inner.take_delivery() {
+                let taken = {
+                    let changed = inner.queue_changed.notified();
+                    tokio::pin!(changed);
+                    changed.as_mut().enable();
+                    match inner.take_delivery() {
+                        Some(delivery) => Some(delivery),
+                        None => {
+                            tokio::select! {
+                                _ = changed => None,
+                                _ = tokio::time::sleep_until(deadline) => return None,
+                            }
+                        }
+                    }
+                };
+                if let Some(delivery) = taken {
                     return Some((Ok(delivery), (inner, left - 1)));
-                }
-                tokio::select! {
-                    _ = changed => {}
-                    _ = tokio::time::sleep_until(deadline) => return None,
                 }
             }
         });

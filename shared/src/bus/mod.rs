@@ -250,7 +250,7 @@ impl InboundQueue {
 
     /// Asks for up to `max` deliveries, waiting up to `wait` for them: a
     /// consumer asks for as many as it can start now.
-    pub async fn pull(&self, max: usize, wait: Duration) -> Result<DeliveryBatch, BusError> {
+    pub async fn pull(&mut self, max: usize, wait: Duration) -> Result<DeliveryBatch, BusError> {
         self.source.pull(max.max(1), wait).await
     }
 

@@ -68,7 +68,7 @@ pub(crate) async fn consume(
             _ = stop_pulling.cancelled() => return,
             queue = state.bus.inbound() => queue,
         };
-        let queue = match queue {
+        let mut queue = match queue {
             Ok(queue) => queue,
             Err(e) => {
                 metrics::bus_error("inbound");
@@ -80,7 +80,7 @@ pub(crate) async fn consume(
             }
         };
         info!("consuming the inbound queue");
-        if pull_until_stopped(&queue, &slots, most_per_pull, &runner, &stop_pulling).await {
+        if pull_until_stopped(&mut queue, &slots, most_per_pull, &runner, &stop_pulling).await {
             return;
         }
     }
@@ -89,7 +89,7 @@ pub(crate) async fn consume(
 /// Pulls for free slots until stopped (`true`) or the queue fails
 /// (`false`: consume again).
 async fn pull_until_stopped(
-    queue: &InboundQueue,
+    queue: &mut InboundQueue,
     slots: &Arc<Semaphore>,
     most_per_pull: usize,
     runner: &Runner,
