@@ -52,7 +52,6 @@ pub(crate) async fn nats(
         connect_timeout: nats.connect_timeout,
         ack_wait: worker.ack_wait,
         max_ack_pending: worker.max_ack_pending,
-        pull_batch: worker.pull_batch,
         stream_max_age: nats.stream_max_age,
         duplicate_window: nats.duplicate_window,
         replicas: nats.stream_replicas,

@@ -63,6 +63,7 @@ mod connection;
 mod control;
 mod cors;
 mod credentials;
+mod delivered;
 mod http_error;
 mod inbound;
 mod keepalive;

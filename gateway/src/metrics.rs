@@ -14,6 +14,8 @@
 //! | `chatbox_gateway_kills_total` | counter | | sockets closed by the kill switch |
 //! | `chatbox_gateway_owner_renew_failures_total` | counter | | ownership locks found lost on renewal |
 //! | `chatbox_gateway_session_subscriptions` | gauge | | sessions this pod listens to on `chat.out` |
+//! | `chatbox_gateway_repeats_dropped_total` | counter | | stored frames not sent again (same `seq`: a turn run again after its worker died) |
+//! | `chatbox_gateway_stale_frames_dropped_total` | counter | | frames of a turn's earlier delivery, dropped once a later delivery of the message spoke |
 //! | `chatbox_gateway_enqueue_seconds` | histogram | | time to get a message stored in `chat.in` |
 //! | `chatbox_gateway_send_queue_frames` | gauge | | frames waiting in every send queue of this pod (sampled by the keepalive pass) |
 //! | `chatbox_gateway_send_queue_max_frames` | gauge | | frames waiting in the deepest send queue |
@@ -34,6 +36,8 @@ pub(crate) struct GatewayMetrics {
     pub takeovers: Counter,
     pub session_subscriptions: Gauge,
     pub enqueue_seconds: Histogram,
+    pub repeats_dropped: Counter,
+    pub stale_frames_dropped: Counter,
     messages_in: Vec<Counter>,
     messages_out: Vec<Counter>,
     messages_out_other: Counter,
@@ -56,6 +60,8 @@ impl GatewayMetrics {
             takeovers: counter!("chatbox_gateway_takeovers_total"),
             session_subscriptions: gauge!("chatbox_gateway_session_subscriptions"),
             enqueue_seconds: histogram!("chatbox_gateway_enqueue_seconds"),
+            repeats_dropped: counter!("chatbox_gateway_repeats_dropped_total"),
+            stale_frames_dropped: counter!("chatbox_gateway_stale_frames_dropped_total"),
             messages_in: MessageType::ALL
                 .iter()
                 .map(|t| counter!("chatbox_gateway_messages_in_total", "type" => t.as_str()))

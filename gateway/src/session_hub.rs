@@ -12,25 +12,27 @@
 //! An idle socket therefore costs no subscription, neither here nor on
 //! the NATS server.
 //!
-//! Frames arrive as the exact bytes a client receives; the pump hands the
-//! same `Bytes` to every local listener without parsing them.
+//! Frames arrive as the exact bytes a client receives, alone or several
+//! in one message ([`frame_batch`]); the pump hands the same `Bytes` to
+//! every local listener without parsing them, save what a turn run again
+//! would repeat ([`crate::delivered`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
 use chatbox_shared::bus::{Bus, BusError, BusMessage, Subscription};
 use chatbox_shared::envelope::{Audience, headers};
+use chatbox_shared::frame_batch;
 use chatbox_shared::namespace::Subjects;
-use chatbox_shared::protocol::MessageType;
 use chatbox_shared::telemetry::propagation;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::info_span;
 
+use crate::delivered::{Delivered, Verdict};
 use crate::metrics::GatewayMetrics;
 use crate::send_queue::SendQueue;
 
@@ -57,6 +59,8 @@ struct HubSession {
     last_traffic: AtomicU64,
     /// `Some((generation, cancel))` while subscribed: `cancel` stops the pump.
     subscription: tokio::sync::Mutex<Option<(u64, CancellationToken)>>,
+    /// What the listeners were sent, so a turn run again repeats nothing.
+    delivered: Mutex<Delivered>,
 }
 
 impl HubSession {
@@ -118,6 +122,7 @@ impl SessionHub {
                 listeners: Mutex::default(),
                 last_traffic: AtomicU64::new(0),
                 subscription: tokio::sync::Mutex::new(None),
+                delivered: Mutex::default(),
             })
         }));
         session.listeners().push(Listener { conn_id, role, queue });
@@ -262,20 +267,27 @@ fn fan_out(session: &HubSession, message: BusMessage, metrics: &GatewayMetrics) 
         span.entered()
     });
     let audience = Audience::from_header(message.headers.get(headers::AUDIENCE));
-    let kind = message
-        .headers
-        .get(headers::TYPE)
-        .and_then(MessageType::from_wire);
-    let frame: Bytes = message.payload;
+    let mut delivered = session.delivered.lock().unwrap_or_else(|p| p.into_inner());
+    if delivered.stale(message.headers.get(headers::TURN)) {
+        metrics.stale_frames_dropped.increment(1);
+        return;
+    }
+    let frames = frame_batch::split(&message.headers, message.payload);
     let listeners = session.listeners();
-    for listener in listeners.iter() {
-        let wanted = match audience {
-            Audience::All => true,
-            Audience::User => listener.role == ListenerRole::User,
-            Audience::Admins => listener.role == ListenerRole::Admin,
-        };
-        if wanted && listener.queue.push(frame.clone()) {
-            metrics.message_out(kind);
+    for frame in frames {
+        if delivered.admit(frame.seq) == Verdict::Repeat {
+            metrics.repeats_dropped.increment(1);
+            continue;
+        }
+        for listener in listeners.iter() {
+            let wanted = match audience {
+                Audience::All => true,
+                Audience::User => listener.role == ListenerRole::User,
+                Audience::Admins => listener.role == ListenerRole::Admin,
+            };
+            if wanted && listener.queue.push(frame.bytes.clone()) {
+                metrics.message_out(frame.kind);
+            }
         }
     }
 }

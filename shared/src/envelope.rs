@@ -16,12 +16,25 @@ pub mod headers {
     pub const SESSION: &str = "Chatbox-Session";
     /// The user a message is from or for.
     pub const USER: &str = "Chatbox-User";
-    /// The protocol `type` of a frame on `chat.out`.
+    /// The protocol `type` of a frame on `chat.out` (of each frame, comma
+    /// separated, in a batch).
     pub const TYPE: &str = "Chatbox-Type";
     /// Who on the session should receive a frame on `chat.out`; see [`super::Audience`].
     pub const AUDIENCE: &str = "Chatbox-Audience";
     /// W3C trace context.
     pub const TRACEPARENT: &str = "traceparent";
+    /// The session sequence number of a stored frame on `chat.out` (its
+    /// `seq`): a gateway delivers each one once, so a turn run again after
+    /// its worker died does not echo the user's message a second time.
+    /// In a batch, one entry per frame (`crate::frame_batch`).
+    pub const SEQ: &str = "Chatbox-Seq";
+    /// How many frames a batched `chat.out` message holds
+    /// (`crate::frame_batch`); absent for a single frame.
+    pub const FRAMES: &str = "Chatbox-Frames";
+    /// The turn a frame on `chat.out` belongs to, as `<message_id>/<delivery>`:
+    /// once a gateway has seen a later delivery of the same message (a
+    /// worker took over the turn), frames of an earlier one are dropped.
+    pub const TURN: &str = "Chatbox-Turn";
 }
 
 /// RPC method names (`chat.rpc.<method>`).

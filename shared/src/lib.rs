@@ -53,6 +53,7 @@ pub mod bus;
 pub mod config;
 pub mod coordinator;
 pub mod envelope;
+pub mod frame_batch;
 pub mod ids;
 pub mod keyfile;
 pub mod namespace;

@@ -46,7 +46,6 @@ impl Fixture {
             connect_timeout: Duration::from_secs(5),
             ack_wait: ACK_WAIT,
             max_ack_pending: 1000,
-            pull_batch: 16,
             stream_max_age: Duration::from_secs(600),
             duplicate_window: Duration::from_secs(60),
             replicas: 1,
@@ -106,6 +105,7 @@ conformance!(
     unsettled_delivery_is_delivered_again,
     nak_with_delay_delivers_again_later,
     competing_consumers_share_the_work_exactly_once,
+    a_pull_brings_no_more_than_it_asks_for,
 );
 
 async fn next_within(
@@ -444,4 +444,106 @@ async fn competing_consumers_share_the_work_exactly_once(f: &Fixture) {
     let mut seen = seen.lock().unwrap().clone();
     seen.sort_unstable();
     assert_eq!(seen, (0..20).collect::<Vec<u32>>());
+}
+
+async fn a_pull_brings_no_more_than_it_asks_for(f: &Fixture) {
+    for i in 0..5 {
+        f.bus
+            .enqueue(
+                f.subjects.inbound(&format!("p{i}")),
+                format!("p{i}:m"),
+                Headers::new(),
+                Bytes::from(i.to_string()),
+            )
+            .await
+            .unwrap();
+    }
+    let mut queue = f.bus.inbound().await.unwrap();
+    let started = Instant::now();
+    let first: Vec<_> = queue
+        .pull(2, Duration::from_secs(3))
+        .await
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(first.len(), 2, "two asked for, two brought");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "a full pull ends without waiting out its wait"
+    );
+    // The other three stay in the queue: a second consumer gets them at
+    // once (well within the first two's ack wait), with none of them held
+    // by the first.
+    let mut other = f.bus.inbound().await.unwrap();
+    let rest: Vec<_> = other
+        .pull(3, Duration::from_secs(3))
+        .await
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(rest.len(), 3, "what the first did not ask for is the second's");
+    for d in first.into_iter().chain(rest) {
+        assert_eq!(d.delivery_count, 1);
+        d.ack().await.unwrap();
+    }
+    // An empty queue: the pull ends empty after its wait.
+    let none: Vec<_> = queue
+        .pull(4, Duration::from_millis(300))
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(none.is_empty());
+}
+
+/// The workers' JetStream consumer follows the ack wait the workers run
+/// with: one made by an earlier setting (say the former 30 s default) is
+/// updated when a worker with another setting starts consuming, so a dead
+/// worker's turns come back after the new wait.
+#[tokio::test]
+async fn nats_inbound_consumer_takes_the_ack_wait_the_workers_run_with() {
+    let f = Fixture::nats().await;
+    let nats = f.nats.clone().unwrap();
+    drop(f.bus.inbound().await.unwrap());
+    let ns_subjects = f.subjects.clone();
+    let longer = NatsBus::connect(NatsOptions {
+        url: nats_url(),
+        name: "bus-conformance-30s".into(),
+        subjects: ns_subjects.clone(),
+        connect_timeout: Duration::from_secs(5),
+        ack_wait: Duration::from_secs(30),
+        max_ack_pending: 1000,
+        stream_max_age: Duration::from_secs(600),
+        duplicate_window: Duration::from_secs(60),
+        replicas: 1,
+    })
+    .await
+    .unwrap();
+    drop(longer.inbound().await.unwrap());
+    assert_eq!(nats.inbound_ack_wait().await.unwrap(), Duration::from_secs(30));
+    // A worker with the short wait starts: the consumer follows it, and a
+    // delivery left unsettled comes back after about a second, not 30.
+    let mut queue = f.bus.inbound().await.unwrap();
+    assert_eq!(nats.inbound_ack_wait().await.unwrap(), ACK_WAIT);
+    f.bus
+        .enqueue(
+            f.subjects.inbound("aw"),
+            "aw:1".into(),
+            Headers::new(),
+            Bytes::from_static(b"x"),
+        )
+        .await
+        .unwrap();
+    let first = queue.next().await.unwrap().unwrap();
+    drop(first);
+    let again = tokio::time::timeout(ACK_WAIT * 5, queue.next())
+        .await
+        .expect("redelivered after the short ack wait")
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.delivery_count, 2);
+    again.ack().await.unwrap();
+    f.cleanup().await;
 }

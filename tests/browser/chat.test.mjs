@@ -1,7 +1,8 @@
 // The chat page in Chromium against the real all-in-one and the mock LLM:
 // streaming, history after a reload, reconnecting after a server restart,
 // markup shown as text, model choice, stopping an answer, an answer the
-// provider moderated (replaced in place, noted), an agent at work, images, refused
+// provider moderated (replaced in place, noted), an answer that starts over
+// after its worker died (no text twice), an agent at work, images, refused
 // files, voice messages with the fake microphone, and screenshots of the
 // page on a phone (light and dark) and on a desktop.
 
@@ -315,6 +316,52 @@ describe('the chat page', () => {
     await kept.waitFor(WAIT);
     assert.equal(await kept.locator('.content').innerText(), MODERATED);
     assert.match(await kept.getByTestId('finish-note').innerText(), /content filter/);
+    assertNoPageErrors(page);
+    await page.context().close();
+  });
+
+  test('an answer that starts over (its worker died) never shows text twice, nor the question', T, async () => {
+    const page = await newPage(browser);
+    // Between the page and the server, after the fifth chunk of the answer:
+    // what a client meets when a worker dies mid-answer and another takes
+    // the turn over (docs/PROTOCOL.md, "When a worker dies mid-answer") —
+    // the echo once more (as after a reconnect to another gateway), a
+    // `loading` that starts the answer over, then the answer from its start.
+    let echo = null;
+    const head = [];
+    let restarted = false;
+    await page.routeWebSocket(/\/chat\/ws/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((message) => {
+        ws.send(message);
+        const frame = JSON.parse(message);
+        if (frame.type === 'user_message' && frame.sender === 'user') echo = message;
+        if (frame.type !== 'ai_response' || frame.done !== false || restarted) return;
+        head.push(message);
+        if (head.length < 5) return;
+        restarted = true;
+        ws.send(echo);
+        const { session_id, message_id, timestamp } = frame;
+        ws.send(JSON.stringify({ type: 'loading', session_id, message_id, metadata: { active: 'true' }, timestamp }));
+        for (const chunk of head) ws.send(chunk);
+      });
+    });
+    await page.goto(await chatUrlFor());
+    await online(page);
+    await watchStreaming(page);
+    await send(page, 'Tell me once more [[mock chunks=20 chunk-delay-ms=60]]');
+    const text = await answer(page, 1);
+    assert.ok(restarted, 'the answer started over mid-stream');
+    assert.match(text, /^You said: Tell me once more\./);
+    assert.equal(await messages(page, 'user').count(), 1, 'the question is shown once');
+    assert.equal(await messages(page, 'ai').count(), 1, 'one answer');
+    const before = head.map((m) => JSON.parse(m).content).join('');
+    const seen = await page.evaluate(() => window.__seen);
+    assert.ok(
+      seen.partials.every((p) => p.indexOf(before) === p.lastIndexOf(before)),
+      `no flash of the first text twice: ${JSON.stringify(seen.partials)}`,
+    );
+    assert.equal(text.indexOf(before), text.lastIndexOf(before));
     assertNoPageErrors(page);
     await page.context().close();
   });

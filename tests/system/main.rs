@@ -32,3 +32,4 @@ mod resilience;
 mod scaled;
 mod shutdown;
 mod traces;
+mod worker_crash;

@@ -537,6 +537,8 @@ pub enum TokenVia {
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub frames: Vec<Value>,
+    /// When each of `frames` arrived.
+    pub arrivals: Vec<Instant>,
     pub protocol: Option<String>,
 }
 
@@ -633,6 +635,7 @@ impl Client {
             Ok((ws, response)) => Ok(Client {
                 ws,
                 frames: Vec::new(),
+                arrivals: Vec::new(),
                 protocol: response
                     .headers()
                     .get("sec-websocket-protocol")
@@ -722,6 +725,7 @@ impl Client {
                     let value: Value = serde_json::from_str(&text).expect("server frames are JSON");
                     assert!(value["type"].is_string(), "frame without type: {value}");
                     self.frames.push(value.clone());
+                    self.arrivals.push(Instant::now());
                     return Ok(value);
                 }
                 Message::Close(frame) => {

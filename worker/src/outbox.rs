@@ -3,6 +3,11 @@
 //! A frame is serialized once here; gateways forward the bytes as they are.
 //! Its type and audience travel in headers so gateways need not parse it,
 //! with the trace context of the turn (chunks aside).
+//! Stored frames carry their `seq`, and a turn's frames the delivery that
+//! runs it, in headers too: gateways deliver each stored frame once and
+//! drop the frames of a turn's earlier delivery once a later one speaks
+//! (a worker that took the turn over; see docs/PROTOCOL.md, "When a
+//! worker dies mid-answer").
 //! Before publishing something a gateway may not be listening for (a turn
 //! redelivered after a worker died, say), [`Outbox::attach`] asks the
 //! session's owning gateway to subscribe first.
@@ -14,12 +19,19 @@ use bytes::Bytes;
 use chatbox_shared::bus::{Bus, Headers};
 use chatbox_shared::coordinator::Coordinator;
 use chatbox_shared::envelope::{AttachReply, Audience, Control, KillReason, RpcReply, headers};
+use chatbox_shared::frame_batch::FrameBatch;
 use chatbox_shared::namespace::Subjects;
-use chatbox_shared::protocol::{Message, MessageType};
+use chatbox_shared::protocol::Message;
 use chatbox_shared::telemetry::propagation;
 use tracing::{debug, warn};
 
 use crate::metrics;
+
+tokio::task_local! {
+    /// The turn whose frames this task publishes: `<message_id>/<delivery>`
+    /// (headers::TURN), set for the run of a delivery.
+    pub(crate) static TURN: String;
+}
 
 /// Publishes frames to sessions.
 #[derive(Clone)]
@@ -56,21 +68,44 @@ impl Outbox {
     /// client misses is in the session's history, which it reads when it
     /// reconnects.
     pub(crate) async fn send(&self, session_id: &str, frame: &Message, audience: Audience) {
-        let mut headers = Headers::new().with(headers::TYPE, frame.kind.as_str());
+        let mut batch = FrameBatch::new();
+        batch.push(frame);
+        self.publish(session_id, batch, audience).await;
+    }
+
+    /// Publishes frames that are ready together as one message
+    /// ([`chatbox_shared::frame_batch`]); each reaches the clients as its
+    /// own frame, in order.
+    pub(crate) async fn send_all(&self, session_id: &str, frames: &[Message], audience: Audience) {
+        let mut batch = FrameBatch::new();
+        for frame in frames {
+            batch.push(frame);
+        }
+        if !batch.is_empty() {
+            self.publish(session_id, batch, audience).await;
+        }
+    }
+
+    async fn publish(&self, session_id: &str, batch: FrameBatch, audience: Audience) {
+        let traced = batch.traced();
+        let mut headers = Headers::new();
         if audience != Audience::All {
             headers.insert(headers::AUDIENCE, audience.as_str());
         }
-        let chunk = frame.kind == MessageType::AiResponse && frame.done == Some(false);
-        if !chunk {
+        // Outside a delivery's run (an RPC, a sweep) there is no turn.
+        let _ = TURN.try_with(|turn| headers.insert(headers::TURN, turn.as_str()));
+        if traced {
             propagation::inject_current(&mut headers);
         }
+        let frames = batch.len();
+        let payload = batch.finish(&mut headers);
         if let Err(e) = self
             .bus
-            .publish(self.subjects.outbound(session_id), headers, frame.to_json())
+            .publish(self.subjects.outbound(session_id), headers, payload)
             .await
         {
             metrics::bus_error("publish");
-            debug!(session_id, kind = frame.kind.as_str(), "frame not published: {e}");
+            debug!(session_id, frames, "frames not published: {e}");
         }
     }
 

@@ -22,8 +22,8 @@ use tokio::sync::{Notify, mpsc};
 
 use super::subject::{has_wildcard, subject_matches};
 use super::{
-    Bus, BusError, BusMessage, DeliveryControl, Enqueued, Headers, InboundDelivery, InboundQueue,
-    Subscription,
+    Bus, BusError, BusMessage, DeliveryBatch, DeliveryControl, Enqueued, Headers, InboundDelivery,
+    InboundQueue, InboundSource, Subscription,
 };
 
 /// Settings of the in-process bus.
@@ -256,6 +256,44 @@ impl Stream for MemorySubscription {
     }
 }
 
+/// The consumer side: hands out heads of subjects, as many as asked for.
+struct MemoryInbound {
+    inner: Arc<Inner>,
+}
+
+#[async_trait]
+impl InboundSource for MemoryInbound {
+    async fn pull(&self, max: usize, wait: Duration) -> Result<DeliveryBatch, BusError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let state = (Arc::clone(&self.inner), max);
+        let stream = futures_util::stream::unfold(state, move |(inner, left)| async move {
+            if left == 0 {
+                return None;
+            }
+            loop {
+                let taken = {
+                    let changed = inner.queue_changed.notified();
+                    tokio::pin!(changed);
+                    changed.as_mut().enable();
+                    match inner.take_delivery() {
+                        Some(delivery) => Some(delivery),
+                        None => {
+                            tokio::select! {
+                                _ = changed => None,
+                                _ = tokio::time::sleep_until(deadline) => return None,
+                            }
+                        }
+                    }
+                };
+                if let Some(delivery) = taken {
+                    return Some((Ok(delivery), (inner, left - 1)));
+                }
+            }
+        });
+        Ok(DeliveryBatch::new(stream))
+    }
+}
+
 struct MemoryDelivery {
     inner: Arc<Inner>,
     subject: String,
@@ -411,25 +449,9 @@ impl Bus for MemoryBus {
     }
 
     async fn inbound(&self) -> Result<InboundQueue, BusError> {
-        let inner = Arc::clone(&self.inner);
-        let stream = futures_util::stream::unfold(inner, |inner| async move {
-            loop {
-                let delivery = {
-                    let changed = inner.queue_changed.notified();
-                    tokio::pin!(changed);
-                    changed.as_mut().enable();
-                    let delivery = inner.take_delivery();
-                    if delivery.is_none() {
-                        changed.await;
-                    }
-                    delivery
-                };
-                if let Some(delivery) = delivery {
-                    return Some((Ok(delivery), inner));
-                }
-            }
-        });
-        Ok(InboundQueue::new(stream))
+        Ok(InboundQueue::new(MemoryInbound {
+            inner: Arc::clone(&self.inner),
+        }))
     }
 
     async fn check(&self) -> Result<(), BusError> {

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 pub use memory::{MemoryBus, MemoryBusOptions};
 pub use metered::MeteredBus;
@@ -203,22 +203,74 @@ impl InboundDelivery {
     }
 }
 
-/// The consumer side of the inbound queue: deliveries, competing with every
-/// other consumer of the same queue.
-pub struct InboundQueue(Pin<Box<dyn Stream<Item = Result<InboundDelivery, BusError>> + Send>>);
+/// Up to `max` deliveries of one pull, as they arrive; the stream ends
+/// when `max` have come or the pull's wait has run out.
+pub struct DeliveryBatch(Pin<Box<dyn Stream<Item = Result<InboundDelivery, BusError>> + Send>>);
 
-impl InboundQueue {
-    /// Wraps any stream of deliveries.
+impl DeliveryBatch {
+    /// Wraps any stream of deliveries; for adapters.
     pub fn new(stream: impl Stream<Item = Result<InboundDelivery, BusError>> + Send + 'static) -> Self {
-        InboundQueue(Box::pin(stream))
+        DeliveryBatch(Box::pin(stream))
     }
 }
 
-impl Stream for InboundQueue {
+impl Stream for DeliveryBatch {
     type Item = Result<InboundDelivery, BusError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.0.as_mut().poll_next(cx)
+    }
+}
+
+/// How an adapter hands out inbound deliveries: only on request, never
+/// more than asked for, so a busy consumer holds no message it cannot
+/// start (whose ack wait would run out while it waits).
+#[async_trait]
+pub trait InboundSource: Send + Sync {
+    /// Asks for up to `max` deliveries, waiting up to `wait` for them.
+    async fn pull(&self, max: usize, wait: Duration) -> Result<DeliveryBatch, BusError>;
+}
+
+/// The consumer side of the inbound queue: deliveries, competing with every
+/// other consumer of the same queue.
+pub struct InboundQueue {
+    source: Box<dyn InboundSource>,
+    /// The pull [`next`](Self::next) is reading, kept across cancellation.
+    open: Option<DeliveryBatch>,
+}
+
+impl InboundQueue {
+    /// A queue over an adapter's source.
+    pub fn new(source: impl InboundSource + 'static) -> Self {
+        InboundQueue {
+            source: Box::new(source),
+            open: None,
+        }
+    }
+
+    /// Asks for up to `max` deliveries, waiting up to `wait` for them: a
+    /// consumer asks for as many as it can start now.
+    pub async fn pull(&mut self, max: usize, wait: Duration) -> Result<DeliveryBatch, BusError> {
+        self.source.pull(max.max(1), wait).await
+    }
+
+    /// The next delivery, one at a time, however long it takes to come
+    /// (`None` never: the signature matches a stream's for callers that
+    /// read one delivery after another).
+    pub async fn next(&mut self) -> Option<Result<InboundDelivery, BusError>> {
+        const ONE_PULL: Duration = Duration::from_secs(1);
+        loop {
+            if let Some(batch) = self.open.as_mut() {
+                match batch.next().await {
+                    Some(item) => return Some(item),
+                    None => self.open = None,
+                }
+            }
+            match self.source.pull(1, ONE_PULL).await {
+                Ok(batch) => self.open = Some(batch),
+                Err(e) => return Some(Err(e)),
+            }
+        }
     }
 }
 

@@ -24,8 +24,8 @@ use futures_util::StreamExt;
 use tokio::sync::Notify;
 
 use super::{
-    Bus, BusError, BusMessage, DeliveryControl, Enqueued, Headers, InboundDelivery, InboundQueue,
-    Subscription,
+    Bus, BusError, BusMessage, DeliveryBatch, DeliveryControl, Enqueued, Headers, InboundDelivery,
+    InboundQueue, InboundSource, Subscription,
 };
 use crate::namespace::Subjects;
 
@@ -45,8 +45,6 @@ pub struct NatsOptions {
     pub ack_wait: Duration,
     /// Deliveries the consumer may have outstanding across all workers.
     pub max_ack_pending: i64,
-    /// Messages fetched per pull request.
-    pub pull_batch: usize,
     /// How long the inbound stream keeps an unprocessed message.
     pub stream_max_age: Duration,
     /// Window in which JetStream drops a repeated message id.
@@ -192,6 +190,21 @@ impl NatsBus {
         Ok((info.num_pending, info.num_ack_pending as u64))
     }
 
+    /// The ack wait the workers' consumer holds deliveries for, as the
+    /// server has it.
+    pub async fn inbound_ack_wait(&self) -> Result<Duration, BusError> {
+        let stream = self
+            .js
+            .get_stream(self.options.subjects.inbound_stream())
+            .await
+            .map_err(queue_err)?;
+        let consumer: consumer::PullConsumer = stream
+            .get_consumer(&self.options.subjects.inbound_consumer())
+            .await
+            .map_err(queue_err)?;
+        Ok(consumer.cached_info().config.ack_wait)
+    }
+
     fn waiter(&self, subject: &str) -> Arc<Notify> {
         let mut map = self.turn_waiters.lock().unwrap_or_else(|p| p.into_inner());
         Arc::clone(map.entry(subject.to_owned()).or_default())
@@ -306,19 +319,64 @@ impl Bus for NatsBus {
             max_deliver: -1,
             ..Default::default()
         };
-        let consumer: consumer::PullConsumer = stream
-            .get_or_create_consumer(&o.subjects.inbound_consumer(), config)
+        let mut consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(&o.subjects.inbound_consumer(), config.clone())
             .await
             .map_err(queue_err)?;
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(o.pull_batch)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
+        let held = &consumer.cached_info().config;
+        if held.ack_wait != config.ack_wait || held.max_ack_pending != config.max_ack_pending {
+            // A consumer made by an earlier version or setting: the workers'
+            // ack wait is what their progress reports are timed by.
+            tracing::info!(
+                consumer = %o.subjects.inbound_consumer(),
+                ack_wait = ?config.ack_wait,
+                max_ack_pending = config.max_ack_pending,
+                "updating the inbound consumer to this worker's settings"
+            );
+            consumer = stream.create_consumer(config).await.map_err(|e| {
+                queue_err(format!(
+                    "cannot update consumer {} to ack wait {:?}: {e}",
+                    o.subjects.inbound_consumer(),
+                    o.ack_wait
+                ))
+            })?;
+        }
+        Ok(InboundQueue::new(NatsInbound {
+            bus: self.clone(),
+            stream,
+            consumer,
+        }))
+    }
+
+    async fn check(&self) -> Result<(), BusError> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => Err(BusError::Disconnected(format!("NATS connection is {state}"))),
+        }
+    }
+}
+
+/// The consumer side: one JetStream pull request per [`InboundSource::pull`].
+struct NatsInbound {
+    bus: NatsBus,
+    stream: stream::Stream,
+    consumer: consumer::PullConsumer,
+}
+
+#[async_trait]
+impl InboundSource for NatsInbound {
+    async fn pull(&self, max: usize, wait: Duration) -> Result<DeliveryBatch, BusError> {
+        // No idle heartbeat: the pull is short, and async-nats 0.51 stops
+        // waking a batch's reader after an idle heartbeat.
+        let messages = self
+            .consumer
+            .batch()
+            .max_messages(max)
+            .expires(wait)
             .messages()
             .await
             .map_err(queue_err)?;
-        let bus = self.clone();
+        let (bus, stream) = (self.bus.clone(), self.stream.clone());
         let deliveries = messages.map(move |item| {
             let message = item.map_err(queue_err)?;
             let info = message.info().map_err(queue_err)?;
@@ -338,14 +396,7 @@ impl Bus for NatsBus {
                 }),
             ))
         });
-        Ok(InboundQueue::new(deliveries))
-    }
-
-    async fn check(&self) -> Result<(), BusError> {
-        match self.client.connection_state() {
-            async_nats::connection::State::Connected => Ok(()),
-            state => Err(BusError::Disconnected(format!("NATS connection is {state}"))),
-        }
+        Ok(DeliveryBatch::new(deliveries))
     }
 }
 

@@ -23,12 +23,15 @@ pub struct WorkerConfig {
     /// Turns one worker runs at once.
     pub max_concurrent_turns: usize,
     /// How long a turn may go without a sign of life before its message is
-    /// handed to another worker.
+    /// handed to another worker: about what a user waits when the worker
+    /// answering dies. A living worker reports progress every third of it,
+    /// so a slow model is never handed out twice.
     #[serde(with = "duration")]
     pub ack_wait: Duration,
     /// Messages handed out to all workers and not yet acked.
     pub max_ack_pending: i64,
-    /// Messages a worker fetches per pull.
+    /// The most messages a worker asks for in one pull (never more than
+    /// its free turn slots: it holds no message it cannot start).
     pub pull_batch: usize,
     /// The longest a turn may run before it is abandoned with an error.
     #[serde(with = "duration")]
@@ -47,7 +50,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             listen: "127.0.0.1:9091".into(),
             max_concurrent_turns: 256,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(3),
             max_ack_pending: 10_000,
             pull_batch: 64,
             turn_timeout: Duration::from_secs(300),

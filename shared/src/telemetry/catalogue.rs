@@ -86,6 +86,16 @@ pub(super) const CATALOGUE: &[(&str, Kind, &str)] = &[
         "Sessions this pod listens to on chat.out.",
     ),
     (
+        "chatbox_gateway_repeats_dropped_total",
+        Kind::Counter,
+        "Stored frames not sent again to a session's sockets (a turn run again after its worker died).",
+    ),
+    (
+        "chatbox_gateway_stale_frames_dropped_total",
+        Kind::Counter,
+        "Frames of a turn's earlier delivery dropped after a later delivery of the same message spoke.",
+    ),
+    (
         "chatbox_gateway_enqueue_seconds",
         Kind::Histogram,
         "Time for JetStream to store an accepted message.",

@@ -13,12 +13,15 @@ use std::time::Duration;
 
 use chatbox_shared::envelope::{Audience, StopReason};
 use chatbox_shared::protocol::{Message, outbound};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
 use super::stops::Registration;
 use crate::llm::{Cut, LlmError, LlmEvent, LlmRequest, Model, dispatch};
 use crate::state::WorkerState;
+
+/// The most frames one message carries.
+const MAX_BATCH: usize = 64;
 
 /// How an answer ended.
 #[derive(Debug)]
@@ -126,9 +129,17 @@ pub(super) async fn stream(
     let mut head: VecDeque<LlmEvent> = begun.head.into();
     let mut stream = begun.stream;
     let end = loop {
-        let event = match head.pop_front() {
-            Some(event) => Ok(Some(Ok(event))),
+        let ready = match head.pop_front() {
+            Some(event) => Some(Some(Ok(event))),
+            // What the model has sent already joins the frames gathered.
+            None if out.gathered.len() < MAX_BATCH => stream.next().now_or_never(),
+            None => None,
+        };
+        let event = match ready {
+            Some(event) => Ok(event),
             None => {
+                // Nothing more is ready: what was gathered goes out now.
+                out.publish().await;
                 let deadline = out.flush_at.unwrap_or_else(|| Instant::now() + idle);
                 tokio::select! {
                     biased;
@@ -139,7 +150,7 @@ pub(super) async fn stream(
         };
         match event {
             // The chunk window closed: send what it gathered.
-            Err(_) if out.flush_at.is_some() => out.flush().await,
+            Err(_) if out.flush_at.is_some() => out.flush(),
             Err(_) => {
                 let e = LlmError::Timeout("between tokens");
                 begun.breaker.record_failure(&e);
@@ -152,10 +163,11 @@ pub(super) async fn stream(
                 }
                 break End::Interrupted(e);
             }
-            Ok(Some(Ok(event))) => out.forward(&mut answer, event, started).await,
+            Ok(Some(Ok(event))) => out.forward(&mut answer, event, started),
         }
     };
-    out.flush().await;
+    out.flush();
+    out.publish().await;
     answer.end = match end {
         // Nothing reached the user: as if it never started.
         End::Interrupted(e) if answer.text.is_empty() => End::Failed(e),
@@ -165,7 +177,9 @@ pub(super) async fn stream(
 }
 
 /// The frames of one answer on their way to the session: text that
-/// follows within the chunk window joins the same `ai_response` frame.
+/// follows within the chunk window joins the same `ai_response` frame, and
+/// frames made from events that were ready at the same moment go out as
+/// one message ([`chatbox_shared::frame_batch`]).
 struct Frames<'a> {
     state: &'a WorkerState,
     sid: &'a str,
@@ -173,6 +187,7 @@ struct Frames<'a> {
     window: Duration,
     pending: String,
     flush_at: Option<Instant>,
+    gathered: Vec<Message>,
 }
 
 impl<'a> Frames<'a> {
@@ -184,18 +199,19 @@ impl<'a> Frames<'a> {
             window: state.config.chatbox.worker.chunk_window,
             pending: String::new(),
             flush_at: None,
+            gathered: Vec::new(),
         }
     }
 
-    /// Sends what the event shows the user, and keeps it in the answer.
-    async fn forward(&mut self, answer: &mut Answer, event: LlmEvent, started: Instant) {
+    /// Gathers what the event shows the user, and keeps it in the answer.
+    fn forward(&mut self, answer: &mut Answer, event: LlmEvent, started: Instant) {
         match event {
             LlmEvent::Delta(text) => {
                 answer.first_token.get_or_insert_with(|| started.elapsed());
                 answer.text.push_str(&text);
                 self.pending.push_str(&text);
                 if self.window.is_zero() {
-                    self.flush().await;
+                    self.flush();
                 } else if self.flush_at.is_none() {
                     self.flush_at = Some(Instant::now() + self.window);
                 }
@@ -205,29 +221,33 @@ impl<'a> Frames<'a> {
                 self.pending.clear();
                 self.flush_at = None;
                 let frame = outbound::ai_replace(self.sid, self.answer_id, text.clone());
-                self.send(frame).await;
+                self.gathered.push(frame);
                 answer.text = text;
             }
             LlmEvent::Working(tool) => {
-                self.flush().await;
+                self.flush();
                 let frame = outbound::working(self.sid, self.answer_id, tool.as_deref());
-                self.send(frame).await;
+                self.gathered.push(frame);
             }
             other => answer.record(other),
         }
     }
 
-    /// Sends the text gathered so far, if any.
-    async fn flush(&mut self) {
+    /// Makes a chunk of the text gathered so far, if any.
+    fn flush(&mut self) {
         self.flush_at = None;
         if !self.pending.is_empty() {
             let chunk = outbound::ai_chunk(self.sid, self.answer_id, std::mem::take(&mut self.pending));
-            self.send(chunk).await;
+            self.gathered.push(chunk);
         }
     }
 
-    async fn send(&self, frame: Message) {
-        self.state.outbox.send(self.sid, &frame, Audience::All).await;
+    /// Sends the frames gathered, as one message.
+    async fn publish(&mut self) {
+        if !self.gathered.is_empty() {
+            let frames = std::mem::take(&mut self.gathered);
+            self.state.outbox.send_all(self.sid, &frames, Audience::All).await;
+        }
     }
 }
 

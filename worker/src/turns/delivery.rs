@@ -22,6 +22,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::{Settle, run};
 use crate::metrics::{self, TurnOutcome};
+use crate::outbox;
 use crate::state::WorkerState;
 
 /// Counts the turn in flight while it lives.
@@ -101,9 +102,13 @@ async fn settle(
         return;
     }
     let worker = &state.config.chatbox.worker;
-    let work = tokio::time::timeout(
-        worker.turn_timeout,
-        run(&state, &envelope, delivery.delivery_count),
+    let turn = format!("{}/{}", envelope.message_id, delivery.delivery_count);
+    let work = outbox::TURN.scope(
+        turn,
+        tokio::time::timeout(
+            worker.turn_timeout,
+            run(&state, &envelope, delivery.delivery_count),
+        ),
     );
     tokio::pin!(work);
     let mut progress = tokio::time::interval(worker.ack_wait / 3);
