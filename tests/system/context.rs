@@ -32,10 +32,18 @@ async fn last_prompt(mock: &Proc) -> Vec<String> {
         .collect()
 }
 
-/// Asks `question` and waits for its whole answer.
+/// Asks `question` and waits for its whole answer (the mock repeats the
+/// question; a turn a paused worker resumes sends its stored answer
+/// again, which is not this one).
 async fn ask(client: &mut Client, id: &str, question: &str) -> String {
     client.say(id, question).await;
-    let done = client.answer(Duration::from_secs(60)).await;
+    let done = client
+        .until(Duration::from_secs(60), |f| {
+            f["type"] == "ai_response"
+                && f["done"] == true
+                && f["content"].as_str().is_some_and(|c| c.contains(question))
+        })
+        .await;
     done["content"].as_str().unwrap().to_owned()
 }
 
@@ -79,7 +87,9 @@ async fn a_context_cache_never_answers_from_a_stale_history_after_another_worker
     );
     let order: Vec<&String> = prompt.iter().filter(|m| m.contains("question")).collect();
     assert!(
-        order.len() >= 3 && order[order.len() - 1].contains("charlie") && order[order.len() - 2].contains("bravo"),
+        order.len() >= 3
+            && order[order.len() - 1].contains("charlie")
+            && order[order.len() - 2].contains("bravo"),
         "in order: {prompt:?}"
     );
     drop((worker_a, worker_b, gateway, mock_a, mock_b, ns));
@@ -139,14 +149,21 @@ async fn on_mongodb_a_turn_whose_context_is_cached_needs_at_most_two_store_round
     ask(&mut client, "q2", "second question").await;
     let after = store_calls(&worker).await;
     let spent = |op| turn_calls(&after, op) - turn_calls(&before, op);
-    assert_eq!(spent(Some("turn_view")), 1, "the cached context needs no second read");
+    assert_eq!(
+        spent(Some("turn_view")),
+        1,
+        "the cached context needs no second read"
+    );
     assert!(
         spent(None) <= 2,
         "a turn with its context cached made {} store calls: {before:?} → {after:?}",
         spent(None)
     );
     assert!(
-        last_prompt(&mock).await.iter().any(|m| m.contains("first question")),
+        last_prompt(&mock)
+            .await
+            .iter()
+            .any(|m| m.contains("first question")),
         "the cached context is in the prompt"
     );
     drop((worker, gateway, mock, ns));
