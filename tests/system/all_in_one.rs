@@ -105,7 +105,7 @@ async fn all_in_one_streams_the_demo_answer() {
         "tokens by provider and model: {metrics}"
     );
     for timed in [
-        "chatbox_store_operation_seconds_count{adapter=\"sqlite\",op=\"record_message\",outcome=\"ok\"}",
+        "chatbox_store_operation_seconds_count{adapter=\"sqlite\",op=\"record_turn\",outcome=\"ok\"}",
         "chatbox_bus_operation_seconds_count{adapter=\"memory\",op=\"enqueue\",outcome=\"ok\"} 1",
         "chatbox_coordinator_operation_seconds_count{adapter=\"memory\",op=\"admit_message\",outcome=\"ok\"} 1",
     ] {

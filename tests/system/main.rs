@@ -23,6 +23,7 @@ mod all_in_one;
 mod answers;
 mod auth;
 mod cli;
+mod context;
 mod dify;
 mod llm;
 mod notifications;

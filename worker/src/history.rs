@@ -1,5 +1,7 @@
 //! Stored records as clients read them, and as a model reads them.
 
+use std::borrow::Borrow;
+
 use chatbox_shared::protocol::sessions::SessionSummary;
 use chatbox_shared::protocol::{Message, MessageType, Sender};
 
@@ -52,9 +54,13 @@ pub(crate) const CONVERSATION_KEY: &str = "provider_conversation_id";
 
 /// The conversation `provider` keeps for this session (Dify), from the
 /// newest answer it gave among `newest_first`.
-pub(crate) fn provider_conversation(newest_first: &[MessageRecord], provider: &str) -> Option<String> {
+pub(crate) fn provider_conversation<M: Borrow<MessageRecord>>(
+    newest_first: &[M],
+    provider: &str,
+) -> Option<String> {
     newest_first
         .iter()
+        .map(Borrow::borrow)
         .filter(|m| m.sender == Sender::Ai && m.model_id.as_deref() == Some(provider))
         .find_map(|m| m.metadata.as_ref()?.get(CONVERSATION_KEY).cloned())
 }
@@ -62,10 +68,10 @@ pub(crate) fn provider_conversation(newest_first: &[MessageRecord], provider: &s
 /// Earlier messages (newest first, as [`crate::store::Store::messages_before`]
 /// returns them) that fit in `budget` tokens, as the conversation a model
 /// reads, oldest first.
-pub(crate) fn context(newest_first: &[MessageRecord], budget: u64) -> Vec<ChatMessage> {
+pub(crate) fn context<M: Borrow<MessageRecord>>(newest_first: &[M], budget: u64) -> Vec<ChatMessage> {
     let mut used = 0;
     let mut out: Vec<ChatMessage> = Vec::new();
-    for m in newest_first {
+    for m in newest_first.iter().map(Borrow::borrow) {
         // Help requests and admins joining or leaving are for people, not
         // for the model; a file reads as its caption and its name.
         let content = match m.kind {

@@ -93,6 +93,7 @@ use crate::notify::{Alert, EventKind, Notifications};
 use crate::outbox::Outbox;
 use crate::state::WorkerState;
 use crate::store::{Store, StoreError};
+use crate::turns::context_cache::ContextCache;
 
 /// What a worker is built from.
 pub struct WorkerDeps {
@@ -159,6 +160,7 @@ impl Worker {
             store: deps.store,
             blob: deps.blob,
             stops: Arc::default(),
+            context_cache: ContextCache::new(deps.config.chatbox.worker.context_cache_bytes),
             notifications,
             subjects,
             config: deps.config,

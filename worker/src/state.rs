@@ -12,6 +12,7 @@ use crate::llm::Providers;
 use crate::notify::Notifications;
 use crate::outbox::Outbox;
 use crate::store::Store;
+use crate::turns::context_cache::ContextCache;
 use crate::turns::stops::Stops;
 
 /// The shared state of one worker.
@@ -34,6 +35,8 @@ pub(crate) struct WorkerState {
     pub store: Arc<dyn Store>,
     /// Uploaded and generated files.
     pub blob: Arc<dyn BlobStore>,
+    /// The sessions' newest messages, as their last turn here left them.
+    pub context_cache: ContextCache,
     /// The answers streaming here, to stop on request.
     pub stops: Arc<Stops>,
     /// Alerts to the admins (e-mail, SMS).

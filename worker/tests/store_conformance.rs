@@ -13,7 +13,7 @@ use chatbox_shared::protocol::{MessageType, Metadata, Sender, Timestamp};
 use chatbox_worker::store::{
     AdminRef, AdminSessionQuery, Appended, ConcurrencySample, ContentCipher, FileKind, FilePatch, FileRecord,
     FileStatus, MessageRecord, MongoOptions, MongoStore, SessionAggregates, SessionCounters, SessionCursor,
-    SessionPatch, SessionRecord, SessionSort, SqliteStore, Store, StoreError, TakeoverRecord,
+    SessionPatch, SessionRecord, SessionSort, SqliteStore, Store, StoreError, TakeoverRecord, TurnQuery,
 };
 
 const KEY: [u8; 32] = [42u8; 32];
@@ -132,6 +132,7 @@ conformance!(
     messages_are_stored_once_in_sequence,
     content_and_names_are_encrypted_at_rest,
     a_turn_reads_its_view_and_records_with_its_session,
+    a_turn_reads_only_the_context_it_does_not_hold_and_records_in_one_call,
     concurrent_writes_each_land_or_fail_alone,
     admin_sessions_filter_by_each_field,
     admin_sessions_sort_each_way_with_ties_by_id,
@@ -397,9 +398,24 @@ async fn mongo_reads_old_keys_after_rotation() {
     rotated.cleanup().await;
 }
 
+/// A turn's query: message `m`, answer `a`, `context` newest messages
+/// after `known_upto`.
+fn turn<'a>(session_id: &'a str, m: &'a str, a: &'a str, context: usize, known_upto: u64) -> TurnQuery<'a> {
+    TurnQuery {
+        session_id,
+        message_id: m,
+        answer_id: a,
+        context,
+        known_upto,
+    }
+}
+
 async fn a_turn_reads_its_view_and_records_with_its_session(f: &Fixture) {
     let store = f.store();
-    assert_eq!(store.turn_view("none", "m", "a", 10).await.unwrap(), None);
+    assert_eq!(
+        store.turn_view(&turn("none", "m", "a", 10, 0)).await.unwrap(),
+        None
+    );
     store
         .create_session(&SessionRecord::new("s", "ann", at(0)))
         .await
@@ -412,10 +428,14 @@ async fn a_turn_reads_its_view_and_records_with_its_session(f: &Fixture) {
     }
 
     // A first attempt: nothing of this turn is stored yet.
-    let view = store.turn_view("s", "m5", "a5", 3).await.unwrap().unwrap();
+    let view = store
+        .turn_view(&turn("s", "m5", "a5", 3, 0))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(view.session.id, "s");
     assert_eq!((view.user_message, view.answer, view.last_seq), (None, None, 4));
-    let seqs: Vec<u64> = view.earlier.iter().map(|m| m.seq).collect();
+    let seqs: Vec<u64> = view.newer.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, [4, 3, 2], "newest first, within the limit");
 
     // The message and the session's new totals, together.
@@ -448,16 +468,21 @@ async fn a_turn_reads_its_view_and_records_with_its_session(f: &Fixture) {
     );
     assert_eq!(store.last_seq("s").await.unwrap(), 5);
 
-    // A redelivered turn sees its stored message, and context stops before it.
+    // A redelivered turn sees its stored message and answer among the
+    // newest.
     let mut answer = message("s", 6, "a5", "answer 5");
     answer.client_id = None;
     store.append_message(&answer).await.unwrap();
-    let view = store.turn_view("s", "m5", "a5", 10).await.unwrap().unwrap();
+    let view = store
+        .turn_view(&turn("s", "m5", "a5", 10, 0))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(view.user_message, Some(user));
     assert_eq!(view.answer, Some(answer));
     assert_eq!(view.last_seq, 6);
-    let seqs: Vec<u64> = view.earlier.iter().map(|m| m.seq).collect();
-    assert_eq!(seqs, [4, 3, 2, 1]);
+    let seqs: Vec<u64> = view.newer.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [6, 5, 4, 3, 2, 1]);
 
     // A failed write leaves the session as it was.
     let clash = message("s", 6, "other", "clash");
@@ -472,6 +497,105 @@ async fn a_turn_reads_its_view_and_records_with_its_session(f: &Fixture) {
     assert_eq!(
         store.session("s").await.unwrap().unwrap().name,
         "Named by the first message"
+    );
+}
+
+/// A turn that holds the session's messages up to `known_upto` reads only
+/// those after it; its question, its answer and the session's totals are
+/// stored in one call, each message once.
+async fn a_turn_reads_only_the_context_it_does_not_hold_and_records_in_one_call(f: &Fixture) {
+    let store = f.store();
+    store
+        .create_session(&SessionRecord::new("s", "ann", at(0)))
+        .await
+        .unwrap();
+    for seq in 1..=4 {
+        store
+            .append_message(&message("s", seq, &format!("m{seq}"), &format!("text {seq}")))
+            .await
+            .unwrap();
+    }
+    let view = store
+        .turn_view(&turn("s", "m5", "a5", 10, 2))
+        .await
+        .unwrap()
+        .unwrap();
+    let seqs: Vec<u64> = view.newer.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [4, 3], "only what the caller does not hold, newest first");
+    assert_eq!(view.last_seq, 4);
+    let held = store
+        .turn_view(&turn("s", "m5", "a5", 10, 4))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(held.newer.is_empty(), "the caller holds everything");
+
+    // The question and its answer with the session's totals, in one call.
+    let question = message("s", 5, "m5", "question 5");
+    let mut answer = message("s", 6, "a5", "answer 5");
+    answer.client_id = None;
+    answer.sender = Sender::Ai;
+    answer.kind = MessageType::AiResponse;
+    let mut counters = view.session.counters;
+    counters.message_count = 6;
+    let patch = SessionPatch {
+        last_activity: Some(at(9_000)),
+        name: Some("Named by the question".into()),
+        counters: Some(counters),
+        ..SessionPatch::default()
+    };
+    assert_eq!(
+        store.record_turn(Some(&question), &answer, &patch).await.unwrap(),
+        Appended::Inserted
+    );
+    let view = store
+        .turn_view(&turn("s", "m5", "a5", 10, 4))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.user_message.as_ref(), Some(&question));
+    assert_eq!(view.answer.as_ref(), Some(&answer));
+    assert_eq!(view.newer, [answer.clone(), question.clone()]);
+    let session = store.session("s").await.unwrap().unwrap();
+    assert_eq!(
+        (session.name.as_str(), session.counters.message_count),
+        ("Named by the question", 6)
+    );
+
+    // Recorded again (a redelivery): nothing is stored twice.
+    assert_eq!(
+        store.record_turn(Some(&question), &answer, &patch).await.unwrap(),
+        Appended::AlreadyStored
+    );
+    assert_eq!(store.last_seq("s").await.unwrap(), 6);
+    // The question stored before (alone), the answer now.
+    let next = message("s", 7, "m7", "question 7");
+    store
+        .record_message(&next, &SessionPatch::default())
+        .await
+        .unwrap();
+    let mut next_answer = message("s", 8, "a7", "answer 7");
+    next_answer.client_id = None;
+    assert_eq!(
+        store.record_turn(None, &next_answer, &patch).await.unwrap(),
+        Appended::Inserted
+    );
+    // A message whose place is taken is refused, with the turn's other
+    // writes.
+    let clash = message("s", 8, "other", "clash");
+    let clash_answer = message("s", 9, "a-other", "clash answer");
+    let untouched = SessionPatch {
+        name: Some("must not land".into()),
+        ..SessionPatch::default()
+    };
+    assert!(matches!(
+        store.record_turn(Some(&clash), &clash_answer, &untouched).await,
+        Err(StoreError::SeqTaken { seq: 8, .. })
+    ));
+    assert_eq!(store.message("s", "a-other").await.unwrap(), None);
+    assert_eq!(
+        store.session("s").await.unwrap().unwrap().name,
+        "Named by the question"
     );
 }
 

@@ -43,6 +43,10 @@ pub struct WorkerConfig {
     /// per model event.
     #[serde(with = "duration")]
     pub chunk_window: Duration,
+    /// Bytes of decrypted earlier messages a worker keeps per session, so a
+    /// turn reads only the messages that are new since the session's last
+    /// turn here (least recently used sessions go first). 0 turns it off.
+    pub context_cache_bytes: u64,
 }
 
 impl Default for WorkerConfig {
@@ -55,6 +59,7 @@ impl Default for WorkerConfig {
             pull_batch: 64,
             turn_timeout: Duration::from_secs(300),
             chunk_window: Duration::from_millis(10),
+            context_cache_bytes: 32 << 20,
         }
     }
 }

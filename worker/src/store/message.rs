@@ -44,6 +44,23 @@ pub enum Appended {
     AlreadyStored,
 }
 
+/// What a turn asks of the store: its session, its message and answer,
+/// and the messages after those the caller holds already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnQuery<'a> {
+    /// The session.
+    pub session_id: &'a str,
+    /// The user's message.
+    pub message_id: &'a str,
+    /// Its answer.
+    pub answer_id: &'a str,
+    /// Newer messages to read, at most.
+    pub context: usize,
+    /// The caller holds the messages up to this sequence number (0: none):
+    /// only those after it are read (and decrypted).
+    pub known_upto: u64,
+}
+
 /// Everything a turn needs from the store, read at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TurnView {
@@ -55,6 +72,8 @@ pub struct TurnView {
     pub answer: Option<MessageRecord>,
     /// The highest sequence number used in the session.
     pub last_seq: u64,
-    /// Messages before the user's message, newest first (context).
-    pub earlier: Vec<MessageRecord>,
+    /// The newest messages after [`TurnQuery::known_upto`], newest first,
+    /// at most [`TurnQuery::context`] of them (they may include the user's
+    /// message and its answer, when a previous attempt stored them).
+    pub newer: Vec<MessageRecord>,
 }

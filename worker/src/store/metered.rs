@@ -2,7 +2,7 @@
 //! `chatbox_store_operation_seconds{adapter, op, outcome}` (see
 //! `chatbox_shared::metered_port!`), so store latency and errors show
 //! per operation whichever database is behind it. Default methods of the
-//! trait (`record_message`, `turn_view`) go to the adapter too, so its own
+//! trait (`record_message`) go to the adapter too, so its own
 //! versions (a transaction, a batched read) are the ones timed.
 
 use chatbox_shared::protocol::Timestamp;
@@ -10,7 +10,7 @@ use chatbox_shared::protocol::Timestamp;
 use super::{
     AdminSessionPage, AdminSessionQuery, Appended, ConcurrencySample, FilePatch, FileRecord, FileStatus,
     MessageRecord, SessionAggregates, SessionCursor, SessionPatch, SessionRecord, Store, StoreError,
-    TakeoverRecord, TurnView,
+    TakeoverRecord, TurnQuery, TurnView,
 };
 
 chatbox_shared::metered_port! {
@@ -26,7 +26,8 @@ chatbox_shared::metered_port! {
     async fn stale_sessions(&self, before: Timestamp, limit: usize) -> Result<Vec<SessionRecord>, StoreError>;
     async fn append_message(&self, message: &MessageRecord) -> Result<Appended, StoreError>;
     async fn record_message(&self, message: &MessageRecord, patch: &SessionPatch) -> Result<Appended, StoreError>;
-    async fn turn_view(&self, session_id: &str, message_id: &str, answer_id: &str, context: usize) -> Result<Option<TurnView>, StoreError>;
+    async fn record_turn(&self, question: Option<&MessageRecord>, answer: &MessageRecord, patch: &SessionPatch) -> Result<Appended, StoreError>;
+    async fn turn_view(&self, query: &TurnQuery<'_>) -> Result<Option<TurnView>, StoreError>;
     async fn message(&self, session_id: &str, message_id: &str) -> Result<Option<MessageRecord>, StoreError>;
     async fn last_seq(&self, session_id: &str) -> Result<u64, StoreError>;
     async fn messages_after(&self, session_id: &str, after_seq: u64, limit: usize) -> Result<Vec<MessageRecord>, StoreError>;

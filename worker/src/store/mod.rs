@@ -41,7 +41,7 @@ pub use admin::{
 };
 pub use cipher::{ContentCipher, key_id};
 pub use file::{FileKind, FilePatch, FileRecord, FileStatus};
-pub use message::{Appended, MessageRecord, TurnView};
+pub use message::{Appended, MessageRecord, TurnQuery, TurnView};
 pub use metered::MeteredStore;
 pub use mongo::{MongoOptions, MongoStore};
 pub use session::{SessionCounters, SessionCursor, SessionPatch, SessionRecord};
@@ -117,37 +117,23 @@ pub trait Store: Send + Sync + 'static {
         Ok(appended)
     }
 
-    /// What a turn for message `message_id` needs: the session, the
-    /// message and its answer if already stored, the last sequence number
-    /// and up to `context` earlier messages. `None` if there is no such
-    /// session.
-    async fn turn_view(
+    /// Stores a turn at once: the user's message (unless a previous step
+    /// stored it), its answer and the session's new totals — in one
+    /// transaction where the database has them, else the messages first
+    /// and then the session. Each message is stored once (a redelivered
+    /// turn stores nothing twice). Returns what storing the answer did.
+    async fn record_turn(
         &self,
-        session_id: &str,
-        message_id: &str,
-        answer_id: &str,
-        context: usize,
-    ) -> Result<Option<TurnView>, StoreError> {
-        // Independent reads, in flight together: two round trips, not five.
-        let (session, user_message, answer, last_seq) = futures_util::try_join!(
-            self.session(session_id),
-            self.message(session_id, message_id),
-            self.message(session_id, answer_id),
-            self.last_seq(session_id),
-        )?;
-        let Some(session) = session else {
-            return Ok(None);
-        };
-        let before = user_message.as_ref().map_or(last_seq + 1, |m| m.seq);
-        let earlier = self.messages_before(session_id, before, context).await?;
-        Ok(Some(TurnView {
-            session,
-            user_message,
-            answer,
-            last_seq,
-            earlier,
-        }))
-    }
+        question: Option<&MessageRecord>,
+        answer: &MessageRecord,
+        patch: &SessionPatch,
+    ) -> Result<Appended, StoreError>;
+
+    /// What a turn needs, read at once (one round trip in wall time): the
+    /// session, the user's message and its answer if already stored, the
+    /// last sequence number and the newest messages after
+    /// `query.known_upto`. `None` if there is no such session.
+    async fn turn_view(&self, query: &TurnQuery<'_>) -> Result<Option<TurnView>, StoreError>;
 
     /// A message by its id in a session.
     async fn message(&self, session_id: &str, message_id: &str) -> Result<Option<MessageRecord>, StoreError>;

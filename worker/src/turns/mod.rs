@@ -6,8 +6,9 @@
 //!   for the session's earlier messages, keep its lease alive, ack or
 //!   hand it back;
 //! - [`user`] answers a user's message (text, file or voice: [`input`]),
-//!   streaming the model's [`answer`]; [`model_select`] changes the
-//!   session's model;
+//!   streaming the model's [`answer`], with the session's earlier messages
+//!   from the [`context_cache`]; [`model_select`] changes the session's
+//!   model;
 //! - [`help`] and [`takeover`] bring a person in (help requests, an
 //!   admin joining, leaving and writing), storing a [`note`] in the
 //!   conversation;
@@ -20,6 +21,7 @@
 
 mod answer;
 pub(crate) mod consumer;
+pub(crate) mod context_cache;
 mod delivery;
 mod help;
 mod input;

@@ -2,24 +2,30 @@
 //! model. It reads as its steps:
 //!
 //! 1. **accept** — the session, the model (the message's own, else the
-//!    session's choice, else the default), the user's message stored once
-//!    (a redelivered turn finds it) and echoed with its sequence number;
+//!    session's choice, else the default), the user's message given the
+//!    session's next sequence number and echoed with it;
 //! 2. **load context** — the session's earlier messages within the context
-//!    budget, and the file as the provider takes it ([`uploads::prompt`]);
+//!    budget (what the [`context_cache`](super::context_cache) holds, and
+//!    from the store only what is new), and the file as the provider takes
+//!    it ([`uploads::prompt`]);
 //! 3. **call the model and stream** its answer as `ai_response` chunks
 //!    under one `message_id` ([`answer`](super::answer)), with the loading
 //!    indicator on;
-//! 4. **store** the answer with its tokens, timing and how it ended
-//!    (`finish_reason`: a stopped or broken-off answer keeps the part the
-//!    user saw) and the session's new totals; send the final frame
-//!    (`done: true`, the whole text);
+//! 4. **store** the user's message, the answer with its tokens, timing and
+//!    how it ended (`finish_reason`: a stopped or broken-off answer keeps
+//!    the part the user saw) and the session's new totals, in one write;
+//!    send the final frame (`done: true`, the whole text);
 //! 5. **settle** — loading off; the delivery is acked.
 //!
-//! An answer that fails before its first token stores nothing and tells
-//! the user (`LLM_UNAVAILABLE`, with `retry_after` when the provider named
-//! one). A session taken over by an admin stores and echoes the message
-//! but calls no model. Audio and files that come with the answer are kept
-//! or linked ([`uploads::generated`]).
+//! The user's message is not lost while it waits for its answer: the
+//! inbound queue holds it until the turn is acked, after the store; a turn
+//! run again (the worker died) finds the session's sequence where it was
+//! and gives the message the same number. An answer that fails before its
+//! first token stores the user's message alone and tells the user
+//! (`LLM_UNAVAILABLE`, with `retry_after` when the provider named one). A
+//! session taken over by an admin stores and echoes the message but calls
+//! no model. Audio and files that come with the answer are kept or linked
+//! ([`uploads::generated`]).
 
 use std::time::Duration;
 
@@ -33,13 +39,14 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::answer::{self, Answer, End};
+use super::context_cache::Held;
 use super::input::{self, Input};
 use super::model_select::unknown_model;
 use super::{STORE_RETRY, Settle, refuse};
 use crate::llm::{ChatMessage, ChatRole, Cut, LlmError, LlmRequest, Model, estimate_tokens};
 use crate::metrics::{self, TurnOutcome};
 use crate::state::WorkerState;
-use crate::store::{FileRecord, MessageRecord, SessionPatch, SessionRecord, StoreError, TurnView};
+use crate::store::{FileRecord, MessageRecord, SessionPatch, SessionRecord, StoreError, TurnQuery, TurnView};
 use crate::uploads::intake::IntakeError;
 use crate::uploads::{self, generated, links, meta, prompt};
 use crate::{history, session_name};
@@ -47,24 +54,33 @@ use crate::{history, session_name};
 /// Earlier messages a turn reads for context, at most.
 const CONTEXT_MESSAGES: usize = 50;
 
+/// The newest messages of a session a turn reads and the cache holds: the
+/// context, and the user's message and its answer when a previous attempt
+/// stored them.
+const NEWEST_MESSAGES: usize = CONTEXT_MESSAGES + 2;
+
 /// Where a step leaves the turn: on to the next step, or done.
 enum Step<T> {
     Next(T),
     Done(Settle),
 }
 
-/// A user's message, accepted: stored and ready to be answered.
+/// A user's message, accepted: numbered and ready to be answered; stored
+/// with its answer (or alone, when no answer is kept).
 struct Accepted<'s> {
     session: SessionRecord,
     model: &'s Model,
     message: MessageRecord,
+    /// What storing the message changes in its session (its name, its
+    /// totals), while the message waits to be stored; `None` once stored.
+    unstored: Option<SessionPatch>,
     file: Option<FileRecord>,
     /// The answer, when a redelivered turn finds it stored already.
     answered: Option<MessageRecord>,
     /// The session's last sequence number, the user's message included.
     last_seq: u64,
-    /// The session's earlier messages, newest first.
-    earlier: Vec<MessageRecord>,
+    /// The session's newest messages, as the context cache holds them.
+    held: Held,
 }
 
 /// Runs a user's turn.
@@ -76,14 +92,14 @@ pub(super) async fn turn(
 ) -> Result<Settle, StoreError> {
     let sid = envelope.session_id.as_str();
     let answer_id = answer_id(sid, &envelope.message_id);
-    let accepted = match accept(state, envelope, input, &answer_id, attempt).await? {
+    let mut accepted = match accept(state, envelope, input, &answer_id, attempt).await? {
         Step::Next(accepted) => accepted,
         Step::Done(settle) => return Ok(settle),
     };
-    echo(state, sid, &accepted).await;
-    if let Some(settle) = no_model_call(state, envelope, &accepted).await {
+    if let Some(settle) = no_model_call(state, envelope, &mut accepted).await? {
         return Ok(settle);
     }
+    echo(state, sid, &accepted).await;
     state
         .outbox
         .send(sid, &outbound::loading(sid, &answer_id, true), Audience::All)
@@ -106,8 +122,8 @@ pub(super) async fn turn(
     Ok(Settle::Ack)
 }
 
-/// Step 1: finds the session and the model, and stores the user's message
-/// once.
+/// Step 1: finds the session and the model, and numbers the user's
+/// message (or finds it stored by a previous attempt).
 async fn accept<'s>(
     state: &'s WorkerState,
     envelope: &InboundEnvelope,
@@ -120,10 +136,14 @@ async fn accept<'s>(
     let refused = |code: ErrorCode, message: String| async move {
         Step::Done(refuse(state, envelope, Audience::User, ErrorInfo::new(code, message)).await)
     };
-    let Some(view) = store
-        .turn_view(sid, &envelope.message_id, answer_id, CONTEXT_MESSAGES)
-        .await?
-    else {
+    let query = TurnQuery {
+        session_id: sid,
+        message_id: &envelope.message_id,
+        answer_id,
+        context: NEWEST_MESSAGES,
+        known_upto: 0,
+    };
+    let Some((view, held)) = state.context_cache.turn_view(store, query).await? else {
         let message = "this conversation does not exist; reconnect".into();
         return Ok(refused(ErrorCode::SessionNotFound, message).await);
     };
@@ -132,7 +152,7 @@ async fn accept<'s>(
         user_message,
         answer: answered,
         mut last_seq,
-        earlier,
+        ..
     } = view;
     let model = match input.model_id() {
         Some(id) => match state.providers.select(Some(id)) {
@@ -144,23 +164,23 @@ async fn accept<'s>(
             None => return Ok(refused(ErrorCode::LlmUnavailable, "no model is configured".into()).await),
         },
     };
-    let (message, file) = match user_message {
+    let (message, file, unstored) = match user_message {
         Some(stored) => {
             let file = match &stored.file_id {
                 Some(id) => store.file(id).await?,
                 None => None,
             };
-            (stored, file)
+            (stored, file, None)
         }
         None => {
             if !session.is_active {
                 let message = "this conversation has ended; reconnect to start a new one".into();
                 return Ok(refused(ErrorCode::SessionEnded, message).await);
             }
-            match store_message(state, envelope, input, &mut session, last_seq + 1, attempt).await? {
-                Step::Next(stored) => {
+            match take_message(state, envelope, input, &mut session, last_seq + 1, attempt).await? {
+                Step::Next((message, file, patch)) => {
                     last_seq += 1;
-                    stored
+                    (message, file, Some(patch))
                 }
                 Step::Done(settle) => return Ok(Step::Done(settle)),
             }
@@ -170,23 +190,25 @@ async fn accept<'s>(
         session,
         model,
         message,
+        unstored,
         file,
         answered,
         last_seq,
-        earlier,
+        held,
     }))
 }
 
-/// Takes in what the user sent and stores it as message `seq`, with the
-/// session's new name (from its first message) and totals.
-async fn store_message(
+/// Takes in what the user sent as message `seq`, and what storing it
+/// changes in the session: its new name (from its first message) and
+/// totals.
+async fn take_message(
     state: &WorkerState,
     envelope: &InboundEnvelope,
     input: Input<'_>,
     session: &mut SessionRecord,
     seq: u64,
     attempt: u64,
-) -> Result<Step<(MessageRecord, Option<FileRecord>)>, StoreError> {
+) -> Result<Step<(MessageRecord, Option<FileRecord>, SessionPatch)>, StoreError> {
     let sid = envelope.session_id.as_str();
     let said = match input::take_in(state, envelope, input).await {
         Ok(said) => said,
@@ -230,12 +252,24 @@ async fn store_message(
         counters: Some(session.counters),
         ..SessionPatch::default()
     };
+    Ok(Step::Next((record, said.file, patch)))
+}
+
+/// Stores the user's message alone, if it is not stored yet (a turn that
+/// keeps no answer).
+async fn store_question(state: &WorkerState, accepted: &mut Accepted<'_>) -> Result<(), StoreError> {
+    let Some(patch) = accepted.unstored.take() else {
+        return Ok(());
+    };
     state
         .store
-        .record_message(&record, &patch)
+        .record_message(&accepted.message, &patch)
         .instrument(info_span!("store_write", op = "record_message", sender = "user"))
         .await?;
-    Ok(Step::Next((record, said.file)))
+    accepted.held.push([accepted.message.clone()], NEWEST_MESSAGES);
+    let sid = accepted.message.session_id.as_str();
+    state.context_cache.keep(sid, accepted.held.clone());
+    Ok(())
 }
 
 /// Echoes the user's message, with its sequence number, to everyone on
@@ -251,44 +285,55 @@ async fn echo(state: &WorkerState, sid: &str, accepted: &Accepted<'_>) {
 /// The turns that call no model: answered already (a redelivery after the
 /// answer was stored: it is sent again for a client that may have missed
 /// it), taken over by an admin, or a voice note with nothing to answer.
+/// Their message is stored, then echoed.
 async fn no_model_call(
     state: &WorkerState,
     envelope: &InboundEnvelope,
-    accepted: &Accepted<'_>,
-) -> Option<Settle> {
+    accepted: &mut Accepted<'_>,
+) -> Result<Option<Settle>, StoreError> {
+    let sid = envelope.session_id.as_str();
+    let message = &accepted.message;
+    let nothing_to_answer = message.kind == MessageType::VoiceMessage && message.content.is_empty();
+    if accepted.answered.is_none() && accepted.session.assisting_admin_id.is_none() && !nothing_to_answer {
+        return Ok(None);
+    }
+    store_question(state, accepted).await?;
+    echo(state, sid, accepted).await;
+    Ok(Some(no_answer(state, envelope, accepted).await))
+}
+
+/// What a turn that calls no model does instead.
+async fn no_answer(state: &WorkerState, envelope: &InboundEnvelope, accepted: &Accepted<'_>) -> Settle {
     let sid = envelope.session_id.as_str();
     if let Some(stored) = &accepted.answered {
         let mut answered = [history::frame(stored)];
         links::sign(state, &mut answered).await;
         state.outbox.send(sid, &answered[0], Audience::All).await;
         metrics::turn(TurnOutcome::Ok);
-        return Some(Settle::Ack);
+        return Settle::Ack;
     }
     if let Some(admin_id) = &accepted.session.assisting_admin_id {
         debug!(admin_id, "session taken over; the message goes to the admin");
         metrics::turn(TurnOutcome::Assisted);
-        return Some(Settle::Ack);
+        return Settle::Ack;
     }
+    // Nothing to answer: the recording is kept, the user is told.
     let message = &accepted.message;
-    if message.kind == MessageType::VoiceMessage && message.content.is_empty() {
-        // Nothing to answer: the recording is kept, the user is told.
-        let transcription = message.metadata.as_ref().and_then(|m| m.get(meta::TRANSCRIPTION));
-        let info = match transcription.map(String::as_str) {
-            Some("unavailable") => ErrorInfo::new(
-                ErrorCode::Unsupported,
-                "voice messages cannot be transcribed here; the recording is kept — please type your message",
-            ),
-            _ => ErrorInfo::new(
-                ErrorCode::LlmUnavailable,
-                "the voice message could not be transcribed; the recording is kept — try again or type your message",
-            ),
-        };
-        let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
-        state.outbox.send(sid, &frame, Audience::All).await;
-        metrics::turn(TurnOutcome::LlmError);
-        return Some(Settle::Ack);
-    }
-    None
+    let transcription = message.metadata.as_ref().and_then(|m| m.get(meta::TRANSCRIPTION));
+    let info = match transcription.map(String::as_str) {
+        Some("unavailable") => ErrorInfo::new(
+            ErrorCode::Unsupported,
+            "voice messages cannot be transcribed here; the recording is kept — please type your message",
+        ),
+        _ => ErrorInfo::new(
+            ErrorCode::LlmUnavailable,
+            "the voice message could not be transcribed; the recording is kept — try again or type your message",
+        ),
+    };
+    let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
+    state.outbox.send(sid, &frame, Audience::All).await;
+    metrics::turn(TurnOutcome::LlmError);
+    Settle::Ack
 }
 
 /// Step 2: the request to the model — the earlier messages within the
@@ -299,8 +344,13 @@ async fn load_context(
     envelope: &InboundEnvelope,
     accepted: &Accepted<'_>,
 ) -> LlmRequest {
-    let mut messages = history::context(&accepted.earlier, state.config.chatbox.llm.context_tokens);
     let message = &accepted.message;
+    let earlier: Vec<_> = (accepted.held.newest_first.iter())
+        .filter(|m| m.seq < message.seq)
+        .take(CONTEXT_MESSAGES)
+        .cloned()
+        .collect();
+    let mut messages = history::context(&earlier, state.config.chatbox.llm.context_tokens);
     let (content, attachments) = match (&accepted.file, message.kind) {
         (Some(file), MessageType::FileUpload) => {
             prompt::with_file(state, accepted.model.provider.as_ref(), &message.content, file).await
@@ -315,7 +365,7 @@ async fn load_context(
     LlmRequest {
         messages,
         user: Some(pseudonym(&envelope.user_id)),
-        conversation_id: history::provider_conversation(&accepted.earlier, accepted.model.id()),
+        conversation_id: history::provider_conversation(&earlier, accepted.model.id()),
         claims: envelope.claims.clone(),
     }
 }
@@ -332,16 +382,11 @@ struct Asked<'a> {
 /// or a break), marked with how it ended, and sends the final frame.
 async fn store_answer(
     state: &WorkerState,
-    accepted: Accepted<'_>,
+    mut accepted: Accepted<'_>,
     asked: Asked<'_>,
     streamed: Answer,
 ) -> Result<(), StoreError> {
-    let Accepted {
-        mut session,
-        model,
-        last_seq,
-        ..
-    } = accepted;
+    let model = accepted.model;
     let sid = asked.envelope.session_id.as_str();
     let elapsed = asked.started.elapsed();
     let provider_id = streamed.provider.clone().unwrap_or_else(|| model.id().to_owned());
@@ -350,20 +395,13 @@ async fn store_answer(
     let first_token = streamed.first_token.map(|d| d.as_secs_f64());
     metrics::turn_timing(&provider_id, &model_name, elapsed.as_secs_f64(), first_token);
     let Some((finish, failure)) = ending(state, asked.envelope, &provider_id, &streamed).await else {
-        return Ok(());
+        return store_question(state, &mut accepted).await;
     };
     let stats = stats_of(asked.request, &streamed, elapsed);
-    let seq = last_seq + 1;
+    let seq = accepted.last_seq + 1;
     let done = final_frame(state, &asked, seq, &provider_id, &stats, finish, streamed).await;
     let tokens = stats.prompt_tokens + stats.completion_tokens;
-    session
-        .counters
-        .add_answer(tokens, stats.response_time_ms, stats.first_token_ms);
-    let patch = SessionPatch {
-        last_activity: Some(Timestamp::now()),
-        counters: Some(session.counters),
-        ..SessionPatch::default()
-    };
+    (accepted.session.counters).add_answer(tokens, stats.response_time_ms, stats.first_token_ms);
     let record = MessageRecord {
         session_id: sid.to_owned(),
         seq,
@@ -378,11 +416,7 @@ async fn store_answer(
         metadata: Some(done.kept),
         tokens: Some(tokens),
     };
-    state
-        .store
-        .record_message(&record, &patch)
-        .instrument(info_span!("store_write", op = "record_message", sender = "ai"))
-        .await?;
+    record_turn(state, accepted, &record).await?;
     // Counted before the user sees the answer: whoever reads the metrics
     // after the final frame finds the answer in them.
     metrics::tokens(
@@ -404,6 +438,41 @@ async fn store_answer(
         failure,
     )
     .await;
+    Ok(())
+}
+
+/// Stores the answer with the user's message (unless a previous step
+/// stored it) and the session's new name and totals, in one write; the
+/// context cache holds both after it.
+async fn record_turn(
+    state: &WorkerState,
+    accepted: Accepted<'_>,
+    answer: &MessageRecord,
+) -> Result<(), StoreError> {
+    let Accepted {
+        session,
+        message,
+        unstored,
+        mut held,
+        ..
+    } = accepted;
+    let question = unstored.is_some().then_some(&message);
+    let patch = SessionPatch {
+        last_activity: Some(Timestamp::now()),
+        name: unstored.and_then(|p| p.name),
+        counters: Some(session.counters),
+        ..SessionPatch::default()
+    };
+    state
+        .store
+        .record_turn(question, answer, &patch)
+        .instrument(info_span!("store_write", op = "record_turn", sender = "ai"))
+        .await?;
+    held.push(
+        question.cloned().into_iter().chain([answer.clone()]),
+        NEWEST_MESSAGES,
+    );
+    state.context_cache.keep(&answer.session_id, held);
     Ok(())
 }
 

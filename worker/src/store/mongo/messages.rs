@@ -1,14 +1,22 @@
 //! The `messages` collection: one document per message, `_id` =
 //! `<session id>/<message id>` so that a redelivered message is stored
-//! once, unique on `(session_id, seq)`, its content sealed.
+//! once, unique on `(session_id, seq)`, its content sealed. A turn reads
+//! in one round trip (its finds in flight together) and writes in two (its
+//! messages in one ordered insert, then its session).
 
 use chatbox_shared::protocol::{MessageType, Metadata, Sender};
 use mongodb::bson::{Document, doc};
 
+use mongodb::error::ErrorKind;
+
 use super::fields::Fields;
+use super::sessions::update_session;
 use super::{MongoStore, classify, date, find, is_duplicate_key, n};
 use crate::store::cipher::Sealed;
-use crate::store::{Appended, MessageRecord, Store, StoreError, insert_conflict, message_context};
+use crate::store::{
+    Appended, MessageRecord, SessionPatch, Store, StoreError, TurnQuery, TurnView, insert_conflict,
+    message_context,
+};
 
 impl MongoStore {
     /// The raw stored document of a message, as the database holds it.
@@ -113,6 +121,87 @@ pub(super) async fn append_message(
         }
         Err(e) => Err(classify(e)),
     }
+}
+
+/// A turn's messages in one ordered insert, then its session's totals. A
+/// message stored before (a redelivered turn) is left as it is: the
+/// messages are then stored one by one, each once.
+pub(super) async fn record_turn(
+    store: &MongoStore,
+    question: Option<&MessageRecord>,
+    answer: &MessageRecord,
+    patch: &SessionPatch,
+) -> Result<Appended, StoreError> {
+    let docs = match question {
+        Some(q) => vec![store.message_doc(q)?, store.message_doc(answer)?],
+        None => vec![store.message_doc(answer)?],
+    };
+    let appended = match store.messages.insert_many(docs).ordered(true).await {
+        Ok(_) => Appended::Inserted,
+        Err(e) if is_duplicate_insert(&e) => {
+            if let Some(q) = question {
+                append_message(store, q).await?;
+            }
+            append_message(store, answer).await?
+        }
+        Err(e) => return Err(classify(e)),
+    };
+    update_session(store, &answer.session_id, patch).await?;
+    Ok(appended)
+}
+
+/// Whether an insert of several documents was refused because one of
+/// them is taken (its `_id`, or its `(session_id, seq)`).
+fn is_duplicate_insert(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::InsertMany(failure) => failure.write_errors.iter().flatten().any(|w| w.code == 11000),
+        _ => is_duplicate_key(e),
+    }
+}
+
+/// A turn's reads, in flight together: the session, its message and
+/// answer (one find), the last sequence number and the newest messages
+/// after those the caller holds.
+pub(super) async fn turn_view(store: &MongoStore, q: &TurnQuery<'_>) -> Result<Option<TurnView>, StoreError> {
+    let sid = q.session_id;
+    let ids = [
+        format!("{sid}/{}", q.message_id),
+        format!("{sid}/{}", q.answer_id),
+    ];
+    let (session, own, last_seq, newer) = futures_util::try_join!(
+        store.session(sid),
+        find(
+            &store.messages,
+            doc! { "_id": { "$in": ids.to_vec() } },
+            doc! {},
+            2
+        ),
+        last_seq(store, sid),
+        store.find_messages(
+            doc! { "session_id": sid, "seq": { "$gt": n(q.known_upto) } },
+            doc! { "seq": -1 },
+            q.context,
+        ),
+    )?;
+    let Some(session) = session else {
+        return Ok(None);
+    };
+    let (mut user_message, mut answer) = (None, None);
+    for d in &own {
+        let m = store.message_from(d)?;
+        if m.message_id == q.message_id {
+            user_message = Some(m);
+        } else {
+            answer = Some(m);
+        }
+    }
+    Ok(Some(TurnView {
+        session,
+        user_message,
+        answer,
+        last_seq,
+        newer,
+    }))
 }
 
 pub(super) async fn message(

@@ -60,7 +60,7 @@ use super::cipher::ContentCipher;
 use super::{
     AdminSessionPage, AdminSessionQuery, Appended, ConcurrencySample, FilePatch, FileRecord, FileStatus,
     MessageRecord, SessionAggregates, SessionCursor, SessionPatch, SessionRecord, Store, StoreError,
-    TakeoverRecord,
+    TakeoverRecord, TurnQuery, TurnView,
 };
 
 const SESSIONS: &str = "sessions";
@@ -263,6 +263,19 @@ impl Store for MongoStore {
 
     async fn append_message(&self, message: &MessageRecord) -> Result<Appended, StoreError> {
         messages::append_message(self, message).await
+    }
+
+    async fn record_turn(
+        &self,
+        question: Option<&MessageRecord>,
+        answer: &MessageRecord,
+        patch: &SessionPatch,
+    ) -> Result<Appended, StoreError> {
+        messages::record_turn(self, question, answer, patch).await
+    }
+
+    async fn turn_view(&self, query: &TurnQuery<'_>) -> Result<Option<TurnView>, StoreError> {
+        messages::turn_view(self, query).await
     }
 
     async fn message(&self, session_id: &str, message_id: &str) -> Result<Option<MessageRecord>, StoreError> {

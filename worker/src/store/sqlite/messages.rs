@@ -1,8 +1,9 @@
 //! The `messages` table: one row per message, keyed by
 //! `<session id>/<message id>` so that a redelivered message is stored
 //! once, unique on `(session_id, seq)`, its content sealed. A turn's
-//! reads run as one job, and a message is stored together with its
-//! session's new counters in one savepoint.
+//! reads run as one job (only the messages its caller does not hold are
+//! read), and a turn's messages are stored together with its session's new
+//! counters in one savepoint.
 
 use chatbox_shared::protocol::{MessageType, Metadata, Sender};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -11,7 +12,7 @@ use super::sessions::{apply_patch, select_session};
 use super::{SqliteStore, collect, ms, n, other, ts, u};
 use crate::store::cipher::{ContentCipher, Sealed};
 use crate::store::{
-    Appended, MessageRecord, SessionPatch, StoreError, TurnView, insert_conflict, message_context,
+    Appended, MessageRecord, SessionPatch, StoreError, TurnQuery, TurnView, insert_conflict, message_context,
 };
 
 const MESSAGE_COLUMNS: &str = "session_id, seq, message_id, client_id, sender, type, content, key_id, file_id, model_id, timestamp, metadata, tokens";
@@ -74,14 +75,39 @@ pub(super) async fn record_message(
         .await
 }
 
+/// A turn's writes as one job, so one commit: the user's message (once),
+/// its answer (once) and the session's new totals.
+pub(super) async fn record_turn(
+    store: &SqliteStore,
+    question: Option<&MessageRecord>,
+    answer: &MessageRecord,
+    patch: &SessionPatch,
+) -> Result<Appended, StoreError> {
+    let (question, answer, patch) = (question.cloned(), answer.clone(), patch.clone());
+    store
+        .run(move |conn, cipher| {
+            if let Some(question) = &question {
+                insert_message(conn, cipher, question)?;
+            }
+            let appended = insert_message(conn, cipher, &answer)?;
+            apply_patch(conn, cipher, &answer.session_id, &patch)?;
+            Ok(appended)
+        })
+        .await
+}
+
+/// A turn's reads as one job: only the messages after `known_upto` are
+/// read and decrypted.
 pub(super) async fn turn_view(
     store: &SqliteStore,
-    session_id: &str,
-    message_id: &str,
-    answer_id: &str,
-    context: usize,
+    q: &TurnQuery<'_>,
 ) -> Result<Option<TurnView>, StoreError> {
-    let (sid, mid, aid) = (session_id.to_owned(), message_id.to_owned(), answer_id.to_owned());
+    let (sid, mid, aid) = (
+        q.session_id.to_owned(),
+        q.message_id.to_owned(),
+        q.answer_id.to_owned(),
+    );
+    let (context, known_upto) = (q.context, q.known_upto);
     store
         .run(move |conn, cipher| {
             let Some(session) = select_session(conn, cipher, &sid)? else {
@@ -90,14 +116,13 @@ pub(super) async fn turn_view(
             let user_message = select_message(conn, cipher, &sid, &mid)?;
             let answer = select_message(conn, cipher, &sid, &aid)?;
             let last_seq = select_last_seq(conn, &sid)?;
-            let before = user_message.as_ref().map_or(last_seq + 1, |m| m.seq);
-            let earlier = select_messages(conn, cipher, &sid, Around::Before(before), context)?;
+            let newer = select_messages(conn, cipher, &sid, Around::Newest { after: known_upto }, context)?;
             Ok(Some(TurnView {
                 session,
                 user_message,
                 answer,
                 last_seq,
-                earlier,
+                newer,
             }))
         })
         .await
@@ -224,6 +249,8 @@ enum Around {
     After(u64),
     /// Those before it, newest first.
     Before(u64),
+    /// The newest of those after it, newest first.
+    Newest { after: u64 },
 }
 
 fn select_messages(
@@ -236,6 +263,7 @@ fn select_messages(
     let (sql, seq) = match around {
         Around::After(seq) => ("seq > ?2 ORDER BY seq", seq),
         Around::Before(seq) => ("seq < ?2 ORDER BY seq DESC", seq),
+        Around::Newest { after } => ("seq > ?2 ORDER BY seq DESC", after),
     };
     let mut stmt = conn
         .prepare_cached(&format!(

@@ -32,7 +32,7 @@ use super::cipher::ContentCipher;
 use super::{
     AdminSessionPage, AdminSessionQuery, Appended, ConcurrencySample, FilePatch, FileRecord, FileStatus,
     MessageRecord, SessionAggregates, SessionCursor, SessionPatch, SessionRecord, Store, StoreError,
-    TakeoverRecord, TurnView,
+    TakeoverRecord, TurnQuery, TurnView,
 };
 use schema::migrate;
 use thread::{Job, Reply, serve};
@@ -190,14 +190,17 @@ impl Store for SqliteStore {
         messages::record_message(self, m, patch).await
     }
 
-    async fn turn_view(
+    async fn record_turn(
         &self,
-        session_id: &str,
-        message_id: &str,
-        answer_id: &str,
-        context: usize,
-    ) -> Result<Option<TurnView>, StoreError> {
-        messages::turn_view(self, session_id, message_id, answer_id, context).await
+        question: Option<&MessageRecord>,
+        answer: &MessageRecord,
+        patch: &SessionPatch,
+    ) -> Result<Appended, StoreError> {
+        messages::record_turn(self, question, answer, patch).await
+    }
+
+    async fn turn_view(&self, query: &TurnQuery<'_>) -> Result<Option<TurnView>, StoreError> {
+        messages::turn_view(self, query).await
     }
 
     async fn message(&self, session_id: &str, message_id: &str) -> Result<Option<MessageRecord>, StoreError> {
