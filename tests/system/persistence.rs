@@ -494,3 +494,36 @@ async fn sessions_left_alone_past_the_reconnect_timeout_are_swept_closed() {
     );
     assert!(ended.duration_s.is_some());
 }
+
+#[tokio::test]
+async fn a_session_renamed_while_its_first_answer_streams_keeps_the_new_name() {
+    let cluster = Cluster::start(&[]).await;
+    let addr = cluster.gateways[0].addr.clone();
+    let user = token("rita", &[]);
+    let mut client = Client::connect(&addr, &user, None).await;
+    let sid = client.status().await["session_id"].as_str().unwrap().to_owned();
+    // 20 chunks, 100 ms apart: the first answer streams for two seconds.
+    client
+        .say(
+            "first",
+            "Where to eat in Porto [[mock chunks=20 chunk-delay-ms=100]]",
+        )
+        .await;
+    client
+        .until(Duration::from_secs(20), |f| {
+            f["type"] == "ai_response" && f["done"] == false
+        })
+        .await;
+    client
+        .send(json!({ "type": "rename_session", "id": "r1", "content": "Porto food" }))
+        .await;
+    client
+        .until(Duration::from_secs(10), |f| f["type"] == "session_renamed")
+        .await;
+    client.answer(Duration::from_secs(30)).await;
+    let stored = cluster.ns.store().await.session(&sid).await.unwrap().unwrap();
+    assert_eq!(
+        stored.name, "Porto food",
+        "the name the first message gave is not written over the rename"
+    );
+}

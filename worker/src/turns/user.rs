@@ -71,8 +71,8 @@ struct Accepted<'s> {
     session: SessionRecord,
     model: &'s Model,
     message: MessageRecord,
-    /// What storing the message changes in its session (its name, its
-    /// totals), while the message waits to be stored; `None` once stored.
+    /// What storing the message changes in its session (its totals),
+    /// while the message waits to be stored; `None` once stored.
     unstored: Option<SessionPatch>,
     file: Option<FileRecord>,
     /// The answer, when a redelivered turn finds it stored already.
@@ -99,11 +99,12 @@ pub(super) async fn turn(
     if let Some(settle) = no_model_call(state, envelope, &mut accepted).await? {
         return Ok(settle);
     }
-    echo(state, sid, &accepted).await;
-    state
-        .outbox
-        .send(sid, &outbound::loading(sid, &answer_id, true), Audience::All)
-        .await;
+    // The echo and the answer's loading indicator: one message on the bus.
+    let announce = [
+        echo(state, &accepted).await,
+        outbound::loading(sid, &answer_id, true),
+    ];
+    state.outbox.send_all(sid, &announce, Audience::All).await;
     let request = load_context(state, envelope, &accepted).await;
     let started = Instant::now();
     let stop = state.stops.register(sid, envelope.received_at);
@@ -117,8 +118,10 @@ pub(super) async fn turn(
         request: &request,
         started,
     };
-    store_answer(state, accepted, asked, streamed).await?;
-    finish(state, sid, &answer_id).await;
+    let mut closing = store_answer(state, accepted, asked, streamed).await?;
+    // Step 5: the loading indicator off, with the final frame; done.
+    closing.push(outbound::loading(sid, &answer_id, false));
+    state.outbox.send_all(sid, &closing, Audience::All).await;
     Ok(Settle::Ack)
 }
 
@@ -198,9 +201,9 @@ async fn accept<'s>(
     }))
 }
 
-/// Takes in what the user sent as message `seq`, and what storing it
-/// changes in the session: its new name (from its first message) and
-/// totals.
+/// Takes in what the user sent as message `seq` (naming the session after
+/// it, if it is the first), and what storing it changes in the session:
+/// its totals.
 async fn take_message(
     state: &WorkerState,
     envelope: &InboundEnvelope,
@@ -242,13 +245,26 @@ async fn take_message(
         tokens: None,
     };
     session.counters.message_count += 1;
-    let name = session.name.is_empty().then(|| match &said.file {
-        Some(file) if record.content.is_empty() => session_name::from_first_message(&file.name),
-        _ => session_name::from_first_message(&record.content),
-    });
+    if session.name.is_empty() {
+        // The first message names the session now, as its answer starts:
+        // a rename while that answer streams is not overwritten after.
+        let name = match &said.file {
+            Some(file) if record.content.is_empty() => session_name::from_first_message(&file.name),
+            _ => session_name::from_first_message(&record.content),
+        };
+        let naming = SessionPatch {
+            name: Some(name.clone()),
+            ..SessionPatch::default()
+        };
+        state
+            .store
+            .update_session(sid, &naming)
+            .instrument(info_span!("store_write", op = "update_session"))
+            .await?;
+        session.name = name;
+    }
     let patch = SessionPatch {
         last_activity: Some(Timestamp::now()),
-        name,
         counters: Some(session.counters),
         ..SessionPatch::default()
     };
@@ -272,14 +288,14 @@ async fn store_question(state: &WorkerState, accepted: &mut Accepted<'_>) -> Res
     Ok(())
 }
 
-/// Echoes the user's message, with its sequence number, to everyone on
-/// the session.
-async fn echo(state: &WorkerState, sid: &str, accepted: &Accepted<'_>) {
+/// The echo of the user's message, with its sequence number, for everyone
+/// on the session.
+async fn echo(state: &WorkerState, accepted: &Accepted<'_>) -> Message {
     let mut echo = history::frame(&accepted.message);
     if let Some(file) = &accepted.file {
         echo.file_url = links::download_url(state, file).await;
     }
-    state.outbox.send(sid, &echo, Audience::All).await;
+    echo
 }
 
 /// The turns that call no model: answered already (a redelivery after the
@@ -298,7 +314,8 @@ async fn no_model_call(
         return Ok(None);
     }
     store_question(state, accepted).await?;
-    echo(state, sid, accepted).await;
+    let echo = echo(state, accepted).await;
+    state.outbox.send(sid, &echo, Audience::All).await;
     Ok(Some(no_answer(state, envelope, accepted).await))
 }
 
@@ -379,13 +396,14 @@ struct Asked<'a> {
 }
 
 /// Step 4: keeps what was streamed (all of it, or the part before a stop
-/// or a break), marked with how it ended, and sends the final frame.
+/// or a break), marked with how it ended; returns the frames that tell the
+/// user (the final frame, and an error if the answer broke off).
 async fn store_answer(
     state: &WorkerState,
     mut accepted: Accepted<'_>,
     asked: Asked<'_>,
     streamed: Answer,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Message>, StoreError> {
     let model = accepted.model;
     let sid = asked.envelope.session_id.as_str();
     let elapsed = asked.started.elapsed();
@@ -395,7 +413,8 @@ async fn store_answer(
     let first_token = streamed.first_token.map(|d| d.as_secs_f64());
     metrics::turn_timing(&provider_id, &model_name, elapsed.as_secs_f64(), first_token);
     let Some((finish, failure)) = ending(state, asked.envelope, &provider_id, &streamed).await else {
-        return store_question(state, &mut accepted).await;
+        store_question(state, &mut accepted).await?;
+        return Ok(Vec::new());
     };
     let stats = stats_of(asked.request, &streamed, elapsed);
     let seq = accepted.last_seq + 1;
@@ -427,22 +446,12 @@ async fn store_answer(
     );
     metrics::answer(&provider_id, finish);
     metrics::turn(outcome_of(finish, failure.is_some()));
-    state.outbox.send(sid, &done.frame, Audience::All).await;
-    report(
-        state,
-        asked.envelope,
-        &provider_id,
-        &record,
-        &stats,
-        finish,
-        failure,
-    )
-    .await;
-    Ok(())
+    let broke_off = report(asked.envelope, &provider_id, &record, &stats, finish, failure);
+    Ok([done.frame].into_iter().chain(broke_off).collect())
 }
 
 /// Stores the answer with the user's message (unless a previous step
-/// stored it) and the session's new name and totals, in one write; the
+/// stored it) and the session's new totals, in one write; the
 /// context cache holds both after it.
 async fn record_turn(
     state: &WorkerState,
@@ -459,7 +468,6 @@ async fn record_turn(
     let question = unstored.is_some().then_some(&message);
     let patch = SessionPatch {
         last_activity: Some(Timestamp::now()),
-        name: unstored.and_then(|p| p.name),
         counters: Some(session.counters),
         ..SessionPatch::default()
     };
@@ -499,17 +507,16 @@ fn stats_of(request: &LlmRequest, streamed: &Answer, elapsed: Duration) -> Answe
     }
 }
 
-/// Tells how the answer ended: the user, when it broke off; the logs,
-/// always.
-async fn report(
-    state: &WorkerState,
+/// Tells how the answer ended: the logs, always; the user, when it broke
+/// off (the error frame returned).
+fn report(
     envelope: &InboundEnvelope,
     provider_id: &str,
     stored: &MessageRecord,
     stats: &AnswerStats,
     finish: FinishReason,
     failure: Option<String>,
-) {
+) -> Option<Message> {
     let Some(e) = failure else {
         info!(
             provider = %provider_id,
@@ -519,7 +526,7 @@ async fn report(
             completion_tokens = stats.completion_tokens,
             "answered"
         );
-        return;
+        return None;
     };
     warn!(provider = %provider_id, kept_chars = stored.content.len(), "the answer broke off: {e}");
     let info = ErrorInfo::new(
@@ -527,8 +534,11 @@ async fn report(
         "the answer broke off; the part you see is kept — ask again to get the rest",
     );
     let sid = envelope.session_id.as_str();
-    let frame = outbound::error_reply(envelope.client_id.as_deref(), Some(sid), info);
-    state.outbox.send(sid, &frame, Audience::All).await;
+    Some(outbound::error_reply(
+        envelope.client_id.as_deref(),
+        Some(sid),
+        info,
+    ))
 }
 
 /// The turn's outcome for the metrics, from how its answer ended.
@@ -622,14 +632,6 @@ async fn final_frame(
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Step 5: switches the loading indicator off; the turn is done.
-async fn finish(state: &WorkerState, sid: &str, answer_id: &str) {
-    state
-        .outbox
-        .send(sid, &outbound::loading(sid, answer_id, false), Audience::All)
-        .await;
 }
 
 /// What the user hears when no model could answer.
