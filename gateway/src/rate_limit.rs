@@ -1,5 +1,5 @@
 //! The users' message rate limit, decided in the gateway against tokens
-//! leased from the shared bucket (docs/ARCHITECTURE.md#rate-limit).
+//! leased from the shared bucket (docs/ARCHITECTURE.md, *Decisions*: leased in batches).
 //!
 //! The token bucket of each user lives in the coordinator, shared by every
 //! pod. Asking it for every message costs a Redis script call per message,
@@ -18,7 +18,7 @@
 //!
 //! Tokens are taken from the bucket before they are spent, so the limit
 //! holds across pods: in any stretch of time a user gets at most
-//! `min(G × (batch − 1), capacity × lease_ttl / window)` messages more than
+//! `min(G × (batch − 1), ⌈capacity × lease_ttl / window⌉)` messages more than
 //! the exact bucket would give, with `G` gateways (docs/CONFIGURATION.md).
 //! Leased tokens a pod does not spend before the lease expires are lost,
 //! so a user may be refused that many tokens early.
@@ -300,8 +300,12 @@ mod tests {
         lease.record(Admission::Allowed { granted: 1 }, t0, ttl);
         assert_eq!(lease.spend(t0), None, "spent");
         assert_eq!(lease.next_want(t0, 1, ttl, 8), 2, "spent before it expired: twice");
-        lease.record(Admission::Allowed { granted: 8 }, t0, ttl);
+        lease.record(Admission::Allowed { granted: 6 }, t0, ttl);
+        for _ in 0..5 {
+            assert_eq!(lease.spend(t0), Some(Verdict::Allowed));
+        }
         assert_eq!(lease.next_want(t0, 1, ttl, 8), 8, "never more than the batch");
+        lease.record(Admission::Allowed { granted: 8 }, t0, ttl);
         assert_eq!(lease.spend(t0), Some(Verdict::Allowed));
         let expired = t0 + ttl;
         assert_eq!(lease.spend(expired), None, "an expired lease is not spent");

@@ -211,7 +211,7 @@ pub trait Coordinator: Send + Sync + 'static {
 
     /// Takes up to `want` tokens (at least 1, if the bucket holds one) from
     /// the user's message bucket: a lease the caller spends locally
-    /// (docs/ARCHITECTURE.md#rate-limit).
+    /// (docs/ARCHITECTURE.md, *Decisions*: leased in batches).
     async fn admit_message(
         &self,
         user_id: &str,
