@@ -165,7 +165,9 @@ impl MessageLimiter {
 
     fn users(&self) -> MutexGuard<'_, HashMap<String, Arc<UserEntry>>> {
         // A panic while the map was held left it whole: keep using it.
-        self.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -299,7 +301,11 @@ mod tests {
         assert_eq!(lease.next_want(t0, 1, ttl, 8), 1, "a first message leases one");
         lease.record(Admission::Allowed { granted: 1 }, t0, ttl);
         assert_eq!(lease.spend(t0), None, "spent");
-        assert_eq!(lease.next_want(t0, 1, ttl, 8), 2, "spent before it expired: twice");
+        assert_eq!(
+            lease.next_want(t0, 1, ttl, 8),
+            2,
+            "spent before it expired: twice"
+        );
         lease.record(Admission::Allowed { granted: 6 }, t0, ttl);
         for _ in 0..5 {
             assert_eq!(lease.spend(t0), Some(Verdict::Allowed));
@@ -310,7 +316,11 @@ mod tests {
         let expired = t0 + ttl;
         assert_eq!(lease.spend(expired), None, "an expired lease is not spent");
         assert_eq!(lease.next_want(expired, 1, ttl, 8), 2, "as many as were spent");
-        assert_eq!(lease.next_want(expired, 5, ttl, 8), 5, "one for each message waiting");
+        assert_eq!(
+            lease.next_want(expired, 5, ttl, 8),
+            5,
+            "one for each message waiting"
+        );
         assert_eq!(lease.next_want(expired + ttl, 1, ttl, 8), 1, "after a pause, one");
     }
 
@@ -322,7 +332,10 @@ mod tests {
         let Verdict::Limited { retry_after } = l.admit("ann").await.unwrap() else {
             panic!("the third message is refused")
         };
-        assert!(retry_after > Duration::ZERO && retry_after <= window, "{retry_after:?}");
+        assert!(
+            retry_after > Duration::ZERO && retry_after <= window,
+            "{retry_after:?}"
+        );
         tokio::time::advance(retry_after / 2).await;
         let Verdict::Limited { retry_after: sooner } = l.admit("ann").await.unwrap() else {
             panic!("still refused, from the remembered answer")

@@ -233,17 +233,9 @@ async fn token_bucket_limits_then_refills(c: &dyn Coordinator) {
         retry_after > Duration::ZERO && retry_after <= Duration::from_millis(250),
         "{retry_after:?}"
     );
-    assert_eq!(
-        c.admit_message("u10", limit, 1).await.unwrap(),
-        ONE,
-        "per user"
-    );
+    assert_eq!(c.admit_message("u10", limit, 1).await.unwrap(), ONE, "per user");
     tokio::time::sleep(retry_after + Duration::from_millis(30)).await;
-    assert_eq!(
-        c.admit_message("u9", limit, 1).await.unwrap(),
-        ONE,
-        "refilled"
-    );
+    assert_eq!(c.admit_message("u9", limit, 1).await.unwrap(), ONE, "refilled");
 }
 
 async fn tokens_are_leased_in_batches_within_the_bucket(c: &dyn Coordinator) {

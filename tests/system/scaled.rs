@@ -331,6 +331,10 @@ async fn a_user_on_two_gateways_is_limited_within_the_stated_error() {
     };
     let (echoed, slots) = tokio::join!(on_socket, over_http);
     let accepted = echoed + slots;
+    println!(
+        "accepted {accepted} of {}: {echoed} messages on A, {slots} slots on B",
+        2 * SENT
+    );
     assert!(
         accepted <= CAPACITY + over,
         "{accepted} accepted ({echoed} messages, {slots} slots): more than {CAPACITY} + {over}"
@@ -339,5 +343,8 @@ async fn a_user_on_two_gateways_is_limited_within_the_stated_error() {
         accepted + under >= CAPACITY,
         "{accepted} accepted ({echoed} messages, {slots} slots): fewer than {CAPACITY} - {under}"
     );
-    assert!(echoed > 0 && slots > 0, "both gateways took tokens: {echoed} + {slots}");
+    assert!(
+        echoed > 0 && slots > 0,
+        "both gateways took tokens: {echoed} + {slots}"
+    );
 }
