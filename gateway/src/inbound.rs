@@ -1,7 +1,7 @@
 //! Client frames, once read: validated, answered or handed to the workers.
 //!
 //! A `ping` is answered at once. A `user_message`, `file_upload`,
-//! `voice_message`, `model_select` or `help_request` is rate-limited (a token bucket shared by every pod),
+//! `voice_message`, `model_select` or `help_request` is rate-limited (a token bucket shared by every pod, spent from leases: [`crate::rate_limit`]),
 //! the session's `chat.out` subscription is made sure of, and the message
 //! goes to `chat.in.<sid>` — accepted only once JetStream has stored it,
 //! de-duplicated by the client's message id, so a client that resends
@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chatbox_shared::bus::Headers;
-use chatbox_shared::coordinator::{Admission, RateLimit};
 use chatbox_shared::envelope::{
     Audience, EndSession, ForwardedClaims, InboundBody, InboundEnvelope, ListSessions, RenameSession,
     SessionHistory, StopAnswer, StopReason, UploadSlotRequest, headers, rpc,
@@ -33,6 +32,7 @@ use chatbox_shared::telemetry::propagation;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::metrics;
+use crate::rate_limit::Verdict;
 use crate::registry::ConnHandle;
 use crate::rpc_client;
 use crate::state::GatewayState;
@@ -360,17 +360,15 @@ async fn accept(args: AcceptArgs, client_id: Option<String>, body: InboundBody) 
     .await
 }
 
-/// Takes a token from the sender's message bucket (shared by every pod);
-/// the error to send when there is none.
+/// Takes a token for the sender's message from their lease of the bucket
+/// shared by every pod ([`crate::rate_limit`]); the error to send when
+/// there is none.
 pub(crate) async fn admit(state: &GatewayState, sender_id: &str) -> Result<(), ErrorInfo> {
-    let limit = RateLimit {
-        capacity: state.config.chatbox.rate_limit,
-        window: state.config.chatbox.rate_limit_window,
-    };
-    match state.coordinator.admit_message(sender_id, limit).await {
-        Ok(Admission::Allowed) => Ok(()),
-        Ok(Admission::Limited { retry_after }) => {
+    match state.limiter.admit(sender_id).await {
+        Ok(Verdict::Allowed) => Ok(()),
+        Ok(Verdict::Limited { retry_after }) => {
             state.metrics.rate_limited.increment(1);
+            let limit = state.limiter.limit();
             Err(ErrorInfo::new(
                 ErrorCode::RateLimited,
                 format!(

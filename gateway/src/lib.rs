@@ -72,6 +72,7 @@ mod origin;
 mod ownership;
 mod pages;
 mod pod_heartbeat;
+mod rate_limit;
 mod registry;
 mod rpc_client;
 mod send_queue;
@@ -89,7 +90,7 @@ use axum::routing::{get, patch, post};
 use chatbox_shared::auth::TokenValidator;
 use chatbox_shared::bus::{Bus, BusError};
 use chatbox_shared::config::Config;
-use chatbox_shared::coordinator::Coordinator;
+use chatbox_shared::coordinator::{Coordinator, RateLimit};
 use chatbox_shared::namespace::Namespace;
 use chatbox_shared::protocol::InboundLimits;
 use chatbox_shared::protocol::outbound::StatusReason;
@@ -100,6 +101,7 @@ use tracing::{info, warn};
 use crate::admin::AdminRegistry;
 use crate::metrics::GatewayMetrics;
 use crate::origin::OriginPolicy;
+use crate::rate_limit::MessageLimiter;
 use crate::registry::ConnectionRegistry;
 use crate::session_hub::SessionHub;
 use crate::state::GatewayState;
@@ -139,6 +141,13 @@ impl Gateway {
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(GatewayMetrics::new());
         let subjects = deps.namespace.subjects();
+        let limiter = MessageLimiter::new(
+            Arc::clone(&deps.coordinator),
+            RateLimit {
+                capacity: deps.config.chatbox.rate_limit,
+                window: deps.config.chatbox.rate_limit_window,
+            },
+        );
         let state = Arc::new(GatewayState {
             limits: InboundLimits {
                 max_content_bytes: ws.max_content_bytes,
@@ -164,6 +173,7 @@ impl Gateway {
             config: deps.config,
             pod_id: deps.pod_id,
             bus: deps.bus,
+            limiter,
             coordinator: deps.coordinator,
             validator: deps.validator,
         });
@@ -190,6 +200,10 @@ impl Gateway {
             background_cancel.clone(),
         ));
         background.spawn(keepalive::keepalive_loop(
+            Arc::clone(&state),
+            background_cancel.clone(),
+        ));
+        background.spawn(rate_limit::sweep_loop(
             Arc::clone(&state),
             background_cancel.clone(),
         ));

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::AdminRegistry;
 use crate::metrics::GatewayMetrics;
 use crate::origin::OriginPolicy;
+use crate::rate_limit::MessageLimiter;
 use crate::registry::ConnectionRegistry;
 use crate::session_hub::SessionHub;
 
@@ -28,6 +29,8 @@ pub(crate) struct GatewayState {
     pub bus: Arc<dyn Bus>,
     /// The coordinator port.
     pub coordinator: Arc<dyn Coordinator>,
+    /// The users' message rate limit, leased from the coordinator.
+    pub limiter: MessageLimiter,
     /// Token checks.
     pub validator: Arc<TokenValidator>,
     /// Subject names.

@@ -83,6 +83,7 @@ conformance!(
     ownership_lock_expires_without_renewal,
     active_session_is_one_per_user_and_lingers,
     token_bucket_limits_then_refills,
+    tokens_are_leased_in_batches_within_the_bucket,
     notifications_are_held_back_then_taken_once_for_the_digest,
     held_back_notifications_outlive_their_window,
     heartbeat_and_check_answer,
@@ -214,31 +215,67 @@ async fn active_session_is_one_per_user_and_lingers(c: &dyn Coordinator) {
     assert_eq!(c.active_session("u1").await.unwrap(), None);
 }
 
+/// One token granted.
+const ONE: Admission = Admission::Allowed { granted: 1 };
+
 async fn token_bucket_limits_then_refills(c: &dyn Coordinator) {
     let limit = RateLimit {
         capacity: 3,
         window: Duration::from_millis(600),
     };
     for _ in 0..3 {
-        assert_eq!(c.admit_message("u9", limit).await.unwrap(), Admission::Allowed);
+        assert_eq!(c.admit_message("u9", limit, 1).await.unwrap(), ONE);
     }
-    let Admission::Limited { retry_after } = c.admit_message("u9", limit).await.unwrap() else {
+    let Admission::Limited { retry_after } = c.admit_message("u9", limit, 1).await.unwrap() else {
         panic!("the fourth message in a burst is limited")
     };
     assert!(
         retry_after > Duration::ZERO && retry_after <= Duration::from_millis(250),
         "{retry_after:?}"
     );
-    assert_eq!(
-        c.admit_message("u10", limit).await.unwrap(),
-        Admission::Allowed,
-        "per user"
-    );
+    assert_eq!(c.admit_message("u10", limit, 1).await.unwrap(), ONE, "per user");
     tokio::time::sleep(retry_after + Duration::from_millis(30)).await;
+    assert_eq!(c.admit_message("u9", limit, 1).await.unwrap(), ONE, "refilled");
+}
+
+async fn tokens_are_leased_in_batches_within_the_bucket(c: &dyn Coordinator) {
+    // A window of an hour: under a token comes back while the test runs.
+    let limit = RateLimit {
+        capacity: 10,
+        window: Duration::from_secs(3600),
+    };
+    let lease = |user: &'static str, want: u32| c.admit_message(user, limit, want);
+    assert_eq!(lease("u11", 4).await.unwrap(), Admission::Allowed { granted: 4 });
+    assert_eq!(lease("u11", 4).await.unwrap(), Admission::Allowed { granted: 4 });
     assert_eq!(
-        c.admit_message("u9", limit).await.unwrap(),
-        Admission::Allowed,
-        "refilled"
+        lease("u11", 4).await.unwrap(),
+        Admission::Allowed { granted: 2 },
+        "a lease never takes more than the bucket holds"
+    );
+    let Admission::Limited { retry_after } = lease("u11", 4).await.unwrap() else {
+        panic!("the bucket is empty")
+    };
+    assert!(retry_after > Duration::ZERO);
+    assert_eq!(
+        lease("u11b", 0).await.unwrap(),
+        ONE,
+        "wanting nothing still asks for one token"
+    );
+
+    // Two pods leasing for one user at once share the one bucket.
+    let leaser = || async {
+        let mut taken = 0;
+        while let Admission::Allowed { granted } = lease("u12", 3).await.unwrap() {
+            assert!((1..=3).contains(&granted), "{granted}");
+            taken += granted;
+        }
+        taken
+    };
+    let (a, b) = tokio::join!(leaser(), leaser());
+    assert_eq!(
+        a + b,
+        limit.capacity,
+        "together the leasers got the bucket, no more ({a} + {b})"
     );
 }
 

@@ -256,3 +256,95 @@ async fn stop_on_one_gateway_reaches_the_worker_streaming_the_answer() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A user on two gateways at once — messages on a socket of gateway A,
+/// upload slots (counted against the same rate) over HTTP on gateway B —
+/// sending fast gets the bucket within the stated error
+/// (docs/CONFIGURATION.md, next to `rate_limit`): each gateway leases
+/// tokens in batches and spends them locally.
+#[tokio::test]
+async fn a_user_on_two_gateways_is_limited_within_the_stated_error() {
+    const CAPACITY: usize = 20;
+    const SENT: usize = 30;
+    // From gateway/src/rate_limit.rs: batch = min(20 / 4, 8) = 5; over
+    // an hour's window a lease of 1 s adds at most ⌈20 / 3600⌉ = 1.
+    const BATCH: usize = 5;
+    const GATEWAYS: usize = 2;
+    let over = (GATEWAYS * (BATCH - 1)).min(1);
+    let under = GATEWAYS * (BATCH - 1);
+
+    let ns = TestNamespace::new();
+    let dir = log_dir(&ns.name);
+    let mut env = scaled_env(&ns);
+    // An hour's window: a token comes back every 3 minutes, none while the
+    // test runs.
+    env.push(("RATE_LIMIT".into(), CAPACITY.to_string()));
+    env.push(("CHATBOX_RATE_LIMIT_WINDOW".into(), "1h".into()));
+    let mock = start_mock(&dir, "mock", &["--chunks", "1"]).await;
+    let config = provider_config(&dir, "worker", &mock.addr);
+    let _worker = start_worker(&dir, &env, "worker", Some(&config)).await;
+    let a = start_gateway(&dir, &env, "gateway-a").await;
+    let b = start_gateway(&dir, &env, "gateway-b").await;
+
+    let user = unique("fast");
+    let mut socket = Client::connect(&a.addr, &token(&user, &[]), None).await;
+    let sid = socket.status().await["session_id"].as_str().unwrap().to_owned();
+    let on_socket = async {
+        for i in 0..SENT {
+            socket.say(&format!("m{i}"), &format!("message {i}")).await;
+        }
+        let (mut echoed, mut refused) = (0, 0);
+        while echoed + refused < SENT {
+            let frame = socket.next(Duration::from_secs(30)).await.expect("socket open");
+            if frame["type"] == "user_message" {
+                echoed += 1;
+            } else if is_error(&frame, "RATE_LIMITED") {
+                refused += 1;
+            } else {
+                assert_ne!(frame["type"], "error", "{frame}");
+            }
+        }
+        echoed
+    };
+    let over_http = async {
+        let mut admitted = 0;
+        for i in 0..SENT {
+            let response = http()
+                .post(format!("http://{}/chat/uploads?session_id={sid}", b.addr))
+                .bearer_auth(token(&user, &[]))
+                .json(&serde_json::json!({
+                    "name": format!("f{i}.png"), "size": 10, "content_type": "image/png"
+                }))
+                .send()
+                .await
+                .expect("POST /chat/uploads");
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            if status == 429 {
+                assert_eq!(body["error"]["code"], "RATE_LIMITED", "{body}");
+            } else {
+                assert_eq!(status, 201, "{body}");
+                admitted += 1;
+            }
+        }
+        admitted
+    };
+    let (echoed, slots) = tokio::join!(on_socket, over_http);
+    let accepted = echoed + slots;
+    println!(
+        "accepted {accepted} of {}: {echoed} messages on A, {slots} slots on B",
+        2 * SENT
+    );
+    assert!(
+        accepted <= CAPACITY + over,
+        "{accepted} accepted ({echoed} messages, {slots} slots): more than {CAPACITY} + {over}"
+    );
+    assert!(
+        accepted + under >= CAPACITY,
+        "{accepted} accepted ({echoed} messages, {slots} slots): fewer than {CAPACITY} - {under}"
+    );
+    assert!(
+        echoed > 0 && slots > 0,
+        "both gateways took tokens: {echoed} + {slots}"
+    );
+}

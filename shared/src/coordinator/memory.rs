@@ -258,7 +258,12 @@ impl Coordinator for MemoryCoordinator {
         Ok(value.as_deref().and_then(OwnerToken::decode))
     }
 
-    async fn admit_message(&self, user_id: &str, limit: RateLimit) -> Result<Admission, CoordinatorError> {
+    async fn admit_message(
+        &self,
+        user_id: &str,
+        limit: RateLimit,
+        want: u32,
+    ) -> Result<Admission, CoordinatorError> {
         let capacity = f64::from(limit.capacity.max(1));
         let rate = capacity / limit.window.as_secs_f64().max(1e-3);
         let now = Instant::now();
@@ -269,9 +274,13 @@ impl Coordinator for MemoryCoordinator {
             .or_insert((capacity, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(capacity);
         *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(Admission::Allowed)
+        let granted = tokens.floor().min(f64::from(want.max(1)));
+        if granted >= 1.0 {
+            *tokens -= granted;
+            // A whole number between 1 and `want`: the cast is exact.
+            Ok(Admission::Allowed {
+                granted: granted as u32,
+            })
         } else {
             let wait = Duration::from_secs_f64((1.0 - *tokens) / rate);
             Ok(Admission::Limited {

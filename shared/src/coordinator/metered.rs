@@ -22,7 +22,7 @@ crate::metered_port! {
     async fn renew_owners(&self, renewals: &[Renewal], ttl: Duration) -> Result<Vec<bool>, CoordinatorError>;
     async fn release_owner(&self, session_id: &str, token: &OwnerToken) -> Result<bool, CoordinatorError>;
     async fn owner(&self, session_id: &str) -> Result<Option<OwnerToken>, CoordinatorError>;
-    async fn admit_message(&self, user_id: &str, limit: RateLimit) -> Result<Admission, CoordinatorError>;
+    async fn admit_message(&self, user_id: &str, limit: RateLimit, want: u32) -> Result<Admission, CoordinatorError>;
     async fn claim_admin(&self, session_id: &str, admin_id: &str, admin_name: &str, since: Timestamp, ttl: Duration) -> Result<AdminClaim, CoordinatorError>;
     async fn renew_admins(&self, held: &[(String, String)], ttl: Duration) -> Result<Vec<bool>, CoordinatorError>;
     async fn release_admin(&self, session_id: &str, admin_id: &str) -> Result<Option<AdminHolder>, CoordinatorError>;

@@ -98,8 +98,9 @@ pub struct RateLimit {
 /// Whether a rate-limited action may go ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    /// Go ahead.
-    Allowed,
+    /// Go ahead: `granted` tokens (at least 1, at most the `want` asked
+    /// for) were taken from the bucket, for this action and the next ones.
+    Allowed { granted: u32 },
     /// Not now; a token is back after `retry_after`.
     Limited { retry_after: Duration },
 }
@@ -208,8 +209,15 @@ pub trait Coordinator: Send + Sync + 'static {
     /// The current owner of a session: where its user is connected.
     async fn owner(&self, session_id: &str) -> Result<Option<OwnerToken>, CoordinatorError>;
 
-    /// Takes one token from the user's message bucket.
-    async fn admit_message(&self, user_id: &str, limit: RateLimit) -> Result<Admission, CoordinatorError>;
+    /// Takes up to `want` tokens (at least 1, if the bucket holds one) from
+    /// the user's message bucket: a lease the caller spends locally
+    /// (docs/ARCHITECTURE.md, *Decisions*: leased in batches).
+    async fn admit_message(
+        &self,
+        user_id: &str,
+        limit: RateLimit,
+        want: u32,
+    ) -> Result<Admission, CoordinatorError>;
 
     /// Takes a session's takeover lock for `ttl` (the grace period an
     /// admin has to come back after their socket drops), or renews it if

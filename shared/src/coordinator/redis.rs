@@ -374,23 +374,28 @@ impl Coordinator for RedisCoordinator {
         Ok(value.as_deref().and_then(OwnerToken::decode))
     }
 
-    async fn admit_message(&self, user_id: &str, limit: RateLimit) -> Result<Admission, CoordinatorError> {
-        let (allowed, retry_ms): (i64, i64) = self
+    async fn admit_message(
+        &self,
+        user_id: &str,
+        limit: RateLimit,
+        want: u32,
+    ) -> Result<Admission, CoordinatorError> {
+        let (granted, retry_ms): (i64, i64) = self
             .eval(
                 &self.scripts.rate_limit,
                 vec![self.keys.user_rate(user_id)],
                 vec![
                     i64::from(limit.capacity.max(1)).into(),
                     ms_arg(limit.window).into(),
+                    i64::from(want.max(1)).into(),
                 ],
             )
             .await?;
-        Ok(if allowed == 1 {
-            Admission::Allowed
-        } else {
-            Admission::Limited {
+        Ok(match u32::try_from(granted) {
+            Ok(granted) if granted >= 1 => Admission::Allowed { granted },
+            _ => Admission::Limited {
                 retry_after: Duration::from_millis(u64::try_from(retry_ms).unwrap_or(1).max(1)),
-            }
+            },
         })
     }
 

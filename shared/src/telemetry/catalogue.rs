@@ -61,6 +61,16 @@ pub(super) const CATALOGUE: &[(&str, Kind, &str)] = &[
         "Messages refused by the rate limit.",
     ),
     (
+        "chatbox_gateway_rate_limit_leases_total",
+        Kind::Counter,
+        "Messages whose rate limit asked the coordinator (a lease of tokens, or a refusal).",
+    ),
+    (
+        "chatbox_gateway_rate_limit_local_total",
+        Kind::Counter,
+        "Messages whose rate limit was decided on the pod (a leased token, or a remembered refusal).",
+    ),
+    (
         "chatbox_gateway_kills_total",
         Kind::Counter,
         "Sockets closed by the kill switch.",
