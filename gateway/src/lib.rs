@@ -141,13 +141,13 @@ impl Gateway {
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(GatewayMetrics::new());
         let subjects = deps.namespace.subjects();
-        let limiter = MessageLimiter::new(
+        let limiter = Arc::new(MessageLimiter::new(
             Arc::clone(&deps.coordinator),
             RateLimit {
                 capacity: deps.config.chatbox.rate_limit,
                 window: deps.config.chatbox.rate_limit_window,
             },
-        );
+        ));
         let state = Arc::new(GatewayState {
             limits: InboundLimits {
                 max_content_bytes: ws.max_content_bytes,
@@ -204,7 +204,7 @@ impl Gateway {
             background_cancel.clone(),
         ));
         background.spawn(rate_limit::sweep_loop(
-            Arc::clone(&state),
+            Arc::clone(&state.limiter),
             background_cancel.clone(),
         ));
         background.close();

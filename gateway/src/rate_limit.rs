@@ -37,7 +37,6 @@ use metrics::{Counter, counter};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::GatewayState;
 
 /// The most tokens one lease takes.
 const MAX_BATCH: u32 = 8;
@@ -172,9 +171,9 @@ impl MessageLimiter {
 }
 
 /// Sweeps the limiter's entries every few seconds until cancelled.
-pub(crate) async fn sweep_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
+pub(crate) async fn sweep_loop(limiter: Arc<MessageLimiter>, cancel: CancellationToken) {
     every(SWEEP_PERIOD, FirstPass::AfterPeriod, &cancel, || {
-        state.limiter.sweep();
+        limiter.sweep();
         std::future::ready(())
     })
     .await;

@@ -30,7 +30,7 @@ pub(crate) struct GatewayState {
     /// The coordinator port.
     pub coordinator: Arc<dyn Coordinator>,
     /// The users' message rate limit, leased from the coordinator.
-    pub limiter: MessageLimiter,
+    pub limiter: Arc<MessageLimiter>,
     /// Token checks.
     pub validator: Arc<TokenValidator>,
     /// Subject names.
