@@ -21,7 +21,7 @@ use chatbox_shared::envelope::{
     Audience, EndSession, ForwardedClaims, InboundBody, InboundEnvelope, ListSessions, RenameSession,
     SessionHistory, StopAnswer, StopReason, UploadSlotRequest, headers, rpc,
 };
-use chatbox_shared::ids::new_message_id;
+use chatbox_shared::ids::{answer_id, new_message_id};
 use chatbox_shared::protocol::sessions::{HistoryPage, SessionPage, SessionSummary};
 use chatbox_shared::protocol::uploads::{UploadRequest, UploadSlot};
 use chatbox_shared::protocol::{
@@ -352,8 +352,17 @@ async fn accept(args: AcceptArgs, client_id: Option<String>, body: InboundBody) 
             received_at: Timestamp::now(),
             gateway: state.pod_id.clone(),
         };
-        if let Err(info) = enqueue(state, &envelope).await {
-            args.send_error(info);
+        match enqueue(state, &envelope).await {
+            Ok(()) if envelope.body.is_answered() => {
+                // Durable now: the user hears so at once, however long the
+                // turn waits for a worker.
+                let sid = envelope.session_id.as_str();
+                let answer = answer_id(sid, &envelope.message_id);
+                let queued = outbound::queued(sid, envelope.client_id.as_deref(), &answer);
+                args.conn.queue.push(queued.to_json());
+            }
+            Ok(()) => {}
+            Err(info) => args.send_error(info),
         }
     }
     .instrument(span)

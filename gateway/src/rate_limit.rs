@@ -37,7 +37,6 @@ use metrics::{Counter, counter};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-
 /// The most tokens one lease takes.
 const MAX_BATCH: u32 = 8;
 

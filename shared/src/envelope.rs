@@ -154,6 +154,17 @@ impl InboundBody {
             InboundBody::VoiceMessage { .. } => "voice_message",
         }
     }
+
+    /// Whether the assistant answers it: what the user says (text, a file,
+    /// a voice message), unless a person has taken the session over.
+    pub const fn is_answered(&self) -> bool {
+        matches!(
+            self,
+            InboundBody::UserMessage { .. }
+                | InboundBody::FileUpload { .. }
+                | InboundBody::VoiceMessage { .. }
+        )
+    }
 }
 
 /// How a takeover ended.

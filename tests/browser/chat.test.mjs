@@ -366,6 +366,45 @@ describe('the chat page', () => {
     await page.context().close();
   });
 
+  test('a message waiting for a worker shows as sent, its answer as waiting', T, async () => {
+    const page = await newPage(browser);
+    // Between the page and the server: everything after the gateway's
+    // `queued` acknowledgement is held back for a while, as when every
+    // worker is busy (docs/PROTOCOL.md, `loading`).
+    let queued = null;
+    let release;
+    const held = new Promise((resolve) => (release = resolve));
+    await page.routeWebSocket(/\/chat\/ws/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage(async (message) => {
+        const frame = JSON.parse(message);
+        if (frame.type === 'loading' && frame.metadata && frame.metadata.status === 'queued') {
+          queued = frame;
+          ws.send(message);
+          return;
+        }
+        if (queued) await held;
+        ws.send(message);
+      });
+    });
+    await page.goto(await chatUrlFor());
+    await online(page);
+    await send(page, 'Anyone there?');
+    await page.waitForFunction(() => document.querySelector('.queued-label'), null, WAIT);
+    const mine = messages(page, 'user').first();
+    assert.equal(await mine.evaluate((m) => m.classList.contains('pending')), false, 'accepted, no longer pending');
+    assert.match(await mine.innerText(), /Sent/);
+    const waiting = messages(page, 'ai').first();
+    assert.match(await waiting.innerText(), /Waiting for the assistant/);
+    assert.equal(queued.id, await mine.getAttribute('data-client-id'));
+    release();
+    const text = await answer(page, 1);
+    assert.match(text, /^You said: Anyone there\?/);
+    assert.equal(await messages(page, 'ai').count(), 1, 'the waiting bubble became the answer');
+    assertNoPageErrors(page);
+    await page.context().close();
+  });
+
   test('an agent at work says so, naming its tool, and the text around it stays', T, async () => {
     const { page } = await openChat({ viewport: 'phone' });
     await useModel(page, 'mock-dify');

@@ -33,4 +33,5 @@ mod resilience;
 mod scaled;
 mod shutdown;
 mod traces;
+mod waiting;
 mod worker_crash;

@@ -207,6 +207,7 @@ async fn a_worker_killed_mid_turn_loses_nothing() {
         .filter(|f| {
             f["type"] == "loading"
                 && f["metadata"]["active"] == "true"
+                && f["metadata"]["status"].is_null()
                 && f["message_id"] == answer_id.as_str()
         })
         .count();

@@ -256,6 +256,7 @@
 				return upsert(frame, false);
 			case 'loading':
 				if (frame.session_id && frame.session_id !== state.viewing) return;
+				if (frame.metadata && frame.metadata.status === 'queued') return onQueued(frame);
 				return onLoading(frame);
 			case 'typing_indicator':
 				return onTyping(frame);
@@ -559,6 +560,26 @@
 			record.bubble.appendChild(record.working);
 		}
 		record.working.textContent = text;
+	}
+
+	// The gateway has the message in the session's queue (durable) and the
+	// answer is on its way, though no worker has started it yet. The echo
+	// and the worker's own loading frame follow; they may also come first.
+	function onQueued(frame) {
+		var mine = frame.id && state.records.get(frame.id);
+		if (mine && mine.el.classList.contains('pending')) {
+			// Kept in the outbox until the echo: sent again after a reconnect,
+			// the same id is accepted once.
+			mine.el.classList.remove('pending', 'failed');
+			setMeta(mine, {}, [el('span', 'queued-label', S.queued)]);
+		}
+		if (state.records.get(frame.message_id) || aliases.get(frame.message_id)) return;
+		var answer = createRecord(frame.message_id, 'ai', null);
+		aliases.set(frame.message_id, answer);
+		thinking(answer);
+		setStreaming(answer, true);
+		setWorking(answer, S.waitingForAssistant);
+		if (nearBottom()) scrollToBottom();
 	}
 
 	function onLoading(frame) {

@@ -54,6 +54,8 @@ window.ChatboxStrings = {
 	you: 'You',
 	assistant: 'Assistant',
 	pending: 'Sending…',
+	queued: 'Sent',
+	waitingForAssistant: 'Waiting for the assistant…',
 	failed: 'Not sent',
 	retry: 'Try again',
 	// The note under an answer, by its finish_reason (complete has none).

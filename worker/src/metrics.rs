@@ -7,6 +7,8 @@
 //! | `chatbox_worker_turns_in_flight` | gauge | | turns running on this worker |
 //! | `chatbox_worker_turn_duration_seconds` | histogram | `provider`, `model` | from the start of a turn to its last frame |
 //! | `chatbox_worker_time_to_first_token_seconds` | histogram | `provider`, `model` | from the start of a turn to the first token |
+//! | `chatbox_worker_duplicate_deliveries_total` | counter | | second deliveries of a message this worker was still running (its progress reports came late), left to the running turn |
+//! | `chatbox_worker_queue_wait_seconds` | histogram | | time a message waited in the queue for a free turn slot (gateway accepted → worker took it; first deliveries) |
 //! | `chatbox_worker_turn_wait_seconds` | histogram | | time a message waited for earlier messages of its session |
 //! | `chatbox_worker_tokens_total` | counter | `provider`, `model`, `kind` | prompt and completion tokens |
 //! | `chatbox_llm_requests_total` | counter | `provider`, `outcome` | model requests by how they started: `ok` or an error kind (`connect`, `timeout`, `rate_limited`, `server_error`, `refused`, `stream_error`, `protocol`, `breaker_open`) |
@@ -115,6 +117,18 @@ pub(crate) fn turn_timing(provider: &str, model: &str, duration: f64, first_toke
     if let Some(ttft) = first_token {
         histogram!("chatbox_worker_time_to_first_token_seconds", &labels).record(ttft);
     }
+}
+
+/// Counts a second delivery of a message this worker was still running,
+/// left to the first.
+pub(crate) fn duplicate_delivery() {
+    counter!("chatbox_worker_duplicate_deliveries_total").increment(1);
+}
+
+/// Records how long a message waited in the queue for a worker with a
+/// free turn slot: from its gateway accepting it to a worker taking it.
+pub(crate) fn queue_wait(seconds: f64) {
+    histogram!("chatbox_worker_queue_wait_seconds").record(seconds);
 }
 
 /// Records time spent waiting for earlier messages of the session.

@@ -199,6 +199,7 @@ impl Inner {
             head.headers.clone(),
             head.payload.clone(),
             head.deliveries,
+            head.id,
             Box::new(MemoryDelivery {
                 inner: Arc::clone(self),
                 subject,

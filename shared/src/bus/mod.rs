@@ -160,6 +160,10 @@ pub struct InboundDelivery {
     pub payload: Bytes,
     /// How many times it has been delivered, this time included.
     pub delivery_count: u64,
+    /// The message's place in the queue: the same on every delivery of
+    /// it, so a consumer can tell a second delivery of a message it is
+    /// still running (its progress reports were late) from a new message.
+    pub queue_id: u64,
     control: Box<dyn DeliveryControl>,
 }
 
@@ -170,6 +174,7 @@ impl InboundDelivery {
         headers: Headers,
         payload: Bytes,
         delivery_count: u64,
+        queue_id: u64,
         control: Box<dyn DeliveryControl>,
     ) -> Self {
         InboundDelivery {
@@ -177,6 +182,7 @@ impl InboundDelivery {
             headers,
             payload,
             delivery_count,
+            queue_id,
             control,
         }
     }

@@ -387,6 +387,7 @@ impl InboundSource for NatsInbound {
                 from_nats_headers(message.headers.as_ref()),
                 message.payload.clone(),
                 u64::try_from(delivered).unwrap_or(1).max(1),
+                stream_sequence,
                 Box::new(NatsDelivery {
                     bus: bus.clone(),
                     stream: stream.clone(),

@@ -187,6 +187,21 @@ pub fn working(session_id: &str, message_id: &str, tool: Option<&str>) -> Messag
     m
 }
 
+/// The user's message `client_id` is accepted — stored in the session's
+/// queue, durable — and its answer `message_id` is on its way, though no
+/// worker has started it yet (`metadata.status: "queued"`). Sent by the
+/// gateway to the sender alone as soon as the queue has the message,
+/// whatever the load; the echo (with the message's `seq`) follows when a
+/// worker takes the turn. A `loading` frame, so clients that know only the
+/// seed's types show their indicator.
+pub fn queued(session_id: &str, client_id: Option<&str>, message_id: &str) -> Message {
+    let mut m = loading(session_id, message_id, true);
+    m.id = client_id.map(str::to_owned);
+    let meta = m.metadata.get_or_insert_with(Metadata::new);
+    meta.insert("status".into(), "queued".into());
+    m
+}
+
 /// Token and timing figures of a finished answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AnswerStats {

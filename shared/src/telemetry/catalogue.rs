@@ -142,6 +142,16 @@ pub(super) const CATALOGUE: &[(&str, Kind, &str)] = &[
         "Turn start to the first token.",
     ),
     (
+        "chatbox_worker_duplicate_deliveries_total",
+        Kind::Counter,
+        "Second deliveries of a message this worker was still running (its progress reports came late), left to the running turn.",
+    ),
+    (
+        "chatbox_worker_queue_wait_seconds",
+        Kind::Histogram,
+        "Time a message waited in the queue for a worker with a free turn slot (first deliveries): the signal to add workers.",
+    ),
+    (
         "chatbox_worker_turn_wait_seconds",
         Kind::Histogram,
         "Time a message waited for earlier messages of its session.",

@@ -12,7 +12,8 @@
 //! handed back at once (`nak`), so another worker takes it without waiting
 //! for the ack wait.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chatbox_shared::bus::{DeliveryBatch, InboundDelivery, InboundQueue};
@@ -34,17 +35,36 @@ struct Runner {
     state: Arc<WorkerState>,
     hard_stop: CancellationToken,
     turns: TaskTracker,
+    /// The queue ids of the messages running here.
+    running: Arc<Mutex<HashSet<u64>>>,
 }
 
 impl Runner {
     fn start(&self, delivery: InboundDelivery, slot: OwnedSemaphorePermit) {
+        let id = delivery.queue_id;
+        if !lock(&self.running).insert(id) {
+            // A second delivery of a message this worker still runs (the
+            // queue heard no progress in time: a stalled process, a slow
+            // network). The running turn settles the message; this copy is
+            // left unsettled rather than answered twice.
+            metrics::duplicate_delivery();
+            debug!(subject = %delivery.subject, "already running here; the second delivery is left to the first");
+            return;
+        }
         let state = Arc::clone(&self.state);
         let hard_stop = self.hard_stop.clone();
+        let running = Arc::clone(&self.running);
         self.turns.spawn(async move {
             delivery::process(state, delivery, hard_stop).await;
+            lock(&running).remove(&id);
             drop(slot);
         });
     }
+}
+
+fn lock(running: &Mutex<HashSet<u64>>) -> MutexGuard<'_, HashSet<u64>> {
+    // A panic while the set was held left it whole.
+    running.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Consumes the inbound queue until `stop_pulling` is cancelled. Turns run
@@ -62,6 +82,7 @@ pub(crate) async fn consume(
         state: Arc::clone(&state),
         hard_stop,
         turns,
+        running: Arc::default(),
     };
     loop {
         let queue = tokio::select! {

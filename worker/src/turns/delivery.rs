@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chatbox_shared::bus::InboundDelivery;
 use chatbox_shared::envelope::{Audience, InboundEnvelope};
-use chatbox_shared::protocol::{ErrorCode, ErrorInfo, outbound};
+use chatbox_shared::protocol::{ErrorCode, ErrorInfo, Timestamp, outbound};
 use chatbox_shared::telemetry::propagation;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -96,6 +96,8 @@ async fn settle(
 ) {
     if delivery.delivery_count > 1 {
         metrics::redelivery();
+    } else {
+        metrics::queue_wait(Timestamp::now().since(envelope.received_at).as_secs_f64());
     }
     if let Err(later) = wait_for_earlier(&state, &delivery, &envelope).await {
         nak(delivery, Some(later)).await;

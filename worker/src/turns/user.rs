@@ -94,10 +94,10 @@ pub(super) async fn turn(
     let answer_id = answer_id(sid, &envelope.message_id);
     let mut accepted = match accept(state, envelope, input, &answer_id, attempt).await? {
         Step::Next(accepted) => accepted,
-        Step::Done(settle) => return Ok(settle),
+        Step::Done(settle) => return Ok(no_answer_coming(state, sid, &answer_id, settle).await),
     };
     if let Some(settle) = no_model_call(state, envelope, &mut accepted).await? {
-        return Ok(settle);
+        return Ok(no_answer_coming(state, sid, &answer_id, settle).await);
     }
     // The echo and the answer's loading indicator: one message on the bus.
     let announce = [
@@ -123,6 +123,18 @@ pub(super) async fn turn(
     closing.push(outbound::loading(sid, &answer_id, false));
     state.outbox.send_all(sid, &closing, Audience::All).await;
     Ok(Settle::Ack)
+}
+
+/// A turn that ends without streaming an answer switches off the loading
+/// indicator its gateway showed when it queued the message (`queued`):
+/// the user hears the answer is not coming. A turn tried again later
+/// leaves it on.
+async fn no_answer_coming(state: &WorkerState, sid: &str, answer_id: &str, settle: Settle) -> Settle {
+    if matches!(settle, Settle::Ack) {
+        let off = outbound::loading(sid, answer_id, false);
+        state.outbox.send(sid, &off, Audience::All).await;
+    }
+    settle
 }
 
 /// Step 1: finds the session and the model, and numbers the user's
