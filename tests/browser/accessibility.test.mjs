@@ -192,3 +192,145 @@ describe('axe-core finds nothing', () => {
     });
   }
 });
+
+/** What breaks reflow, measured in the page: sideways scrolling, controls off screen, a cut title, overlaps. */
+function measureReflow() {
+  const width = document.documentElement.clientWidth;
+  const problems = [];
+  for (const node of [document.documentElement, document.body, ...document.querySelectorAll('.main, .topbar, .composer, .banner')]) {
+    if (node.scrollWidth > node.clientWidth + 1) problems.push(`${node.className || node.tagName} is ${node.scrollWidth} px wide in ${node.clientWidth}`);
+  }
+  const controls = document.querySelectorAll('.topbar button, .topbar select, .composer button, .composer textarea, .banner button');
+  for (const node of controls) {
+    if (!node.getClientRects().length) continue;
+    const r = node.getBoundingClientRect();
+    if (r.left < -0.5 || r.right > width + 0.5) problems.push(`#${node.id} is off screen (${Math.round(r.left)}..${Math.round(r.right)} of ${width})`);
+  }
+  const title = document.getElementById('chat-title');
+  if (title.scrollWidth > title.clientWidth + 1) problems.push(`the title is cut: "${title.textContent}" in ${title.clientWidth} px`);
+  const status = document.getElementById('connection-status').getBoundingClientRect();
+  for (const node of document.querySelectorAll('.topbar-tools > *')) {
+    if (!node.getClientRects().length) continue;
+    const r = node.getBoundingClientRect();
+    if (r.left < status.right && r.right > status.left && r.top < status.bottom && r.bottom > status.top) problems.push(`the status runs under #${node.id || node.className}`);
+  }
+  const text = document.querySelector('[data-testid="message"] .content');
+  return { problems, width, textSize: parseFloat(getComputedStyle(text || document.body).fontSize) };
+}
+
+describe('reflow: 320 px wide, text at 200%', () => {
+  for (const how of ['root font-size', "browser's default font size"]) {
+    for (const viewport of ['small', 'phone']) {
+      test(`every control on screen and no sideways scrolling, ${viewport}, ${how}`, T, async () => {
+        const page = await newPage(browser, { viewport });
+        if (how.startsWith('browser')) {
+          const cdp = await page.context().newCDPSession(page);
+          await cdp.send('Page.setFontSizes', { fontSizes: { standard: 32, fixed: 26 } });
+        }
+        const token = await stack.token({ sub: uniqueId('big'), name: 'Big Text' });
+        await page.goto(`${stack.baseUrl}/chat/#token=${token}`);
+        await online(page);
+        if (how.startsWith('root')) {
+          await page.evaluate(() => {
+            document.documentElement.style.fontSize = '200%';
+          });
+        }
+        await send(page, 'Hello with large text');
+        await answered(page, 1);
+        const measured = await page.evaluate(measureReflow);
+        await screenshot(page, `a11y-reflow-${viewport}-${how.split(' ')[0].replace(/\W/g, '')}`);
+        assert.deepEqual(measured.problems, [], `at ${measured.width} px`);
+        assert.ok(measured.textSize >= 30, `message text follows the text size: ${measured.textSize} px`);
+        // The tools the header has are all there (three models: the picker shows).
+        assert.ok(await page.getByTestId('model-select').isVisible());
+        assert.ok(await page.getByTestId('new-chat-button').isVisible());
+        assertNoPageErrors(page);
+        await page.context().close();
+      });
+    }
+  }
+});
+
+describe('the conversations menu on a phone is a dialog', () => {
+  test('focus moves in, Tab stays inside, Escape and the close button give it back, the page behind is inert', T, async () => {
+    const { page } = await openChat({ viewport: 'phone' });
+    await send(page, 'Something to list');
+    await answered(page, 1);
+    const menu = page.getByTestId('sessions-button');
+    const inMenu = () => page.evaluate(() => document.getElementById('sidebar').contains(document.activeElement));
+    const focusedId = () => page.evaluate(() => document.activeElement?.id || document.activeElement?.className);
+
+    await menu.focus();
+    await page.keyboard.press('Enter');
+    assert.ok(await inMenu(), `focus moved into the menu, not left on ${await focusedId()}`);
+    assert.equal(await page.locator('#sidebar').getAttribute('role'), 'dialog');
+    assert.equal(await page.locator('#sidebar').getAttribute('aria-modal'), 'true');
+    assert.equal(await page.evaluate(() => document.getElementById('main').inert), true, 'the page behind is inert');
+    for (let i = 0; i < 6; i++) {
+      await page.keyboard.press('Tab');
+      assert.ok(await inMenu(), `Tab ${i + 1} stayed in the menu (was on ${await focusedId()})`);
+    }
+    for (let i = 0; i < 6; i++) {
+      await page.keyboard.press('Shift+Tab');
+      assert.ok(await inMenu(), `Shift+Tab ${i + 1} stayed in the menu (was on ${await focusedId()})`);
+    }
+    await page.keyboard.press('Escape');
+    assert.equal(await focusedId(), 'sessions-button', 'Escape gives focus back to the menu button');
+    assert.equal(await page.evaluate(() => document.getElementById('main').inert), false);
+    assert.equal(await page.locator('#sidebar').getAttribute('role'), 'complementary');
+
+    await page.keyboard.press('Enter');
+    assert.ok(await inMenu());
+    await page.locator('#close-sessions').focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await focusedId(), 'sessions-button', 'the close button gives focus back to the menu button');
+    assertNoPageErrors(page);
+    await page.context().close();
+  });
+});
+
+describe('a screen reader hears who speaks and what changed, once', () => {
+  test('each message names its sender; a streamed answer is said once, when complete', T, async () => {
+    const { page } = await openChat();
+    await page.evaluate(() => {
+      window.__said = [];
+      const announcer = document.getElementById('announcer');
+      new MutationObserver(() => window.__said.push(announcer.textContent)).observe(announcer, { childList: true, characterData: true, subtree: true });
+    });
+    await send(page, 'Tell me slowly [[mock chunks=20 chunk-delay-ms=60]]');
+    await answered(page, 1);
+    const said = await page.evaluate(() => window.__said);
+    assert.equal(said.length, 1, `said once: ${JSON.stringify(said)}`);
+    assert.match(said[0], /^Assistant: You said: Tell me slowly\./);
+    assert.equal(await page.locator('[data-testid="message-list"]').getAttribute('aria-live'), null, 'the messages are not a live region');
+    assert.match(await page.locator('[data-testid="message"][data-sender="user"]').first().textContent(), /^You/);
+    assert.match(await page.locator('[data-testid="message"][data-sender="ai"]').first().textContent(), /^Assistant/);
+    assertNoPageErrors(page);
+    await page.context().close();
+  });
+
+  test('while reconnecting the countdown ticks on screen, the status is said once', T, async () => {
+    const { page, cut } = await openChat();
+    await page.evaluate(() => {
+      window.__spoken = 0;
+      const spoken = [document.getElementById('notice-text'), document.getElementById('status-text')];
+      const observer = new MutationObserver(() => window.__spoken++);
+      for (const node of spoken) observer.observe(node, { childList: true, characterData: true, subtree: true });
+      window.__ticks = new Set();
+      const countdown = document.getElementById('notice-countdown');
+      new MutationObserver(() => window.__ticks.add(countdown.textContent)).observe(countdown, { childList: true, characterData: true, subtree: true });
+    });
+    await cut();
+    await page.locator('[data-testid="connection-status"][data-state="reconnecting"]').waitFor(WAIT);
+    // Three different countdown values seen on screen.
+    await page.waitForFunction(() => window.__ticks.size >= 3, null, WAIT);
+    assert.equal(await page.locator('#notice-countdown').getAttribute('aria-hidden'), 'true');
+    const spoken = await page.evaluate(() => window.__spoken);
+    const states = await page.evaluate(() => window.__ticks.size);
+    // The status text changes with the connection's state (reconnecting, connecting, …), not every second.
+    assert.ok(spoken <= 4, `the spoken regions changed ${spoken} times while the countdown showed ${states} values`);
+    assert.equal(await page.locator('#notice-text').textContent(), 'Connection lost.');
+    assertNoPageErrors(page, { allow: [/WebSocket connection to .* failed/, /Failed to load resource/] });
+    await page.context().close();
+  });
+});

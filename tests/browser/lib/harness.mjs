@@ -359,14 +359,15 @@ export async function launchBrowser() {
 
 const VIEWPORTS = {
   phone: { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
+  small: { viewport: { width: 320, height: 568 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
   desktop: { viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 },
 };
 
 const pageErrors = new WeakMap();
 
 /**
- * A page in a fresh context (`phone`: 390×844, touch; `desktop`:
- * 1280×800) with the microphone allowed. Console errors, uncaught
+ * A page in a fresh context (`phone`: 390×844, touch; `small`: 320×568,
+ * touch; `desktop`: 1280×800) with the microphone allowed. Console errors, uncaught
  * exceptions and CSP violations are collected for `assertNoPageErrors`.
  */
 export async function newPage(browser, { viewport = 'desktop', colorScheme = 'light' } = {}) {
