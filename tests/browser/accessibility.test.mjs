@@ -116,7 +116,8 @@ describe('axe-core finds nothing', () => {
       const { page, cut, restore } = await openChat(look);
       await assertAccessible(page, `chat empty ${name}`);
 
-      await send(page, 'Tell me a story [[mock chunks=60 chunk-delay-ms=80]]');
+      // Markdown in both bubbles (the answer echoes the question): code, bold, a link.
+      await send(page, 'Tell me a story about `pastel de nata`, **food** and [maps](https://example.com/map) [[mock chunks=60 chunk-delay-ms=80]]');
       await page.waitForFunction(() => document.querySelector('[data-testid="message"][data-streaming="true"] .content')?.textContent.length > 20, null, WAIT);
       await assertAccessible(page, `chat streaming ${name}`);
       await answered(page, 1);
