@@ -181,6 +181,11 @@ describe('axe-core finds nothing', () => {
 
       await admin.getByTestId('back-link').click();
       await admin.getByTestId('sessions-table').waitFor(WAIT);
+      assert.equal(await admin.evaluate(() => document.activeElement.id), 'sessions-heading', '"All sessions" leaves focus on the list, not the body');
+      // A date filter is one Tab stop (a datetime-local box has one per part).
+      await admin.locator('#f-from').focus();
+      await admin.keyboard.press('Tab');
+      assert.equal(await admin.evaluate(() => document.activeElement.id), 'f-to');
       await admin.evaluate(() => {
         location.hash = '#metrics';
       });
