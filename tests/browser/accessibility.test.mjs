@@ -221,7 +221,13 @@ function measureReflow() {
     if (r.left < status.right && r.right > status.left && r.top < status.bottom && r.bottom > status.top) problems.push(`the status runs under #${node.id || node.className}`);
   }
   const text = document.querySelector('[data-testid="message"] .content');
-  return { problems, width, textSize: parseFloat(getComputedStyle(text || document.body).fontSize) };
+  const input = document.getElementById('composer-input');
+  const style = getComputedStyle(input);
+  const pen = document.createElement('canvas').getContext('2d');
+  pen.font = `${style.fontSize} ${style.fontFamily}`;
+  const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const placeholderFits = pen.measureText(input.placeholder).width <= room;
+  return { problems, width, placeholderFits, textSize: parseFloat(getComputedStyle(text || document.body).fontSize) };
 }
 
 describe('reflow: 320 px wide, text at 100% and 200%', () => {
@@ -243,10 +249,15 @@ describe('reflow: 320 px wide, text at 100% and 200%', () => {
         }
         await send(page, 'Hello with large text');
         await answered(page, 1);
+        // Models whose names are long (the picker is what grew past the screen).
+        await page.evaluate(() => {
+          for (const option of document.querySelectorAll('#model-select option')) option.textContent = `A model with a rather long name (${option.value})`;
+        });
         const measured = await page.evaluate(measureReflow);
         await screenshot(page, `a11y-reflow-${viewport}-${how.split(' ')[0].replace(/\W/g, '')}`);
         assert.deepEqual(measured.problems, [], `at ${measured.width} px`);
         if (!how.startsWith('normal')) assert.ok(measured.textSize >= 30, `message text follows the text size: ${measured.textSize} px`);
+        else assert.ok(measured.placeholderFits, 'the placeholder fits the composer on one line');
         // The tools the header has are all there (three models: the picker shows).
         assert.ok(await page.getByTestId('model-select').isVisible());
         assert.ok(await page.getByTestId('new-chat-button').isVisible());
@@ -338,5 +349,44 @@ describe('a screen reader hears who speaks and what changed, once', () => {
     assert.equal(await page.locator('#notice-text').textContent(), 'Connection lost.');
     assertNoPageErrors(page, { allow: [/WebSocket connection to .* failed/, /Failed to load resource/] });
     await page.context().close();
+  });
+
+  test("the admin session view's status: the reconnect countdown ticks on screen, the status is said once", T, async () => {
+    const { page: user } = await openChat({ viewport: 'desktop' });
+    await send(user, 'Watch me');
+    await answered(user, 1);
+    const session = await user.getByTestId('message-list').getAttribute('data-session-id');
+    const admin = await newPage(browser);
+    let refuse = false;
+    const open = new Set();
+    await admin.routeWebSocket(/\/chat\/admin\/ws/, (ws) => {
+      if (refuse) return ws.close({ code: 1012, reason: 'restarting' });
+      open.add(ws);
+      ws.connectToServer();
+    });
+    await admin.goto(stack.adminUrl);
+    await admin.getByTestId('sessions-table').waitFor(WAIT);
+    await admin.evaluate((id) => {
+      location.hash = `#session=${encodeURIComponent(id)}`;
+    }, session);
+    await admin.locator('[data-testid="watch-status"][data-state="live"]').waitFor(WAIT);
+    await admin.evaluate(() => {
+      window.__spoken = 0;
+      window.__ticks = new Set();
+      const status = document.querySelector('[data-testid="watch-status"]');
+      const text = status.querySelector('.watch-text');
+      const countdown = status.querySelector('.watch-countdown');
+      new MutationObserver(() => window.__spoken++).observe(text, { childList: true, characterData: true, subtree: true });
+      new MutationObserver(() => window.__ticks.add(countdown.textContent)).observe(countdown, { childList: true, characterData: true, subtree: true });
+    });
+    refuse = true;
+    for (const ws of open) await ws.close({ code: 1012, reason: 'restarting' });
+    await admin.waitForFunction(() => window.__ticks.size >= 3, null, WAIT);
+    const spoken = await admin.evaluate(() => window.__spoken);
+    assert.ok(spoken <= 4, `the status text changed ${spoken} times while the countdown ticked`);
+    assert.equal(await admin.locator('.watch-countdown').getAttribute('aria-hidden'), 'true');
+    assertNoPageErrors(admin, { allow: [/WebSocket connection to .* failed/, /Failed to load resource/] });
+    await admin.context().close();
+    await user.context().close();
   });
 });

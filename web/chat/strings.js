@@ -82,7 +82,7 @@ window.ChatboxStrings = {
 
 	// Composer.
 	composerLabel: 'Message',
-	composerPlaceholder: 'Write a message…',
+	composerPlaceholder: 'Message…',
 	composerPlaceholderReadOnly: 'This conversation has ended.',
 	send: 'Send',
 	stop: 'Stop the answer',
