@@ -7,7 +7,8 @@
 // sideways and every control is on screen; the conversations menu on a
 // phone is a dialog that keeps the keyboard in and gives it back; a screen
 // reader hears who speaks, an answer once when complete, and a countdown
-// only when the state changes.
+// (the chat page's notice, the admin session view's status) only when the
+// state changes.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
