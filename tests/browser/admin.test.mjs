@@ -9,10 +9,13 @@
 //    charts for the last 24 hours), how a cut answer ended in the session
 //    view, the sign-in form, and a refused token sending the console back
 //    to sign-in in words.
+// axe-core audits the views on the way (accessibility.test.mjs audits every
+// view on a phone and a desktop, light and dark).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  assertAccessible,
   assertNoPageErrors,
   launchBrowser,
   newPage,
@@ -107,6 +110,7 @@ describe('the admin console on two gateways', () => {
       WAIT,
     );
     await screenshot(admin, 'admin-sessions-desktop');
+    await assertAccessible(admin, 'admin sessions with a help request');
 
     // Open it: the conversation so far, the help request, and ourselves watching.
     await item.getByRole('link', { name: /open/i }).click();
@@ -144,6 +148,7 @@ describe('the admin console on two gateways', () => {
     assert.equal(await conversation.locator('img').count(), 0, 'no element was made from the message');
     assert.equal(await admin.evaluate(() => window.__xss), undefined);
     await screenshot(admin, 'admin-session-view-desktop');
+    await assertAccessible(admin, 'admin session view, taken over');
 
     // Release: the banner goes away, the assistant is back.
     await admin.getByTestId('release-button').click();
@@ -217,6 +222,7 @@ describe('the admin console on the all-in-one', () => {
       assert.ok((await chart.locator('table tbody tr').count()) > 0, 'a table of the values for screen readers');
     }
     await screenshot(admin, 'admin-metrics-desktop');
+    await assertAccessible(admin, 'admin metrics');
     assertNoPageErrors(admin);
   });
 
@@ -253,6 +259,7 @@ describe('the admin console on the all-in-one', () => {
     const page = await newPage(browser, { viewport: 'desktop' });
     await page.goto(`${server.baseUrl}/chat/admin/`);
     await page.getByTestId('signin-form').waitFor(WAIT);
+    await assertAccessible(page, 'admin sign-in');
     await page.getByTestId('token-input').fill(server.adminToken);
     await page.getByTestId('signin-form').getByRole('button', { name: 'Sign in' }).click();
     await page.getByTestId('sessions-table').waitFor(WAIT);

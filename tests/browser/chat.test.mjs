@@ -4,12 +4,14 @@
 // provider moderated (replaced in place, noted), an answer that starts over
 // after its worker died (no text twice), an agent at work, images, refused
 // files, voice messages with the fake microphone, and screenshots of the
-// page on a phone (light and dark) and on a desktop.
+// page on a phone (light and dark) and on a desktop, each audited by
+// axe-core (accessibility.test.mjs audits every state).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateSync } from 'node:zlib';
 import {
+  assertAccessible,
   assertNoPageErrors,
   launchBrowser,
   newPage,
@@ -416,6 +418,7 @@ describe('the chat page', () => {
     assert.match(await ai.locator('.content').innerText(), /^You/, 'the text before the tool call stays');
     assert.equal(await ai.getAttribute('data-streaming'), 'true');
     await screenshot(page, 'chat-agent-working-phone');
+    await assertAccessible(page, 'chat, an agent at work');
     const text = await answer(page, 1);
     assert.match(text, /^You said: Look it up\./);
     assert.equal(await page.getByTestId('working-status').count(), 0, 'the status goes with the answer');
@@ -558,6 +561,7 @@ describe('the chat page', () => {
     const { page: phone } = await openChat({ viewport: 'phone', url });
     await conversation(phone);
     await screenshot(phone, 'chat-phone');
+    await assertAccessible(phone, 'chat on a phone, answered');
     await phone.getByTestId('sessions-button').click();
     await phone.getByTestId('session-list').waitFor({ state: 'visible' });
     await phone.locator('[data-testid="session-item"][aria-current="true"]').waitFor();
@@ -568,12 +572,14 @@ describe('the chat page', () => {
       }, edge);
     await drawerAt('open');
     await screenshot(phone, 'chat-phone-sessions');
+    await assertAccessible(phone, 'chat on a phone, conversations open');
     await phone.keyboard.press('Escape');
     await drawerAt('closed');
     await phone.evaluate(() => document.activeElement?.blur());
     await phone.emulateMedia({ colorScheme: 'dark' });
     assert.equal(await phone.evaluate(() => matchMedia('(prefers-color-scheme: dark)').matches), true);
     await screenshot(phone, 'chat-phone-dark');
+    await assertAccessible(phone, 'chat on a phone, dark');
     assertNoPageErrors(phone);
     await phone.context().close();
 
@@ -584,6 +590,7 @@ describe('the chat page', () => {
     await answer(desktop, 3);
     await desktop.getByTestId('session-list').waitFor({ state: 'visible' });
     await screenshot(desktop, 'chat-desktop');
+    await assertAccessible(desktop, 'chat on a desktop, with an image');
     assertNoPageErrors(desktop);
     await desktop.context().close();
   });

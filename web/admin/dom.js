@@ -152,17 +152,27 @@ window.Admin = window.Admin || {};
     return dayMonth.format(d);
   }
 
-  /** A `<input type=datetime-local>` value for a Date (local time). */
+  /** A date-and-time field's text for a Date (local time, `YYYY-MM-DD HH:MM`). */
   function toLocalInput(d) {
     const pad = (n) => String(n).padStart(2, '0');
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
   }
 
-  /** RFC 3339 (UTC) from a datetime-local value, or '' when empty/invalid. */
+  /** RFC 3339 (UTC) from a date-and-time field (`YYYY-MM-DD`, with ` HH:MM` or not; local time), or '' when empty/invalid. */
   function fromLocalInput(value) {
-    if (!value) return '';
-    const d = new Date(value);
+    const m = /^\s*(\d{4}-\d{2}-\d{2})(?:[ T](\d{1,2}:\d{2}))?\s*$/.exec(value || '');
+    if (!m) return '';
+    const d = new Date(`${m[1]}T${(m[2] || '00:00').padStart(5, '0')}`);
     return Number.isNaN(d.getTime()) ? '' : rfc3339(d);
+  }
+
+  /**
+   * A date-and-time field: one text box (one Tab stop, where a
+   * datetime-local box has a stop per part), its format in the placeholder
+   * and in the hint read with its label.
+   */
+  function dateInput(id, attrs) {
+    return h('input', { id, type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: S.dateFormat, title: S.dateFormatHint, pattern: '\\s*\\d{4}-\\d{2}-\\d{2}([ T]\\d{1,2}:\\d{2})?\\s*', ...attrs });
   }
 
   /** RFC 3339 without milliseconds, in UTC. */
@@ -195,6 +205,6 @@ window.Admin = window.Admin || {};
 
   window.Admin.dom = {
     h, svg, clear, $, when, fullWhen, clock, duration, since, ago, ms, number, compact, axisTime,
-    toLocalInput, fromLocalInput, rfc3339, toDate, announce, errorText,
+    toLocalInput, fromLocalInput, dateInput, rfc3339, toDate, announce, errorText,
   };
 })();

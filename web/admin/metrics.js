@@ -12,7 +12,7 @@ window.Admin = window.Admin || {};
 
 (function () {
   const S = window.AdminStrings;
-  const { h, clear, number, ms, fullWhen, rfc3339, toLocalInput, fromLocalInput, errorText } = window.Admin.dom;
+  const { h, clear, number, ms, fullWhen, rfc3339, toLocalInput, fromLocalInput, dateInput, errorText } = window.Admin.dom;
   const api = window.Admin.api;
 
   const HOUR = 3600 * 1000;
@@ -59,8 +59,8 @@ window.Admin = window.Admin || {};
         load();
       }
     });
-    el.from = h('input', { id: 'm-from', type: 'datetime-local', 'data-testid': 'range-from' });
-    el.to = h('input', { id: 'm-to', type: 'datetime-local', 'data-testid': 'range-to' });
+    el.from = dateInput('m-from', { 'data-testid': 'range-from' });
+    el.to = dateInput('m-to', { 'data-testid': 'range-to' });
     el.custom = h(
       'form',
       { class: 'custom-range', hidden: true, novalidate: true },

@@ -48,8 +48,10 @@ window.Admin = window.Admin || {};
     el.title = h('h2', { class: 'view-title', tabindex: '-1', text: v.heading });
     el.subtitle = h('p', { class: 'view-subtitle muted' });
     el.watchText = h('span', { class: 'watch-text' });
+    // The seconds tick on screen only: the status is said when its state changes, not every second.
+    el.watchCountdown = h('span', { class: 'watch-countdown', 'aria-hidden': 'true' });
     el.watchRetry = h('button', { type: 'button', class: 'btn btn-small btn-link', text: S.watch.retry, hidden: true, on: { click: () => socket.retryNow() } });
-    el.watch = h('div', { class: 'watch-status', 'data-testid': 'watch-status', 'data-state': 'connecting', role: 'status' }, h('span', { class: 'dot', 'aria-hidden': 'true' }), el.watchText, el.watchRetry);
+    el.watch = h('div', { class: 'watch-status', 'data-testid': 'watch-status', 'data-state': 'connecting', role: 'status' }, h('span', { class: 'dot', 'aria-hidden': 'true' }), el.watchText, el.watchCountdown, el.watchRetry);
     el.takeover = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'takeover-button', text: v.takeover, title: v.takeoverHint, on: { click: takeOver } });
     el.release = h('button', { type: 'button', class: 'btn btn-warn', 'data-testid': 'release-button', text: v.release, title: v.releaseHint, hidden: true, on: { click: release } });
 
@@ -58,7 +60,7 @@ window.Admin = window.Admin || {};
     el.assistBar = h('div', { class: 'callout callout-assist', 'data-testid': 'assist-status', hidden: true });
     el.endedNote = h('div', { class: 'callout callout-ended', text: v.endedNote, hidden: true });
 
-    el.conversation = h('ol', { class: 'conversation', 'data-testid': 'conversation', role: 'log', 'aria-live': 'off', 'aria-label': v.conversation });
+    el.conversation = h('ol', { class: 'conversation', 'data-testid': 'conversation', tabindex: '0', 'aria-label': v.conversation });
     el.conversationEmpty = h('p', { class: 'conversation-empty muted', text: v.conversationEmpty, hidden: true });
     el.activity = h('p', { class: 'activity-line muted', 'aria-live': 'polite' });
 
@@ -776,6 +778,7 @@ window.Admin = window.Admin || {};
     if (!el.watch) return;
     let stateName;
     let text;
+    let countdown = '';
     const s = socket.state;
     if (s === 'open') {
       stateName = state.live ? 'live' : 'connecting';
@@ -783,7 +786,8 @@ window.Admin = window.Admin || {};
     } else if (s === 'waiting') {
       stateName = 'reconnecting';
       const seconds = Math.max(0, Math.ceil((socket.retryAt - Date.now()) / 1000));
-      text = seconds > 0 ? S.format(S.watch.reconnecting, { seconds }) : S.watch.reconnectingNow;
+      text = seconds > 0 ? S.watch.lost : S.watch.reconnectingNow;
+      if (seconds > 0) countdown = ` ${S.format(S.watch.reconnectingIn, { seconds })}`;
       state.live = false;
     } else if (s === 'connecting') {
       stateName = 'connecting';
@@ -798,6 +802,7 @@ window.Admin = window.Admin || {};
       renderControls();
     }
     if (el.watchText.textContent !== text) el.watchText.textContent = text;
+    if (el.watchCountdown.textContent !== countdown) el.watchCountdown.textContent = countdown;
     el.watchRetry.hidden = s !== 'waiting';
   }
 

@@ -12,7 +12,7 @@ window.Admin = window.Admin || {};
 
 (function () {
   const S = window.AdminStrings;
-  const { h, clear, when, fullWhen, since, ms, number, announce, fromLocalInput, toLocalInput } = window.Admin.dom;
+  const { h, clear, when, fullWhen, since, ms, number, announce, fromLocalInput, toLocalInput, dateInput } = window.Admin.dom;
   const api = window.Admin.api;
 
   const REFRESH_MS = 5000;
@@ -119,8 +119,8 @@ window.Admin = window.Admin || {};
     // Filters.
     const q = state.query;
     el.userId = h('input', { id: 'f-user', name: 'user_id', type: 'search', placeholder: s.userIdPlaceholder, autocomplete: 'off', spellcheck: 'false', value: q.user_id });
-    el.from = h('input', { id: 'f-from', name: 'from', type: 'datetime-local', value: q.from ? toLocalInput(new Date(q.from)) : '' });
-    el.to = h('input', { id: 'f-to', name: 'to', type: 'datetime-local', value: q.to ? toLocalInput(new Date(q.to)) : '' });
+    el.from = dateInput('f-from', { name: 'from', value: q.from ? toLocalInput(new Date(q.from)) : '' });
+    el.to = dateInput('f-to', { name: 'to', value: q.to ? toLocalInput(new Date(q.to)) : '' });
     const statusField = select('f-status', 'filter-status', s.status, [['', s.statusAll], ['active', s.statusActive], ['ended', s.statusEnded]], q.status);
     const helpField = select('f-help', 'filter-help', s.help, [['', s.any], ['true', s.yes], ['false', s.no]], q.help_requested);
     const assistedField = select('f-assisted', 'filter-assisted', s.assisted, [['', s.any], ['true', s.yes], ['false', s.no]], q.admin_assisted);
@@ -168,7 +168,7 @@ window.Admin = window.Admin || {};
     el.body = h('tbody');
     el.table = h('table', { class: 'sessions-table', 'data-testid': 'sessions-table' }, el.caption, h('thead', null, el.headRow), el.body);
     el.empty = h('p', { class: 'table-empty muted', text: s.empty, hidden: true });
-    el.tableWrap = h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-labelledby': 'sessions-heading' }, el.table, el.empty);
+    el.tableWrap = h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': s.tableLabel }, el.table, el.empty);
 
     el.total = h('span', { class: 'total', 'data-testid': 'sessions-total', 'aria-live': 'polite' });
     el.refreshNote = h('span', { class: 'refresh-note muted', 'data-testid': 'refresh-status' });
@@ -188,14 +188,14 @@ window.Admin = window.Admin || {};
         h(
           'div',
           { class: 'card-head' },
-          h('h2', { id: 'sessions-heading', text: s.heading }),
+          h('h2', { id: 'sessions-heading', tabindex: '-1', text: s.heading }),
           el.total,
           h('div', { class: 'card-head-end' }, el.refreshNote, el.refreshButton),
         ),
         el.filters,
         el.error,
         el.tableWrap,
-        h('nav', { class: 'pager', 'aria-label': s.heading }, el.showing, h('div', { class: 'pager-buttons' }, el.first, el.prev, el.next)),
+        h('nav', { class: 'pager', 'aria-label': s.pagerLabel }, el.showing, h('div', { class: 'pager-buttons' }, el.first, el.prev, el.next)),
       ),
     );
     renderHead();
@@ -368,7 +368,9 @@ window.Admin = window.Admin || {};
       if (link) link.focus();
     }
     const total = Number(page.total) || 0;
-    el.total.textContent = S.plural(S.sessions.total, total);
+    // Said again (a live region) only when the count moves, not on every refresh.
+    const totalText = S.plural(S.sessions.total, total);
+    if (el.total.textContent !== totalText) el.total.textContent = totalText;
     const start = state.cursors.length * PAGE_SIZE;
     const count = (page.sessions || []).length;
     el.showing.textContent = count ? S.format(S.sessions.showing, { from: number(start + 1), to: number(start + count), total: number(total) }) : '';

@@ -9,6 +9,9 @@
 window.AdminStrings = {
   title: 'Chatbox admin',
   appName: 'Chatbox admin',
+  // The date-and-time fields (filters, metrics range): local time.
+  dateFormat: 'YYYY-MM-DD HH:MM',
+  dateFormatHint: 'A date as YYYY-MM-DD, a time after it as HH:MM (local time); the time may be left out.',
   skipToContent: 'Skip to content',
 
   nav: {
@@ -61,6 +64,8 @@ window.AdminStrings = {
   sessions: {
     heading: 'Sessions',
     filtersLabel: 'Filter and sort sessions',
+    tableLabel: 'Table of sessions',
+    pagerLabel: 'Pages of sessions',
     userId: 'User id',
     userIdPlaceholder: 'any user',
     status: 'Status',
@@ -178,7 +183,8 @@ window.AdminStrings = {
   watch: {
     connecting: 'Connecting…',
     watching: 'Live',
-    reconnecting: 'Connection lost. Reconnecting in {seconds} s…',
+    lost: 'Connection lost.',
+    reconnectingIn: 'Reconnecting in {seconds} s…',
     reconnectingNow: 'Reconnecting…',
     offline: 'Offline',
     retry: 'Reconnect now',

@@ -195,12 +195,16 @@
 		} else if (name === 'reconnecting' && info.retryAt) {
 			var tick = () => {
 				var seconds = Math.max(0, Math.ceil((info.retryAt - Date.now()) / 1000));
-				showNotice(S.format(S.reconnectIn, { seconds: seconds }), {
-					label: S.reconnectNow,
-					run: () => {
-						socket.reconnectNow();
+				showNotice(
+					S.connectionLost,
+					{
+						label: S.reconnectNow,
+						run: () => {
+							socket.reconnectNow();
+						},
 					},
-				});
+					S.format(S.reconnectIn, { seconds: seconds })
+				);
 			};
 			tick();
 			countdownTimer = setInterval(tick, 1000);
@@ -225,8 +229,15 @@
 		endAllStreaming();
 	}
 
-	function showNotice(text, action) {
-		ui.noticeText.textContent = text;
+	/** Changes a live region's text only when it differs (the same text set again is said again). */
+	function say(node, text) {
+		if (node.textContent !== text) node.textContent = text;
+	}
+
+	/** The notice (a status region): `text` is said once, `countdown` ticks on screen only. */
+	function showNotice(text, action, countdown) {
+		say(ui.noticeText, text);
+		say(ui.noticeCountdown, countdown || '');
 		ui.noticeAction.hidden = !action;
 		if (action) {
 			ui.noticeAction.textContent = action.label;
@@ -340,13 +351,17 @@
 		node.setAttribute('data-testid', 'message');
 		node.dataset.sender = sender;
 		node.dataset.messageId = key;
+		// Who speaks, for screen readers (a person's name is shown; notices speak for themselves).
+		if (sender === 'user' || sender === 'ai') {
+			node.appendChild(el('span', 'visually-hidden sender-label', sender === 'user' ? S.you : S.assistant));
+		}
 		var bubble = el('div', 'bubble');
 		var content = el('div', 'content');
 		bubble.appendChild(content);
 		var meta = el('div', 'meta');
 		node.appendChild(bubble);
 		node.appendChild(meta);
-		var record = { key: key, el: node, bubble: bubble, content: content, meta: meta, sender: sender, seq: null, text: '' };
+		var record = { key: key, el: node, bubble: bubble, content: content, meta: meta, sender: sender, seq: null, text: '', said: false };
 		state.records.set(key, record);
 		placeRecord(record, seq);
 		ui.emptyState.hidden = true;
@@ -437,9 +452,11 @@
 				if (frame.sender === 'admin') drawAdminName(record, frame);
 				setText(record, frame.content || '');
 				setMeta(record, frame);
+				if (frame.sender === 'admin' && !fromHistory) announce(record, record.nameEl.textContent);
 				break;
 			case 'ai_response':
 				drawAnswer(record, frame);
+				if (frame.done && !fromHistory) announce(record, S.assistant);
 				break;
 			case 'file_upload':
 			case 'voice_message':
@@ -457,6 +474,7 @@
 					el('p', null, (frame.metadata && frame.metadata.status) === 'assisted' ? S.helpAssisted : S.helpRequested)
 				);
 				setMeta(record, frame);
+				if (!fromHistory) announce(record, null);
 				break;
 			case 'admin_join':
 			case 'admin_leave':
@@ -464,9 +482,24 @@
 				var joined = frame.type === 'admin_join';
 				record.content.replaceChildren(el('p', null, S.format(joined ? S.adminJoined : S.adminLeft, { name: name })));
 				if (!state.readOnly) setAssisting(joined ? name : null);
+				if (!fromHistory) announce(record, null);
 				break;
 		}
 		if (!fromHistory && stick) scrollToBottom();
+	}
+
+	/**
+	 * Tells a screen reader a finished message once, with its sender: the
+	 * messages themselves are not a live region (a streamed answer would be
+	 * read again at every chunk). The user's own messages are not repeated.
+	 */
+	function announce(record, sender) {
+		if (record.said) return;
+		record.said = true;
+		var text = record.content.textContent.trim();
+		var note = record.meta.querySelector('.stopped-label');
+		if (note) text += ' ' + note.textContent;
+		ui.announcer.textContent = sender ? S.format(S.said, { name: sender, text: text }) : text;
 	}
 
 	function drawAdminName(record, frame) {
@@ -1070,7 +1103,8 @@
 		});
 		if (state.modelId) ui.modelSelect.value = state.modelId;
 		ui.modelSelect.disabled = state.models.length < 2;
-		ui.modelSelect.hidden = state.models.length === 0;
+		// One model: nothing to choose, so no picker taking room in the header.
+		ui.modelLabel.hidden = state.models.length < 2;
 	}
 
 	ui.modelSelect.addEventListener('change', () => {
@@ -1134,7 +1168,7 @@
 					updateComposer();
 					return;
 				}
-				showError(code, text + ' ' + S.format(S.waitSeconds, { seconds: left }), null);
+				showError(code, text, null, S.format(S.waitSeconds, { seconds: left }));
 			};
 			tick();
 			limitTimer = setInterval(tick, 250);
@@ -1167,9 +1201,11 @@
 	}
 
 	var retryTimer = null;
-	function showError(code, text, action) {
+	/** The error banner (an alert): `text` is said once, `countdown` ticks on screen only. */
+	function showError(code, text, action, countdown) {
 		ui.errorBanner.dataset.code = code;
-		ui.errorText.textContent = text;
+		say(ui.errorText, text);
+		say(ui.errorCountdown, countdown || '');
 		ui.errorAction.hidden = !action;
 		clearTimeout(retryTimer);
 		if (action) {
@@ -1409,31 +1445,67 @@
 
 	ui.newChatButton.addEventListener('click', newChat);
 
-	// Drawer (phones)
+	// Drawer (phones): a modal dialog. Focus moves in at once (the panel is
+	// made visible before it slides in), Tab stays inside, the page behind
+	// is inert, and closing gives focus back to the menu button.
+
+	var desktop = window.matchMedia('(min-width: 900px)');
+
+	function drawerOpen() {
+		return ui.app.classList.contains('drawer-open');
+	}
 
 	function openDrawer() {
 		ui.app.classList.add('drawer-open');
 		ui.backdrop.hidden = false;
+		ui.sidebar.setAttribute('role', 'dialog');
+		ui.sidebar.setAttribute('aria-modal', 'true');
+		ui.main.inert = true;
 		ui.sessionsButton.setAttribute('aria-expanded', 'true');
 		var first = ui.sessionList.querySelector('button') || ui.closeSessions;
 		first.focus();
 	}
 
 	function closeDrawer() {
-		if (!ui.app.classList.contains('drawer-open')) return;
+		if (!drawerOpen()) return;
 		ui.app.classList.remove('drawer-open');
 		ui.backdrop.hidden = true;
+		ui.sidebar.setAttribute('role', 'complementary');
+		ui.sidebar.removeAttribute('aria-modal');
+		ui.main.inert = false;
 		ui.sessionsButton.setAttribute('aria-expanded', 'false');
-		ui.sessionsButton.focus();
+		if (!desktop.matches) ui.sessionsButton.focus();
+	}
+
+	/** Tab and Shift+Tab go round the open drawer's controls. */
+	function keepFocusInDrawer(e) {
+		var controls = Array.prototype.filter.call(
+			ui.sidebar.querySelectorAll('button, input, a[href], [tabindex]:not([tabindex="-1"])'),
+			(node) => !node.disabled && node.getClientRects().length > 0
+		);
+		if (!controls.length) return;
+		var first = controls[0];
+		var last = controls[controls.length - 1];
+		var inside = ui.sidebar.contains(document.activeElement);
+		if (e.shiftKey && (document.activeElement === first || !inside)) {
+			e.preventDefault();
+			last.focus();
+		} else if (!e.shiftKey && (document.activeElement === last || !inside)) {
+			e.preventDefault();
+			first.focus();
+		}
 	}
 
 	ui.sessionsButton.addEventListener('click', openDrawer);
 	ui.closeSessions.addEventListener('click', closeDrawer);
 	ui.backdrop.addEventListener('click', closeDrawer);
+	desktop.addEventListener('change', closeDrawer);
 	document.addEventListener('keydown', (e) => {
 		if (e.key === 'Escape') {
 			closeDrawer();
 			closeViewer();
+		} else if (e.key === 'Tab' && drawerOpen()) {
+			keepFocusInDrawer(e);
 		}
 	});
 

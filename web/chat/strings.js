@@ -17,7 +17,9 @@ window.ChatboxStrings = {
 		offline: 'Offline',
 		auth: 'Signed out',
 	},
-	reconnectIn: 'Connection lost. Trying again in {seconds} s.',
+	// Said once when the connection is lost; the countdown after it ticks on screen only.
+	connectionLost: 'Connection lost.',
+	reconnectIn: 'Trying again in {seconds} s.',
 	reconnectNow: 'Reconnect now',
 	browserOffline: 'You are offline. Messages will be sent when the connection is back.',
 	openedElsewhere: 'This conversation is open in another window or device.',
@@ -51,8 +53,10 @@ window.ChatboxStrings = {
 	messagesLabel: 'Conversation',
 	emptyTitle: 'How can I help?',
 	emptyHint: 'Ask a question, attach a file or hold the microphone button to talk.',
+	// Who speaks, read before each message and in what a screen reader is told ({name}: {text}).
 	you: 'You',
 	assistant: 'Assistant',
+	said: '{name}: {text}',
 	pending: 'Sending…',
 	queued: 'Sent',
 	waitingForAssistant: 'Waiting for the assistant…',
@@ -80,7 +84,7 @@ window.ChatboxStrings = {
 
 	// Composer.
 	composerLabel: 'Message',
-	composerPlaceholder: 'Write a message…',
+	composerPlaceholder: 'Message…',
 	composerPlaceholderReadOnly: 'This conversation has ended.',
 	send: 'Send',
 	stop: 'Stop the answer',

@@ -7,13 +7,15 @@
 // or ~/.cache/chatbox/target), MOCK_LLM_BIN (default: `mock-llm` next to
 // CHATBOX_BIN, where building the workspace puts it; crate tools/mock-llm),
 // CHROMIUM (default /usr/bin/chromium),
+// axe-core (npm, pinned in package.json) for the accessibility audits,
 // CHATBOX_BROWSER_ARTIFACTS (default <repo>/target/browser-artifacts), and
 // for the scaled stack the CHATBOX_TEST_* variables scripts/test.sh
 // exports (Redis, NATS, MongoDB, S3).
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir, homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -357,14 +359,15 @@ export async function launchBrowser() {
 
 const VIEWPORTS = {
   phone: { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
+  small: { viewport: { width: 320, height: 568 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
   desktop: { viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 },
 };
 
 const pageErrors = new WeakMap();
 
 /**
- * A page in a fresh context (`phone`: 390×844, touch; `desktop`:
- * 1280×800) with the microphone allowed. Console errors, uncaught
+ * A page in a fresh context (`phone`: 390×844, touch; `small`: 320×568,
+ * touch; `desktop`: 1280×800) with the microphone allowed. Console errors, uncaught
  * exceptions and CSP violations are collected for `assertNoPageErrors`.
  */
 export async function newPage(browser, { viewport = 'desktop', colorScheme = 'light' } = {}) {
@@ -391,4 +394,24 @@ export async function screenshot(page, name) {
   const path = join(artifactsDir(), `${name}.png`);
   await page.screenshot({ path, fullPage: false });
   return path;
+}
+
+/** axe-core's source, evaluated in the page (CDP evaluation is not bound by the page's CSP). */
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/**
+ * Audits the page as it is now with axe-core (every rule axe runs by
+ * default: WCAG 2.0–2.2 A/AA and best practices) and fails on any
+ * violation, of any impact, naming the rule and the elements.
+ * `what` names the state in the failure (and in the screenshot saved then).
+ */
+export async function assertAccessible(page, what) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(axeSource);
+  const { violations } = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  if (!violations.length) return;
+  await screenshot(page, `axe-${what.replace(/[^\w-]+/g, '-')}`);
+  const lines = violations.map(
+    (v) => `- ${v.id} (${v.impact}): ${v.help}\n${v.nodes.map((n) => `    ${n.target.join(' ')}: ${n.failureSummary.replace(/\s+/g, ' ')}`).join('\n')}`,
+  );
+  throw new Error(`axe found ${violations.length} violation(s) in ${what}:\n${lines.join('\n')}`);
 }
