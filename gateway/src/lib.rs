@@ -106,6 +106,10 @@ use crate::registry::ConnectionRegistry;
 use crate::session_hub::SessionHub;
 use crate::state::GatewayState;
 
+/// How long shutdown waits for the bus to take the last messages (NATS
+/// may be gone: a pod stopping with the rest of the system).
+const FLUSH_GRACE: Duration = Duration::from_secs(2);
+
 /// What a gateway is built from.
 pub struct GatewayDeps {
     /// The whole configuration.
@@ -288,8 +292,10 @@ impl Gateway {
         self.background.wait().await;
         // Stops and typing indicators may still sit in the bus client's
         // buffer: out before the process ends.
-        if let Err(e) = self.state.bus.flush().await {
-            warn!("messages not flushed at shutdown: {e}");
+        match tokio::time::timeout(FLUSH_GRACE, self.state.bus.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!("messages not flushed at shutdown: {e}"),
+            Err(_) => warn!(grace = ?FLUSH_GRACE, "messages not flushed at shutdown: the bus is unreachable"),
         }
     }
 }

@@ -329,3 +329,31 @@ async fn sigterm_on_a_gateway_under_load_moves_every_user_to_the_other_gateway_w
         assert!(gateway.contains(timed), "{timed}: {gateway}");
     }
 }
+
+#[tokio::test]
+async fn a_worker_and_a_gateway_stop_on_sigterm_while_nats_is_gone() {
+    let dir = log_dir(&unique("nats-gone"));
+    let mut nats = OwnServer::nats(&dir);
+    let ns = TestNamespace::new();
+    let mut env = scaled_env(&ns);
+    env.retain(|(k, _)| k != "NATS_URL");
+    env.push(("NATS_URL".to_owned(), format!("nats://127.0.0.1:{}", nats.port)));
+    let mut worker = start_worker(&dir, &env, "worker", None).await;
+    let mut gateway = start_gateway(&dir, &env, "gateway").await;
+    // The whole system stopping at once: NATS first, then the pods.
+    nats.stop();
+    worker.sigterm();
+    gateway.sigterm();
+    // Exits on its own (wait_exit fails the test if it is still running
+    // after the timeout), having said why its last frames stayed behind.
+    assert!(
+        worker.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        worker.log_text()
+    );
+    assert!(
+        gateway.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        gateway.log_text()
+    );
+}

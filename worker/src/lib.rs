@@ -235,12 +235,18 @@ impl Worker {
         self.stop_listening.cancel();
         // The last turns' frames may still sit in the bus client's buffer:
         // out before the process ends, or the user never sees them.
-        if let Err(e) = self.state.bus.flush().await {
-            warn!("frames not flushed at shutdown: {e}");
+        match tokio::time::timeout(FLUSH_GRACE, self.state.bus.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!("frames not flushed at shutdown: {e}"),
+            Err(_) => warn!(grace = ?FLUSH_GRACE, "frames not flushed at shutdown: the bus is unreachable"),
         }
         self.state.notifications.shutdown(NOTIFY_GRACE.min(grace)).await;
     }
 }
+
+/// How long shutdown waits for the bus to take the last frames (NATS may
+/// be gone: a pod stopping with the rest of the system).
+const FLUSH_GRACE: Duration = Duration::from_secs(2);
 
 /// How long shutdown waits for notifications still being sent.
 const NOTIFY_GRACE: Duration = Duration::from_secs(5);

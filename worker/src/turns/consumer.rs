@@ -138,7 +138,10 @@ async fn pull_until_stopped(
         loop {
             let item = tokio::select! {
                 _ = stop_pulling.cancelled() => {
-                    hand_back(batch).await;
+                    // Bounded: with the bus gone the pull never ends by itself.
+                    if tokio::time::timeout(PULL_WAIT * 2, hand_back(batch)).await.is_err() {
+                        debug!("the open pull did not end; its messages come again after the ack wait");
+                    }
                     return true;
                 }
                 item = batch.next() => item,
