@@ -271,10 +271,14 @@ function connectChatbox(i, user) {
           }
           break;
         case "user_message": // the echo: the message is accepted
-          if (h) h.ack(conn, conn.firstWithout("tAck"));
+          if (h) h.ack(conn, conn.firstWithout("tEcho"), "tEcho");
           break;
         case "loading":
-          if (h && m.metadata?.active === "true") h.start(conn, conn.firstWithout("tStart"));
+          // chatbox's gateway says "queued" as soon as the message is durable
+          // (the answer waits for a worker): an acknowledgement, not a start.
+          if (!h || m.metadata?.active !== "true") break;
+          if (m.metadata?.status === "queued") h.ack(conn, conn.firstWithout("tQueued"), "tQueued");
+          else h.start(conn, conn.firstWithout("tStart"));
           break;
         case "ai_response":
           if (!h) break;
@@ -456,8 +460,13 @@ class Tally {
   }
   get hooks() {
     return {
-      ack: (_conn, turn) => {
-        if (turn) turn.tAck = now();
+      // The message is accepted: the first of chatbox's "queued" and the
+      // echo (the peer echoes only); each kind matched to its own turn.
+      ack: (_conn, turn, kind) => {
+        if (!turn) return;
+        const t = now();
+        turn[kind] = t;
+        if (turn.tAck === undefined) turn.tAck = t;
       },
       start: (_conn, turn) => {
         if (turn) this.markStarted(turn, now());

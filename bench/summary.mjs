@@ -228,7 +228,7 @@ if (crowds.length) {
       ]);
     }
   }
-  table(["users", "side", "first chunk p50 / p99, ms", "echo p50 / p99, ms", "whole answer p50 / p99 / max, ms", "RSS growth, MiB", "answers in flight (peak)", "KiB per answer in flight", "server CPU-s / 1000 turns", "errors"], rows);
+  table(["users", "side", "first chunk p50 / p99, ms", "accepted (queued or echo) p50 / p99, ms", "whole answer p50 / p99 / max, ms", "RSS growth, MiB", "answers in flight (peak)", "KiB per answer in flight", "server CPU-s / 1000 turns", "errors"], rows);
 }
 
 // ------------------------------------------------------------------ scale

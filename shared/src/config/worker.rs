@@ -20,7 +20,9 @@ use super::validate::Role;
 pub struct WorkerConfig {
     /// Address of the worker's HTTP server (health, metrics).
     pub listen: String,
-    /// Turns one worker runs at once.
+    /// Turns one worker runs at once. A turn in flight holds about 64–68
+    /// KiB (measured by the crowd shape of `scripts/bench.sh`): 2048 is
+    /// about 140 MiB at full load.
     pub max_concurrent_turns: usize,
     /// How long a turn may go without a sign of life before its message is
     /// handed to another worker: about what a user waits when the worker
@@ -53,7 +55,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             listen: "127.0.0.1:9091".into(),
-            max_concurrent_turns: 256,
+            max_concurrent_turns: 2048,
             ack_wait: Duration::from_secs(3),
             max_ack_pending: 10_000,
             pull_batch: 64,
