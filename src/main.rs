@@ -31,12 +31,6 @@ use clap::Parser;
 
 use crate::cli::{Cli, Role};
 
-/// mimalloc instead of the system allocator: a turn allocates many small,
-/// short-lived buffers (frames, JSON, headers) across threads, where glibc's
-/// malloc spent a measured share of every role's CPU (docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // Every TLS client of the process (the OTLP exporter included, which
     // starts before anything else) uses ring. It fails only if a provider
