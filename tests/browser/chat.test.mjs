@@ -397,7 +397,7 @@ describe('the chat page', () => {
     assert.equal(await mine.evaluate((m) => m.classList.contains('pending')), false, 'accepted, no longer pending');
     assert.match(await mine.innerText(), /Sent/);
     const waiting = messages(page, 'ai').first();
-    assert.match(await waiting.innerText(), /Waiting for the assistant/);
+    assert.match(await waiting.getByTestId('queued-status').innerText(), /Waiting for the assistant/);
     assert.equal(queued.id, await mine.getAttribute('data-client-id'));
     release();
     const text = await answer(page, 1);

@@ -579,16 +579,22 @@
 		record.content.replaceChildren(dots);
 	}
 
-	/** Shows (or, with no text, hides) what the assistant is doing besides writing. */
-	function setWorking(record, text) {
-		if (!text) {
-			if (record.working) record.working.remove();
+	/**
+	 * Shows (or, with no text, hides) what the assistant is doing besides
+	 * writing: an agent at work ('working'), or an answer waiting for a
+	 * worker ('queued'). Each kind has its own element.
+	 */
+	function setWorking(record, text, kind) {
+		kind = kind || 'working';
+		if (record.working && (!text || record.working.dataset.kind !== kind)) {
+			record.working.remove();
 			record.working = null;
-			return;
 		}
+		if (!text) return;
 		if (!record.working) {
 			record.working = el('p', 'working-status');
-			record.working.setAttribute('data-testid', 'working-status');
+			record.working.dataset.kind = kind;
+			record.working.setAttribute('data-testid', kind + '-status');
 			record.working.setAttribute('role', 'status');
 			record.bubble.appendChild(record.working);
 		}
@@ -611,7 +617,7 @@
 		aliases.set(frame.message_id, answer);
 		thinking(answer);
 		setStreaming(answer, true);
-		setWorking(answer, S.waitingForAssistant);
+		setWorking(answer, S.waitingForAssistant, 'queued');
 		if (nearBottom()) scrollToBottom();
 	}
 
