@@ -14,7 +14,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::header::ORIGIN;
+use axum::http::header::{HOST, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use chatbox_shared::auth::{AuthError, Identity};
@@ -117,7 +117,8 @@ pub(crate) fn refuse_early(
         ));
     }
     let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
-    if !state.origins.allows(origin) {
+    let host = headers.get(HOST).and_then(|v| v.to_str().ok());
+    if !state.origins.allows(origin, host) {
         metrics::refused("origin");
         info!(%remote, origin = origin.unwrap_or_default(), "socket refused: origin not allowed");
         return Some(refuse(

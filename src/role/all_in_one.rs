@@ -116,46 +116,63 @@ pub(crate) async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow
     Ok(())
 }
 
+/// Prints where to go. Ready-made tokens only when the all-in-one made the
+/// secret itself (a first run on a developer's machine): with a secret the
+/// operator configured, a token in the log would be a credential anyone who
+/// reads the log could use (an admin's reads every conversation).
 fn print_banner(config: &Config, addr: std::net::SocketAddr, kept_secret: bool, worker: &Worker) {
-    let secret = config.chatbox.jwt_secret.expose();
-    let minter = (!secret.is_empty()).then(|| TokenMinter::new(secret));
-    let mint = |sub: &str, name: &str, roles: &[String]| {
-        minter
-            .as_ref()
-            .and_then(|m| m.mint(sub, Some(name), roles, DEV_TOKEN_TTL).ok())
-            .unwrap_or_else(|| "(RS256 only: mint tokens with your own issuer)".into())
-    };
-    let user = mint("dev-user", "Dev User", &[]);
-    let admin = mint(
-        "dev-admin",
-        "Dev Admin",
-        std::slice::from_ref(&config.chatbox.auth.admin_role),
-    );
     let models: Vec<String> = worker.models().into_iter().map(|(id, _)| id).collect();
     let mut banner = String::from("\nchatbox is running (all-in-one, embedded defaults)\n\n");
-    if config.chatbox.web.enabled {
-        banner.push_str(&format!(
+    let tokens = kept_secret.then(|| {
+        let minter = TokenMinter::new(config.chatbox.jwt_secret.expose());
+        let mint = |sub: &str, name: &str, roles: &[String]| {
+            minter
+                .mint(sub, Some(name), roles, DEV_TOKEN_TTL)
+                .unwrap_or_else(|e| format!("(no token: {e})"))
+        };
+        let admin_roles = std::slice::from_ref(&config.chatbox.auth.admin_role);
+        (mint("dev-user", "Dev User", &[]), mint("dev-admin", "Dev Admin", admin_roles))
+    });
+    match (&tokens, config.chatbox.web.enabled) {
+        (Some((user, admin)), true) => banner.push_str(&format!(
             "  Chat         http://{addr}/chat/#token={user}\n  \
              Admin        http://{addr}/chat/admin/#token={admin}\n\n"
-        ));
+        )),
+        (None, true) => banner.push_str(&format!(
+            "  Chat         http://{addr}/chat/#token=<a user's token>\n  \
+             Admin        http://{addr}/chat/admin/\n\n"
+        )),
+        (_, false) => {}
     }
     banner.push_str(&format!(
         "  WebSocket    ws://{addr}/chat/ws\n  \
          Health       http://{addr}/chat/healthz\n  \
          Metrics      http://{addr}/metrics\n  \
-         Models       {}\n\n  \
-         User token (24h):\n    {user}\n  \
-         Admin token (24h):\n    {admin}\n\n  \
-         Try it:  websocat 'ws://{addr}/chat/ws?token={user}'\n           \
-         then send {{\"type\":\"user_message\",\"content\":\"Hello\"}}\n",
+         Models       {}\n",
         models.join(", ")
     ));
-    if kept_secret {
-        banner.push_str(&format!(
-            "\n  JWT secret: made for you and kept in {}/{JWT_SECRET_FILE}\n  \
-             (set JWT_SECRET to choose your own; `chatbox token` mints more tokens with it)\n",
-            config.chatbox.data_dir
-        ));
+    match &tokens {
+        Some((user, admin)) => {
+            banner.push_str(&format!(
+                "\n  User token (24h):\n    {user}\n  \
+                 Admin token (24h):\n    {admin}\n\n  \
+                 Try it:  websocat 'ws://{addr}/chat/ws?token={user}'\n           \
+                 then send {{\"type\":\"user_message\",\"content\":\"Hello\"}}\n"
+            ));
+            banner.push_str(&format!(
+                "\n  JWT secret: made for you and kept in {}/{JWT_SECRET_FILE}\n  \
+                 (set JWT_SECRET to choose your own; `chatbox token` mints more tokens with it)\n",
+                config.chatbox.data_dir
+            ));
+        }
+        None if config.chatbox.jwt_secret.is_empty() => {
+            banner.push_str("\n  Tokens: from your own issuer (RS256); none is printed.\n");
+        }
+        None => banner.push_str(&format!(
+            "\n  Tokens: signed with the secret you configured; none is printed.\n  \
+             Mint one with `chatbox token --sub <user id>` (add `--role {}` for the console).\n",
+            config.chatbox.auth.admin_role
+        )),
     }
     println!("{banner}");
 }

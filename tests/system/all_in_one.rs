@@ -189,3 +189,21 @@ async fn the_all_in_one_keeps_conversations_across_restarts() {
         assert!(!String::from_utf8_lossy(&raw).contains("remember me"), "{file}");
     }
 }
+
+#[tokio::test]
+async fn with_a_configured_secret_the_banner_prints_no_token() {
+    let dir = log_dir(&unique("banner"));
+    let env = vec![("JWT_SECRET".to_owned(), SECRET.to_owned())];
+    let server = start_all_in_one(&dir, &env, "all-in-one").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut log = server.log_text();
+    while !log.contains("chatbox is running") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        log = server.log_text();
+    }
+    assert!(log.contains("none is printed"), "the banner says why:\n{log}");
+    assert!(
+        !log.contains("eyJ"),
+        "a token signed with the operator's secret reached the log:\n{log}"
+    );
+}

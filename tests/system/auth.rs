@@ -297,3 +297,27 @@ async fn malformed_frames_get_errors_and_the_socket_stays_open() {
     let closed = c.until_closed(Duration::from_secs(5)).await;
     assert_eq!(closed.code, 1009, "{closed:?}");
 }
+
+#[tokio::test]
+async fn the_servers_own_pages_open_sockets_whatever_origins_are_listed() {
+    let server = server(&[("WS_ALLOWED_ORIGINS", "https://app.example.com")]).await;
+    let user = token("own-origin", &[]);
+    // The chat page served by this server: its origin is the host the
+    // socket is opened on.
+    let own = format!("http://{}", server.addr);
+    let mut client = Client::try_connect(&server.addr, Some(&user), None, TokenVia::Query, Some(&own))
+        .await
+        .expect("the server's own page is allowed");
+    client.status().await;
+    let refused = Client::try_connect(
+        &server.addr,
+        Some(&user),
+        None,
+        TokenVia::Query,
+        Some("https://evil.example.com"),
+    )
+    .await
+    .err()
+    .expect("another site is still refused");
+    assert_eq!(refused.status, 403);
+}

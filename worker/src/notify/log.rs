@@ -1,5 +1,7 @@
-//! The log-only notifier: writes what would have been sent to the log, at
-//! `warn` so it stands out. The all-in-one and every deployment without
+//! The log-only notifier: writes to the log, at `warn` so it stands out,
+//! what would have been sent — its facts and ids, never what a user wrote
+//! (a help request's text stays in the encrypted store; the log line links
+//! the admin console's view of the session). The all-in-one and every deployment without
 //! an e-mail or SMS engine use it, so nothing raised is ever lost from
 //! sight.
 
@@ -31,23 +33,18 @@ impl Notifier for LogNotifier {
     }
 
     async fn send(&self, to: &str, message: &Message) -> Result<(), NotifyError> {
-        match self.channel {
-            Channel::Email => warn!(
-                event = message.event.as_str(),
-                channel = "email",
-                to,
-                subject = %message.subject,
-                "notification (log only): {}",
-                message.body
-            ),
-            Channel::Sms => warn!(
-                event = message.event.as_str(),
-                channel = "sms",
-                to,
-                "notification (log only): {}",
-                message.short
-            ),
-        }
+        let channel = match self.channel {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        };
+        // Never the body: it may hold what a user wrote (`Message::log`).
+        warn!(
+            event = message.event.as_str(),
+            channel,
+            to,
+            "notification (log only): {}",
+            message.log
+        );
         Ok(())
     }
 }

@@ -94,6 +94,10 @@ pub(crate) struct Message {
     pub body: String,
     /// The SMS text: the same facts, short.
     pub short: String,
+    /// What the log notifier writes instead of sending: the facts without
+    /// what a user wrote (a help request's text is conversation content,
+    /// encrypted at rest; the log gets its ids and the console's link).
+    pub log: String,
 }
 
 /// Longest SMS text: three segments, so a long error does not become ten
@@ -165,8 +169,16 @@ pub(crate) fn render(alert: &Alert, console_url: &str) -> Message {
         short = truncate(&short, SHORT_MAX);
     }
 
+    let log = match alert.event {
+        EventKind::HelpRequest => match &link {
+            Some(link) => format!("{subject}: {link}"),
+            None => subject.clone(),
+        },
+        _ => short.clone(),
+    };
     Message {
         event: alert.event,
+        log,
         subject: truncate(&subject, 200),
         body,
         short,
