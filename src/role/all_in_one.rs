@@ -131,7 +131,10 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr, kept_secret: bool, 
                 .unwrap_or_else(|e| format!("(no token: {e})"))
         };
         let admin_roles = std::slice::from_ref(&config.chatbox.auth.admin_role);
-        (mint("dev-user", "Dev User", &[]), mint("dev-admin", "Dev Admin", admin_roles))
+        (
+            mint("dev-user", "Dev User", &[]),
+            mint("dev-admin", "Dev Admin", admin_roles),
+        )
     });
     match (&tokens, config.chatbox.web.enabled) {
         (Some((user, admin)), true) => banner.push_str(&format!(

@@ -493,7 +493,10 @@ async fn without_engines_notifications_are_written_to_the_log() {
             "{needle:?} not in both:\n{text}"
         );
     }
-    assert!(!text.contains("I cannot log in"), "the help text reached the log:\n{text}");
+    assert!(
+        !text.contains("I cannot log in"),
+        "the help text reached the log:\n{text}"
+    );
 }
 
 #[tokio::test]

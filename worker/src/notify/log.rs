@@ -40,10 +40,7 @@ impl Notifier for LogNotifier {
         // Never the body: it may hold what a user wrote (`Message::log`).
         warn!(
             event = message.event.as_str(),
-            channel,
-            to,
-            "notification (log only): {}",
-            message.log
+            channel, to, "notification (log only): {}", message.log
         );
         Ok(())
     }
