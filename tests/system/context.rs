@@ -97,13 +97,9 @@ async fn a_context_cache_never_answers_from_a_stale_history_after_another_worker
 
 /// The store calls of the worker, by operation, from its metrics.
 async fn store_calls(worker: &Proc) -> Vec<(String, u64)> {
-    let text = get(&format!("http://{}/metrics", worker.addr))
+    metrics_text(worker)
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
+        .lines()
         .filter(|l| l.starts_with("chatbox_store_operation_seconds_count{"))
         .filter_map(|l| {
             let op = l.split("op=\"").nth(1)?.split('"').next()?.to_owned();

@@ -450,6 +450,27 @@ fn newer_than(dir: &Path, time: std::time::SystemTime) -> Option<PathBuf> {
     None
 }
 
+/// A pod's `/metrics`, as text.
+pub async fn metrics_text(pod: &Proc) -> String {
+    get(&format!("http://{}/metrics", pod.addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// A metric summed over its series (every line that starts with `name`),
+/// from a pod's `/metrics`.
+pub async fn metric_sum(pod: &Proc, name: &str) -> f64 {
+    metrics_text(pod)
+        .await
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Starts a mock LLM.
 pub async fn start_mock(dir: &Path, name: &str, extra: &[&str]) -> Proc {
     let addr = format!("127.0.0.1:{}", free_port());

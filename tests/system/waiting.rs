@@ -7,19 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-async fn metric(pod: &Proc, name: &str) -> f64 {
-    let text = get(&format!("http://{}/metrics", pod.addr))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test]
 async fn a_message_waiting_for_a_turn_slot_is_acknowledged_at_once_and_its_wait_counted() {
     let ns = TestNamespace::new();
@@ -70,8 +57,8 @@ async fn a_message_waiting_for_a_turn_slot_is_acknowledged_at_once_and_its_wait_
         .filter(|f| f["type"] == "user_message" && f["id"] == "s-1")
         .count();
     assert_eq!(echoes, 1);
-    let waited = metric(&worker, "chatbox_worker_queue_wait_seconds_sum").await;
-    let counted = metric(&worker, "chatbox_worker_queue_wait_seconds_count").await;
+    let waited = metric_sum(&worker, "chatbox_worker_queue_wait_seconds_sum").await;
+    let counted = metric_sum(&worker, "chatbox_worker_queue_wait_seconds_count").await;
     assert!(counted >= 2.0, "both turns' waits are counted: {counted}");
     assert!(
         waited >= 0.5,

@@ -17,20 +17,6 @@ fn default_ack_wait_env(ns: &TestNamespace) -> Vec<(String, String)> {
     env
 }
 
-/// A counter summed over its series, from a pod's `/metrics`.
-async fn counter(pod: &Proc, name: &str) -> f64 {
-    let text = get(&format!("http://{}/metrics", pod.addr))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// One user's view of the turn, read by the protocol's rules.
 struct Seen {
     echoes: usize,
@@ -176,14 +162,14 @@ async fn twenty_answers_on_a_killed_worker_resume_within_seconds_and_repeat_noth
             "user {i}: stored as shown"
         );
     }
-    let redelivered = counter(&survivor, "chatbox_worker_redeliveries_total").await;
+    let redelivered = metric_sum(&survivor, "chatbox_worker_redeliveries_total").await;
     assert!(
         redelivered >= USERS as f64,
         "the survivor counts the turns it took over: {redelivered}"
     );
     let mut repeats = 0.0;
     for gateway in &gateways {
-        repeats += counter(gateway, "chatbox_gateway_repeats_dropped_total").await;
+        repeats += metric_sum(gateway, "chatbox_gateway_repeats_dropped_total").await;
     }
     assert!(
         repeats >= USERS as f64,
@@ -228,7 +214,7 @@ async fn a_slow_model_is_asked_once_while_its_worker_lives() {
     assert_eq!(mock_completions(&mock).await, 1, "the model was asked once");
     for worker in &workers {
         assert_eq!(
-            counter(worker, "chatbox_worker_redeliveries_total").await,
+            metric_sum(worker, "chatbox_worker_redeliveries_total").await,
             0.0,
             "{}: the turn was never delivered a second time",
             worker.name
