@@ -24,12 +24,30 @@ pub fn is_valid_session_id(s: &str) -> bool {
 }
 
 /// Whether `s` may be used as a user id (a JWT `sub`): 1 to 256 printable
-/// characters without white space or braces.
+/// characters without white space, braces, or the invisible characters
+/// that make one id look like another in the admin console (bidirectional
+/// overrides such as U+202E, zero-width spaces and joiners).
 pub fn is_valid_user_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 256
         && s.chars()
-            .all(|c| !c.is_control() && !c.is_whitespace() && c != '{' && c != '}')
+            .all(|c| !c.is_control() && !c.is_whitespace() && !is_invisible(c) && c != '{' && c != '}')
+}
+
+/// Bidirectional controls and zero-width characters: they change how text
+/// reads without showing themselves.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// Whether `s` may be used as a pod id or namespace (a subject token and a
@@ -98,6 +116,24 @@ mod tests {
         assert!(!is_valid_user_id("a}b"));
         assert!(!is_valid_user_id("a b"));
         assert!(!is_valid_user_id(""));
+    }
+
+    #[test]
+    fn user_ids_refuse_what_would_make_them_look_like_another() {
+        for bad in [
+            "admin\u{202E}nimda",
+            "ann\u{200B}",
+            "\u{FEFF}bob",
+            "a\u{2066}b",
+            "c\u{200D}d",
+        ] {
+            assert!(!is_valid_user_id(bad), "{bad:?}");
+        }
+        assert!(
+            is_valid_user_id("Zoë-Ålund"),
+            "letters of every script stay allowed"
+        );
+        assert!(is_valid_user_id("用户-42"));
     }
 
     #[test]

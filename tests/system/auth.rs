@@ -141,6 +141,22 @@ async fn bad_tokens_are_refused_before_the_upgrade() {
             )),
             "INVALID_TOKEN",
         ),
+        (
+            "sub that reads as another (a right-to-left override)",
+            Some(hs256(
+                json!({ "sub": "admin\u{202E}nimda", "exp": now() + 600 }),
+                SECRET.as_bytes(),
+            )),
+            "INVALID_TOKEN",
+        ),
+        (
+            "sub with a zero-width space",
+            Some(hs256(
+                json!({ "sub": "ann\u{200B}", "exp": now() + 600 }),
+                SECRET.as_bytes(),
+            )),
+            "INVALID_TOKEN",
+        ),
     ];
     for (name, token, code) in cases {
         let r = refused(&server.addr, token.as_deref()).await;
