@@ -52,7 +52,7 @@ pub use notifications::NotificationsConfig;
 pub use secret::{Secret, redact_url};
 pub use store::{StoreConfig, StoreKind};
 pub use telemetry::{LogConfig, TelemetryConfig};
-pub use uploads::{BlobConfig, BlobKind, S3Config, UploadsConfig};
+pub use uploads::{BlobConfig, BlobKind, S3Config, ServerSideEncryption, UploadsConfig};
 pub use validate::{Role, decode_key};
 pub use web::WebConfig;
 pub use websocket::WebSocketConfig;

@@ -234,6 +234,11 @@ pub(super) const CATALOGUE: &[(&str, Kind, &str)] = &[
         "Upload slots never used, cleaned up.",
     ),
     (
+        "chatbox_upload_orphans_swept_total",
+        Kind::Counter,
+        "Objects under the quarantine prefix that no pending upload slot owned, deleted.",
+    ),
+    (
         "chatbox_generated_files_total",
         Kind::Counter,
         "Files that came with answers.",

@@ -13,6 +13,17 @@
 //!
 //! A key and a key under it (`a` and `a/b`) cannot both exist here, as a
 //! file cannot be a folder too; the uploads never make such pairs.
+//!
+//! A signed PUT writes exactly the size it was signed for, once: the first
+//! request to a link leaves a mark at `<dir>/used/<key>` (made with
+//! `create_new`, so of two racing requests one wins), and every later
+//! request is refused, whether the object is still there or was taken in
+//! or refused and deleted since. A mark goes when its link has expired. A
+//! request that stored nothing (too large, broken off) removes its mark,
+//! so the client may try again while the link lives.
+//!
+//! Folders are made readable by this user only (0700) and files 0600:
+//! uploads are the users' own.
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, SeekFrom};
@@ -64,11 +75,16 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// How often marks of expired links are swept (and at every start).
+const USED_SWEEP: Duration = Duration::from_secs(600);
+
 /// Files in a folder, served by the all-in-one's HTTP server.
 pub struct LocalBlobStore {
     objects: PathBuf,
     meta: PathBuf,
     tmp: PathBuf,
+    /// Marks of upload links already used ([`UsedLinks`]).
+    used: UsedLinks,
     /// HMAC-SHA256 keyed with the signing key, cloned for each URL.
     signer: HmacSha256,
     public_url: String,
@@ -96,10 +112,17 @@ impl LocalBlobStore {
         let objects = dir.join("objects");
         let meta = dir.join("meta");
         let tmp = dir.join("tmp");
-        for folder in [&objects, &meta, &tmp] {
-            std::fs::create_dir_all(folder).map_err(|e| io("create the folder", folder, e))?;
+        let used = dir.join("used");
+        for folder in [&objects, &meta, &tmp, &used] {
+            create_private_dir(folder).map_err(|e| io("create the folder", folder, e))?;
+        }
+        // Folders made before they were kept private become private now.
+        for folder in [dir, &objects, &meta, &tmp, &used] {
+            make_private(folder, 0o700).map_err(|e| io("restrict the folder", folder, e))?;
         }
         remove_stale(&tmp);
+        let used = UsedLinks::new(used);
+        used.sweep_expired();
         let signing_key = match signing_key {
             Some(key) => key,
             None => kept_signing_key(&dir.join("signing.key"))?,
@@ -116,6 +139,7 @@ impl LocalBlobStore {
             objects,
             meta,
             tmp,
+            used,
             signer,
             public_url,
             location: dir.display().to_string(),
@@ -140,15 +164,151 @@ fn remove_stale(tmp: &Path) {
         return;
     };
     for entry in entries.flatten() {
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_TMP);
-        if old {
+        if is_stale(&entry) {
             // Best effort: what is not removed now is tried at the next start.
             let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether the file of `entry` was last written more than [`STALE_TMP`] ago.
+fn is_stale(entry: &std::fs::DirEntry) -> bool {
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_TMP)
+}
+
+/// Makes `dir` and its missing parents, readable by this user only.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Sets the mode of `path` (on Unix; elsewhere the folder's ACLs rule).
+fn make_private(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
+}
+
+/// Creates a new file at `path` readable and writable by this user only.
+async fn create_private_file(path: &Path) -> std::io::Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path).await
+}
+
+/// The marks of upload links already used: `<dir>/used/<key>`, holding
+/// the link's expiry in Unix seconds.
+struct UsedLinks {
+    dir: PathBuf,
+    /// When marks of expired links were last swept.
+    swept: std::sync::Mutex<Instant>,
+}
+
+/// Why a mark could not be made.
+enum MarkError {
+    /// The link was used before.
+    Used,
+    /// The folder failed.
+    Io(std::io::Error),
+}
+
+impl UsedLinks {
+    fn new(dir: PathBuf) -> Self {
+        UsedLinks {
+            dir,
+            swept: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Marks the link of `key`, expiring at `exp`, as used; refused if it
+    /// was (by this request's rival, or any request before).
+    async fn mark(&self, key: &str, exp: u64) -> Result<PathBuf, MarkError> {
+        self.sweep_now_and_then();
+        let path = self.dir.join(key);
+        let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
+        tokio::task::spawn_blocking(move || create_private_dir(&parent))
+            .await
+            .map_err(|e| MarkError::Io(std::io::Error::other(e)))?
+            .map_err(MarkError::Io)?;
+        let mut file = match create_private_file(&path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(MarkError::Used),
+            Err(e) => return Err(MarkError::Io(e)),
+        };
+        file.write_all(exp.to_string().as_bytes())
+            .await
+            .map_err(MarkError::Io)?;
+        Ok(path)
+    }
+
+    /// Sweeps in the background when the last sweep is [`USED_SWEEP`] old.
+    fn sweep_now_and_then(&self) {
+        {
+            let mut swept = self
+                .swept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if swept.elapsed() < USED_SWEEP {
+                return;
+            }
+            *swept = Instant::now();
+        }
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || sweep_used(&dir));
+    }
+
+    /// Removes the marks of links that have expired.
+    fn sweep_expired(&self) {
+        sweep_used(&self.dir);
+    }
+}
+
+/// Removes the marks under `dir` whose link has expired (best effort:
+/// what stays is tried at the next sweep).
+fn sweep_used(dir: &Path) {
+    let now = unix_now_ms() / 1000;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => pending.push(path),
+                Ok(t) if t.is_file() => {
+                    let exp = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|text| text.trim().parse::<u64>().ok());
+                    // A mark without an expiry is one being written, or
+                    // one a crash cut short: removed once it is old.
+                    let expired = match exp {
+                        Some(exp) => exp < now,
+                        None => is_stale(&entry),
+                    };
+                    if expired {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+                _ => {}
+            }
         }
     }
 }
@@ -189,7 +349,11 @@ impl LocalBlobStore {
         let mut result = Ok(());
         // A delete may prune the folder between making and renaming: twice.
         for _ in 0..2 {
-            tokio::fs::create_dir_all(parent).await?;
+            let mut folders = tokio::fs::DirBuilder::new();
+            folders.recursive(true);
+            #[cfg(unix)]
+            folders.mode(0o700);
+            folders.create(parent).await?;
             result = tokio::fs::rename(tmp, dest).await;
             match &result {
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
@@ -206,7 +370,7 @@ impl LocalBlobStore {
     async fn write_atomically(&self, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let tmp = self.tmp_path();
         let written = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
+            let mut file = create_private_file(&tmp).await?;
             file.write_all(bytes).await?;
             file.sync_data().await
         }
@@ -397,7 +561,7 @@ impl BlobStore for LocalBlobStore {
             check_key(key)?;
             let tmp = self.tmp_path();
             let written = async {
-                let mut file = tokio::fs::File::create(&tmp).await?;
+                let mut file = create_private_file(&tmp).await?;
                 file.write_all(&bytes).await?;
                 file.sync_data().await
             }
@@ -454,16 +618,19 @@ impl BlobStore for LocalBlobStore {
         observed(ADAPTER, "copy", &self.location, from, async {
             check_key(from)?;
             check_key(to)?;
+            // The open source stays the object it was, even if it is
+            // replaced meanwhile: the copy is one version, whole.
+            let (mut source, _) = self.open_object(from).await?;
             let tmp = self.tmp_path();
-            match tokio::fs::copy(self.object_path(from), &tmp).await {
-                Ok(_) => {}
-                Err(e) => {
-                    discard(&tmp).await;
-                    return Err(match e.kind() {
-                        ErrorKind::NotFound | ErrorKind::NotADirectory => self.not_found(from),
-                        _ => self.io_error("copy", from, &e),
-                    });
-                }
+            let copied = async {
+                let mut file = create_private_file(&tmp).await?;
+                tokio::io::copy(&mut source, &mut file).await?;
+                file.sync_data().await
+            }
+            .await;
+            if let Err(e) = copied {
+                discard(&tmp).await;
+                return Err(self.io_error("copy", from, &e));
             }
             self.store(to, &tmp, content_type).await
         })
@@ -490,6 +657,11 @@ impl BlobStore for LocalBlobStore {
         .await
     }
 
+    async fn retire(&self, key: &str) -> Result<(), BlobError> {
+        // The link's mark outlives the object: nothing more to do.
+        self.delete(key).await
+    }
+
     async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, BlobError> {
         observed(ADAPTER, "list", &self.location, prefix, async {
             check_prefix(prefix)?;
@@ -506,7 +678,7 @@ impl BlobStore for LocalBlobStore {
         &self,
         key: &str,
         content_type: &str,
-        max_size: u64,
+        size: u64,
         ttl: Duration,
     ) -> Result<SignedRequest, BlobError> {
         observed(ADAPTER, "presign_put", &self.location, key, async {
@@ -517,7 +689,7 @@ impl BlobStore for LocalBlobStore {
                 &[
                     ("op", "put".to_owned()),
                     ("exp", exp.to_string()),
-                    ("max", max_size.to_string()),
+                    ("size", size.to_string()),
                     ("ct", content_type.to_owned()),
                 ],
             );
@@ -689,30 +861,56 @@ async fn put_signed(
             format!("This link uploads a file of type {content_type:?}; the request sent {sent_type:?}."),
         );
     }
-    let Ok(max) = signed.get("max").parse::<u64>() else {
+    let (Ok(size), Ok(exp)) = (
+        signed.get("size").parse::<u64>(),
+        signed.get("exp").parse::<u64>(),
+    ) else {
         return refuse(
             StatusCode::FORBIDDEN,
             ErrorCode::Forbidden,
             "This link is not valid.",
         );
     };
-    let too_large = || {
-        refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::MessageTooLarge,
-            format!("The file is larger than this link allows ({max} bytes)."),
-        )
-    };
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return too_large();
+    if declared.is_some_and(|n| n != size) {
+        return wrong_size(size);
     }
+    let mark = match store.used.mark(key, exp).await {
+        Ok(mark) => mark,
+        Err(MarkError::Used) => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "This link was used already: a file is uploaded once. Ask for a new one.",
+            );
+        }
+        Err(MarkError::Io(e)) => return storage_failed(&store.io_error("write", key, &e)),
+    };
+    let response = receive(store, key, content_type, size, body).await;
+    if !response.status().is_success() {
+        // Nothing was stored: the link may be tried again.
+        discard(&mark).await;
+    }
+    response
+}
 
+/// The refusal of a body that is not the size the link was signed for.
+fn wrong_size(size: u64) -> Response {
+    refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::MessageTooLarge,
+        format!("This link uploads a file of exactly {size} bytes, the size declared for it."),
+    )
+}
+
+/// Receives a body of exactly `size` bytes into a temporary file, and
+/// stores it at `key`.
+async fn receive(store: &LocalBlobStore, key: &str, content_type: &str, size: u64, body: Body) -> Response {
     let tmp = store.tmp_path();
-    let mut file = match tokio::fs::File::create(&tmp).await {
+    let mut file = match create_private_file(&tmp).await {
         Ok(file) => file,
         Err(e) => return storage_failed(&store.io_error("write", key, &e)),
     };
@@ -728,12 +926,15 @@ async fn put_signed(
                 )
             })?;
             written += chunk.len() as u64;
-            if written > max {
-                return Err(too_large());
+            if written > size {
+                return Err(wrong_size(size));
             }
             file.write_all(&chunk)
                 .await
                 .map_err(|e| storage_failed(&store.io_error("write", key, &e)))?;
+        }
+        if written != size {
+            return Err(wrong_size(size));
         }
         file.sync_data()
             .await
