@@ -376,9 +376,12 @@ impl BlobStore for S3BlobStore {
             Ok(SignedRequest {
                 url: signed.uri().to_owned(),
                 method: "PUT",
+                // The body's length is sent by every client itself (browsers
+                // refuse to set it); signed, it must be the declared size.
                 headers: signed
                     .headers()
                     .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+                    .filter(|(name, _)| name != "content-length")
                     .collect(),
                 expires_at,
             })
