@@ -899,12 +899,21 @@ async fn upload_links_write_once_within_the_declared_size_through_s3() {
 }
 
 /// Issue 23, items 4 and 5 on local disk: the same links, and files at
-/// rest readable by the server's user only.
+/// rest readable by the server's user only, encrypted with `ENCRYPTION_KEY`.
 #[tokio::test(flavor = "multi_thread")]
 async fn upload_links_write_once_and_files_are_private_on_local_disk() {
-    let d = Deployment::all_in_one(&SHORT_UPLOAD_LINKS).await;
+    let mut env = SHORT_UPLOAD_LINKS.to_vec();
+    env.push(("ENCRYPTION_KEY", ENCRYPTION_KEY));
+    let d = Deployment::all_in_one(&env).await;
     let data = d.dir.join("data");
     upload_links_write_once(&d, &data.join("files")).await;
+    let kept = stored_objects(&data.join("files").join("objects"), "chat-files");
+    assert_eq!(kept.len(), 1, "the picture: {kept:?}");
+    let on_disk = std::fs::read(&kept[0]).expect("the stored picture");
+    assert!(
+        !on_disk.windows(4).any(|w| w == b"IHDR") && on_disk.len() > png().len(),
+        "the picture is encrypted at rest (and served decrypted, above)"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chatbox_shared::config::{S3Config, Secret, ServerSideEncryption};
-use chatbox_worker::blob::{BlobError, BlobStore, Download, LocalBlobStore, ObjectInfo, S3BlobStore};
+use chatbox_worker::blob::{
+    BlobError, BlobStore, Download, FileCipher, LocalBlobStore, ObjectInfo, S3BlobStore,
+};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 
@@ -67,6 +69,8 @@ enum Fixture {
     Local {
         store: Arc<LocalBlobStore>,
         dir: std::path::PathBuf,
+        /// Encrypting at rest.
+        sealed: bool,
         server: tokio::task::JoinHandle<()>,
     },
     S3 {
@@ -78,17 +82,35 @@ enum Fixture {
 
 impl Fixture {
     async fn local() -> Self {
+        Self::local_with(None).await
+    }
+
+    /// The local store encrypting at rest, as with `ENCRYPTION_KEY`.
+    async fn local_sealed() -> Self {
+        Self::local_with(Some(FileCipher::new(&[9; 32], &[]))).await
+    }
+
+    async fn local_with(cipher: Option<FileCipher>) -> Self {
         let dir = std::env::temp_dir().join(format!("chatbox-blob-{:016x}", rand::random::<u64>()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
-        let store = Arc::new(
-            LocalBlobStore::open(&dir, None, &format!("http://{addr}/")).expect("open the local store"),
-        );
+        let mut store =
+            LocalBlobStore::open(&dir, None, &format!("http://{addr}/")).expect("open the local store");
+        let sealed = cipher.is_some();
+        if let Some(cipher) = cipher {
+            store = store.with_encryption(cipher);
+        }
+        let store = Arc::new(store);
         let app = Arc::clone(&store).routes();
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        Fixture::Local { store, dir, server }
+        Fixture::Local {
+            store,
+            dir,
+            sealed,
+            server,
+        }
     }
 
     async fn s3() -> Self {
@@ -158,6 +180,16 @@ macro_rules! conformance {
                 }
             )*
         }
+        mod local_sealed {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let f = super::Fixture::local_sealed().await;
+                    super::$name(&f).await;
+                    f.cleanup().await;
+                }
+            )*
+        }
         mod s3 {
             $(
                 #[tokio::test]
@@ -189,6 +221,7 @@ conformance!(
     s3_urls_are_signed_for_the_public_endpoint,
     s3_writes_ask_for_server_side_encryption,
     local_files_are_private_to_the_user,
+    sealed_local_files_hold_no_plaintext,
 );
 
 fn http() -> reqwest::Client {
@@ -868,4 +901,34 @@ async fn local_files_are_private_to_the_user(f: &Fixture) {
             "objects, types, the link's mark and the signing key: {files}"
         );
     }
+}
+
+async fn sealed_local_files_hold_no_plaintext(f: &Fixture) {
+    let Fixture::Local {
+        dir, sealed: true, ..
+    } = f
+    else {
+        return; // Plain local files, or a bucket (server-side encryption).
+    };
+    let store = f.store();
+    let text = "a secret recipe: ".repeat(10_000);
+    store
+        .put("s/recipe.txt", Bytes::from(text.clone()), "text/plain")
+        .await
+        .unwrap();
+    let on_disk = std::fs::read(dir.join("objects/s/recipe.txt")).unwrap();
+    assert!(
+        !on_disk.windows(8).any(|w| w == b"a secret"),
+        "the file on disk is encrypted"
+    );
+    assert_eq!(
+        store.head("s/recipe.txt").await.unwrap().map(|i| i.size),
+        Some(text.len() as u64)
+    );
+    let middle = store.read_range("s/recipe.txt", 65_530, 65_550).await.unwrap();
+    assert_eq!(
+        &middle[..],
+        &text.as_bytes()[65_530..65_550],
+        "a range across chunks"
+    );
 }

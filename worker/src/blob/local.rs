@@ -23,10 +23,12 @@
 //! so the client may try again while the link lives.
 //!
 //! Folders are made readable by this user only (0700) and files 0600:
-//! uploads are the users' own.
+//! uploads are the users' own. With `ENCRYPTION_KEY` set
+//! ([`LocalBlobStore::with_encryption`]) objects are also encrypted at rest
+//! ([`super::sealed`]); what was stored before stays readable.
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, SeekFrom};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -49,9 +51,9 @@ use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncWriteExt;
 
+use super::sealed::{FileCipher, ObjectReader, ObjectWriter};
 use super::{
     BlobError, BlobStore, Download, ObjectInfo, SignedRequest, check_key, check_prefix, content_disposition,
     observed,
@@ -85,6 +87,8 @@ pub struct LocalBlobStore {
     tmp: PathBuf,
     /// Marks of upload links already used ([`UsedLinks`]).
     used: UsedLinks,
+    /// Encrypts objects at rest; `None`: stored as they are.
+    cipher: Option<FileCipher>,
     /// HMAC-SHA256 keyed with the signing key, cloned for each URL.
     signer: HmacSha256,
     public_url: String,
@@ -140,10 +144,21 @@ impl LocalBlobStore {
             meta,
             tmp,
             used,
+            cipher: None,
             signer,
             public_url,
             location: dir.display().to_string(),
         })
+    }
+}
+
+impl LocalBlobStore {
+    /// Encrypts the objects written from now on with `cipher` (files
+    /// stored before stay readable as they are).
+    #[must_use]
+    pub fn with_encryption(mut self, cipher: FileCipher) -> Self {
+        self.cipher = Some(cipher);
+        self
     }
 }
 
@@ -397,8 +412,8 @@ impl LocalBlobStore {
             .map_err(|e| self.io_error("store", key, &e))
     }
 
-    /// The object's file, opened, and its size; NotFound if missing.
-    async fn open_object(&self, key: &str) -> Result<(tokio::fs::File, u64), BlobError> {
+    /// The object, opened for reading; NotFound if missing.
+    async fn open_object(&self, key: &str) -> Result<ObjectReader, BlobError> {
         let path = self.object_path(key);
         let file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
@@ -414,7 +429,16 @@ impl LocalBlobStore {
         if !meta.is_file() {
             return Err(self.not_found(key));
         }
-        Ok((file, meta.len()))
+        ObjectReader::open(file, meta.len(), self.cipher.as_ref())
+            .await
+            .map_err(|e| self.io_error("read", key, &e))
+    }
+
+    /// Writes a new object's content to the temporary file `tmp`.
+    async fn write_tmp(&self, tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let mut object = ObjectWriter::start(create_private_file(tmp).await?, self.cipher.as_ref()).await?;
+        object.write(bytes).await?;
+        object.finish().await
     }
 
     /// Removes the empty folders left above `path`, up to `root`.
@@ -560,13 +584,7 @@ impl BlobStore for LocalBlobStore {
         observed(ADAPTER, "put", &self.location, key, async {
             check_key(key)?;
             let tmp = self.tmp_path();
-            let written = async {
-                let mut file = create_private_file(&tmp).await?;
-                file.write_all(&bytes).await?;
-                file.sync_data().await
-            }
-            .await;
-            if let Err(e) = written {
+            if let Err(e) = self.write_tmp(&tmp, &bytes).await {
                 discard(&tmp).await;
                 return Err(self.io_error("write", key, &e));
             }
@@ -578,13 +596,10 @@ impl BlobStore for LocalBlobStore {
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, BlobError> {
         observed(ADAPTER, "head", &self.location, key, async {
             check_key(key)?;
-            let size = match tokio::fs::metadata(self.object_path(key)).await {
-                Ok(meta) if meta.is_file() => meta.len(),
-                Ok(_) => return Ok(None),
-                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-                    return Ok(None);
-                }
-                Err(e) => return Err(self.io_error("read", key, &e)),
+            let size = match self.open_object(key).await {
+                Ok(object) => object.size,
+                Err(BlobError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
             };
             let content_type = tokio::fs::read_to_string(self.meta_path(key)).await.ok();
             Ok(Some(ObjectInfo { size, content_type }))
@@ -595,21 +610,12 @@ impl BlobStore for LocalBlobStore {
     async fn read_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes, BlobError> {
         observed(ADAPTER, "read_range", &self.location, key, async {
             check_key(key)?;
-            let (mut file, size) = self.open_object(key).await?;
-            let (start, end) = (start.min(size), end.min(size));
-            if end <= start {
-                return Ok(Bytes::new());
-            }
-            let len = usize::try_from(end - start)
-                .map_err(|_| BlobError::Other(format!("range of {key:?} too large to read at once")))?;
-            let mut buf = vec![0; len];
-            async {
-                file.seek(SeekFrom::Start(start)).await?;
-                file.read_exact(&mut buf).await
-            }
-            .await
-            .map_err(|e| self.io_error("read", key, &e))?;
-            Ok(Bytes::from(buf))
+            let mut object = self.open_object(key).await?;
+            let bytes = object
+                .read(start, end)
+                .await
+                .map_err(|e| self.io_error("read", key, &e))?;
+            Ok(Bytes::from(bytes))
         })
         .await
     }
@@ -619,8 +625,9 @@ impl BlobStore for LocalBlobStore {
             check_key(from)?;
             check_key(to)?;
             // The open source stays the object it was, even if it is
-            // replaced meanwhile: the copy is one version, whole.
-            let (mut source, _) = self.open_object(from).await?;
+            // replaced meanwhile: the copy is one version, whole (sealed
+            // content is copied as it is: it is not bound to its key).
+            let mut source = self.open_object(from).await?.into_stored();
             let tmp = self.tmp_path();
             let copied = async {
                 let mut file = create_private_file(&tmp).await?;
@@ -910,9 +917,14 @@ fn wrong_size(size: u64) -> Response {
 /// stores it at `key`.
 async fn receive(store: &LocalBlobStore, key: &str, content_type: &str, size: u64, body: Body) -> Response {
     let tmp = store.tmp_path();
-    let mut file = match create_private_file(&tmp).await {
+    let started =
+        async { ObjectWriter::start(create_private_file(&tmp).await?, store.cipher.as_ref()).await };
+    let mut file = match started.await {
         Ok(file) => file,
-        Err(e) => return storage_failed(&store.io_error("write", key, &e)),
+        Err(e) => {
+            discard(&tmp).await;
+            return storage_failed(&store.io_error("write", key, &e));
+        }
     };
     let mut stream = body.into_data_stream();
     let mut written: u64 = 0;
@@ -929,19 +941,18 @@ async fn receive(store: &LocalBlobStore, key: &str, content_type: &str, size: u6
             if written > size {
                 return Err(wrong_size(size));
             }
-            file.write_all(&chunk)
+            file.write(&chunk)
                 .await
                 .map_err(|e| storage_failed(&store.io_error("write", key, &e)))?;
         }
         if written != size {
             return Err(wrong_size(size));
         }
-        file.sync_data()
+        file.finish()
             .await
             .map_err(|e| storage_failed(&store.io_error("write", key, &e)))
     }
     .await;
-    drop(file);
     if let Err(refusal) = outcome {
         discard(&tmp).await;
         if refusal.status().is_server_error() {
@@ -984,14 +995,15 @@ async fn get_signed(store: &LocalBlobStore, key: &str, query: Option<&str>, head
     if let Err(e) = check_key(key) {
         return refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, e.to_string());
     }
-    let (mut file, size) = match store.open_object(key).await {
-        Ok(opened) => opened,
+    let object = match store.open_object(key).await {
+        Ok(object) => object,
         Err(BlobError::NotFound(_)) => return not_found(),
         Err(e) => {
             tracing::warn!(adapter = ADAPTER, key, store = %store.location, error = %e, "a signed download failed");
             return storage_failed(&e);
         }
     };
+    let size = object.size;
     let range = headers.get(RANGE).and_then(|v| v.to_str().ok());
     let (status, start, len) = match range.map(|r| byte_range(r, size)) {
         None | Some(ByteRange::Ignored) => (StatusCode::OK, 0, size),
@@ -1008,12 +1020,7 @@ async fn get_signed(store: &LocalBlobStore, key: &str, query: Option<&str>, head
             return refusal;
         }
     };
-    if start > 0
-        && let Err(e) = file.seek(SeekFrom::Start(start)).await
-    {
-        return storage_failed(&store.io_error("read", key, &e));
-    }
-    let body = Body::from_stream(ReaderStream::new(file.take(len)));
+    let body = Body::from_stream(object.stream(start, len));
     let mut response = (status, body).into_response();
     let download = Download {
         file_name: signed.get("name"),

@@ -26,6 +26,7 @@
 
 mod local;
 mod s3;
+mod sealed;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -38,6 +39,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 pub use local::LocalBlobStore;
 pub use s3::S3BlobStore;
+pub use sealed::FileCipher;
 
 /// Longest key, in bytes (S3 allows 1024; ours are much shorter).
 pub(crate) const MAX_KEY_LEN: usize = 512;
