@@ -45,7 +45,7 @@ enum Outcome {
     /// Given session `0`, then closed (by a newer socket of the user).
     Closed(String),
     /// Given session `0`, and still open.
-    Open(String, Client),
+    Open(String, Box<Client>),
 }
 
 async fn burst_socket(addr: String, user: String) -> Outcome {
@@ -63,10 +63,10 @@ async fn burst_socket(addr: String, user: String) -> Outcome {
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
-            return Outcome::Open(sid, client);
+            return Outcome::Open(sid, Box::new(client));
         }
         match tokio::time::timeout(left, client.next(WAIT)).await {
-            Err(_) => return Outcome::Open(sid, client),
+            Err(_) => return Outcome::Open(sid, Box::new(client)),
             Ok(Err(_closed)) => return Outcome::Closed(sid),
             Ok(Ok(_frame)) => {}
         }

@@ -74,37 +74,9 @@ pub(crate) async fn accept(
     kind: FileKind,
 ) -> Result<FileRecord, IntakeError> {
     let store = state.store.as_ref();
-    let file = match store.file(file_id).await? {
-        Some(f) if f.user_id == envelope.user_id && f.session_id == envelope.session_id => f,
-        _ => {
-            metrics::upload("intake", kind.as_str(), "missing");
-            return Err(refused(
-                ErrorCode::FileNotFound,
-                format!("there is no upload {file_id} in this conversation; ask for an upload URL first"),
-            ));
-        }
-    };
-    if file.kind != kind {
-        let (asked, send) = match file.kind {
-            FileKind::Voice => ("a voice message", "voice_message"),
-            _ => ("a file", "file_upload"),
-        };
-        return Err(refused(
-            ErrorCode::InvalidField,
-            format!("upload {file_id} was asked for as {asked}; send it with {send}"),
-        ));
-    }
-    match file.status {
-        FileStatus::Ready => return Ok(file),
-        FileStatus::Rejected => {
-            let reason = file.reason.as_deref().unwrap_or("it failed the checks");
-            return Err(refused(
-                ErrorCode::FileRejected,
-                format!("{} was refused: {reason}", file.name),
-            ));
-        }
-        FileStatus::Expired => return Err(expired(&file)),
-        FileStatus::Pending => {}
+    let file = find(state, envelope, file_id, kind).await?;
+    if file.status == FileStatus::Ready {
+        return Ok(file);
     }
     let Some(object) = state.blob.head(&file.key).await? else {
         metrics::upload("intake", kind.as_str(), "missing");
@@ -164,6 +136,47 @@ pub(crate) async fn accept(
         sha256: patch.sha256,
         ..file
     })
+}
+
+/// The file `file_id` of the envelope's user and session, asked for as
+/// `kind`, ready or pending; refused otherwise.
+async fn find(
+    state: &WorkerState,
+    envelope: &InboundEnvelope,
+    file_id: &str,
+    kind: FileKind,
+) -> Result<FileRecord, IntakeError> {
+    let file = match state.store.file(file_id).await? {
+        Some(f) if f.user_id == envelope.user_id && f.session_id == envelope.session_id => f,
+        _ => {
+            metrics::upload("intake", kind.as_str(), "missing");
+            return Err(refused(
+                ErrorCode::FileNotFound,
+                format!("there is no upload {file_id} in this conversation; ask for an upload URL first"),
+            ));
+        }
+    };
+    if file.kind != kind {
+        let (asked, send) = match file.kind {
+            FileKind::Voice => ("a voice message", "voice_message"),
+            _ => ("a file", "file_upload"),
+        };
+        return Err(refused(
+            ErrorCode::InvalidField,
+            format!("upload {file_id} was asked for as {asked}; send it with {send}"),
+        ));
+    }
+    match file.status {
+        FileStatus::Rejected => {
+            let reason = file.reason.as_deref().unwrap_or("it failed the checks");
+            Err(refused(
+                ErrorCode::FileRejected,
+                format!("{} was refused: {reason}", file.name),
+            ))
+        }
+        FileStatus::Expired => Err(expired(&file)),
+        FileStatus::Ready | FileStatus::Pending => Ok(file),
+    }
 }
 
 /// Copies the upload to `key`, its permanent place, and checks the copy:
