@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use chatbox_shared::config::{BlobKind, Config, Role, decode_key};
-use chatbox_worker::blob::{BlobStore, LocalBlobStore, S3BlobStore};
+use chatbox_worker::blob::{BlobStore, FileCipher, LocalBlobStore, S3BlobStore};
 use tracing::{info, warn};
 
 /// The file store of `role`, and the routes that serve it when this
@@ -45,8 +45,18 @@ pub(crate) async fn open(
                 blob.public_url.clone()
             };
             let key = decode_key(blob.signing_key.expose());
-            let store = LocalBlobStore::open(&dir, key, &public_url)
+            let mut store = LocalBlobStore::open(&dir, key, &public_url)
                 .with_context(|| format!("chatbox.blob.local_dir ({})", dir.display()))?;
+            let keys = &config.chatbox.store;
+            if let Some(current) = decode_key(keys.encryption_key.expose()) {
+                let old: Vec<[u8; 32]> = keys
+                    .old_encryption_keys
+                    .iter()
+                    .filter_map(|k| decode_key(k.expose()))
+                    .collect();
+                store = store.with_encryption(FileCipher::new(&current, &old));
+                info!("uploaded files are encrypted at rest (ENCRYPTION_KEY)");
+            }
             info!(dir = %dir.display(), %public_url, "local file store");
             let store = Arc::new(store);
             Ok((Arc::clone(&store) as Arc<dyn BlobStore>, Some(store.routes())))

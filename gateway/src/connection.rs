@@ -25,7 +25,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use chatbox_shared::auth::Identity;
 use chatbox_shared::bus::Headers;
-use chatbox_shared::coordinator::OwnerToken;
+use chatbox_shared::coordinator::{OwnerToken, RequestKind};
 use chatbox_shared::envelope::{Control, KillReason, OpenSession, OpenedSession, StopReason, rpc};
 use chatbox_shared::ids::is_valid_session_id;
 use chatbox_shared::protocol::outbound::{self, StatusReason};
@@ -118,14 +118,20 @@ async fn serve(
     info!(reason = exit.label(), "disconnected");
 }
 
-/// Opens or restores the session, takes its ownership lock, closes the
-/// socket that held it before, and joins the session's fan-out.
+/// Opens or restores the session (within the user's rate of socket
+/// opens), takes its ownership lock, closes the socket that held it
+/// before, and joins the session's fan-out.
 async fn join_session(
     state: &GatewayState,
     identity: &Identity,
     requested_session: SessionRequest,
     conn_id: u64,
 ) -> Result<Arc<ConnHandle>, ErrorInfo> {
+    state
+        .requests
+        .admit(RequestKind::SessionOpen, &identity.user_id)
+        .await
+        .inspect_err(|info| debug!(code = %info.code, "socket open refused: {}", info.message))?;
     let opened = open_session(state, identity, requested_session)
         .await
         .inspect_err(|info| {
@@ -181,6 +187,9 @@ async fn join_session(
         // drain closed the registered ones.
         conn.close(shutdown_order(state, &conn.session_id));
     }
+    if displaced(state, &conn).await {
+        conn.close(kill_order(state, &conn.session_id));
+    }
     state
         .hub
         .join(&conn.session_id, conn_id, ListenerRole::User, Arc::clone(&queue));
@@ -204,6 +213,27 @@ async fn join_session(
     state.metrics.connects.increment(1);
     info!(restored = opened.restored, "connected");
     Ok(conn)
+}
+
+/// Whether a newer socket of the user made another session the active one
+/// while this one was being set up. Sockets opened at once (a burst of
+/// `new_session=true`) each end the session before theirs; the newer one
+/// closes the older one's socket by its lock, but it finds no lock, or no
+/// registered socket, if the older one has not got that far yet. So each
+/// socket looks once it is registered: of two sockets, either the newer
+/// finds the older registered and closes it, or the older sees the newer
+/// session active here — exactly one stays open, on the live session.
+async fn displaced(state: &GatewayState, conn: &ConnHandle) -> bool {
+    match state.coordinator.active_session(&conn.user_id).await {
+        Ok(Some(active)) => active != conn.session_id,
+        // Forgotten (a Redis restart): nothing newer to give way to.
+        Ok(None) => false,
+        Err(e) => {
+            metrics::coordinator_error("active_session");
+            warn!("cannot check that the session is still the user's active one: {e}");
+            false
+        }
+    }
 }
 
 /// Leaves the fan-out and gives the session back.

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chatbox_shared::bus::Headers;
+use chatbox_shared::coordinator::RequestKind;
 use chatbox_shared::envelope::{
     Audience, EndSession, ForwardedClaims, InboundBody, InboundEnvelope, ListSessions, RenameSession,
     SessionHistory, StopAnswer, StopReason, UploadSlotRequest, headers, rpc,
@@ -232,6 +233,9 @@ async fn session_request(args: AcceptArgs, command: ClientCommand) {
         }
         ClientCommand::GetHistory { id, session_id, page } => {
             let session_id = session_id.unwrap_or_else(|| conn.session_id.clone());
+            if let Err(info) = state.requests.admit(RequestKind::History, &user_id).await {
+                return refuse_request(conn, id, &session_id, info);
+            }
             let request = SessionHistory {
                 user_id: user_id.clone(),
                 session_id: session_id.clone(),
@@ -248,6 +252,9 @@ async fn session_request(args: AcceptArgs, command: ClientCommand) {
         }
         ClientCommand::RenameSession { id, session_id, name } => {
             let session_id = session_id.unwrap_or_else(|| conn.session_id.clone());
+            if let Err(info) = state.requests.admit(RequestKind::Rename, &user_id).await {
+                return refuse_request(conn, id, &session_id, info);
+            }
             let request = RenameSession {
                 user_id: user_id.clone(),
                 session_id: session_id.clone(),
@@ -285,6 +292,13 @@ async fn session_request(args: AcceptArgs, command: ClientCommand) {
             outbound::error_reply(request_id.as_deref(), session_id.as_deref(), info)
         }
     };
+    conn.queue.push(frame.to_json());
+}
+
+/// Answers a request refused by its rate limit.
+fn refuse_request(conn: &ConnHandle, request_id: Option<String>, session_id: &str, info: ErrorInfo) {
+    metrics::protocol_error(info.code.as_str());
+    let frame = outbound::error_reply(request_id.as_deref(), Some(session_id), info);
     conn.queue.push(frame.to_json());
 }
 

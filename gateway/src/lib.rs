@@ -101,7 +101,7 @@ use tracing::{info, warn};
 use crate::admin::AdminRegistry;
 use crate::metrics::GatewayMetrics;
 use crate::origin::OriginPolicy;
-use crate::rate_limit::MessageLimiter;
+use crate::rate_limit::{MessageLimiter, RequestLimiters};
 use crate::registry::ConnectionRegistry;
 use crate::session_hub::SessionHub;
 use crate::state::GatewayState;
@@ -152,6 +152,12 @@ impl Gateway {
                 window: deps.config.chatbox.rate_limit_window,
             },
         ));
+        let requests = Arc::new(RequestLimiters::new(
+            &deps.coordinator,
+            deps.config.chatbox.session_rate_limit,
+            deps.config.chatbox.request_rate_limit,
+            deps.config.chatbox.rate_limit_window,
+        ));
         let state = Arc::new(GatewayState {
             limits: InboundLimits {
                 max_content_bytes: ws.max_content_bytes,
@@ -178,6 +184,7 @@ impl Gateway {
             pod_id: deps.pod_id,
             bus: deps.bus,
             limiter,
+            requests,
             coordinator: deps.coordinator,
             validator: deps.validator,
         });
@@ -209,6 +216,7 @@ impl Gateway {
         ));
         background.spawn(rate_limit::sweep_loop(
             Arc::clone(&state.limiter),
+            Arc::clone(&state.requests),
             background_cancel.clone(),
         ));
         background.close();

@@ -11,6 +11,7 @@
 //! | `chatbox_gateway_messages_out_total` | counter | `type` | frames sent to clients |
 //! | `chatbox_gateway_protocol_errors_total` | counter | `code` | client frames refused |
 //! | `chatbox_gateway_rate_limited_total` | counter | | messages refused by the rate limit |
+//! | `chatbox_gateway_requests_rate_limited_total` | counter | `kind` | socket opens, history and renames refused by their rate limit (`rate_limit.rs`) |
 //! | `chatbox_gateway_rate_limit_leases_total` | counter | | messages whose rate limit asked the coordinator (registered by [`crate::rate_limit`]) |
 //! | `chatbox_gateway_rate_limit_local_total` | counter | | messages whose rate limit was decided on the pod |
 //! | `chatbox_gateway_kills_total` | counter | | sockets closed by the kill switch |

@@ -25,14 +25,22 @@
 //!
 //! Entries of users whose lease and refusal have run out are swept by
 //! [`sweep_loop`], so memory follows the users active in the last seconds.
+//!
+//! The same leasing limits other requests, each kind from a bucket of its
+//! own ([`RequestLimiters`], `chatbox.session_rate_limit` and
+//! `chatbox.request_rate_limit`): opening a socket (which opens, restores
+//! or starts a session — a burst of connects cannot mint sessions), and
+//! `get_history` and `rename_session`, over the socket or HTTP. A refusal
+//! is a `RATE_LIMITED` error with `retry_after`, like a message's.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chatbox_shared::coordinator::{Admission, Coordinator, CoordinatorError, RateLimit};
+use chatbox_shared::coordinator::{Admission, Coordinator, CoordinatorError, RateLimit, RequestKind};
 use chatbox_shared::periodic::{FirstPass, every};
+use chatbox_shared::protocol::{ErrorCode, ErrorInfo};
 use metrics::{Counter, counter};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -62,9 +70,12 @@ pub(crate) enum Verdict {
     Limited { retry_after: Duration },
 }
 
-/// Per-user leases of the message bucket, on one gateway.
+/// Per-user leases of the message bucket (or of one kind of request's),
+/// on one gateway.
 pub(crate) struct MessageLimiter {
     coordinator: Arc<dyn Coordinator>,
+    /// The bucket's kind; `None`: messages.
+    kind: Option<RequestKind>,
     limit: RateLimit,
     batch: u32,
     ttl: Duration,
@@ -101,14 +112,36 @@ impl Drop for Waiting<'_> {
 impl MessageLimiter {
     /// A limiter of `limit` over the coordinator's buckets.
     pub(crate) fn new(coordinator: Arc<dyn Coordinator>, limit: RateLimit) -> Self {
+        Self::with_kind(coordinator, None, limit)
+    }
+
+    /// A limiter of `limit` over the buckets of requests of `kind`.
+    pub(crate) fn for_requests(
+        coordinator: Arc<dyn Coordinator>,
+        kind: RequestKind,
+        limit: RateLimit,
+    ) -> Self {
+        Self::with_kind(coordinator, Some(kind), limit)
+    }
+
+    fn with_kind(coordinator: Arc<dyn Coordinator>, kind: Option<RequestKind>, limit: RateLimit) -> Self {
+        // The lease counters measure messages only.
+        let (leases, local) = match kind {
+            None => (
+                counter!("chatbox_gateway_rate_limit_leases_total"),
+                counter!("chatbox_gateway_rate_limit_local_total"),
+            ),
+            Some(_) => (Counter::noop(), Counter::noop()),
+        };
         MessageLimiter {
             coordinator,
+            kind,
             limit,
             batch: batch_size(limit),
             ttl: lease_ttl(limit),
             users: Mutex::default(),
-            leases: counter!("chatbox_gateway_rate_limit_leases_total"),
-            local: counter!("chatbox_gateway_rate_limit_local_total"),
+            leases,
+            local,
         }
     }
 
@@ -132,7 +165,14 @@ impl MessageLimiter {
         }
         let want = lease.next_want(now, queued, self.ttl, self.batch);
         self.leases.increment(1);
-        let answer = self.coordinator.admit_message(user_id, self.limit, want).await?;
+        let answer = match self.kind {
+            None => self.coordinator.admit_message(user_id, self.limit, want).await?,
+            Some(kind) => {
+                self.coordinator
+                    .admit_request(kind, user_id, self.limit, want)
+                    .await?
+            }
+        };
         Ok(lease.record(answer, now, self.ttl))
     }
 
@@ -169,13 +209,102 @@ impl MessageLimiter {
     }
 }
 
-/// Sweeps the limiter's entries every few seconds until cancelled.
-pub(crate) async fn sweep_loop(limiter: Arc<MessageLimiter>, cancel: CancellationToken) {
+/// Sweeps the limiters' entries every few seconds until cancelled.
+pub(crate) async fn sweep_loop(
+    limiter: Arc<MessageLimiter>,
+    requests: Arc<RequestLimiters>,
+    cancel: CancellationToken,
+) {
     every(SWEEP_PERIOD, FirstPass::AfterPeriod, &cancel, || {
         limiter.sweep();
+        for limiter in requests.all() {
+            limiter.sweep();
+        }
         std::future::ready(())
     })
     .await;
+}
+
+/// The limiters of requests other than messages, one bucket per kind.
+pub(crate) struct RequestLimiters {
+    session_open: MessageLimiter,
+    history: MessageLimiter,
+    rename: MessageLimiter,
+    /// `chatbox_gateway_requests_rate_limited_total{kind}`, by kind.
+    refused: [Counter; 3],
+}
+
+impl RequestLimiters {
+    /// `session_rate` socket opens and `request_rate` requests of each
+    /// other kind per `window`.
+    pub(crate) fn new(
+        coordinator: &Arc<dyn Coordinator>,
+        session_rate: u32,
+        request_rate: u32,
+        window: Duration,
+    ) -> Self {
+        let limiter = |kind, capacity| {
+            MessageLimiter::for_requests(Arc::clone(coordinator), kind, RateLimit { capacity, window })
+        };
+        let refused = |kind: RequestKind| counter!("chatbox_gateway_requests_rate_limited_total", "kind" => kind.as_str());
+        RequestLimiters {
+            session_open: limiter(RequestKind::SessionOpen, session_rate),
+            history: limiter(RequestKind::History, request_rate),
+            rename: limiter(RequestKind::Rename, request_rate),
+            refused: [
+                refused(RequestKind::SessionOpen),
+                refused(RequestKind::History),
+                refused(RequestKind::Rename),
+            ],
+        }
+    }
+
+    fn of(&self, kind: RequestKind) -> (&MessageLimiter, &Counter) {
+        match kind {
+            RequestKind::SessionOpen => (&self.session_open, &self.refused[0]),
+            RequestKind::History => (&self.history, &self.refused[1]),
+            RequestKind::Rename => (&self.rename, &self.refused[2]),
+        }
+    }
+
+    fn all(&self) -> [&MessageLimiter; 3] {
+        [&self.session_open, &self.history, &self.rename]
+    }
+
+    /// Takes a token for `user_id`'s request of `kind`; the error to send
+    /// when there is none. A coordinator that cannot answer lets it through.
+    pub(crate) async fn admit(&self, kind: RequestKind, user_id: &str) -> Result<(), ErrorInfo> {
+        let (limiter, refused) = self.of(kind);
+        match limiter.admit(user_id).await {
+            Ok(Verdict::Allowed) => Ok(()),
+            Ok(Verdict::Limited { retry_after }) => {
+                refused.increment(1);
+                let limit = limiter.limit();
+                let what = match kind {
+                    RequestKind::SessionOpen => "opening conversations",
+                    RequestKind::History => "asking for history",
+                    RequestKind::Rename => "renaming conversations",
+                };
+                Err(ErrorInfo::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "you are {what} too fast (at most {} per {}); wait a moment",
+                        limit.capacity,
+                        humantime::format_duration(limit.window)
+                    ),
+                )
+                .retry_after(retry_after))
+            }
+            Err(e) => {
+                crate::metrics::coordinator_error("admit_request");
+                tracing::warn!(
+                    kind = kind.as_str(),
+                    "rate limit unavailable, request allowed: {e}"
+                );
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The local state of one user's lease.

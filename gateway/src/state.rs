@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::AdminRegistry;
 use crate::metrics::GatewayMetrics;
 use crate::origin::OriginPolicy;
-use crate::rate_limit::MessageLimiter;
+use crate::rate_limit::{MessageLimiter, RequestLimiters};
 use crate::registry::ConnectionRegistry;
 use crate::session_hub::SessionHub;
 
@@ -31,6 +31,8 @@ pub(crate) struct GatewayState {
     pub coordinator: Arc<dyn Coordinator>,
     /// The users' message rate limit, leased from the coordinator.
     pub limiter: Arc<MessageLimiter>,
+    /// The users' rate limits of socket opens, history and renames.
+    pub requests: Arc<RequestLimiters>,
     /// Token checks.
     pub validator: Arc<TokenValidator>,
     /// Subject names.

@@ -12,8 +12,9 @@
 //! | `POST /chat/uploads?session_id=` `{"name","size","content_type","purpose"}` | 201: an upload slot (file id, signed PUT URL) |
 //!
 //! Errors are the seed's error body: 401 for a bad token, 404
-//! `SESSION_NOT_FOUND` for a session that is not the user's, 503 when no
-//! worker answers.
+//! `SESSION_NOT_FOUND` for a session that is not the user's, 429
+//! `RATE_LIMITED` for history and renames faster than the user's limit
+//! ([`crate::rate_limit::RequestLimiters`]), 503 when no worker answers.
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chatbox_shared::auth::{AuthError, Identity};
+use chatbox_shared::coordinator::RequestKind;
 use chatbox_shared::envelope::{
     EndSession, ListSessions, ModelList, RenameSession, SessionHistory, UploadSlotRequest, rpc,
 };
@@ -148,6 +150,10 @@ pub(crate) async fn history(
 ) -> Answer<HistoryPage> {
     let q = query(q)?;
     let identity = authenticate(&state, &headers, q.token.as_deref())?;
+    state
+        .requests
+        .admit(RequestKind::History, &identity.user_id)
+        .await?;
     let request = SessionHistory {
         user_id: identity.user_id.clone(),
         session_id,
@@ -175,6 +181,10 @@ pub(crate) async fn rename(
             format!("expected a JSON body like {{\"name\":\"…\"}}: {e}"),
         ))
     })?;
+    state
+        .requests
+        .admit(RequestKind::Rename, &identity.user_id)
+        .await?;
     let request = RenameSession {
         user_id: identity.user_id.clone(),
         session_id,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chatbox_shared::coordinator::{
     AdminClaim, Admission, Coordinator, MemoryCoordinator, NotifyAdmission, RateLimit, RedisCoordinator,
-    RedisOptions, Renewal, Suppressed, Watcher,
+    RedisOptions, Renewal, RequestKind, Suppressed, Watcher,
 };
 use chatbox_shared::namespace::Namespace;
 use chatbox_shared::protocol::Timestamp;
@@ -84,6 +84,7 @@ conformance!(
     active_session_is_one_per_user_and_lingers,
     token_bucket_limits_then_refills,
     tokens_are_leased_in_batches_within_the_bucket,
+    each_kind_of_request_has_its_own_bucket,
     notifications_are_held_back_then_taken_once_for_the_digest,
     held_back_notifications_outlive_their_window,
     heartbeat_and_check_answer,
@@ -236,6 +237,43 @@ async fn token_bucket_limits_then_refills(c: &dyn Coordinator) {
     assert_eq!(c.admit_message("u10", limit, 1).await.unwrap(), ONE, "per user");
     tokio::time::sleep(retry_after + Duration::from_millis(30)).await;
     assert_eq!(c.admit_message("u9", limit, 1).await.unwrap(), ONE, "refilled");
+}
+
+async fn each_kind_of_request_has_its_own_bucket(c: &dyn Coordinator) {
+    let limit = RateLimit {
+        capacity: 2,
+        window: Duration::from_secs(3600),
+    };
+    for kind in [
+        RequestKind::SessionOpen,
+        RequestKind::History,
+        RequestKind::Rename,
+    ] {
+        assert_eq!(
+            c.admit_request(kind, "u20", limit, 5).await.unwrap(),
+            Admission::Allowed { granted: 2 },
+            "{kind:?}: a full bucket of its own"
+        );
+        assert!(
+            matches!(
+                c.admit_request(kind, "u20", limit, 1).await.unwrap(),
+                Admission::Limited { .. }
+            ),
+            "{kind:?}: spent"
+        );
+    }
+    assert_eq!(
+        c.admit_request(RequestKind::History, "u21", limit, 1)
+            .await
+            .unwrap(),
+        ONE,
+        "per user"
+    );
+    assert_eq!(
+        c.admit_message("u20", limit, 1).await.unwrap(),
+        ONE,
+        "messages are counted apart"
+    );
 }
 
 async fn tokens_are_leased_in_batches_within_the_bucket(c: &dyn Coordinator) {

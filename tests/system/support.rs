@@ -586,6 +586,19 @@ impl Client {
             .unwrap_or_else(|r| panic!("connection refused: {r:?}"))
     }
 
+    /// Connects asking for a new session (`new_session=true`), or returns
+    /// the refusal.
+    pub async fn try_connect_new_session(addr: &str, token: &str) -> Result<Client, Refusal> {
+        Self::open(
+            format!("ws://{addr}/chat/ws?new_session=true&"),
+            Some(token),
+            None,
+            TokenVia::Query,
+            None,
+        )
+        .await
+    }
+
     /// Connects an admin console (`/chat/admin/ws`).
     pub async fn connect_admin(addr: &str, token: &str) -> Client {
         Self::try_connect_admin(addr, token)

@@ -263,6 +263,18 @@ fn stored_objects(root: &Path, part: &str) -> Vec<PathBuf> {
     out
 }
 
+/// The stored files that hold bytes of `file_id`'s upload: what a retired
+/// link leaves (an empty S3 object in its way, the local store's mark of a
+/// used link) holds none.
+fn stored_bytes(root: &Path, file_id: &str) -> Vec<PathBuf> {
+    let mut found = stored_objects(root, file_id);
+    found.retain(|p| {
+        let mark = p.components().any(|c| c.as_os_str() == "used");
+        !mark && std::fs::metadata(p).is_ok_and(|m| m.len() > 0)
+    });
+    found
+}
+
 fn s3_root() -> PathBuf {
     PathBuf::from(s3_env("CHATBOX_TEST_S3_DIR"))
 }
@@ -387,9 +399,9 @@ async fn disguised_program_refused(d: &Deployment, objects: &Path) {
         "{reason}"
     );
     assert!(
-        stored_objects(objects, &file_id).is_empty(),
+        stored_bytes(objects, &file_id).is_empty(),
         "the refused upload is deleted: {:?}",
-        stored_objects(objects, &file_id)
+        stored_bytes(objects, &file_id)
     );
     let history = history_of(&d.http, "carol", &sid).await;
     assert_eq!(history["messages"], json!([]), "nothing joined the conversation");
@@ -756,4 +768,171 @@ async fn spoken_answers_are_stored_and_offered_files_linked() {
         (200, audio),
         "history's URL plays the same audio"
     );
+}
+
+/// PUTs `bytes` to the slot's link with `content-type` only, as a client
+/// that ignores the other signed headers would; the status, or 0 when the
+/// store cut the request off.
+async fn put_raw(slot: &Value, bytes: Vec<u8>) -> u16 {
+    let mut request = http().put(slot["upload_url"].as_str().expect("upload_url"));
+    for (name, value) in slot["headers"].as_object().expect("headers") {
+        request = request.header(name.as_str(), value.as_str().unwrap_or_default());
+    }
+    request
+        .body(bytes)
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+/// Issue 23, item 4: a link takes one body of the declared size; a second
+/// write, racing the check or after the file was taken in or refused, is
+/// refused; the file kept is the bytes checked; the quarantine is emptied
+/// once the links expire.
+async fn upload_links_write_once(d: &Deployment, root: &Path) {
+    let (mut client, sid) = d.user("mallory").await;
+    let picture = png();
+    let slot = slot_ws(
+        &mut client,
+        "s1",
+        upload_request("cat.png", &picture, "image/png", "file"),
+    )
+    .await;
+    let slot = &slot["data"];
+    let file_id = slot["file_id"].as_str().expect("file id").to_owned();
+    for wrong in [vec![0x11; 1024 * 1024], picture[..picture.len() - 1].to_vec()] {
+        let status = put_raw(slot, wrong.clone()).await;
+        assert!(
+            status == 0 || (400..500).contains(&status),
+            "{} bytes on a link for {}: {status}",
+            wrong.len(),
+            picture.len()
+        );
+    }
+    assert!(stored_bytes(root, &file_id).is_empty(), "nothing stored");
+    assert_eq!(upload(slot, &picture).await, 200);
+    // Four writers race the check with other bytes: all refused.
+    client
+        .send(json!({"type": "file_upload", "id": "f", "file_id": file_id, "content": "look"}))
+        .await;
+    let mut other = picture.clone();
+    let last = other.len() - 20;
+    other[last] ^= 0xff;
+    let writers: Vec<_> = (0..4).map(|_| put_raw(slot, other.clone())).collect();
+    for status in futures_util::future::join_all(writers).await {
+        assert!((400..500).contains(&status), "a second write: {status}");
+    }
+    let echo = client
+        .until(WAIT, |f| {
+            f["id"] == "f" && (f["type"] == "file_upload" || f["type"] == "error")
+        })
+        .await;
+    assert_eq!(echo["type"], "file_upload", "{echo}");
+    let (status, bytes, _) = download(echo["file_url"].as_str().expect("file_url")).await;
+    assert_eq!(
+        (status, bytes == picture),
+        (200, true),
+        "the bytes kept are the bytes checked"
+    );
+    assert!(
+        (400..500).contains(&upload(slot, &other).await),
+        "a write after the file was taken in"
+    );
+    client.answer(WAIT).await;
+
+    // Refused: the link stays shut too.
+    let evil = slot_ws(
+        &mut client,
+        "s2",
+        upload_request("holiday.png", &exe(), "image/png", "file"),
+    )
+    .await;
+    let evil = &evil["data"];
+    let evil_id = evil["file_id"].as_str().expect("file id").to_owned();
+    assert_eq!(upload(evil, &exe()).await, 200);
+    client
+        .send(json!({"type": "file_upload", "id": "e", "file_id": evil_id}))
+        .await;
+    let refused = client
+        .until(WAIT, |f| f["id"] == "e" && f["type"] == "error")
+        .await;
+    assert!(is_error(&refused, "FILE_REJECTED"), "{refused}");
+    assert!(
+        (400..500).contains(&upload(evil, &exe()).await),
+        "a write after the file was refused"
+    );
+    assert!(stored_bytes(root, &evil_id).is_empty());
+
+    // Once the links expire, nothing of either is left in quarantine.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let quarantined = || {
+        let mut left = stored_objects(root, &format!("quarantine/{file_id}"));
+        left.extend(stored_objects(root, &format!("quarantine/{evil_id}")));
+        left.retain(|p| !p.components().any(|c| c.as_os_str() == "used"));
+        left
+    };
+    while !quarantined().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the quarantine keeps {:?}",
+            quarantined()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let history = history_of(&d.http, "mallory", &sid).await;
+    assert_eq!(
+        history["messages"].as_array().map(Vec::len),
+        Some(2),
+        "the picture and its answer: {history}"
+    );
+}
+
+const SHORT_UPLOAD_LINKS: [(&str, &str); 2] = [
+    ("CHATBOX_UPLOADS_UPLOAD_URL_TTL", "3s"),
+    ("CHATBOX_UPLOADS_CLEANUP_INTERVAL", "300ms"),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_links_write_once_within_the_declared_size_through_s3() {
+    let d = Deployment::scaled(&SHORT_UPLOAD_LINKS).await;
+    upload_links_write_once(&d, &s3_root()).await;
+}
+
+/// Issue 23, items 4 and 5 on local disk: the same links, and files at
+/// rest readable by the server's user only, encrypted with `ENCRYPTION_KEY`.
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_links_write_once_and_files_are_private_on_local_disk() {
+    let mut env = SHORT_UPLOAD_LINKS.to_vec();
+    env.push(("ENCRYPTION_KEY", ENCRYPTION_KEY));
+    let d = Deployment::all_in_one(&env).await;
+    let data = d.dir.join("data");
+    upload_links_write_once(&d, &data.join("files")).await;
+    let kept = stored_objects(&data.join("files").join("objects"), "chat-files");
+    assert_eq!(kept.len(), 1, "the picture: {kept:?}");
+    let on_disk = std::fs::read(&kept[0]).expect("the stored picture");
+    assert!(
+        !on_disk.windows(4).any(|w| w == b"IHDR") && on_disk.len() > png().len(),
+        "the picture is encrypted at rest (and served decrypted, above)"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&data.join("chatbox.db")), 0o600, "the database");
+        let mut pending = vec![data.join("files")];
+        let mut files = 0;
+        while let Some(folder) = pending.pop() {
+            assert_eq!(mode(&folder), 0o700, "{}", folder.display());
+            for entry in std::fs::read_dir(&folder).expect("read folder").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    assert_eq!(mode(&path), 0o600, "{}", path.display());
+                    files += 1;
+                }
+            }
+        }
+        assert!(files >= 2, "the picture and its type at least: {files}");
+    }
 }

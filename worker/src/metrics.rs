@@ -25,6 +25,7 @@
 //! | `chatbox_uploads_total` | counter | `stage`, `kind`, `outcome` | upload slots given (`stage=slot`) and uploads checked (`stage=intake`) by outcome: `ok`, `too_large`, `type_not_allowed`, `rejected`, `missing`, `expired` |
 //! | `chatbox_upload_bytes_total` | counter | `kind` | bytes of accepted uploads |
 //! | `chatbox_upload_slots_expired_total` | counter | | upload slots never used, cleaned up |
+//! | `chatbox_upload_orphans_swept_total` | counter | | quarantine objects no pending slot owned, deleted |
 //! | `chatbox_generated_files_total` | counter | `source` | files that came with answers: `audio` (stored), `provider` and `answer` (linked) |
 //! | `chatbox_blob_operation_seconds` | histogram | `adapter`, `op`, `outcome` | file store operations: `adapter` `s3` or `local`; `outcome` `ok`, `not_found`, `invalid_key`, `unavailable`, `error` |
 
@@ -227,6 +228,11 @@ pub(crate) fn upload_bytes(kind: &'static str, bytes: u64) {
 /// Counts upload slots cleaned up unused.
 pub(crate) fn slots_expired(n: u64) {
     counter!("chatbox_upload_slots_expired_total").increment(n);
+}
+
+/// Counts quarantine objects no pending slot owned, deleted.
+pub(crate) fn orphans_swept(n: u64) {
+    counter!("chatbox_upload_orphans_swept_total").increment(n);
 }
 
 /// Counts files that came with an answer.

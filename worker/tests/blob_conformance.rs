@@ -13,8 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatbox_shared::config::{S3Config, Secret};
-use chatbox_worker::blob::{BlobError, BlobStore, Download, LocalBlobStore, ObjectInfo, S3BlobStore};
+use chatbox_shared::config::{S3Config, Secret, ServerSideEncryption};
+use chatbox_worker::blob::{
+    BlobError, BlobStore, Download, FileCipher, LocalBlobStore, ObjectInfo, S3BlobStore,
+};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 
@@ -35,6 +37,7 @@ fn s3_config(bucket: &str) -> S3Config {
         path_style: true,
         access_key_id: Secret::new(env("CHATBOX_TEST_S3_ACCESS_KEY")),
         secret_access_key: Secret::new(env("CHATBOX_TEST_S3_SECRET_KEY")),
+        ..S3Config::default()
     }
 }
 
@@ -66,6 +69,8 @@ enum Fixture {
     Local {
         store: Arc<LocalBlobStore>,
         dir: std::path::PathBuf,
+        /// Encrypting at rest.
+        sealed: bool,
         server: tokio::task::JoinHandle<()>,
     },
     S3 {
@@ -77,17 +82,35 @@ enum Fixture {
 
 impl Fixture {
     async fn local() -> Self {
+        Self::local_with(None).await
+    }
+
+    /// The local store encrypting at rest, as with `ENCRYPTION_KEY`.
+    async fn local_sealed() -> Self {
+        Self::local_with(Some(FileCipher::new(&[9; 32], &[]))).await
+    }
+
+    async fn local_with(cipher: Option<FileCipher>) -> Self {
         let dir = std::env::temp_dir().join(format!("chatbox-blob-{:016x}", rand::random::<u64>()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
-        let store = Arc::new(
-            LocalBlobStore::open(&dir, None, &format!("http://{addr}/")).expect("open the local store"),
-        );
+        let mut store =
+            LocalBlobStore::open(&dir, None, &format!("http://{addr}/")).expect("open the local store");
+        let sealed = cipher.is_some();
+        if let Some(cipher) = cipher {
+            store = store.with_encryption(cipher);
+        }
+        let store = Arc::new(store);
         let app = Arc::clone(&store).routes();
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        Fixture::Local { store, dir, server }
+        Fixture::Local {
+            store,
+            dir,
+            sealed,
+            server,
+        }
     }
 
     async fn s3() -> Self {
@@ -157,6 +180,16 @@ macro_rules! conformance {
                 }
             )*
         }
+        mod local_sealed {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let f = super::Fixture::local_sealed().await;
+                    super::$name(&f).await;
+                    f.cleanup().await;
+                }
+            )*
+        }
         mod s3 {
             $(
                 #[tokio::test]
@@ -183,9 +216,12 @@ conformance!(
     presigned_put_with_another_content_type_is_refused,
     presigned_get_downloads_with_the_file_name,
     presigned_get_expires,
-    local_put_over_the_limit_is_refused,
+    presigned_put_takes_the_declared_size_once,
     local_get_is_sandboxed_and_serves_ranges,
     s3_urls_are_signed_for_the_public_endpoint,
+    s3_writes_ask_for_server_side_encryption,
+    local_files_are_private_to_the_user,
+    sealed_local_files_hold_no_plaintext,
 );
 
 fn http() -> reqwest::Client {
@@ -422,7 +458,7 @@ async fn invalid_keys_are_refused_before_anything_is_sent(f: &Fixture) {
 async fn presigned_put_stores_the_file_with_its_type(f: &Fixture) {
     let store = f.store();
     let signed = store
-        .presign_put("up/voice.webm", "audio/webm", 1024, TTL)
+        .presign_put("up/voice.webm", "audio/webm", 1000, TTL)
         .await
         .unwrap();
     assert_eq!(signed.method, "PUT");
@@ -586,37 +622,63 @@ async fn presigned_get_expires(f: &Fixture) {
     }
 }
 
-async fn local_put_over_the_limit_is_refused(f: &Fixture) {
-    if !f.is_local() {
-        return; // A presigned S3 PUT cannot bound the size: callers check with head.
-    }
+async fn presigned_put_takes_the_declared_size_once(f: &Fixture) {
     let store = f.store();
     let signed = store
-        .presign_put("up/big.bin", "application/octet-stream", 100, TTL)
+        .presign_put("up/once.bin", "application/octet-stream", 100, TTL)
         .await
         .unwrap();
     let send = |body: reqwest::Body| {
-        http()
-            .put(&signed.url)
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .body(body)
-            .send()
+        let mut request = http().put(&signed.url).body(body);
+        for (name, value) in &signed.headers {
+            request = request.header(name, value);
+        }
+        request.send()
     };
-    // Declared too large: refused before reading.
-    let response = send(vec![0u8; 101].into()).await.unwrap();
-    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let body = response.text().await.unwrap();
-    assert!(body.contains("MESSAGE_TOO_LARGE"), "{body}");
-    // Streamed without a length: stopped once it passes the limit.
-    let chunks =
-        futures_util::stream::iter((0..50).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![1u8; 10]))));
-    let response = send(reqwest::Body::wrap_stream(chunks)).await.unwrap();
-    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(store.head("up/big.bin").await.unwrap(), None);
-    // Exactly the limit is fine.
-    let response = send(vec![0u8; 100].into()).await.unwrap();
+    for wrong in [101, 99, 1_000_000] {
+        // Refused, or cut off mid-body (the store answers before reading it all).
+        if let Ok(response) = send(vec![0u8; wrong].into()).await {
+            assert!(
+                response.status().is_client_error(),
+                "{wrong} bytes on a link for 100: {}",
+                response.status()
+            );
+        }
+    }
+    if f.is_local() {
+        // Streamed without a length: stopped once it passes the size.
+        let chunks =
+            futures_util::stream::iter((0..50).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![1u8; 10]))));
+        let response = send(reqwest::Body::wrap_stream(chunks)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body = response.text().await.unwrap();
+        assert!(body.contains("MESSAGE_TOO_LARGE"), "{body}");
+    }
+    assert_eq!(store.head("up/once.bin").await.unwrap(), None, "nothing stored");
+    // Exactly the declared size is taken, once.
+    let response = send(vec![1u8; 100].into()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(store.head("up/big.bin").await.unwrap().map(|i| i.size), Some(100));
+    let again = send(vec![2u8; 100].into()).await.unwrap();
+    assert!(
+        again.status().is_client_error(),
+        "a second write: {}",
+        again.status()
+    );
+    assert_eq!(
+        &store.read_range("up/once.bin", 0, 100).await.unwrap()[..],
+        &[1u8; 100][..],
+        "the first upload stands"
+    );
+    // Retired (taken in or refused): the bytes go and the link stays shut.
+    store.retire("up/once.bin").await.unwrap();
+    let after = send(vec![3u8; 100].into()).await.unwrap();
+    assert!(
+        after.status().is_client_error(),
+        "a write after retiring: {}",
+        after.status()
+    );
+    let left = store.head("up/once.bin").await.unwrap().map(|i| i.size);
+    assert!(matches!(left, None | Some(0)), "{left:?}");
 }
 
 async fn local_get_is_sandboxed_and_serves_ranges(f: &Fixture) {
@@ -747,5 +809,126 @@ async fn s3_urls_are_signed_for_the_public_endpoint(f: &Fixture) {
     assert_eq!(
         http().get(&elsewhere).send().await.unwrap().status(),
         StatusCode::FORBIDDEN
+    );
+}
+
+async fn s3_writes_ask_for_server_side_encryption(f: &Fixture) {
+    let Fixture::S3 { bucket, .. } = f else {
+        return; // The local store encrypts with ENCRYPTION_KEY instead.
+    };
+    let config = S3Config {
+        server_side_encryption: ServerSideEncryption::SseKms,
+        kms_key_id: "alias/chatbox-files".into(),
+        ..s3_config(bucket)
+    };
+    let store = S3BlobStore::connect(&config).await.unwrap();
+    store
+        .put("sse/a.txt", Bytes::from_static(b"hello"), "text/plain")
+        .await
+        .unwrap();
+    store.copy("sse/a.txt", "sse/b.txt", "text/plain").await.unwrap();
+    let signed = store
+        .presign_put("sse/c.txt", "text/plain", 5, TTL)
+        .await
+        .unwrap();
+    let header = |name: &str| signed.headers.get(name).map(String::as_str);
+    assert_eq!(
+        header("x-amz-server-side-encryption"),
+        Some("aws:kms"),
+        "{:?}",
+        signed.headers
+    );
+    assert_eq!(
+        header("x-amz-server-side-encryption-aws-kms-key-id"),
+        Some("alias/chatbox-files")
+    );
+    // The headers are signed: a client that leaves them out is refused.
+    let response = http()
+        .put(&signed.url)
+        .header(CONTENT_TYPE, "text/plain")
+        .header("if-none-match", "*")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let mut request = http().put(&signed.url).body("hello");
+    for (name, value) in &signed.headers {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), StatusCode::OK);
+}
+
+async fn local_files_are_private_to_the_user(f: &Fixture) {
+    let Fixture::Local { dir, .. } = f else {
+        return; // A bucket's access is its policy's.
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let store = f.store();
+        store
+            .put("a/b/c.txt", Bytes::from_static(b"hi"), "text/plain")
+            .await
+            .unwrap();
+        store.copy("a/b/c.txt", "a/d.txt", "text/plain").await.unwrap();
+        let signed = store.presign_put("q/e.txt", "text/plain", 2, TTL).await.unwrap();
+        let response = http()
+            .put(&signed.url)
+            .header(CONTENT_TYPE, "text/plain")
+            .body("hi")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let mut pending = vec![dir.clone()];
+        let mut files = 0;
+        while let Some(folder) = pending.pop() {
+            assert_eq!(mode(&folder), 0o700, "{}", folder.display());
+            for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    assert_eq!(mode(&path), 0o600, "{}", path.display());
+                    files += 1;
+                }
+            }
+        }
+        assert!(
+            files >= 7,
+            "objects, types, the link's mark and the signing key: {files}"
+        );
+    }
+}
+
+async fn sealed_local_files_hold_no_plaintext(f: &Fixture) {
+    let Fixture::Local {
+        dir, sealed: true, ..
+    } = f
+    else {
+        return; // Plain local files, or a bucket (server-side encryption).
+    };
+    let store = f.store();
+    let text = "a secret recipe: ".repeat(10_000);
+    store
+        .put("s/recipe.txt", Bytes::from(text.clone()), "text/plain")
+        .await
+        .unwrap();
+    let on_disk = std::fs::read(dir.join("objects/s/recipe.txt")).unwrap();
+    assert!(
+        !on_disk.windows(8).any(|w| w == b"a secret"),
+        "the file on disk is encrypted"
+    );
+    assert_eq!(
+        store.head("s/recipe.txt").await.unwrap().map(|i| i.size),
+        Some(text.len() as u64)
+    );
+    let middle = store.read_range("s/recipe.txt", 65_530, 65_550).await.unwrap();
+    assert_eq!(
+        &middle[..],
+        &text.as_bytes()[65_530..65_550],
+        "a range across chunks"
     );
 }

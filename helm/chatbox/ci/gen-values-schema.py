@@ -133,7 +133,7 @@ values = {
         "redis": obj({"url": {"type": "string", "pattern": "^rediss?://"}}, required=["url"]),
         "nats": obj({"url": {"type": "string", "pattern": "^(nats|tls|wss?)://"}}, required=["url"]),
         "mongodb": obj({"uri": {"type": "string", "pattern": "^mongodb(\\+srv)?://"}, "database": {"type": "string", "minLength": 1}}, required=["uri"]),
-        "s3": obj({"bucket": string, "region": string, "endpoint": string, "publicEndpoint": string, "pathStyle": boolean}),
+        "s3": obj({"bucket": string, "region": string, "endpoint": string, "publicEndpoint": string, "pathStyle": boolean, "serverSideEncryption": {"type": "string", "enum": ["none", "sse-s3", "sse-kms"]}, "kmsKeyId": string}),
         "llm": obj({"providers": arr(provider)}),
         "existingSecret": string,
         "secrets": obj({

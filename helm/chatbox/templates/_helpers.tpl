@@ -79,6 +79,8 @@ The configuration tree: what the chart derives from its values, with
 {{- $s3 := dict "bucket" .Values.s3.bucket "region" .Values.s3.region "path_style" .Values.s3.pathStyle -}}
 {{- with .Values.s3.endpoint }}{{ $_ := set $s3 "endpoint" . }}{{ end -}}
 {{- with .Values.s3.publicEndpoint }}{{ $_ := set $s3 "public_endpoint" . }}{{ end -}}
+{{- with .Values.s3.serverSideEncryption }}{{ $_ := set $s3 "server_side_encryption" . }}{{ end -}}
+{{- with .Values.s3.kmsKeyId }}{{ $_ := set $s3 "kms_key_id" . }}{{ end -}}
 {{- $llm := dict -}}
 {{- with .Values.llm.providers }}{{ $_ := set $llm "providers" . }}{{ end -}}
 {{- $chatbox := dict "store" (dict "database" .Values.mongodb.database) "blob" (dict "s3" $s3) "llm" $llm -}}

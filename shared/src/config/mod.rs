@@ -52,7 +52,7 @@ pub use notifications::NotificationsConfig;
 pub use secret::{Secret, redact_url};
 pub use store::{StoreConfig, StoreKind};
 pub use telemetry::{LogConfig, TelemetryConfig};
-pub use uploads::{BlobConfig, BlobKind, S3Config, UploadsConfig};
+pub use uploads::{BlobConfig, BlobKind, S3Config, ServerSideEncryption, UploadsConfig};
 pub use validate::{Role, decode_key};
 pub use web::WebConfig;
 pub use websocket::WebSocketConfig;
@@ -118,6 +118,12 @@ pub struct ChatboxConfig {
     /// The window of `rate_limit`.
     #[serde(with = "duration")]
     pub rate_limit_window: Duration,
+    /// Sockets a user may open per `rate_limit_window` (each opens,
+    /// restores or starts a session).
+    pub session_rate_limit: u32,
+    /// `get_history` and `rename_session` requests a user may make per
+    /// `rate_limit_window`, each kind on its own (socket and HTTP together).
+    pub request_rate_limit: u32,
     /// This pod's id (`POD_ID`); defaults to the host name.
     pub pod_id: String,
     /// Prefix of every Redis key, NATS subject and stream name, so several
@@ -165,6 +171,8 @@ impl Default for ChatboxConfig {
             max_connections: 10_000,
             rate_limit: 100,
             rate_limit_window: Duration::from_secs(60),
+            session_rate_limit: 20,
+            request_rate_limit: 120,
             pod_id: String::new(),
             namespace: String::new(),
             data_dir: "./data".into(),

@@ -212,6 +212,11 @@ impl BlobConfig {
                 "chatbox.blob.s3.secret_access_key",
                 || "set both access_key_id and secret_access_key, or neither (the standard AWS chain)".into(),
             );
+            p.check(
+                s3.kms_key_id.is_empty() || s3.server_side_encryption == ServerSideEncryption::SseKms,
+                "chatbox.blob.s3.kms_key_id",
+                || "is used with server_side_encryption = \"sse-kms\" only".into(),
+            );
         }
         if !self.public_url.is_empty() {
             p.check(
@@ -243,6 +248,27 @@ pub struct S3Config {
     pub access_key_id: Secret,
     /// Its secret.
     pub secret_access_key: Secret,
+    /// Server-side encryption of what is written: `none` (the bucket's
+    /// default), `sse-s3` (AES256, keys the store manages) or `sse-kms`.
+    pub server_side_encryption: ServerSideEncryption,
+    /// The KMS key of `sse-kms` (id, ARN or alias); empty: the account's
+    /// default key for S3.
+    pub kms_key_id: String,
+}
+
+/// How the S3 store encrypts objects at rest (`chatbox.blob.s3.server_side_encryption`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerSideEncryption {
+    /// Nothing asked: the bucket's default encryption applies.
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    /// SSE-S3: AES256 with keys the store manages.
+    #[serde(rename = "sse-s3")]
+    SseS3,
+    /// SSE-KMS: keys of the key management service.
+    #[serde(rename = "sse-kms")]
+    SseKms,
 }
 
 impl Default for S3Config {
@@ -255,6 +281,8 @@ impl Default for S3Config {
             path_style: false,
             access_key_id: Secret::default(),
             secret_access_key: Secret::default(),
+            server_side_encryption: ServerSideEncryption::None,
+            kms_key_id: String::new(),
         }
     }
 }

@@ -81,6 +81,12 @@ impl Config {
             p.check(c.rate_limit > 0, "chatbox.rate_limit", || {
                 "must be at least 1".into()
             });
+            p.check(c.session_rate_limit > 0, "chatbox.session_rate_limit", || {
+                "must be at least 1".into()
+            });
+            p.check(c.request_rate_limit > 0, "chatbox.request_rate_limit", || {
+                "must be at least 1".into()
+            });
             p.positive(c.rate_limit_window, "chatbox.rate_limit_window");
             p.positive(c.reconnect_timeout, "chatbox.reconnect_timeout");
             c.websocket.check(&mut p);

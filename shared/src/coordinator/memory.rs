@@ -11,8 +11,8 @@ use tokio::time::Instant;
 
 use super::{
     ActiveSession, AdminClaim, AdminHolder, Admission, Coordinator, CoordinatorError, LiveState,
-    NotifyAdmission, OwnerClaim, OwnerToken, PodBeat, RateLimit, Renewal, SUPPRESSED_USERS_MAX, Suppressed,
-    Watcher,
+    NotifyAdmission, OwnerClaim, OwnerToken, PodBeat, RateLimit, Renewal, RequestKind, SUPPRESSED_USERS_MAX,
+    Suppressed, Watcher,
 };
 use crate::namespace::Keys;
 use crate::protocol::Timestamp;
@@ -129,6 +129,32 @@ impl MemoryCoordinator {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl MemoryCoordinator {
+    /// Takes up to `want` tokens from the bucket at `key`.
+    fn take_tokens(&self, key: String, limit: RateLimit, want: u32) -> Admission {
+        let capacity = f64::from(limit.capacity.max(1));
+        let rate = capacity / limit.window.as_secs_f64().max(1e-3);
+        let now = Instant::now();
+        let mut s = self.state();
+        let (tokens, at) = s.buckets.entry(key).or_insert((capacity, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(capacity);
+        *at = now;
+        let granted = tokens.floor().min(f64::from(want.max(1)));
+        if granted >= 1.0 {
+            *tokens -= granted;
+            // A whole number between 1 and `want`: the cast is exact.
+            Admission::Allowed {
+                granted: granted as u32,
+            }
+        } else {
+            let wait = Duration::from_secs_f64((1.0 - *tokens) / rate);
+            Admission::Limited {
+                retry_after: wait.max(Duration::from_millis(1)),
+            }
+        }
     }
 }
 
@@ -264,29 +290,17 @@ impl Coordinator for MemoryCoordinator {
         limit: RateLimit,
         want: u32,
     ) -> Result<Admission, CoordinatorError> {
-        let capacity = f64::from(limit.capacity.max(1));
-        let rate = capacity / limit.window.as_secs_f64().max(1e-3);
-        let now = Instant::now();
-        let mut s = self.state();
-        let (tokens, at) = s
-            .buckets
-            .entry(self.keys.user_rate(user_id))
-            .or_insert((capacity, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(capacity);
-        *at = now;
-        let granted = tokens.floor().min(f64::from(want.max(1)));
-        if granted >= 1.0 {
-            *tokens -= granted;
-            // A whole number between 1 and `want`: the cast is exact.
-            Ok(Admission::Allowed {
-                granted: granted as u32,
-            })
-        } else {
-            let wait = Duration::from_secs_f64((1.0 - *tokens) / rate);
-            Ok(Admission::Limited {
-                retry_after: wait.max(Duration::from_millis(1)),
-            })
-        }
+        Ok(self.take_tokens(self.keys.user_rate(user_id), limit, want))
+    }
+
+    async fn admit_request(
+        &self,
+        kind: RequestKind,
+        user_id: &str,
+        limit: RateLimit,
+        want: u32,
+    ) -> Result<Admission, CoordinatorError> {
+        Ok(self.take_tokens(self.keys.user_request_rate(kind.as_str(), user_id), limit, want))
     }
 
     async fn claim_admin(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{
     ActiveSession, AdminClaim, AdminHolder, Admission, Coordinator, CoordinatorError, LiveState,
-    NotifyAdmission, OwnerClaim, OwnerToken, PodBeat, RateLimit, Renewal, Suppressed, Watcher,
+    NotifyAdmission, OwnerClaim, OwnerToken, PodBeat, RateLimit, Renewal, RequestKind, Suppressed, Watcher,
 };
 use crate::protocol::Timestamp;
 
@@ -23,6 +23,7 @@ crate::metered_port! {
     async fn release_owner(&self, session_id: &str, token: &OwnerToken) -> Result<bool, CoordinatorError>;
     async fn owner(&self, session_id: &str) -> Result<Option<OwnerToken>, CoordinatorError>;
     async fn admit_message(&self, user_id: &str, limit: RateLimit, want: u32) -> Result<Admission, CoordinatorError>;
+    async fn admit_request(&self, kind: RequestKind, user_id: &str, limit: RateLimit, want: u32) -> Result<Admission, CoordinatorError>;
     async fn claim_admin(&self, session_id: &str, admin_id: &str, admin_name: &str, since: Timestamp, ttl: Duration) -> Result<AdminClaim, CoordinatorError>;
     async fn renew_admins(&self, held: &[(String, String)], ttl: Duration) -> Result<Vec<bool>, CoordinatorError>;
     async fn release_admin(&self, session_id: &str, admin_id: &str) -> Result<Option<AdminHolder>, CoordinatorError>;

@@ -95,6 +95,29 @@ pub struct RateLimit {
     pub window: Duration,
 }
 
+/// A kind of request with a rate-limit bucket of its own per user, apart
+/// from messages (`chatbox.session_rate_limit`, `chatbox.request_rate_limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    /// Opening a socket, which opens, restores or starts a session.
+    SessionOpen,
+    /// `get_history` (socket or HTTP).
+    History,
+    /// `rename_session` (socket or HTTP).
+    Rename,
+}
+
+impl RequestKind {
+    /// Its name in keys, metrics and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::SessionOpen => "session_open",
+            RequestKind::History => "history",
+            RequestKind::Rename => "rename",
+        }
+    }
+}
+
 /// Whether a rate-limited action may go ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -214,6 +237,16 @@ pub trait Coordinator: Send + Sync + 'static {
     /// (docs/ARCHITECTURE.md, *Decisions*: leased in batches).
     async fn admit_message(
         &self,
+        user_id: &str,
+        limit: RateLimit,
+        want: u32,
+    ) -> Result<Admission, CoordinatorError>;
+
+    /// Like [`Coordinator::admit_message`], from the user's bucket of
+    /// requests of `kind`: one bucket per kind, apart from messages.
+    async fn admit_request(
+        &self,
+        kind: RequestKind,
         user_id: &str,
         limit: RateLimit,
         want: u32,

@@ -14,8 +14,8 @@ use fred::types::Value;
 
 use super::{
     ActiveSession, AdminClaim, AdminHolder, Admission, Coordinator, CoordinatorError, DIGEST_GRACE,
-    LiveState, NotifyAdmission, OwnerClaim, OwnerToken, PodBeat, RateLimit, Renewal, SESSION_COUNTER_TTL,
-    SUPPRESSED_USERS_MAX, Suppressed, Watcher, millis,
+    LiveState, NotifyAdmission, OwnerClaim, OwnerToken, PodBeat, RateLimit, Renewal, RequestKind,
+    SESSION_COUNTER_TTL, SUPPRESSED_USERS_MAX, Suppressed, Watcher, millis,
 };
 use crate::config::redact_url;
 use crate::namespace::Keys;
@@ -231,6 +231,34 @@ impl RedisCoordinator {
     }
 }
 
+impl RedisCoordinator {
+    /// Takes up to `want` tokens from the bucket at `key`.
+    async fn take_tokens(
+        &self,
+        key: String,
+        limit: RateLimit,
+        want: u32,
+    ) -> Result<Admission, CoordinatorError> {
+        let (granted, retry_ms): (i64, i64) = self
+            .eval(
+                &self.scripts.rate_limit,
+                vec![key],
+                vec![
+                    i64::from(limit.capacity.max(1)).into(),
+                    ms_arg(limit.window).into(),
+                    i64::from(want.max(1)).into(),
+                ],
+            )
+            .await?;
+        Ok(match u32::try_from(granted) {
+            Ok(granted) if granted >= 1 => Admission::Allowed { granted },
+            _ => Admission::Limited {
+                retry_after: Duration::from_millis(u64::try_from(retry_ms).unwrap_or(1).max(1)),
+            },
+        })
+    }
+}
+
 #[async_trait]
 impl Coordinator for RedisCoordinator {
     fn adapter(&self) -> &'static str {
@@ -380,23 +408,18 @@ impl Coordinator for RedisCoordinator {
         limit: RateLimit,
         want: u32,
     ) -> Result<Admission, CoordinatorError> {
-        let (granted, retry_ms): (i64, i64) = self
-            .eval(
-                &self.scripts.rate_limit,
-                vec![self.keys.user_rate(user_id)],
-                vec![
-                    i64::from(limit.capacity.max(1)).into(),
-                    ms_arg(limit.window).into(),
-                    i64::from(want.max(1)).into(),
-                ],
-            )
-            .await?;
-        Ok(match u32::try_from(granted) {
-            Ok(granted) if granted >= 1 => Admission::Allowed { granted },
-            _ => Admission::Limited {
-                retry_after: Duration::from_millis(u64::try_from(retry_ms).unwrap_or(1).max(1)),
-            },
-        })
+        self.take_tokens(self.keys.user_rate(user_id), limit, want).await
+    }
+
+    async fn admit_request(
+        &self,
+        kind: RequestKind,
+        user_id: &str,
+        limit: RateLimit,
+        want: u32,
+    ) -> Result<Admission, CoordinatorError> {
+        self.take_tokens(self.keys.user_request_rate(kind.as_str(), user_id), limit, want)
+            .await
     }
 
     async fn claim_admin(

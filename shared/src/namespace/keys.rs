@@ -79,6 +79,11 @@ impl Keys {
         format!("{}chat:rl:u:{user_id}", self.prefix)
     }
 
+    /// The user's rate-limit bucket of requests of `kind`.
+    pub(crate) fn user_request_rate(&self, kind: &str, user_id: &str) -> String {
+        format!("{}chat:rl:{kind}:u:{user_id}", self.prefix)
+    }
+
     /// The current window of notification `key`.
     pub fn notification(&self, key: &str) -> String {
         format!("{}chat:rl:{{n:{key}}}", self.prefix)

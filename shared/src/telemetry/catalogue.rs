@@ -61,6 +61,11 @@ pub(super) const CATALOGUE: &[(&str, Kind, &str)] = &[
         "Messages refused by the rate limit.",
     ),
     (
+        "chatbox_gateway_requests_rate_limited_total",
+        Kind::Counter,
+        "Socket opens, history and rename requests refused by the user's rate limit of their kind.",
+    ),
+    (
         "chatbox_gateway_rate_limit_leases_total",
         Kind::Counter,
         "Messages whose rate limit asked the coordinator (a lease of tokens, or a refusal).",
@@ -242,6 +247,11 @@ pub(super) const CATALOGUE: &[(&str, Kind, &str)] = &[
         "chatbox_upload_slots_expired_total",
         Kind::Counter,
         "Upload slots never used, cleaned up.",
+    ),
+    (
+        "chatbox_upload_orphans_swept_total",
+        Kind::Counter,
+        "Objects under the quarantine prefix that no pending upload slot owned, deleted.",
     ),
     (
         "chatbox_generated_files_total",

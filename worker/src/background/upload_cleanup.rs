@@ -5,6 +5,13 @@
 //! moment is never deleted under its turn; several workers may sweep at
 //! once without harm. (An S3 lifecycle rule on the quarantine prefix is a
 //! good second net: docs/CONFIGURATION.md, `quarantine_prefix`.)
+//!
+//! The same pass sweeps the quarantine's orphans: objects no pending slot
+//! owns — the empty objects that keep a retired S3 link from writing,
+//! anything written to a link after its file was taken in or refused, and
+//! leftovers of a file record that is gone — once their link has expired
+//! (before that, deleting an S3 retirement object would let the link
+//! write again).
 
 use chatbox_shared::periodic::{FirstPass, every};
 use std::sync::Arc;
@@ -29,8 +36,65 @@ pub(super) async fn cleanup_loop(state: Arc<WorkerState>, cancel: CancellationTo
     .await;
 }
 
-/// One pass; returns how many slots were cleaned up.
-async fn sweep_once(state: &WorkerState) -> usize {
+/// One pass: unused slots, then orphans.
+async fn sweep_once(state: &WorkerState) {
+    expire_slots(state).await;
+    sweep_orphans(state).await;
+}
+
+/// Quarantine keys looked at per pass.
+const ORPHAN_BATCH: usize = 1000;
+
+/// Deletes what lies under the quarantine prefix that no pending slot owns,
+/// once its link has expired; returns how many objects went.
+async fn sweep_orphans(state: &WorkerState) -> usize {
+    let prefix = format!(
+        "{}/",
+        state.config.chatbox.uploads.quarantine_prefix.trim_matches('/')
+    );
+    let keys = match state.blob.list(&prefix, ORPHAN_BATCH).await {
+        Ok(keys) => keys,
+        Err(e) => {
+            warn!("cannot list the upload quarantine: {e}");
+            return 0;
+        }
+    };
+    if keys.is_empty() {
+        return 0;
+    }
+    let ids: Vec<String> = keys.iter().map(|k| k[prefix.len()..].to_owned()).collect();
+    let files = match state.store.files(&ids).await {
+        Ok(files) => files,
+        Err(e) => {
+            warn!("cannot look up the files of the upload quarantine: {e}");
+            return 0;
+        }
+    };
+    let now = Timestamp::now();
+    let mut swept = 0;
+    for (key, id) in keys.iter().zip(&ids) {
+        let owner = files.iter().find(|f| &f.id == id);
+        let orphan = match owner {
+            None => true,
+            Some(file) => file.status != FileStatus::Pending && file.expires_at < now,
+        };
+        if !orphan {
+            continue;
+        }
+        match state.blob.delete(key).await {
+            Ok(()) => swept += 1,
+            Err(e) => warn!(%key, "cannot delete an orphan of the upload quarantine: {e}"),
+        }
+    }
+    if swept > 0 {
+        metrics::orphans_swept(swept as u64);
+        info!(swept, "orphans of the upload quarantine deleted");
+    }
+    swept
+}
+
+/// Expires the slots never used; returns how many were cleaned up.
+async fn expire_slots(state: &WorkerState) -> usize {
     let grace = state.config.chatbox.uploads.cleanup_interval;
     let before = Timestamp::from_millis(
         Timestamp::now()

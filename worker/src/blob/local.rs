@@ -13,9 +13,22 @@
 //!
 //! A key and a key under it (`a` and `a/b`) cannot both exist here, as a
 //! file cannot be a folder too; the uploads never make such pairs.
+//!
+//! A signed PUT writes exactly the size it was signed for, once: the first
+//! request to a link leaves a mark at `<dir>/used/<key>` (made with
+//! `create_new`, so of two racing requests one wins), and every later
+//! request is refused, whether the object is still there or was taken in
+//! or refused and deleted since. A mark goes when its link has expired. A
+//! request that stored nothing (too large, broken off) removes its mark,
+//! so the client may try again while the link lives.
+//!
+//! Folders are made readable by this user only (0700) and files 0600:
+//! uploads are the users' own. With `ENCRYPTION_KEY` set
+//! ([`LocalBlobStore::with_encryption`]) objects are also encrypted at rest
+//! ([`super::sealed`]); what was stored before stays readable.
 
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, SeekFrom};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,9 +51,9 @@ use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncWriteExt;
 
+use super::sealed::{FileCipher, ObjectReader, ObjectWriter};
 use super::{
     BlobError, BlobStore, Download, ObjectInfo, SignedRequest, check_key, check_prefix, content_disposition,
     observed,
@@ -64,11 +77,18 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// How often marks of expired links are swept (and at every start).
+const USED_SWEEP: Duration = Duration::from_secs(600);
+
 /// Files in a folder, served by the all-in-one's HTTP server.
 pub struct LocalBlobStore {
     objects: PathBuf,
     meta: PathBuf,
     tmp: PathBuf,
+    /// Marks of upload links already used ([`UsedLinks`]).
+    used: UsedLinks,
+    /// Encrypts objects at rest; `None`: stored as they are.
+    cipher: Option<FileCipher>,
     /// HMAC-SHA256 keyed with the signing key, cloned for each URL.
     signer: HmacSha256,
     public_url: String,
@@ -96,10 +116,17 @@ impl LocalBlobStore {
         let objects = dir.join("objects");
         let meta = dir.join("meta");
         let tmp = dir.join("tmp");
-        for folder in [&objects, &meta, &tmp] {
-            std::fs::create_dir_all(folder).map_err(|e| io("create the folder", folder, e))?;
+        let used = dir.join("used");
+        for folder in [&objects, &meta, &tmp, &used] {
+            create_private_dir(folder).map_err(|e| io("create the folder", folder, e))?;
+        }
+        // Folders made before they were kept private become private now.
+        for folder in [dir, &objects, &meta, &tmp, &used] {
+            make_private(folder, 0o700).map_err(|e| io("restrict the folder", folder, e))?;
         }
         remove_stale(&tmp);
+        let used = UsedLinks::new(used);
+        used.sweep_expired();
         let signing_key = match signing_key {
             Some(key) => key,
             None => kept_signing_key(&dir.join("signing.key"))?,
@@ -116,10 +143,22 @@ impl LocalBlobStore {
             objects,
             meta,
             tmp,
+            used,
+            cipher: None,
             signer,
             public_url,
             location: dir.display().to_string(),
         })
+    }
+}
+
+impl LocalBlobStore {
+    /// Encrypts the objects written from now on with `cipher` (files
+    /// stored before stay readable as they are).
+    #[must_use]
+    pub fn with_encryption(mut self, cipher: FileCipher) -> Self {
+        self.cipher = Some(cipher);
+        self
     }
 }
 
@@ -140,15 +179,151 @@ fn remove_stale(tmp: &Path) {
         return;
     };
     for entry in entries.flatten() {
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_TMP);
-        if old {
+        if is_stale(&entry) {
             // Best effort: what is not removed now is tried at the next start.
             let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether the file of `entry` was last written more than [`STALE_TMP`] ago.
+fn is_stale(entry: &std::fs::DirEntry) -> bool {
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_TMP)
+}
+
+/// Makes `dir` and its missing parents, readable by this user only.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Sets the mode of `path` (on Unix; elsewhere the folder's ACLs rule).
+fn make_private(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
+}
+
+/// Creates a new file at `path` readable and writable by this user only.
+async fn create_private_file(path: &Path) -> std::io::Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path).await
+}
+
+/// The marks of upload links already used: `<dir>/used/<key>`, holding
+/// the link's expiry in Unix seconds.
+struct UsedLinks {
+    dir: PathBuf,
+    /// When marks of expired links were last swept.
+    swept: std::sync::Mutex<Instant>,
+}
+
+/// Why a mark could not be made.
+enum MarkError {
+    /// The link was used before.
+    Used,
+    /// The folder failed.
+    Io(std::io::Error),
+}
+
+impl UsedLinks {
+    fn new(dir: PathBuf) -> Self {
+        UsedLinks {
+            dir,
+            swept: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Marks the link of `key`, expiring at `exp`, as used; refused if it
+    /// was (by this request's rival, or any request before).
+    async fn mark(&self, key: &str, exp: u64) -> Result<PathBuf, MarkError> {
+        self.sweep_now_and_then();
+        let path = self.dir.join(key);
+        let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
+        tokio::task::spawn_blocking(move || create_private_dir(&parent))
+            .await
+            .map_err(|e| MarkError::Io(std::io::Error::other(e)))?
+            .map_err(MarkError::Io)?;
+        let mut file = match create_private_file(&path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(MarkError::Used),
+            Err(e) => return Err(MarkError::Io(e)),
+        };
+        file.write_all(exp.to_string().as_bytes())
+            .await
+            .map_err(MarkError::Io)?;
+        Ok(path)
+    }
+
+    /// Sweeps in the background when the last sweep is [`USED_SWEEP`] old.
+    fn sweep_now_and_then(&self) {
+        {
+            let mut swept = self
+                .swept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if swept.elapsed() < USED_SWEEP {
+                return;
+            }
+            *swept = Instant::now();
+        }
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || sweep_used(&dir));
+    }
+
+    /// Removes the marks of links that have expired.
+    fn sweep_expired(&self) {
+        sweep_used(&self.dir);
+    }
+}
+
+/// Removes the marks under `dir` whose link has expired (best effort:
+/// what stays is tried at the next sweep).
+fn sweep_used(dir: &Path) {
+    let now = unix_now_ms() / 1000;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => pending.push(path),
+                Ok(t) if t.is_file() => {
+                    let exp = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|text| text.trim().parse::<u64>().ok());
+                    // A mark without an expiry is one being written, or
+                    // one a crash cut short: removed once it is old.
+                    let expired = match exp {
+                        Some(exp) => exp < now,
+                        None => is_stale(&entry),
+                    };
+                    if expired {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+                _ => {}
+            }
         }
     }
 }
@@ -189,7 +364,11 @@ impl LocalBlobStore {
         let mut result = Ok(());
         // A delete may prune the folder between making and renaming: twice.
         for _ in 0..2 {
-            tokio::fs::create_dir_all(parent).await?;
+            let mut folders = tokio::fs::DirBuilder::new();
+            folders.recursive(true);
+            #[cfg(unix)]
+            folders.mode(0o700);
+            folders.create(parent).await?;
             result = tokio::fs::rename(tmp, dest).await;
             match &result {
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
@@ -206,7 +385,7 @@ impl LocalBlobStore {
     async fn write_atomically(&self, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let tmp = self.tmp_path();
         let written = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
+            let mut file = create_private_file(&tmp).await?;
             file.write_all(bytes).await?;
             file.sync_data().await
         }
@@ -233,8 +412,8 @@ impl LocalBlobStore {
             .map_err(|e| self.io_error("store", key, &e))
     }
 
-    /// The object's file, opened, and its size; NotFound if missing.
-    async fn open_object(&self, key: &str) -> Result<(tokio::fs::File, u64), BlobError> {
+    /// The object, opened for reading; NotFound if missing.
+    async fn open_object(&self, key: &str) -> Result<ObjectReader, BlobError> {
         let path = self.object_path(key);
         let file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
@@ -250,7 +429,16 @@ impl LocalBlobStore {
         if !meta.is_file() {
             return Err(self.not_found(key));
         }
-        Ok((file, meta.len()))
+        ObjectReader::open(file, meta.len(), self.cipher.as_ref())
+            .await
+            .map_err(|e| self.io_error("read", key, &e))
+    }
+
+    /// Writes a new object's content to the temporary file `tmp`.
+    async fn write_tmp(&self, tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let mut object = ObjectWriter::start(create_private_file(tmp).await?, self.cipher.as_ref()).await?;
+        object.write(bytes).await?;
+        object.finish().await
     }
 
     /// Removes the empty folders left above `path`, up to `root`.
@@ -396,13 +584,7 @@ impl BlobStore for LocalBlobStore {
         observed(ADAPTER, "put", &self.location, key, async {
             check_key(key)?;
             let tmp = self.tmp_path();
-            let written = async {
-                let mut file = tokio::fs::File::create(&tmp).await?;
-                file.write_all(&bytes).await?;
-                file.sync_data().await
-            }
-            .await;
-            if let Err(e) = written {
+            if let Err(e) = self.write_tmp(&tmp, &bytes).await {
                 discard(&tmp).await;
                 return Err(self.io_error("write", key, &e));
             }
@@ -414,13 +596,10 @@ impl BlobStore for LocalBlobStore {
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, BlobError> {
         observed(ADAPTER, "head", &self.location, key, async {
             check_key(key)?;
-            let size = match tokio::fs::metadata(self.object_path(key)).await {
-                Ok(meta) if meta.is_file() => meta.len(),
-                Ok(_) => return Ok(None),
-                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-                    return Ok(None);
-                }
-                Err(e) => return Err(self.io_error("read", key, &e)),
+            let size = match self.open_object(key).await {
+                Ok(object) => object.size,
+                Err(BlobError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
             };
             let content_type = tokio::fs::read_to_string(self.meta_path(key)).await.ok();
             Ok(Some(ObjectInfo { size, content_type }))
@@ -431,21 +610,12 @@ impl BlobStore for LocalBlobStore {
     async fn read_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes, BlobError> {
         observed(ADAPTER, "read_range", &self.location, key, async {
             check_key(key)?;
-            let (mut file, size) = self.open_object(key).await?;
-            let (start, end) = (start.min(size), end.min(size));
-            if end <= start {
-                return Ok(Bytes::new());
-            }
-            let len = usize::try_from(end - start)
-                .map_err(|_| BlobError::Other(format!("range of {key:?} too large to read at once")))?;
-            let mut buf = vec![0; len];
-            async {
-                file.seek(SeekFrom::Start(start)).await?;
-                file.read_exact(&mut buf).await
-            }
-            .await
-            .map_err(|e| self.io_error("read", key, &e))?;
-            Ok(Bytes::from(buf))
+            let mut object = self.open_object(key).await?;
+            let bytes = object
+                .read(start, end)
+                .await
+                .map_err(|e| self.io_error("read", key, &e))?;
+            Ok(Bytes::from(bytes))
         })
         .await
     }
@@ -454,16 +624,20 @@ impl BlobStore for LocalBlobStore {
         observed(ADAPTER, "copy", &self.location, from, async {
             check_key(from)?;
             check_key(to)?;
+            // The open source stays the object it was, even if it is
+            // replaced meanwhile: the copy is one version, whole (sealed
+            // content is copied as it is: it is not bound to its key).
+            let mut source = self.open_object(from).await?.into_stored();
             let tmp = self.tmp_path();
-            match tokio::fs::copy(self.object_path(from), &tmp).await {
-                Ok(_) => {}
-                Err(e) => {
-                    discard(&tmp).await;
-                    return Err(match e.kind() {
-                        ErrorKind::NotFound | ErrorKind::NotADirectory => self.not_found(from),
-                        _ => self.io_error("copy", from, &e),
-                    });
-                }
+            let copied = async {
+                let mut file = create_private_file(&tmp).await?;
+                tokio::io::copy(&mut source, &mut file).await?;
+                file.sync_data().await
+            }
+            .await;
+            if let Err(e) = copied {
+                discard(&tmp).await;
+                return Err(self.io_error("copy", from, &e));
             }
             self.store(to, &tmp, content_type).await
         })
@@ -490,6 +664,11 @@ impl BlobStore for LocalBlobStore {
         .await
     }
 
+    async fn retire(&self, key: &str) -> Result<(), BlobError> {
+        // The link's mark outlives the object: nothing more to do.
+        self.delete(key).await
+    }
+
     async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, BlobError> {
         observed(ADAPTER, "list", &self.location, prefix, async {
             check_prefix(prefix)?;
@@ -506,7 +685,7 @@ impl BlobStore for LocalBlobStore {
         &self,
         key: &str,
         content_type: &str,
-        max_size: u64,
+        size: u64,
         ttl: Duration,
     ) -> Result<SignedRequest, BlobError> {
         observed(ADAPTER, "presign_put", &self.location, key, async {
@@ -517,7 +696,7 @@ impl BlobStore for LocalBlobStore {
                 &[
                     ("op", "put".to_owned()),
                     ("exp", exp.to_string()),
-                    ("max", max_size.to_string()),
+                    ("size", size.to_string()),
                     ("ct", content_type.to_owned()),
                 ],
             );
@@ -689,32 +868,63 @@ async fn put_signed(
             format!("This link uploads a file of type {content_type:?}; the request sent {sent_type:?}."),
         );
     }
-    let Ok(max) = signed.get("max").parse::<u64>() else {
+    let (Ok(size), Ok(exp)) = (
+        signed.get("size").parse::<u64>(),
+        signed.get("exp").parse::<u64>(),
+    ) else {
         return refuse(
             StatusCode::FORBIDDEN,
             ErrorCode::Forbidden,
             "This link is not valid.",
         );
     };
-    let too_large = || {
-        refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::MessageTooLarge,
-            format!("The file is larger than this link allows ({max} bytes)."),
-        )
-    };
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return too_large();
+    if declared.is_some_and(|n| n != size) {
+        return wrong_size(size);
     }
+    let mark = match store.used.mark(key, exp).await {
+        Ok(mark) => mark,
+        Err(MarkError::Used) => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "This link was used already: a file is uploaded once. Ask for a new one.",
+            );
+        }
+        Err(MarkError::Io(e)) => return storage_failed(&store.io_error("write", key, &e)),
+    };
+    let response = receive(store, key, content_type, size, body).await;
+    if !response.status().is_success() {
+        // Nothing was stored: the link may be tried again.
+        discard(&mark).await;
+    }
+    response
+}
 
+/// The refusal of a body that is not the size the link was signed for.
+fn wrong_size(size: u64) -> Response {
+    refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::MessageTooLarge,
+        format!("This link uploads a file of exactly {size} bytes, the size declared for it."),
+    )
+}
+
+/// Receives a body of exactly `size` bytes into a temporary file, and
+/// stores it at `key`.
+async fn receive(store: &LocalBlobStore, key: &str, content_type: &str, size: u64, body: Body) -> Response {
     let tmp = store.tmp_path();
-    let mut file = match tokio::fs::File::create(&tmp).await {
+    let started =
+        async { ObjectWriter::start(create_private_file(&tmp).await?, store.cipher.as_ref()).await };
+    let mut file = match started.await {
         Ok(file) => file,
-        Err(e) => return storage_failed(&store.io_error("write", key, &e)),
+        Err(e) => {
+            discard(&tmp).await;
+            return storage_failed(&store.io_error("write", key, &e));
+        }
     };
     let mut stream = body.into_data_stream();
     let mut written: u64 = 0;
@@ -728,19 +938,21 @@ async fn put_signed(
                 )
             })?;
             written += chunk.len() as u64;
-            if written > max {
-                return Err(too_large());
+            if written > size {
+                return Err(wrong_size(size));
             }
-            file.write_all(&chunk)
+            file.write(&chunk)
                 .await
                 .map_err(|e| storage_failed(&store.io_error("write", key, &e)))?;
         }
-        file.sync_data()
+        if written != size {
+            return Err(wrong_size(size));
+        }
+        file.finish()
             .await
             .map_err(|e| storage_failed(&store.io_error("write", key, &e)))
     }
     .await;
-    drop(file);
     if let Err(refusal) = outcome {
         discard(&tmp).await;
         if refusal.status().is_server_error() {
@@ -783,14 +995,15 @@ async fn get_signed(store: &LocalBlobStore, key: &str, query: Option<&str>, head
     if let Err(e) = check_key(key) {
         return refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, e.to_string());
     }
-    let (mut file, size) = match store.open_object(key).await {
-        Ok(opened) => opened,
+    let object = match store.open_object(key).await {
+        Ok(object) => object,
         Err(BlobError::NotFound(_)) => return not_found(),
         Err(e) => {
             tracing::warn!(adapter = ADAPTER, key, store = %store.location, error = %e, "a signed download failed");
             return storage_failed(&e);
         }
     };
+    let size = object.size;
     let range = headers.get(RANGE).and_then(|v| v.to_str().ok());
     let (status, start, len) = match range.map(|r| byte_range(r, size)) {
         None | Some(ByteRange::Ignored) => (StatusCode::OK, 0, size),
@@ -807,12 +1020,7 @@ async fn get_signed(store: &LocalBlobStore, key: &str, query: Option<&str>, head
             return refusal;
         }
     };
-    if start > 0
-        && let Err(e) = file.seek(SeekFrom::Start(start)).await
-    {
-        return storage_failed(&store.io_error("read", key, &e));
-    }
-    let body = Body::from_stream(ReaderStream::new(file.take(len)));
+    let body = Body::from_stream(object.stream(start, len));
     let mut response = (status, body).into_response();
     let download = Download {
         file_name: signed.get("name"),

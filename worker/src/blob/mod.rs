@@ -10,8 +10,14 @@
 //! client PUTs a file to the URL of [`BlobStore::presign_put`] and reads it
 //! from the URL of [`BlobStore::presign_get`]. Workers only look at what
 //! arrived ([`BlobStore::head`], [`BlobStore::read_range`]), move it out of
-//! quarantine ([`BlobStore::copy`], [`BlobStore::delete`]) and sweep slots
-//! never used ([`BlobStore::list`]).
+//! quarantine ([`BlobStore::copy`], [`BlobStore::retire`]) and sweep slots
+//! never used ([`BlobStore::list`], [`BlobStore::delete`]).
+//!
+//! A signed PUT writes one object of exactly the declared size, once: the
+//! length is part of the signature, and a second write to the link is
+//! refused (S3: `If-None-Match: *` signed in; local: a mark of the used
+//! link). [`BlobStore::retire`] keeps refusing after the quarantine object
+//! was taken in or refused, until the link expires.
 //!
 //! Keys are plain paths of `[A-Za-z0-9._/-]` ([`check_key`]), so the same
 //! key means the same object in a bucket and on disk, and never escapes
@@ -20,6 +26,7 @@
 
 mod local;
 mod s3;
+mod sealed;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -32,6 +39,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 pub use local::LocalBlobStore;
 pub use s3::S3BlobStore;
+pub use sealed::FileCipher;
 
 /// Longest key, in bytes (S3 allows 1024; ours are much shorter).
 pub(crate) const MAX_KEY_LEN: usize = 512;
@@ -64,16 +72,22 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, BlobError>;
 
     /// A URL the client PUTs the file to, directly (the bytes never pass a
-    /// gateway). The local store refuses bodies over `max_size`; S3 cannot
-    /// bound a presigned PUT, so callers check the size with
-    /// [`BlobStore::head`] once the upload is reported.
+    /// gateway): a body of exactly `size` bytes, once, while `ttl` lasts.
+    /// Callers still check the size with [`BlobStore::head`] once the
+    /// upload is reported.
     async fn presign_put(
         &self,
         key: &str,
         content_type: &str,
-        max_size: u64,
+        size: u64,
         ttl: Duration,
     ) -> Result<SignedRequest, BlobError>;
+
+    /// Ends an upload key whose file was taken in or refused: its bytes
+    /// go, and its signed PUT writes nothing more until it expires (S3: an
+    /// empty object stays in the way, swept with the quarantine's
+    /// orphans; local: the link's mark stays).
+    async fn retire(&self, key: &str) -> Result<(), BlobError>;
 
     /// A URL that downloads the object until `ttl` passes.
     async fn presign_get(

@@ -8,6 +8,13 @@
 //! Checksums are only computed when an operation requires them: a
 //! presigned URL then carries no checksum parameter a browser could not
 //! satisfy.
+//!
+//! A presigned PUT signs `content-length` (the declared size) and
+//! `If-None-Match: *` (no object at the key yet): the store refuses
+//! another size, and a second write. Every write asks for the configured
+//! server-side encryption (`server_side_encryption`: SSE-S3 or SSE-KMS);
+//! a presigned PUT signs those headers too, so the client sends them as
+//! the slot names them.
 
 use std::time::Duration;
 
@@ -20,10 +27,10 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::MetadataDirective;
+use aws_sdk_s3::types::{MetadataDirective, ServerSideEncryption as Sse};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use bytes::Bytes;
-use chatbox_shared::config::S3Config;
+use chatbox_shared::config::{S3Config, ServerSideEncryption};
 
 use super::{
     BlobError, BlobStore, Download, ObjectInfo, SignedRequest, check_key, check_prefix, content_disposition,
@@ -43,6 +50,10 @@ pub struct S3BlobStore {
     bucket: String,
     /// `s3://bucket`, for logs.
     location: String,
+    /// The server-side encryption every write asks for.
+    sse: Option<Sse>,
+    /// The KMS key of SSE-KMS; `None`: the account's default.
+    kms_key_id: Option<String>,
 }
 
 impl S3BlobStore {
@@ -93,6 +104,12 @@ impl S3BlobStore {
             presigner,
             bucket: config.bucket.clone(),
             location: format!("s3://{}", config.bucket),
+            sse: match config.server_side_encryption {
+                ServerSideEncryption::None => None,
+                ServerSideEncryption::SseS3 => Some(Sse::Aes256),
+                ServerSideEncryption::SseKms => Some(Sse::AwsKms),
+            },
+            kms_key_id: (!config.kms_key_id.trim().is_empty()).then(|| config.kms_key_id.trim().to_owned()),
         })
     }
 
@@ -170,6 +187,8 @@ impl BlobStore for S3BlobStore {
                 .bucket(&self.bucket)
                 .key(key)
                 .content_type(content_type)
+                .set_server_side_encryption(self.sse.clone())
+                .set_ssekms_key_id(self.kms_key_id.clone())
                 .body(ByteStream::from(bytes))
                 .send()
                 .await
@@ -263,6 +282,8 @@ impl BlobStore for S3BlobStore {
                 .key(to)
                 .content_type(content_type)
                 .metadata_directive(MetadataDirective::Replace)
+                .set_server_side_encryption(self.sse.clone())
+                .set_ssekms_key_id(self.kms_key_id.clone())
                 .send()
                 .await
                 .map_err(|e| self.error(&format!("{} (copying to {to:?})", self.object(from)), e))?;
@@ -290,6 +311,11 @@ impl BlobStore for S3BlobStore {
             }
         })
         .await
+    }
+
+    async fn retire(&self, key: &str) -> Result<(), BlobError> {
+        // An empty object in the way: the link's If-None-Match refuses.
+        self.put(key, Bytes::new(), "application/octet-stream").await
     }
 
     async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, BlobError> {
@@ -326,27 +352,36 @@ impl BlobStore for S3BlobStore {
         &self,
         key: &str,
         content_type: &str,
-        _max_size: u64,
+        size: u64,
         ttl: Duration,
     ) -> Result<SignedRequest, BlobError> {
         observed(ADAPTER, "presign_put", &self.location, key, async {
             check_key(key)?;
             let expires_at = expiry(ttl);
+            let length = i64::try_from(size)
+                .map_err(|_| BlobError::Other(format!("cannot sign an upload of {size} bytes")))?;
             let signed = self
                 .presigner
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
                 .content_type(content_type)
+                .content_length(length)
+                .if_none_match("*")
+                .set_server_side_encryption(self.sse.clone())
+                .set_ssekms_key_id(self.kms_key_id.clone())
                 .presigned(self.presigning(ttl)?)
                 .await
                 .map_err(|e| self.error(&self.object(key), e))?;
             Ok(SignedRequest {
                 url: signed.uri().to_owned(),
                 method: "PUT",
+                // The body's length is sent by every client itself (browsers
+                // refuse to set it); signed, it must be the declared size.
                 headers: signed
                     .headers()
                     .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+                    .filter(|(name, _)| name != "content-length")
                     .collect(),
                 expires_at,
             })

@@ -1,7 +1,8 @@
 //! Upload slots (`uploads.slot`): the declared size and type are checked
 //! against the limits and the allow-list before anything is uploaded, a
 //! pending file is recorded, and the client gets a signed PUT URL into the
-//! quarantine prefix that lives `upload_url_ttl`.
+//! quarantine prefix that lives `upload_url_ttl` and takes one body of
+//! exactly the declared size.
 
 use chatbox_shared::envelope::{RpcError, UploadSlotRequest};
 use chatbox_shared::ids::new_file_id;
@@ -72,7 +73,7 @@ pub(super) async fn open(state: &WorkerState, r: UploadSlotRequest) -> Result<Up
     let key = format!("{}/{file_id}", config.quarantine_prefix.trim_matches('/'));
     let signed = state
         .blob
-        .presign_put(&key, &upload.content_type, max_size, config.upload_url_ttl)
+        .presign_put(&key, &upload.content_type, upload.size, config.upload_url_ttl)
         .await
         .map_err(|e| {
             let info = crate::uploads::blob_unavailable(&e);

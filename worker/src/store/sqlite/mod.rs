@@ -63,14 +63,54 @@ fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// Makes the database file readable by this user only (0600), before
+/// SQLite opens it: SQLite gives its journal and WAL files the mode of the
+/// database. A database made by an older version is restricted too.
+fn keep_private(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let failed = |e: std::io::Error| {
+            StoreError::Unavailable(format!(
+                "cannot make {} private to this user: {e}",
+                path.display()
+            ))
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(failed)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
+        for suffix in ["-wal", "-shm"] {
+            let side = path.with_file_name(format!("chatbox.db{suffix}"));
+            match std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
+                _ => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) `chatbox.db` under `dir`. One thread owns
     /// the connection and runs every query, in order: no lock to contend
     /// for, and no task of the async runtime ever blocks on the database.
     pub fn open(dir: &Path, cipher: Arc<ContentCipher>) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)
+        let mut folders = std::fs::DirBuilder::new();
+        folders.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut folders, 0o700);
+        folders
+            .create(dir)
             .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("chatbox.db");
+        keep_private(&path)?;
         let mut conn = Connection::open(&path)
             .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(other)?;
