@@ -36,6 +36,11 @@ pub(super) const CATALOGUE: &[(&str, Kind, &str)] = &[
         "Tokens refused (not_admin: a valid token without the admin role, on an admin socket or endpoint).",
     ),
     (
+        "chatbox_gateway_reauths_total",
+        Kind::Counter,
+        "Fresh tokens sent over open sockets (`reauth`), by outcome: accepted, or why refused.",
+    ),
+    (
         "chatbox_gateway_disconnects_total",
         Kind::Counter,
         "Sockets closed.",
