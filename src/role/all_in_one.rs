@@ -149,8 +149,13 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr, kept_secret: bool, 
     banner.push_str(&format!(
         "  WebSocket    ws://{addr}/chat/ws\n  \
          Health       http://{addr}/chat/healthz\n  \
-         Metrics      http://{addr}/metrics\n  \
+         Metrics      http://{}/metrics\n  \
          Models       {}\n",
+        if config.app.ops_listen.is_empty() {
+            addr.to_string()
+        } else {
+            config.app.ops_listen.clone()
+        },
         models.join(", ")
     ));
     match &tokens {

@@ -31,6 +31,7 @@ mod pages;
 mod persistence;
 mod resilience;
 mod scaled;
+mod security;
 mod shutdown;
 mod traces;
 mod waiting;
