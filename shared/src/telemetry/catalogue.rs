@@ -273,6 +273,16 @@ pub(super) const CATALOGUE: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Failed coordinator operations (admit_message, claim_owner, renew_owners, …).",
     ),
+    (
+        "chatbox_http_handshakes",
+        Kind::Gauge,
+        "Connections accepted that have not sent a whole request head yet (at most app.max_handshakes).",
+    ),
+    (
+        "chatbox_http_connections_closed_early_total",
+        Kind::Counter,
+        "Connections closed before a whole request head arrived: handshake_limit (at accept), header_timeout, header_too_large.",
+    ),
 ];
 
 /// Describes every metric of the catalogue to the installed recorder.
