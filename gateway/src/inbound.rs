@@ -115,7 +115,13 @@ pub(crate) fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> 
         }
         ClientCommand::Reauth { id, token } => {
             let expected = Expected::User(&ctx.conn.user_id);
-            let answer = reauth::check(&ctx.state, expected, &ctx.conn.token_expiry, id.as_deref(), &token);
+            let answer = reauth::check(
+                &ctx.state,
+                expected,
+                &ctx.conn.token_expiry,
+                id.as_deref(),
+                &token,
+            );
             ctx.conn.queue.push(answer.to_json());
             None
         }

@@ -66,10 +66,7 @@ fn validate(
         Expected::Admin(admin_id) => (*admin_id, true),
     };
     if identity.user_id != user_id {
-        info!(
-            user_id,
-            "reauth refused: the new token names another user"
-        );
+        info!(user_id, "reauth refused: the new token names another user");
         return Err((
             "other_user",
             ErrorInfo::new(

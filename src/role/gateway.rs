@@ -41,7 +41,14 @@ pub(crate) async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Re
     let readiness = Readiness::new(backplane::probes(bus, coordinator), draining.clone());
     let ops = ops::router(readiness, metrics);
     let stop_http = CancellationToken::new();
-    let server = ops::serve(&config.app.listen, gateway.router(), ops, &config.app, stop_http.clone()).await?;
+    let server = ops::serve(
+        &config.app.listen,
+        gateway.router(),
+        ops,
+        &config.app,
+        stop_http.clone(),
+    )
+    .await?;
 
     signal.cancelled().await;
     draining.cancel();

@@ -82,9 +82,7 @@ async fn reauth(client: &mut Client, id: &str, token: &str) -> Value {
     client
         .send(json!({ "type": "reauth", "id": id, "token": token }))
         .await;
-    client
-        .until(Duration::from_secs(10), |f| f["id"] == id)
-        .await
+    client.until(Duration::from_secs(10), |f| f["id"] == id).await
 }
 
 #[tokio::test]
@@ -142,7 +140,10 @@ async fn oversized_long_lived_and_look_alike_tokens_are_refused() {
     assert_eq!(forever.status, 401, "{forever:?}");
     assert_eq!(forever.body["error"]["code"], "INVALID_TOKEN");
     assert!(
-        forever.body["error"]["message"].as_str().unwrap().contains("longer"),
+        forever.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer"),
         "{forever:?}"
     );
     // Within the lifetime: accepted.
@@ -154,7 +155,10 @@ async fn oversized_long_lived_and_look_alike_tokens_are_refused() {
     let large = refusal(padded).await;
     assert_eq!(large.status, 401, "{large:?}");
     assert!(
-        large.body["error"]["message"].as_str().unwrap().contains("larger"),
+        large.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger"),
         "{large:?}"
     );
 
@@ -164,7 +168,10 @@ async fn oversized_long_lived_and_look_alike_tokens_are_refused() {
         assert_eq!(refused.status, 401, "{sub:?}: {refused:?}");
         assert_eq!(refused.body["error"]["code"], "INVALID_TOKEN", "{sub:?}");
         assert!(
-            refused.body["error"]["message"].as_str().unwrap().contains("direction"),
+            refused.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("direction"),
             "{refused:?}"
         );
     }
@@ -187,7 +194,10 @@ async fn until_server_closes(tcp: &mut TcpStream) -> String {
     let mut buf = [0u8; 4096];
     loop {
         match tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf)).await {
-            Err(_) => panic!("the server kept the connection open: {:?}", String::from_utf8_lossy(&received)),
+            Err(_) => panic!(
+                "the server kept the connection open: {:?}",
+                String::from_utf8_lossy(&received)
+            ),
             Ok(Ok(0) | Err(_)) => return String::from_utf8_lossy(&received).into_owned(),
             Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
         }
@@ -276,12 +286,17 @@ async fn connections_waiting_for_their_first_request_are_capped() {
     // before the server takes it).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while metric(&ops, "chatbox_http_handshakes ").await < 4.0 {
-        assert!(tokio::time::Instant::now() < deadline, "the four connections were never accepted");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the four connections were never accepted"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The fifth is closed at once, without an answer.
     let mut fifth = TcpStream::connect(&server.addr).await.unwrap();
-    let _ = fifth.write_all(b"GET /chat/readyz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let _ = fifth
+        .write_all(b"GET /chat/readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
     assert_eq!(until_server_closes(&mut fifth).await, "");
     let refused = r#"chatbox_http_connections_closed_early_total{reason="handshake_limit"}"#;
     assert!(metric(&ops, refused).await >= 1.0);
@@ -295,7 +310,10 @@ async fn connections_waiting_for_their_first_request_are_capped() {
         {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the server never took connections again");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never took connections again"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -193,7 +193,13 @@ impl FrameHandler for AdminContext {
             }
             ClientCommand::Reauth { id, token } => {
                 let expected = Expected::Admin(&self.conn.admin.admin_id);
-                let answer = reauth::check(&self.state, expected, &self.conn.token_expiry, id.as_deref(), &token);
+                let answer = reauth::check(
+                    &self.state,
+                    expected,
+                    &self.conn.token_expiry,
+                    id.as_deref(),
+                    &token,
+                );
                 self.conn.queue.push(answer.to_json());
                 None
             }

@@ -243,7 +243,11 @@ mod tests {
     fn look_alike_user_ids_are_refused() {
         let v = TokenValidator::new(SECRET, &AuthConfig::default()).unwrap();
         for sub in ["ann\u{202e}nimda", "a\u{200b}nn", "\u{2066}ann", "ann\u{feff}"] {
-            assert_eq!(v.validate(&minted(sub, 60)), Err(AuthError::InvalidSubject), "{sub:?}");
+            assert_eq!(
+                v.validate(&minted(sub, 60)),
+                Err(AuthError::InvalidSubject),
+                "{sub:?}"
+            );
         }
         assert!(v.validate(&minted("anne-marie@example.com", 60)).is_ok());
         assert!(v.validate(&minted("zoë", 60)).is_ok());

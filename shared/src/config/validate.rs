@@ -61,13 +61,18 @@ impl Config {
         p.check(self.app.max_handshakes > 0, "app.max_handshakes", || {
             "must be at least 1".into()
         });
-        p.check(c.auth.max_token_bytes >= 256, "chatbox.auth.max_token_bytes", || {
-            "must be at least 256 (a signed token is seldom under 150 bytes)".into()
-        });
+        p.check(
+            c.auth.max_token_bytes >= 256,
+            "chatbox.auth.max_token_bytes",
+            || "must be at least 256 (a signed token is seldom under 150 bytes)".into(),
+        );
         p.check(
             c.auth.max_token_bytes < self.app.max_header_bytes,
             "chatbox.auth.max_token_bytes",
-            || "must be smaller than app.max_header_bytes, or tokens that size could not be sent in a header".into(),
+            || {
+                "must be smaller than app.max_header_bytes, or tokens that size could not be sent in a header"
+                    .into()
+            },
         );
         p.check(
             c.namespace.is_empty() || is_valid_pod_id(&c.namespace),

@@ -69,7 +69,9 @@ impl StatusReason {
                 "The connection could not keep up and was closed. Reconnect to continue."
             }
             StatusReason::SessionEnded => "This conversation has ended. Connect again to start a new one.",
-            StatusReason::TokenExpired => "Your sign-in expired. Sign in again to continue this conversation.",
+            StatusReason::TokenExpired => {
+                "Your sign-in expired. Sign in again to continue this conversation."
+            }
         }
     }
 
