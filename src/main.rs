@@ -15,6 +15,7 @@
 mod backplane;
 mod blobs;
 mod cli;
+mod http_server;
 mod ops;
 mod process;
 mod role;

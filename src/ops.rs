@@ -2,6 +2,11 @@
 //! (the process is alive), `/chat/readyz` (its dependencies answer and it
 //! is not draining; 503 names what does not) and `/metrics` (Prometheus,
 //! with the process metrics of [`crate::process`]).
+//!
+//! With `app.ops_listen` set, `/metrics` is served only on that address
+//! (with the health checks), not on the role's own listener: traffic
+//! levels and login failures are not for everyone who can reach the
+//! chat. The listeners themselves are [`crate::http_server`]'s.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,11 +20,14 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt;
+use chatbox_shared::config::AppConfig;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
+
+use crate::http_server::{self, Limits};
 
 type ProbeFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
@@ -61,13 +69,25 @@ struct OpsState {
     metrics: PrometheusHandle,
 }
 
+/// The ops routes: the health checks, and `/metrics`, which may be served
+/// apart.
+pub(crate) struct OpsRoutes {
+    health: Router,
+    metrics: Router,
+}
+
 /// The ops routes.
-pub(crate) fn router(readiness: Readiness, metrics: PrometheusHandle) -> Router {
-    Router::new()
-        .route("/chat/healthz", get(healthz))
-        .route("/chat/readyz", get(readyz))
-        .route("/metrics", get(render_metrics))
-        .with_state(Arc::new(OpsState { readiness, metrics }))
+pub(crate) fn router(readiness: Readiness, metrics: PrometheusHandle) -> OpsRoutes {
+    let state = Arc::new(OpsState { readiness, metrics });
+    OpsRoutes {
+        health: Router::new()
+            .route("/chat/healthz", get(healthz))
+            .route("/chat/readyz", get(readyz))
+            .with_state(Arc::clone(&state)),
+        metrics: Router::new()
+            .route("/metrics", get(render_metrics))
+            .with_state(state),
+    }
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -111,14 +131,25 @@ async fn render_metrics(State(state): State<Arc<OpsState>>) -> impl IntoResponse
     )
 }
 
-/// Binds `addr` and serves `app` until `stop` is cancelled; returns once
-/// the listener is bound, with the serving task.
+/// The HTTP servers of a role: its own listener, and the ops listener
+/// when `app.ops_listen` is set.
+pub(crate) struct Servers {
+    /// The address the role's own listener is bound to.
+    pub addr: SocketAddr,
+    main: JoinHandle<std::io::Result<()>>,
+    ops: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Binds `addr` and serves `app` and the ops routes until `stop` is
+/// cancelled; returns once the listeners are bound.
 pub(crate) async fn serve(
     addr: &str,
     app: Router,
+    ops: OpsRoutes,
+    config: &AppConfig,
     stop: CancellationToken,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
-    serve_on(bind(addr).await?, app, stop)
+) -> anyhow::Result<Servers> {
+    serve_on(bind(addr).await?, app, ops, config, stop).await
 }
 
 /// Binds `addr` (to learn the port before the routes are built).
@@ -128,29 +159,38 @@ pub(crate) async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> 
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
-/// Waits for the HTTP server to end at shutdown; says so if it failed.
-pub(crate) async fn join_server(server: tokio::task::JoinHandle<std::io::Result<()>>) {
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!("the HTTP server ended with an error: {e}"),
-        Err(e) => tracing::error!("the HTTP server panicked: {e}"),
+/// Waits for the HTTP servers to end at shutdown; says so if one failed.
+pub(crate) async fn join_server(servers: Servers) {
+    for server in std::iter::once(servers.main).chain(servers.ops) {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("the HTTP server ended with an error: {e}"),
+            Err(e) => tracing::error!("the HTTP server panicked: {e}"),
+        }
     }
 }
 
-/// Serves `app` on a bound listener until `stop`.
-pub(crate) fn serve_on(
+/// Serves `app` and the ops routes on a bound listener until `stop`;
+/// `/metrics` goes to `app.ops_listen` instead when it is set.
+pub(crate) async fn serve_on(
     listener: tokio::net::TcpListener,
     app: Router,
+    ops: OpsRoutes,
+    config: &AppConfig,
     stop: CancellationToken,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
-    let local = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        // Small frames (streamed chunks) must not wait for Nagle. Failing
-        // only costs latency, never correctness.
-        let _ = tcp.set_nodelay(true);
-    });
-    info!(addr = %local, "listening");
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(stop.cancelled_owned());
-    Ok((local, tokio::spawn(async move { server.await })))
+) -> anyhow::Result<Servers> {
+    let limits = Limits::from_config(config);
+    let (app, ops) = if config.ops_listen.is_empty() {
+        (app.merge(ops.health).merge(ops.metrics), None)
+    } else {
+        let ops_listener = bind(&config.ops_listen).await?;
+        info!(addr = %ops_listener.local_addr()?, "serving /metrics on the ops listener");
+        let ops_app = ops.health.clone().merge(ops.metrics);
+        let server = http_server::serve(ops_listener, ops_app, limits, stop.clone());
+        (app.merge(ops.health), Some(tokio::spawn(server)))
+    };
+    let addr = listener.local_addr()?;
+    info!(%addr, "listening");
+    let main = tokio::spawn(http_server::serve(listener, app, limits, stop));
+    Ok(Servers { addr, main, ops })
 }

@@ -10,7 +10,8 @@
 //!   accepted (rate limit, `chat.in`), reading pauses but writing goes on,
 //! * sends WebSocket pings when the pod's keepalive asks for them,
 //! * closes on order (kill switch, lost lock, slow consumer, idle client,
-//!   shutdown), after a last `connection_status` that says why.
+//!   expired token, shutdown), after a last `connection_status` that says
+//!   why.
 //!
 //! On the way out it leaves the fan-out and releases the lock — only if it
 //! still holds it — and lets the user's active session linger for the
@@ -36,7 +37,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::inbound::{self, ConnContext, Pending};
 use crate::metrics;
-use crate::registry::{ConnHandle, Liveness};
+use crate::registry::{ConnHandle, Liveness, TokenExpiry};
 use crate::rpc_client;
 use crate::send_queue::{CloseOrder, SendQueue};
 use crate::session_hub::ListenerRole;
@@ -180,6 +181,7 @@ async fn join_session(
         owner: claim.token,
         active_confirmed: AtomicBool::new(false),
         liveness: Liveness::at(state.clock.elapsed()),
+        token_expiry: TokenExpiry::at(identity.expires_at),
     });
     state.registry.insert(conn_id, Arc::clone(&conn));
     if state.shutdown.is_cancelled() {

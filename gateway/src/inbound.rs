@@ -1,6 +1,7 @@
 //! Client frames, once read: validated, answered or handed to the workers.
 //!
-//! A `ping` is answered at once. A `user_message`, `file_upload`,
+//! A `ping` is answered at once, and so is a `reauth` (a fresh token that
+//! keeps the socket open past the first one's expiry: [`crate::reauth`]). A `user_message`, `file_upload`,
 //! `voice_message`, `model_select` or `help_request` is rate-limited (a token bucket shared by every pod, spent from leases: [`crate::rate_limit`]),
 //! the session's `chat.out` subscription is made sure of, and the message
 //! goes to `chat.in.<sid>` — accepted only once JetStream has stored it,
@@ -34,6 +35,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::metrics;
 use crate::rate_limit::Verdict;
+use crate::reauth::{self, Expected};
 use crate::registry::ConnHandle;
 use crate::rpc_client;
 use crate::state::GatewayState;
@@ -110,6 +112,18 @@ pub(crate) fn handle_text(ctx: &mut ConnContext, text: &str) -> Option<Pending> 
     match frame.command {
         ClientCommand::Ping => {
             ctx.conn.queue.push(outbound::pong().to_json());
+            None
+        }
+        ClientCommand::Reauth { id, token } => {
+            let expected = Expected::User(&ctx.conn.user_id);
+            let answer = reauth::check(
+                &ctx.state,
+                expected,
+                &ctx.conn.token_expiry,
+                id.as_deref(),
+                &token,
+            );
+            ctx.conn.queue.push(answer.to_json());
             None
         }
         ClientCommand::UserMessage {

@@ -13,17 +13,26 @@ use std::time::Duration;
 
 use chatbox_shared::protocol::outbound::StatusReason;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::connection::{admin_close_order, status_order};
 use crate::metrics;
+use crate::registry::unix_now;
 use crate::state::GatewayState;
+
+/// Token expiry is checked at least this often, so a socket outlives its
+/// token (plus the leeway) by at most this much.
+const TOKEN_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Pings and reaps sockets until cancelled.
 pub(crate) async fn keepalive_loop(state: Arc<GatewayState>, cancel: CancellationToken) {
     let ws = &state.config.chatbox.websocket;
     let (ping_period, pong_wait) = (ws.ping_period, ws.pong_wait);
-    let check_every = ping_period.min(pong_wait / 3).max(Duration::from_millis(10));
+    let leeway = state.config.chatbox.auth.leeway;
+    let check_every = ping_period
+        .min(pong_wait / 3)
+        .min(TOKEN_CHECK_EVERY)
+        .max(Duration::from_millis(10));
     let mut since_ping = Duration::ZERO;
     every(check_every, FirstPass::AfterPeriod, &cancel, || {
         since_ping += check_every;
@@ -32,12 +41,16 @@ pub(crate) async fn keepalive_loop(state: Arc<GatewayState>, cancel: Cancellatio
             since_ping = Duration::ZERO;
         }
         let now = state.clock.elapsed();
+        let unix = unix_now();
         let (mut queued, mut deepest) = (0, 0);
         for conn in state.registry.all() {
             let depth = conn.queue.len();
             queued += depth;
             deepest = deepest.max(depth);
-            if conn.liveness.silent_for(now) >= pong_wait {
+            if conn.token_expiry.passed(unix, leeway) {
+                info!(conn_id = conn.conn_id, user_id = %conn.user_id, "token expired; closing the socket");
+                conn.close(status_order(&state, &conn.session_id, StatusReason::TokenExpired));
+            } else if conn.liveness.silent_for(now) >= pong_wait {
                 debug!(conn_id = conn.conn_id, "client silent for too long");
                 conn.close(status_order(&state, &conn.session_id, StatusReason::IdleTimeout));
             } else if ping {
@@ -48,7 +61,10 @@ pub(crate) async fn keepalive_loop(state: Arc<GatewayState>, cancel: Cancellatio
             let depth = conn.queue.len();
             queued += depth;
             deepest = deepest.max(depth);
-            if conn.liveness.silent_for(now) >= pong_wait {
+            if conn.token_expiry.passed(unix, leeway) {
+                info!(conn_id = conn.conn_id, admin_id = %conn.admin.admin_id, "admin token expired; closing the socket");
+                conn.close(admin_close_order(&state, StatusReason::TokenExpired));
+            } else if conn.liveness.silent_for(now) >= pong_wait {
                 debug!(conn_id = conn.conn_id, "admin client silent for too long");
                 conn.close(admin_close_order(&state, StatusReason::IdleTimeout));
             } else if ping {

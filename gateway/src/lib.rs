@@ -10,7 +10,8 @@
 //! frames of one socket), [`session_hub`] (`chat.out` fan-out),
 //! [`registry`] (sockets of this pod), [`control`] (`chat.ctl`: kill
 //! switch, attach), [`ownership`] (lock renewal), [`keepalive`] (pings
-//! and idle sockets), [`pod_heartbeat`], [`user_api`] (sessions over HTTP),
+//! and idle sockets, expired tokens), [`reauth`] (a fresh token over an
+//! open socket), [`pod_heartbeat`], [`user_api`] (sessions over HTTP),
 //! [`rpc_client`] (asking workers), [`admin`] (admins watching and taking
 //! over sessions), [`cors`], [`pages`] (the chat page and the admin
 //! console).
@@ -73,6 +74,7 @@ mod ownership;
 mod pages;
 mod pod_heartbeat;
 mod rate_limit;
+mod reauth;
 mod registry;
 mod rpc_client;
 mod send_queue;

@@ -113,6 +113,11 @@ pub(crate) fn auth_failure(reason: &'static str) {
     counter!("chatbox_gateway_auth_failures_total", "reason" => reason).increment(1);
 }
 
+/// Counts a `reauth`: `accepted`, or why the fresh token was refused.
+pub(crate) fn reauth(outcome: &'static str) {
+    counter!("chatbox_gateway_reauths_total", "outcome" => outcome).increment(1);
+}
+
 /// Counts a socket closed.
 pub(crate) fn disconnect(reason: &'static str) {
     counter!("chatbox_gateway_disconnects_total", "reason" => reason).increment(1);

@@ -36,6 +36,35 @@ impl Liveness {
     }
 }
 
+/// When the token a socket lives on expires, in seconds since the Unix
+/// epoch: the keepalive closes the socket once it has passed (with the
+/// auth leeway); a `reauth` with a fresh token moves it.
+pub(crate) struct TokenExpiry(AtomicU64);
+
+impl TokenExpiry {
+    /// A socket opened with a token that expires at `exp`.
+    pub(crate) fn at(exp: u64) -> Self {
+        TokenExpiry(AtomicU64::new(exp))
+    }
+
+    /// A fresh token, expiring at `exp`, replaces the old one.
+    pub(crate) fn renew(&self, exp: u64) {
+        self.0.store(exp, Ordering::Relaxed);
+    }
+
+    /// Whether the token has expired at `now` (Unix seconds), past `leeway`.
+    pub(crate) fn passed(&self, now: u64, leeway: Duration) -> bool {
+        now > self.0.load(Ordering::Relaxed).saturating_add(leeway.as_secs())
+    }
+}
+
+/// The current Unix time, in seconds.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// One open user socket, as the rest of the pod sees it.
 pub(crate) struct ConnHandle {
     /// Unique on this pod.
@@ -53,6 +82,8 @@ pub(crate) struct ConnHandle {
     pub active_confirmed: AtomicBool,
     /// When the client was last heard from.
     pub liveness: Liveness,
+    /// When its token expires.
+    pub token_expiry: TokenExpiry,
 }
 
 impl ConnHandle {

@@ -93,9 +93,8 @@ pub(crate) async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow
     .context("cannot start the gateway")?;
 
     let draining = CancellationToken::new();
-    let mut app = gateway
-        .router()
-        .merge(ops::router(Readiness::new(Vec::new(), draining.clone()), metrics));
+    let ops = ops::router(Readiness::new(Vec::new(), draining.clone()), metrics);
+    let mut app = gateway.router();
     if config.chatbox.web.enabled {
         app = app.route("/", get(|| async { Redirect::temporary("/chat/") }));
     }
@@ -103,8 +102,8 @@ pub(crate) async fn run(mut config: Config, metrics: PrometheusHandle) -> anyhow
         app = app.merge(routes);
     }
     let stop_http = CancellationToken::new();
-    let (addr, server) = ops::serve_on(listener, app, stop_http.clone())?;
-    print_banner(&config, addr, kept_secret, &worker);
+    let server = ops::serve_on(listener, app, ops, &config.app, stop_http.clone()).await?;
+    print_banner(&config, server.addr, kept_secret, &worker);
 
     signal.cancelled().await;
     draining.cancel();
@@ -150,8 +149,13 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr, kept_secret: bool, 
     banner.push_str(&format!(
         "  WebSocket    ws://{addr}/chat/ws\n  \
          Health       http://{addr}/chat/healthz\n  \
-         Metrics      http://{addr}/metrics\n  \
+         Metrics      http://{}/metrics\n  \
          Models       {}\n",
+        if config.app.ops_listen.is_empty() {
+            addr.to_string()
+        } else {
+            config.app.ops_listen.clone()
+        },
         models.join(", ")
     ));
     match &tokens {

@@ -39,9 +39,16 @@ pub(crate) async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Re
 
     let draining = CancellationToken::new();
     let readiness = Readiness::new(backplane::probes(bus, coordinator), draining.clone());
-    let app = gateway.router().merge(ops::router(readiness, metrics));
+    let ops = ops::router(readiness, metrics);
     let stop_http = CancellationToken::new();
-    let (_, server) = ops::serve(&config.app.listen, app, stop_http.clone()).await?;
+    let server = ops::serve(
+        &config.app.listen,
+        gateway.router(),
+        ops,
+        &config.app,
+        stop_http.clone(),
+    )
+    .await?;
 
     signal.cancelled().await;
     draining.cancel();

@@ -49,11 +49,9 @@ pub(crate) async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Re
     }));
     let readiness = Readiness::new(probes, draining.clone());
     let stop_http = CancellationToken::new();
-    let mut app = ops::router(readiness, metrics);
-    if let Some(routes) = blob_routes {
-        app = app.merge(routes);
-    }
-    let (_, server) = ops::serve_on(listener, app, stop_http.clone())?;
+    let ops = ops::router(readiness, metrics);
+    let app = blob_routes.unwrap_or_default();
+    let server = ops::serve_on(listener, app, ops, &config.app, stop_http.clone()).await?;
 
     signal.cancelled().await;
     draining.cancel();

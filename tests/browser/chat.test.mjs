@@ -3,7 +3,8 @@
 // markup shown as text, model choice, stopping an answer, an answer the
 // provider moderated (replaced in place, noted), an answer that starts over
 // after its worker died (no text twice), an agent at work, images, refused
-// files, voice messages with the fake microphone, and screenshots of the
+// files, voice messages with the fake microphone, an embedded page that
+// hands its socket a fresh token before the first expires, and screenshots of the
 // page on a phone (light and dark) and on a desktop, each audited by
 // axe-core (accessibility.test.mjs audits every state).
 
@@ -548,6 +549,47 @@ describe('the chat page', () => {
     await admin.context().close();
     assertNoPageErrors(page);
     await page.context().close();
+  });
+
+  test('embedded, the page asks its host for a fresh token before the first expires, and keeps its socket', T, async () => {
+    const sub = uniqueId('embedded');
+    // Expires in 65 s: the page asks a minute before, so about 5 s from now.
+    const first = await stack.token({ sub, name: 'Embedded', ttl: '65s' });
+    const fresh = await stack.token({ sub, name: 'Embedded' });
+    const page = await newPage(browser, {});
+    const sent = [];
+    const received = [];
+    page.on('websocket', (ws) => {
+      ws.on('framesent', ({ payload }) => sent.push(JSON.parse(payload)));
+      ws.on('framereceived', ({ payload }) => received.push(JSON.parse(payload)));
+    });
+    await page.goto(`${stack.baseUrl}/chat/healthz`);
+    // The host page listens before the frame loads, as a real host does.
+    await page.setContent(`<script>
+      window.asked = [];
+      addEventListener('message', (e) => {
+        const chat = document.querySelector('iframe');
+        if (!chat || e.source !== chat.contentWindow) return;
+        window.asked.push(e.data);
+        const token = e.data.type === 'chatbox:ready' ? ${JSON.stringify(first)} : ${JSON.stringify(fresh)};
+        chat.contentWindow.postMessage({ type: 'chatbox:auth', token }, '*');
+      });
+    </script><iframe src="${stack.baseUrl}/chat/" title="Chat" style="width:800px;height:600px"></iframe>`);
+    const chat = page.frameLocator('iframe');
+    await chat.locator('[data-testid="connection-status"][data-state="online"]').waitFor(WAIT);
+    await page.waitForFunction(() => window.asked.some((m) => m.type === 'chatbox:auth_required'), null, WAIT);
+    const asked = await page.evaluate(() => window.asked);
+    assert.deepEqual(asked.at(-1), { type: 'chatbox:auth_required', reason: 'expiring' });
+    const deadline = Date.now() + 30_000;
+    while (!received.some((f) => f.type === 'reauthenticated') && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(sent.some((f) => f.type === 'reauth' && f.token === fresh), JSON.stringify(sent));
+    assert.ok(received.some((f) => f.type === 'reauthenticated'), JSON.stringify(received));
+    // The same socket goes on: still online, no reconnect.
+    await chat.locator('[data-testid="connection-status"][data-state="online"]').waitFor(WAIT);
+    assert.equal(received.filter((f) => f.type === 'connection_status').length, 1);
+    await page.close();
   });
 
   test('screenshots on a phone (light, dark) and a desktop', T, async () => {

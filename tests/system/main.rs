@@ -31,6 +31,7 @@ mod pages;
 mod persistence;
 mod resilience;
 mod scaled;
+mod security;
 mod session_limits;
 mod shutdown;
 mod traces;

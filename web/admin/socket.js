@@ -7,7 +7,8 @@
 // within its grace period), then the unechoed messages with their ids (the
 // server accepts each id once). Requests that expect an answer
 // (takeover, release) return promises settled by the answer or the error
-// carrying their id. A ping goes out every 30 s. Exposed as
+// carrying their id. A ping goes out every 30 s. A socket closed 4401
+// (its token expired) sends the console back to sign-in. Exposed as
 // window.Admin.socket.
 'use strict';
 
@@ -113,15 +114,16 @@ window.Admin = window.Admin || {};
     }
 
     /** After a drop: waits the next backoff step, checking the token if the server refused it. */
-    scheduleRetry(wasOpen) {
+    scheduleRetry(wasOpen, code) {
       const delay = BACKOFF_S[Math.min(this.attempt, BACKOFF_S.length - 1)];
       this.attempt += 1;
       this.retryAt = Date.now() + delay * 1000;
       this.setState('waiting');
-      if (!wasOpen) {
-        // A refused upgrade does not tell the page why: ask the HTTP API,
-        // which answers 401/403 in words (and sends the console back to
-        // sign-in through api.onAuthFailure).
+      if (!wasOpen || code === 4401) {
+        // A refused upgrade does not tell the page why, and a socket closed
+        // 4401 outlived its token: ask the HTTP API, which answers 401/403
+        // in words (and sends the console back to sign-in through
+        // api.onAuthFailure).
         window.Admin.api.sessions({ limit: 1 }).catch((e) => {
           if (e && e.isAuth) this.stop('auth');
         });

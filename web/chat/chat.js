@@ -160,11 +160,43 @@
 		var first = !state.token;
 		state.token = token;
 		keepToken(token);
-		socket.token = token;
+		askBeforeExpiry(token);
 		if (first || state.connState === 'auth') {
+			socket.token = token;
 			hideNotice();
 			socket.connect({ sessionId: state.sessionId });
+		} else {
+			// The open socket keeps going on the fresh token.
+			socket.reauth(token);
 		}
+	}
+
+	// A socket lives no longer than its token: a minute before it expires,
+	// the page asks its host for a fresh one (the same auth_required
+	// handshake as at the start) and hands it to the open socket.
+	var EXPIRY_MARGIN_MS = 60000;
+	var expiryTimer = null;
+	function tokenExpiry(token) {
+		try {
+			var part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+			var claims = JSON.parse(atob(part));
+			return typeof claims.exp === 'number' ? claims.exp * 1000 : null;
+		} catch (e) {
+			return null;
+		}
+	}
+	function askBeforeExpiry(token) {
+		clearTimeout(expiryTimer);
+		expiryTimer = null;
+		var expiresAt = tokenExpiry(token);
+		if (!expiresAt || window.parent === window) return;
+		var wait = Math.max(0, expiresAt - EXPIRY_MARGIN_MS - Date.now());
+		// setTimeout holds at most about 24.8 days.
+		if (wait > 2147483647) return;
+		expiryTimer = setTimeout(() => {
+			expiryTimer = null;
+			postToHost({ type: 'chatbox:auth_required', reason: 'expiring' });
+		}, wait);
 	}
 
 	window.addEventListener('message', (event) => {

@@ -3,8 +3,11 @@
 // the application ping every 30 s, and reconnects with backoff (1, 2, 4,
 // 8, 16, then every 30 s) passing the session it had. It does not
 // reconnect on 4001 (opened elsewhere) or 4003 (session ended), reconnects
-// without session_id on 4004, and when a socket never opens asks
-// GET ../chat/models why (401 → the token is refused: state "auth").
+// without session_id on 4004, stops on 4401 (its token expired: state
+// "auth", the page asks the host for a new one), and when a socket never
+// opens asks GET ../chat/models why (401 → the token is refused: state
+// "auth"). reauth(token) hands an open socket a fresh token, so it
+// outlives the one it opened with.
 // API: new ChatboxSocket({onFrame, onState, onEnded, onAuthFailed}).
 'use strict';
 
@@ -88,6 +91,10 @@
 				return;
 			}
 			if (!frame || typeof frame !== 'object') return;
+			// The answers to reauth are the socket's own business: a refused
+			// token ends in a 4401 close at expiry, and the page asks again.
+			if (frame.type === 'reauthenticated') return;
+			if (frame.type === 'error' && typeof frame.id === 'string' && frame.id.indexOf('reauth-') === 0) return;
 			if (frame.type === 'connection_status') {
 				var status = frame.metadata && frame.metadata.status;
 				if (status === 'connected') {
@@ -123,6 +130,10 @@
 			this.sessionId = null;
 			this.state('offline', { reason: 'ended' });
 			this.handlers.onEnded('ended');
+		} else if (code === 4401) {
+			this.stopped = true;
+			this.state('auth');
+			this.handlers.onAuthFailed('TOKEN_EXPIRED');
 		} else if (code === 4004) {
 			this.sessionId = null;
 			this.handlers.onEnded('not_found');
@@ -241,6 +252,13 @@
 	ChatboxSocket.prototype.stop = function () {
 		this.stopped = true;
 		this.drop();
+	};
+
+	/** Gives the open socket a fresh token (the next connect uses it too). */
+	ChatboxSocket.prototype.reauth = function (token) {
+		this.token = token;
+		this.reauths = (this.reauths || 0) + 1;
+		return this.send({ type: 'reauth', id: 'reauth-' + this.reauths, token: token });
 	};
 
 	/** Sends a frame if the session is open; false when it could not. */

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::admin::Admin;
-use crate::registry::{Liveness, Registry};
+use crate::registry::{Liveness, Registry, TokenExpiry};
 use crate::send_queue::{CloseOrder, SendQueue};
 
 /// One admin socket.
@@ -19,6 +19,8 @@ pub(crate) struct AdminConn {
     pub queue: Arc<SendQueue>,
     /// When the client was last heard from.
     pub liveness: Liveness,
+    /// When its token expires.
+    pub token_expiry: TokenExpiry,
     /// Sessions it watches.
     watching: Mutex<BTreeSet<String>>,
     /// Sessions it has taken over.
@@ -30,13 +32,21 @@ fn locked(set: &Mutex<BTreeSet<String>>) -> MutexGuard<'_, BTreeSet<String>> {
 }
 
 impl AdminConn {
-    /// A new admin socket, heard from at `now`.
-    pub(crate) fn new(conn_id: u64, admin: Admin, queue: Arc<SendQueue>, now: Duration) -> Self {
+    /// A new admin socket, heard from at `now`, on a token that expires
+    /// at `expires_at` (Unix seconds).
+    pub(crate) fn new(
+        conn_id: u64,
+        admin: Admin,
+        queue: Arc<SendQueue>,
+        now: Duration,
+        expires_at: u64,
+    ) -> Self {
         AdminConn {
             conn_id,
             admin,
             queue,
             liveness: Liveness::at(now),
+            token_expiry: TokenExpiry::at(expires_at),
             watching: Mutex::default(),
             held: Mutex::default(),
         }

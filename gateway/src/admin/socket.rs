@@ -13,6 +13,7 @@
 //! | `user_message` | text for the user of a session the admin has taken over | the message, echoed through the session |
 //! | `typing_indicator` | the admin's typing, shown to the user | — |
 //! | `ping` | — | `pong` |
+//! | `reauth` | a fresh admin token for this socket (same admin) | `reauthenticated`, or an `error` |
 //!
 //! When the socket closes the admin stops watching; takeovers it held
 //! outlive it for the grace period (a reconnecting admin resumes them).
@@ -45,6 +46,7 @@ use crate::connection::{FrameHandler, admin_close_order, socket_loop};
 use crate::http_error::refuse;
 use crate::inbound::{self, Pending};
 use crate::metrics;
+use crate::reauth::{self, Expected};
 use crate::send_queue::SendQueue;
 use crate::session_hub::ListenerRole;
 use crate::state::{ConnectionSlot, GatewayState};
@@ -88,11 +90,12 @@ pub(crate) async fn handle(
         Err(refusal) => return *refusal,
     };
     let admin = Admin::from_identity(&identity);
+    let expires_at = identity.expires_at;
     let state_for_socket = Arc::clone(&state);
     upgrade.on_upgrade(move |socket| {
         let state = state_for_socket;
         let tracker = state.connections.clone();
-        tracker.track_future(run(state, socket, admin, remote, slot))
+        tracker.track_future(run(state, socket, admin, remote, slot, expires_at))
     })
 }
 
@@ -102,13 +105,20 @@ async fn run(
     admin: Admin,
     remote: SocketAddr,
     _slot: ConnectionSlot,
+    expires_at: u64,
 ) {
     let conn_id = state.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let span =
         info_span!("admin_connection", pod_id = %state.pod_id, conn_id, admin_id = %admin.admin_id, %remote);
     async move {
         let queue = Arc::new(SendQueue::new(state.config.chatbox.websocket.send_queue_limit));
-        let conn = Arc::new(AdminConn::new(conn_id, admin, Arc::clone(&queue), state.clock.elapsed()));
+        let conn = Arc::new(AdminConn::new(
+            conn_id,
+            admin,
+            Arc::clone(&queue),
+            state.clock.elapsed(),
+            expires_at,
+        ));
         state.admins.insert(conn_id, Arc::clone(&conn));
         state.metrics.admin_connections.increment(1.0);
         if state.shutdown.is_cancelled() {
@@ -179,6 +189,18 @@ impl FrameHandler for AdminContext {
         match frame.command {
             ClientCommand::Ping => {
                 self.conn.queue.push(outbound::pong().to_json());
+                None
+            }
+            ClientCommand::Reauth { id, token } => {
+                let expected = Expected::Admin(&self.conn.admin.admin_id);
+                let answer = reauth::check(
+                    &self.state,
+                    expected,
+                    &self.conn.token_expiry,
+                    id.as_deref(),
+                    &token,
+                );
+                self.conn.queue.push(answer.to_json());
                 None
             }
             ClientCommand::Watch { id, session_id } => Some(Box::pin(async move {

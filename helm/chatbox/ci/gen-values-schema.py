@@ -100,6 +100,12 @@ def role(default_port, with_service_type):
         "service": obj(svc),
     }, required=["port", "autoscaling", "pdb", "resources", "service"])
 
+def with_ops_port(schema):
+    # The gateway's ops listener (app.ops_listen): /metrics apart from the public port; 0 turns it off.
+    schema["properties"]["opsPort"] = {"type": "integer", "minimum": 0, "maximum": 65535,
+                                       "description": "app.ops_listen port: /metrics and health apart from the public port; 0 serves /metrics on port"}
+    return schema
+
 egress_rule = obj({"ports": arr(port), "to": arr(anyobj)}, required=["ports"])
 values = {
     "$schema": "https://json-schema.org/draft-07/schema#",
@@ -128,7 +134,7 @@ values = {
         "topologySpread": obj({"maxSkew": {"type": "integer", "minimum": 1},
                                "whenUnsatisfiable": {"enum": ["ScheduleAnyway", "DoNotSchedule"]},
                                "topologyKeys": arr(string)}),
-        "gateway": role(8080, True),
+        "gateway": with_ops_port(role(8080, True)),
         "worker": role(9090, False),
         "redis": obj({"url": {"type": "string", "pattern": "^rediss?://"}}, required=["url"]),
         "nats": obj({"url": {"type": "string", "pattern": "^(nats|tls|wss?)://"}}, required=["url"]),

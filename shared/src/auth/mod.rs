@@ -74,8 +74,16 @@ pub enum AuthError {
     #[error("the token lacks the `{0}` claim")]
     MissingClaim(String),
     /// `sub` cannot be used as a user id.
-    #[error("the token's subject is not a usable user id")]
+    #[error(
+        "the token's subject (`sub`) is not a usable user id: 1 to 256 characters, without spaces, control characters, invisible characters (zero-width) or characters that change the text direction"
+    )]
     InvalidSubject,
+    /// The token is longer than `chatbox.auth.max_token_bytes`.
+    #[error("the token is larger than the {0} bytes this server accepts")]
+    TooLarge(usize),
+    /// The token lives longer than `chatbox.auth.max_token_lifetime`.
+    #[error("the token is valid for longer than the {0} s this server accepts; ask for a shorter-lived one")]
+    LifetimeTooLong(u64),
 }
 
 impl AuthError {
@@ -101,6 +109,8 @@ impl AuthError {
             AuthError::MissingSubject => "missing_subject",
             AuthError::MissingClaim(_) => "missing_claim",
             AuthError::InvalidSubject => "invalid_subject",
+            AuthError::TooLarge(_) => "too_large",
+            AuthError::LifetimeTooLong(_) => "lifetime_too_long",
         }
     }
 }

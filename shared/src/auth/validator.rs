@@ -15,6 +15,10 @@ pub struct TokenValidator {
     rs256: Option<(DecodingKey, Validation)>,
     /// The claims kept in the [`Identity`], to go to the models.
     forwarded: BTreeSet<String>,
+    /// The largest token accepted, in bytes.
+    max_bytes: usize,
+    /// The longest lifetime accepted, in seconds; 0 accepts any.
+    max_lifetime: u64,
 }
 
 impl std::fmt::Debug for TokenValidator {
@@ -74,6 +78,8 @@ impl TokenValidator {
             hs256,
             rs256,
             forwarded: BTreeSet::new(),
+            max_bytes: auth.max_token_bytes,
+            max_lifetime: auth.max_token_lifetime.as_secs(),
         })
     }
 
@@ -87,6 +93,9 @@ impl TokenValidator {
 
     /// Checks a token and returns who it identifies.
     pub fn validate(&self, token: &str) -> Result<Identity, AuthError> {
+        if token.len() > self.max_bytes {
+            return Err(AuthError::TooLarge(self.max_bytes));
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let (key, validation) = match header.alg {
             Algorithm::HS256 => self.hs256.as_ref(),
@@ -108,6 +117,7 @@ impl TokenValidator {
             _ => AuthError::Malformed,
         })?;
         let claims = data.claims;
+        self.check_lifetime(&claims)?;
         let forwarded = self
             .forwarded
             .iter()
@@ -127,6 +137,26 @@ impl TokenValidator {
             expires_at: claims.exp.unwrap_or(0),
             claims: forwarded,
         })
+    }
+}
+
+impl TokenValidator {
+    /// With a maximum lifetime set, refuses a token meant to live longer:
+    /// by `exp - iat` when it says when it was issued, and by what it has
+    /// left (`exp - now`) in any case.
+    fn check_lifetime(&self, claims: &Claims) -> Result<(), AuthError> {
+        if self.max_lifetime == 0 {
+            return Ok(());
+        }
+        let exp = claims.exp.unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let issued = claims.iat.map_or(0, |iat| exp.saturating_sub(iat));
+        if issued.max(exp.saturating_sub(now)) > self.max_lifetime {
+            return Err(AuthError::LifetimeTooLong(self.max_lifetime));
+        }
+        Ok(())
     }
 }
 
@@ -181,5 +211,45 @@ mod tests {
             .mint("bo", None, &[], Duration::from_secs(60))
             .unwrap();
         assert!(forwarding.validate(&minted).unwrap().claims.is_empty());
+    }
+
+    fn minted(sub: &str, ttl: u64) -> String {
+        TokenMinter::new(SECRET)
+            .mint(sub, None, &[], Duration::from_secs(ttl))
+            .unwrap()
+    }
+
+    #[test]
+    fn tokens_beyond_the_size_or_lifetime_limits_are_refused() {
+        let auth = AuthConfig {
+            max_token_lifetime: Duration::from_secs(3600),
+            max_token_bytes: 512,
+            ..AuthConfig::default()
+        };
+        let v = TokenValidator::new(SECRET, &auth).unwrap();
+        assert!(v.validate(&minted("ann", 600)).is_ok());
+        assert_eq!(
+            v.validate(&minted("ann", 7200)),
+            Err(AuthError::LifetimeTooLong(3600))
+        );
+        let big = minted(&"a".repeat(600), 600);
+        assert_eq!(v.validate(&big), Err(AuthError::TooLarge(512)));
+        // No lifetime limit by default.
+        let open = TokenValidator::new(SECRET, &AuthConfig::default()).unwrap();
+        assert!(open.validate(&minted("ann", 1_000_000_000)).is_ok());
+    }
+
+    #[test]
+    fn look_alike_user_ids_are_refused() {
+        let v = TokenValidator::new(SECRET, &AuthConfig::default()).unwrap();
+        for sub in ["ann\u{202e}nimda", "a\u{200b}nn", "\u{2066}ann", "ann\u{feff}"] {
+            assert_eq!(
+                v.validate(&minted(sub, 60)),
+                Err(AuthError::InvalidSubject),
+                "{sub:?}"
+            );
+        }
+        assert!(v.validate(&minted("anne-marie@example.com", 60)).is_ok());
+        assert!(v.validate(&minted("zoë", 60)).is_ok());
     }
 }

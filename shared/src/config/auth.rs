@@ -1,7 +1,8 @@
 //! `[chatbox.auth]`: how tokens are checked beyond the HS256 secret
 //! (`chatbox.jwt_secret`, or `JWT_SECRET`): an RS256 public key, the
-//! required issuer and audience, the clock skew tolerated, and the role
-//! that makes a user an admin.
+//! required issuer and audience, the clock skew tolerated, the role that
+//! makes a user an admin, and the bounds on a token: its size and, when
+//! set, how long it may live.
 //!
 //! `jwt_public_key_file` is read once, while the configuration loads, into
 //! `jwt_public_key` ([`Config::load`](super::Config::load)); a scaled role
@@ -30,6 +31,12 @@ pub struct AuthConfig {
     pub leeway: Duration,
     /// The role that makes a user an admin.
     pub admin_role: String,
+    /// The longest lifetime accepted (`exp - iat`, and `exp - now`); zero
+    /// accepts any.
+    #[serde(with = "duration")]
+    pub max_token_lifetime: Duration,
+    /// The largest token accepted, in bytes.
+    pub max_token_bytes: usize,
 }
 
 impl Default for AuthConfig {
@@ -41,6 +48,8 @@ impl Default for AuthConfig {
             audience: String::new(),
             leeway: Duration::from_secs(30),
             admin_role: "admin".into(),
+            max_token_lifetime: Duration::ZERO,
+            max_token_bytes: 8 * 1024,
         }
     }
 }

@@ -91,6 +91,16 @@ pub struct AppConfig {
     /// Graceful-shutdown budget: how long in-flight work may take to finish.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// A separate address for `/metrics` (and the health checks); empty
+    /// serves them on the role's own listener.
+    pub ops_listen: String,
+    /// How long a request's headers may take to arrive (slowloris).
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// The largest request head (start line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// Connections that may wait for their first request at once.
+    pub max_handshakes: usize,
 }
 
 impl Default for AppConfig {
@@ -98,6 +108,10 @@ impl Default for AppConfig {
         AppConfig {
             listen: "127.0.0.1:8080".into(),
             shutdown_timeout: Duration::from_secs(25),
+            ops_listen: String::new(),
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 32 * 1024,
+            max_handshakes: 1024,
         }
     }
 }

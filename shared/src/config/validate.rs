@@ -50,6 +50,31 @@ impl Config {
         }
         p.positive(self.app.shutdown_timeout, "app.shutdown_timeout");
         p.check(
+            self.app.ops_listen.is_empty() || self.app.ops_listen.parse::<SocketAddr>().is_ok(),
+            "app.ops_listen",
+            || format!("{:?} is not an address like 0.0.0.0:9090", self.app.ops_listen),
+        );
+        p.positive(self.app.header_read_timeout, "app.header_read_timeout");
+        p.check(self.app.max_header_bytes >= 8192, "app.max_header_bytes", || {
+            "must be at least 8192 (HTTP/1.1 needs that much for a request head)".into()
+        });
+        p.check(self.app.max_handshakes > 0, "app.max_handshakes", || {
+            "must be at least 1".into()
+        });
+        p.check(
+            c.auth.max_token_bytes >= 256,
+            "chatbox.auth.max_token_bytes",
+            || "must be at least 256 (a signed token is seldom under 150 bytes)".into(),
+        );
+        p.check(
+            c.auth.max_token_bytes < self.app.max_header_bytes,
+            "chatbox.auth.max_token_bytes",
+            || {
+                "must be smaller than app.max_header_bytes, or tokens that size could not be sent in a header"
+                    .into()
+            },
+        );
+        p.check(
             c.namespace.is_empty() || is_valid_pod_id(&c.namespace),
             "chatbox.namespace",
             || "must be 1 to 63 letters, digits, '-' or '_'".into(),

@@ -97,6 +97,9 @@ pub enum ClientCommand {
         id: Option<String>,
         upload: UploadRequest,
     },
+    /// A fresh token for this socket (`token`), checked like the one it
+    /// opened with: the socket then lives until the new token expires.
+    Reauth { id: Option<String>, token: String },
 }
 
 /// Which page of a list a request wants.
@@ -132,6 +135,7 @@ impl ClientCommand {
             ClientCommand::Takeover { .. } => MessageType::Takeover,
             ClientCommand::Release { .. } => MessageType::Release,
             ClientCommand::RequestUpload { .. } => MessageType::RequestUpload,
+            ClientCommand::Reauth { .. } => MessageType::Reauth,
         }
     }
 
@@ -152,7 +156,8 @@ impl ClientCommand {
             | ClientCommand::Unwatch { id, .. }
             | ClientCommand::Takeover { id, .. }
             | ClientCommand::Release { id, .. }
-            | ClientCommand::RequestUpload { id, .. } => id.as_deref(),
+            | ClientCommand::RequestUpload { id, .. }
+            | ClientCommand::Reauth { id, .. } => id.as_deref(),
             ClientCommand::TypingIndicator { .. } | ClientCommand::Ping => None,
         }
     }
@@ -317,6 +322,14 @@ pub fn parse_client_frame(text: &str, limits: &InboundLimits) -> Result<ClientFr
         MessageType::RequestUpload => ClientCommand::RequestUpload {
             id,
             upload: fields.upload()?,
+        },
+        MessageType::Reauth => ClientCommand::Reauth {
+            id,
+            token: fields
+                .string("token")?
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| ProtocolError::new(ErrorCode::MissingField, "field `token` is required"))?
+                .to_owned(),
         },
         // Refused above by is_client_sendable.
         _ => {

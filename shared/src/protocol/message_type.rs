@@ -3,7 +3,8 @@
 //! `rename_session`, `end_session`) with their answers, `stop` (stop
 //! the answer streaming now), and the admin socket's `watch`, `unwatch`,
 //! `takeover`, `release`, `session_state` and `presence`, and the
-//! upload handshake (`request_upload` → `upload_slot`).
+//! upload handshake (`request_upload` → `upload_slot`), and a fresh token
+//! for an open socket (`reauth` → `reauthenticated`).
 
 use serde::{Deserialize, Serialize};
 
@@ -50,12 +51,17 @@ pub enum MessageType {
     RequestUpload,
     /// Where to upload: the file id and a signed URL (reply to `request_upload`).
     UploadSlot,
+    /// A fresh token for the open socket, before the one it opened with
+    /// expires (client → server).
+    Reauth,
+    /// The fresh token is accepted: its expiry (reply to `reauth`).
+    Reauthenticated,
 }
 
 impl MessageType {
     /// Every type: the seed's twelve, the heartbeat pair, then the
     /// session requests and their answers.
-    pub const ALL: [MessageType; 30] = [
+    pub const ALL: [MessageType; 32] = [
         MessageType::UserMessage,
         MessageType::AiResponse,
         MessageType::FileUpload,
@@ -86,6 +92,8 @@ impl MessageType {
         MessageType::Presence,
         MessageType::RequestUpload,
         MessageType::UploadSlot,
+        MessageType::Reauth,
+        MessageType::Reauthenticated,
     ];
 
     /// The wire name, as it appears in the `type` field.
@@ -121,6 +129,8 @@ impl MessageType {
             MessageType::Presence => "presence",
             MessageType::RequestUpload => "request_upload",
             MessageType::UploadSlot => "upload_slot",
+            MessageType::Reauth => "reauth",
+            MessageType::Reauthenticated => "reauthenticated",
         }
     }
 
@@ -150,6 +160,7 @@ impl MessageType {
                 | MessageType::Takeover
                 | MessageType::Release
                 | MessageType::RequestUpload
+                | MessageType::Reauth
         )
     }
 

@@ -24,6 +24,9 @@ pub enum StatusReason {
     /// The session was ended (by the user, or after the reconnect timeout);
     /// connect again for a new one.
     SessionEnded,
+    /// The token the socket was opened with expired and no fresh one came
+    /// (`reauth`); connect again with a new token.
+    TokenExpired,
 }
 
 impl StatusReason {
@@ -38,6 +41,7 @@ impl StatusReason {
             StatusReason::IdleTimeout => "idle_timeout",
             StatusReason::SlowConsumer => "slow_consumer",
             StatusReason::SessionEnded => "session_ended",
+            StatusReason::TokenExpired => "token_expired",
         }
     }
 
@@ -65,6 +69,9 @@ impl StatusReason {
                 "The connection could not keep up and was closed. Reconnect to continue."
             }
             StatusReason::SessionEnded => "This conversation has ended. Connect again to start a new one.",
+            StatusReason::TokenExpired => {
+                "Your sign-in expired. Sign in again to continue this conversation."
+            }
         }
     }
 
@@ -78,6 +85,7 @@ impl StatusReason {
             StatusReason::IdleTimeout => "idle timeout",
             StatusReason::SlowConsumer => "too slow to keep up",
             StatusReason::SessionEnded => "session ended",
+            StatusReason::TokenExpired => "token expired",
         }
     }
 
@@ -91,6 +99,7 @@ impl StatusReason {
             StatusReason::SessionEnded => 4003,
             StatusReason::ConnectedElsewhere => 4001,
             StatusReason::OwnershipLost => 4002,
+            StatusReason::TokenExpired => 4401,
         }
     }
 }

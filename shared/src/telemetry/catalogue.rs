@@ -36,6 +36,11 @@ pub(super) const CATALOGUE: &[(&str, Kind, &str)] = &[
         "Tokens refused (not_admin: a valid token without the admin role, on an admin socket or endpoint).",
     ),
     (
+        "chatbox_gateway_reauths_total",
+        Kind::Counter,
+        "Fresh tokens sent over open sockets (`reauth`), by outcome: accepted, or why refused.",
+    ),
+    (
         "chatbox_gateway_disconnects_total",
         Kind::Counter,
         "Sockets closed.",
@@ -277,6 +282,16 @@ pub(super) const CATALOGUE: &[(&str, Kind, &str)] = &[
         "chatbox_coordinator_errors_total",
         Kind::Counter,
         "Failed coordinator operations (admit_message, claim_owner, renew_owners, …).",
+    ),
+    (
+        "chatbox_http_handshakes",
+        Kind::Gauge,
+        "Connections accepted that have not sent a whole request head yet (at most app.max_handshakes).",
+    ),
+    (
+        "chatbox_http_connections_closed_early_total",
+        Kind::Counter,
+        "Connections closed before a whole request head arrived: handshake_limit (at accept), header_timeout, header_too_large.",
     ),
 ];
 

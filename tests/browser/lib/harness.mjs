@@ -126,8 +126,8 @@ function stopProcess(child) {
 }
 
 /** Mints a token with the tests' secret. */
-async function mint(env, { sub, name, admin = false }) {
-  const args = ['token', '--sub', sub, '--ttl', '2h'];
+async function mint(env, { sub, name, admin = false, ttl = '2h' }) {
+  const args = ['token', '--sub', sub, '--ttl', ttl];
   if (name) args.push('--name', name);
   if (admin) args.push('--role', 'admin');
   return new Promise((resolveToken, reject) => {
