@@ -264,7 +264,9 @@ impl InboundQueue {
     /// (`None` never: the signature matches a stream's for callers that
     /// read one delivery after another).
     pub async fn next(&mut self) -> Option<Result<InboundDelivery, BusError>> {
-        const ONE_PULL: Duration = Duration::from_secs(1);
+        // Long: a pull ends with the message it brings; only an idle
+        // queue lets it expire.
+        const ONE_PULL: Duration = Duration::from_secs(30);
         loop {
             if let Some(batch) = self.open.as_mut() {
                 match batch.next().await {

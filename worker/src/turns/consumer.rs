@@ -27,8 +27,17 @@ use super::delivery;
 use crate::metrics;
 use crate::state::WorkerState;
 
-/// How long one pull waits for messages before it is renewed.
-const PULL_WAIT: Duration = Duration::from_secs(1);
+/// How long one pull waits for messages before it is renewed. A pull ends
+/// as soon as it has brought what it asked for, so this matters only while
+/// the queue is idle; it is long because the moment a pull expires is the
+/// one moment a message can slip past it (the server may hand a message to
+/// a request whose expiry the client has already heard: it comes again
+/// only after the ack wait).
+const PULL_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a stopping worker waits for an open pull to end, handing back
+/// what it brings.
+const HAND_BACK_WAIT: Duration = Duration::from_secs(2);
 
 /// What a turn needs besides its delivery.
 struct Runner {
@@ -139,7 +148,7 @@ async fn pull_until_stopped(
             let item = tokio::select! {
                 _ = stop_pulling.cancelled() => {
                     // Bounded: with the bus gone the pull never ends by itself.
-                    if tokio::time::timeout(PULL_WAIT * 2, hand_back(batch)).await.is_err() {
+                    if tokio::time::timeout(HAND_BACK_WAIT, hand_back(batch)).await.is_err() {
                         debug!("the open pull did not end; its messages come again after the ack wait");
                     }
                     return true;
