@@ -184,13 +184,26 @@ scrape_scaled_roles() {
   redis_port=$(free_port); nats_port=$(free_port); gw_port=$(free_port); wk_port=$(free_port)
   mkdir -p "$tmp/nats" "$tmp/worker"
   echo "== scaled roles: redis :$redis_port, nats :$nats_port, gateway :$gw_port, worker :$wk_port"
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$tmp/redis.log" 2>&1 &
-  pids+=($!)
   nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$tmp/nats" >"$tmp/nats.log" 2>&1 &
   pids+=($!)
+  # Redis on a port just found free; once it lost that port to another
+  # process in the meantime (a busy machine), so it gets three tries.
+  local attempt redis_pid
+  for attempt in 1 2 3; do
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$tmp/redis.log" 2>&1 &
+    redis_pid=$!
+    pids+=("$redis_pid")
+    for _ in $(seq 1 25); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break 2
+      sleep 0.2
+    done
+    echo "   redis-server did not start on :$redis_port (try $attempt): $(tail -n 2 "$tmp/redis.log")"
+    kill "$redis_pid" 2>/dev/null || true
+    redis_port=$(free_port)
+  done
   secret="observability-check-secret-0123456789abcdef"
   for _ in $(seq 1 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
+    (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
     sleep 0.2
   done
   env_common=(JWT_SECRET="$secret" REDIS_URL="redis://127.0.0.1:$redis_port"
