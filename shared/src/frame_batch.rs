@@ -16,7 +16,9 @@
 //! without one). A message without `Chatbox-Frames` is one frame, as
 //! before.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use std::fmt::Write as _;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::bus::Headers;
 use crate::envelope::headers;
@@ -46,11 +48,12 @@ impl FrameBatch {
             self.types.push(',');
             self.seqs.push(',');
         }
-        self.payload.extend_from_slice(&frame.to_json());
+        frame.write_json(&mut self.payload);
         self.types.push_str(frame.kind.as_str());
         self.traced |= !(frame.kind == MessageType::AiResponse && frame.done == Some(false));
         if let Some(seq) = frame.seq {
-            self.seqs.push_str(&seq.to_string());
+            // Writing to a String cannot fail.
+            let _ = write!(self.seqs, "{seq}");
             self.stored = true;
         }
         self.len += 1;
@@ -97,35 +100,47 @@ pub struct OutFrame {
 }
 
 /// The frames of a `chat.out` message (one, unless it is a batch), without
-/// copying their bytes.
-pub fn split(message_headers: &Headers, payload: Bytes) -> Vec<OutFrame> {
-    let types = message_headers.get(headers::TYPE).unwrap_or_default();
-    let seqs = message_headers.get(headers::SEQ).unwrap_or_default();
-    let seq = |s: &str| s.parse::<u64>().ok();
-    if message_headers.get(headers::FRAMES).is_none() {
-        return vec![OutFrame {
-            kind: MessageType::from_wire(types),
-            seq: seq(seqs),
-            bytes: payload,
-        }];
+/// copying their bytes or allocating.
+pub fn split(message_headers: &Headers, payload: Bytes) -> Frames<'_> {
+    Frames {
+        types: message_headers.get(headers::TYPE).unwrap_or_default().split(','),
+        seqs: message_headers.get(headers::SEQ).unwrap_or_default().split(','),
+        batch: message_headers.get(headers::FRAMES).is_some(),
+        rest: Some(payload),
     }
-    let mut types = types.split(',');
-    let mut seqs = seqs.split(',');
-    let mut frames = Vec::new();
-    let mut start = 0;
-    while start < payload.len() {
-        let end = payload[start..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(payload.len(), |i| start + i);
-        frames.push(OutFrame {
-            kind: types.next().and_then(MessageType::from_wire),
-            seq: seqs.next().and_then(seq),
-            bytes: payload.slice(start..end),
-        });
-        start = end + 1;
+}
+
+/// The frames of one `chat.out` message, in order ([`split`]).
+#[derive(Debug)]
+pub struct Frames<'h> {
+    types: std::str::Split<'h, char>,
+    seqs: std::str::Split<'h, char>,
+    /// Whether the payload holds several frames, one per line.
+    batch: bool,
+    /// What is left to split.
+    rest: Option<Bytes>,
+}
+
+impl Iterator for Frames<'_> {
+    type Item = OutFrame;
+
+    fn next(&mut self) -> Option<OutFrame> {
+        let mut rest = self.rest.take()?;
+        let bytes = match rest.iter().position(|b| *b == b'\n') {
+            Some(end) if self.batch => {
+                let frame = rest.split_to(end);
+                rest.advance(1);
+                self.rest = Some(rest);
+                frame
+            }
+            _ => rest,
+        };
+        Some(OutFrame {
+            kind: self.types.next().and_then(MessageType::from_wire),
+            seq: self.seqs.next().and_then(|s| s.parse::<u64>().ok()),
+            bytes,
+        })
     }
-    frames
 }
 
 #[cfg(test)]
@@ -152,7 +167,7 @@ mod tests {
             Some("ai_response,ai_response,loading")
         );
         assert_eq!(headers.get(headers::SEQ), Some(",7,"));
-        let frames = split(&headers, payload);
+        let frames: Vec<OutFrame> = split(&headers, payload).collect();
         let expected: Vec<OutFrame> = [(&chunk, None), (&stored, Some(7)), (&loading, None)]
             .into_iter()
             .map(|(frame, seq)| OutFrame {
@@ -174,7 +189,7 @@ mod tests {
         assert_eq!(headers.get(headers::FRAMES), None);
         assert_eq!(headers.get(headers::SEQ), None);
         assert_eq!(payload, loading.to_json());
-        let frames = split(&headers, payload);
+        let frames: Vec<OutFrame> = split(&headers, payload).collect();
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].kind, Some(MessageType::Loading));
     }

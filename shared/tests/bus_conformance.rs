@@ -373,7 +373,7 @@ async fn unsettled_delivery_is_delivered_again(f: &Fixture) {
     let first = queue.next().await.unwrap().unwrap();
     assert_eq!(first.delivery_count, 1);
     drop(first); // a worker that dies without settling
-    let again = tokio::time::timeout(ACK_WAIT * 10, queue.next())
+    let again = tokio::time::timeout(ACK_WAIT * 5, queue.next())
         .await
         .expect("redelivered after the ack wait")
         .unwrap()
@@ -538,7 +538,7 @@ async fn nats_inbound_consumer_takes_the_ack_wait_the_workers_run_with() {
         .unwrap();
     let first = queue.next().await.unwrap().unwrap();
     drop(first);
-    let again = tokio::time::timeout(ACK_WAIT * 10, queue.next())
+    let again = tokio::time::timeout(ACK_WAIT * 5, queue.next())
         .await
         .expect("redelivered after the short ack wait")
         .unwrap()

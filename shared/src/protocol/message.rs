@@ -107,11 +107,17 @@ impl Message {
 
     /// Serializes to the bytes of a text frame.
     pub fn to_json(&self) -> bytes::Bytes {
-        // A Message holds only strings, numbers, bools and string maps:
-        // serialization cannot fail.
-        serde_json::to_vec(self)
-            .map(bytes::Bytes::from)
-            .unwrap_or_default()
+        let mut out = bytes::BytesMut::new();
+        self.write_json(&mut out);
+        out.freeze()
+    }
+
+    /// Appends the frame's JSON (compact: no raw newline) to `out`.
+    pub fn write_json(&self, out: &mut bytes::BytesMut) {
+        use bytes::BufMut;
+        // A Message holds only strings, numbers, bools and string maps, and
+        // a BytesMut takes every write: serialization cannot fail.
+        let _ = serde_json::to_writer(out.writer(), self);
     }
 
     /// A metadata value.

@@ -245,8 +245,12 @@ impl<'a> Frames<'a> {
     /// Sends the frames gathered, as one message.
     async fn publish(&mut self) {
         if !self.gathered.is_empty() {
-            let frames = std::mem::take(&mut self.gathered);
-            self.state.outbox.send_all(self.sid, &frames, Audience::All).await;
+            self.state
+                .outbox
+                .send_all(self.sid, &self.gathered, Audience::All)
+                .await;
+            // Cleared, not taken: the next batch reuses the room.
+            self.gathered.clear();
         }
     }
 }
